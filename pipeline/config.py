@@ -1,0 +1,162 @@
+"""Configuration: typed, validated once, and reported by name when a value is wrong.
+
+Values come from Invoke's hierarchy (``invoke.yaml`` beside tasks.py, ``INVOKE_PIPELINE_*``
+environment variables, command-line options), read under the ``pipeline`` key, plus the variables the
+kaniko README uses (``DOCKER_HUB_USERNAME``, ``DOCKER_HUB_KANIKO_PAT``) and ``KANIKO_FORK_URL``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+VARIANTS = ("executor", "debug", "slim", "warmer")
+DEFAULT_PLATFORMS = ("linux/amd64", "linux/arm64")
+KNOWN_PLATFORMS = (
+    "linux/amd64",
+    "linux/arm64",
+    "linux/s390x",
+    "linux/ppc64le",
+    "linux/riscv64",
+)
+
+# The defaults that tasks.py declares in its collection, so Invoke maps INVOKE_PIPELINE_<KEY> onto them.
+DEFAULTS: dict[str, Any] = {
+    "cache_dir": "",
+    "fork_dir": "",
+    "fork_url": "",
+    "prerelease": False,
+    "platforms": ",".join(DEFAULT_PLATFORMS),
+    "variants": ",".join(VARIANTS),
+    "prefix": "",
+    "insecure": False,
+    "go": "",
+    "trust_config": "",
+    "registry_mirror": "",
+}
+
+
+def default_cache_dir(env: Mapping[str, str]) -> Path:
+    base = env.get("XDG_CACHE_HOME") or str(Path(env.get("HOME") or Path.home()) / ".cache")
+    return Path(base) / "kaniko-pipeline"
+
+
+def _split_list(name: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        items = [part.strip() for part in value.split(",")]
+    elif isinstance(value, list | tuple):
+        items = [str(part).strip() for part in value]
+    else:
+        raise ConfigError(
+            f"configuration value pipeline.{name} must be a comma-separated list, not {value!r}",
+            hint=f"set it in invoke.yaml or INVOKE_PIPELINE_{name.upper()}, e.g. 'a,b'",
+        )
+    items = [item for item in items if item]
+    if not items:
+        raise ConfigError(f"configuration value pipeline.{name} is empty", hint="name at least one item")
+    return tuple(dict.fromkeys(items))
+
+
+def _as_bool(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(
+        f"configuration value pipeline.{name} must be true or false, not {value!r}",
+        hint=f"set pipeline.{name} (or INVOKE_PIPELINE_{name.upper()}) to true or false",
+    )
+
+
+def _as_path(value: Any) -> Path | None:
+    text = str(value or "").strip()
+    return Path(text).expanduser() if text else None
+
+
+def parse_platforms(value: Any, name: str = "platforms") -> tuple[str, ...]:
+    platforms = _split_list(name, value)
+    for platform in platforms:
+        if platform not in KNOWN_PLATFORMS:
+            raise ConfigError(
+                f"unknown platform {platform!r} in pipeline.{name}",
+                hint="choose from " + ", ".join(KNOWN_PLATFORMS),
+            )
+    return platforms
+
+
+def parse_variants(value: Any, name: str = "variants") -> tuple[str, ...]:
+    variants = _split_list(name, value)
+    for variant in variants:
+        if variant not in VARIANTS:
+            raise ConfigError(
+                f"unknown image variant {variant!r} in pipeline.{name}",
+                hint="choose from " + ", ".join(VARIANTS),
+            )
+    return variants
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting the stages read, validated."""
+
+    cache_dir: Path
+    fork_dir: Path
+    fork_url: str | None
+    prerelease: bool
+    platforms: tuple[str, ...]
+    variants: tuple[str, ...]
+    prefix: str | None
+    insecure: bool
+    go: str | None
+    trust_config: Path | None
+    registry_mirror: str | None
+    env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def pin_file(self) -> Path:
+        return self.fork_dir / "pin.json"
+
+    @property
+    def patches_dir(self) -> Path:
+        return self.fork_dir / "patches"
+
+    @property
+    def record_file(self) -> Path:
+        return self.cache_dir / "runs" / "last.json"
+
+    @classmethod
+    def load(cls, values: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Settings:
+        """Validate ``values`` (the ``pipeline`` section of Invoke's config) once, by name."""
+        env = dict(os.environ if env is None else env)
+        known = {f.name for f in fields(cls)} - {"env"}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(
+                "unknown configuration key " + ", ".join(f"pipeline.{key}" for key in unknown),
+                hint="known keys: " + ", ".join(sorted(known)),
+            )
+        merged = {**DEFAULTS, **{k: v for k, v in values.items() if v is not None}}
+        fork_url = str(merged["fork_url"] or env.get("KANIKO_FORK_URL") or "").strip() or None
+        return cls(
+            cache_dir=_as_path(merged["cache_dir"]) or default_cache_dir(env),
+            fork_dir=_as_path(merged["fork_dir"]) or PROJECT_ROOT / "fork",
+            fork_url=fork_url,
+            prerelease=_as_bool("prerelease", merged["prerelease"]),
+            platforms=parse_platforms(merged["platforms"]),
+            variants=parse_variants(merged["variants"]),
+            prefix=str(merged["prefix"] or "").strip() or None,
+            insecure=_as_bool("insecure", merged["insecure"]),
+            go=str(merged["go"] or "").strip() or None,
+            trust_config=_as_path(merged["trust_config"]),
+            registry_mirror=str(merged["registry_mirror"] or "").strip() or None,
+            env=env,
+        )
