@@ -89,13 +89,17 @@ def fork(
         new = fork_stage.update_pin(settings.pin_file, current, result)
         out["pin_updated"] = new is not None
         if new is not None:
-            progress.step(f"pin updated: {current.tag} -> {new.tag} ({new.commit[:12]}) in {settings.pin_file}")
+            progress.step(
+                f"pin updated: {current.tag} -> {new.tag} ({new.commit[:12]}) in {settings.pin_file}"
+            )
     record.save(settings.record_file, "fork", result.to_dict())
     _emit(
         out,
         json,
-        lambda r: f"{r['tag']} ({r['commit'][:12]}, version {r['version']}, module {r['module']}) "
-        f"checked out at {r['path']}",
+        lambda r: (
+            f"{r['tag']} ({r['commit'][:12]}, version {r['version']}, module {r['module']}) "
+            f"checked out at {r['path']}"
+        ),
     )
 
 

@@ -190,7 +190,11 @@ def _open_or_clone(url: str, cache_dir: Path, progress: Progress) -> git.Repo:
         with git.Git().custom_environment(**GIT_ENV):
             try:
                 repo = git.Repo.clone_from(
-                    url, tmp, no_checkout=True, progress=_GitProgress(progress), env=GIT_ENV
+                    url,
+                    tmp,
+                    no_checkout=True,
+                    progress=_GitProgress(progress),
+                    env=GIT_ENV,  # type: ignore[arg-type]
                 )
             except git.GitCommandError as exc:
                 raise _git_failure("clone", url, exc) from exc

@@ -26,7 +26,7 @@ class Pin:
 
 def load(path: Path) -> Pin:
     """Read and check the pin file."""
-    fix = f"restore {path} from git, or write it as {{\"url\": ..., \"tag\": ..., \"commit\": ...}}"
+    fix = f'restore {path} from git, or write it as {{"url": ..., "tag": ..., "commit": ...}}'
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:

@@ -1,0 +1,140 @@
+"""Image manifests and image indexes (OCI image spec), serialised deterministically."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.errors import ImageError
+from pipeline.oci import digest as digests
+from pipeline.oci import mediatype
+from pipeline.oci.descriptor import Descriptor, Platform
+
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # registries may refuse larger manifests; the spec says 4 MiB
+
+
+def canonical_json(data: Any) -> bytes:
+    """Deterministic JSON: sorted keys, no insignificant white space, UTF-8."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+@dataclass(frozen=True)
+class Manifest:
+    config: Descriptor
+    layers: Sequence[Descriptor]
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    subject: Descriptor | None = None
+    artifact_type: str | None = None
+    media_type: str = mediatype.OCI_MANIFEST
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "schemaVersion": 2,
+            "mediaType": self.media_type,
+            "config": self.config.to_dict(),
+            "layers": [layer.to_dict() for layer in self.layers],
+        }
+        if self.artifact_type:
+            data["artifactType"] = self.artifact_type
+        if self.subject is not None:
+            data["subject"] = self.subject.to_dict()
+        if self.annotations:
+            data["annotations"] = dict(self.annotations)
+        return data
+
+    def to_bytes(self) -> bytes:
+        return canonical_json(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Manifest:
+        try:
+            subject = data.get("subject")
+            return cls(
+                config=Descriptor.from_dict(data["config"]),
+                layers=[Descriptor.from_dict(layer) for layer in data.get("layers") or []],
+                annotations=dict(data.get("annotations") or {}),
+                subject=Descriptor.from_dict(subject) if isinstance(subject, Mapping) else None,
+                artifact_type=data.get("artifactType"),
+                media_type=str(data.get("mediaType") or mediatype.OCI_MANIFEST),
+            )
+        except (KeyError, TypeError) as exc:
+            raise ImageError(f"malformed image manifest: missing {exc}") from exc
+
+
+@dataclass(frozen=True)
+class Index:
+    manifests: Sequence[Descriptor]
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    subject: Descriptor | None = None
+    artifact_type: str | None = None
+    media_type: str = mediatype.OCI_INDEX
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "schemaVersion": 2,
+            "mediaType": self.media_type,
+            "manifests": [desc.to_dict() for desc in self.manifests],
+        }
+        if self.artifact_type:
+            data["artifactType"] = self.artifact_type
+        if self.subject is not None:
+            data["subject"] = self.subject.to_dict()
+        if self.annotations:
+            data["annotations"] = dict(self.annotations)
+        return data
+
+    def to_bytes(self) -> bytes:
+        return canonical_json(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Index:
+        try:
+            subject = data.get("subject")
+            return cls(
+                manifests=[Descriptor.from_dict(desc) for desc in data.get("manifests") or []],
+                annotations=dict(data.get("annotations") or {}),
+                subject=Descriptor.from_dict(subject) if isinstance(subject, Mapping) else None,
+                artifact_type=data.get("artifactType"),
+                media_type=str(data.get("mediaType") or mediatype.OCI_INDEX),
+            )
+        except (KeyError, TypeError) as exc:
+            raise ImageError(f"malformed image index: missing {exc}") from exc
+
+
+def parse(data: bytes, media_type: str | None = None) -> Manifest | Index:
+    """Parse manifest bytes; the mediaType field (or the given one) says which kind."""
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise ImageError(f"manifest of {len(data)} bytes is over the 4 MiB limit")
+    try:
+        obj = json.loads(data)
+    except ValueError as exc:
+        raise ImageError(f"manifest is not JSON: {exc}") from exc
+    if not isinstance(obj, dict):
+        raise ImageError("manifest is not a JSON object")
+    kind = obj.get("mediaType") or media_type
+    if kind in mediatype.INDEX_TYPES or (kind is None and "manifests" in obj):
+        return Index.from_dict(obj)
+    if kind in mediatype.MANIFEST_TYPES or (kind is None and "config" in obj):
+        return Manifest.from_dict(obj)
+    raise ImageError(f"unsupported manifest media type {kind!r}")
+
+
+def descriptor_of(
+    manifest: Manifest | Index,
+    data: bytes | None = None,
+    *,
+    annotations: Mapping[str, str] | None = None,
+    platform: Platform | None = None,
+) -> Descriptor:
+    """The descriptor that points at ``manifest`` (serialised as ``data`` if given)."""
+    body = data if data is not None else manifest.to_bytes()
+    return Descriptor(
+        media_type=manifest.media_type,
+        digest=digests.of_bytes(body),
+        size=len(body),
+        annotations=dict(annotations or {}),
+        platform=platform,
+        artifact_type=manifest.artifact_type,
+    )
