@@ -193,8 +193,8 @@ def _open_or_clone(url: str, cache_dir: Path, progress: Progress) -> git.Repo:
                     url,
                     tmp,
                     no_checkout=True,
-                    progress=_GitProgress(progress),
-                    env=GIT_ENV,  # type: ignore[arg-type]
+                    progress=_GitProgress(progress),  # type: ignore[arg-type]
+                    env=GIT_ENV,
                 )
             except git.GitCommandError as exc:
                 raise _git_failure("clone", url, exc) from exc
