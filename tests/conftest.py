@@ -1,0 +1,35 @@
+"""Shared fixtures. Fixtures that start real services live in tests/support/ and are imported here."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.fixture
+def cache_dir(tmp_path: Path) -> Path:
+    """A private cache directory, so tests never touch the user's cache."""
+    path = tmp_path / "cache"
+    path.mkdir()
+    return path
+
+
+def require_tool(name: str, why: str) -> str:
+    """The path of an external program the test needs.
+
+    Under CI a missing program is a failure (`.ci/run` installs everything); elsewhere the test is
+    skipped with the reason and the command that installs it.
+    """
+    import shutil
+
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed ({why}); run `invoke setup` to install it"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
