@@ -1,0 +1,1 @@
+"""Talking to OCI registries: references, credentials, auth, transport, client, referrers, tag plan."""
