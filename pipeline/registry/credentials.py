@@ -185,9 +185,7 @@ class Credentials:
             return Credential(user, password, source=where)
         return None
 
-    def _from_helper(
-        self, helper: str, server: str, name: str, *, missing_ok: bool = True
-    ) -> Credential | None:
+    def _from_helper(self, helper: str, server: str, name: str) -> Credential | None:
         program = f"docker-credential-{helper}"
         path = shutil.which(program, path=self._env.get("PATH"))
         if path is None:
