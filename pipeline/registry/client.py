@@ -173,13 +173,14 @@ class Client:
         return sources
 
     # -- manifests -------------------------------------------------------------------------
-    def find_manifest(self, ref: Reference) -> tuple[bytes, Descriptor] | None:
+    def find_manifest(self, ref: Reference, *, push: bool = False) -> tuple[bytes, Descriptor] | None:
         """The manifest ``ref`` names, or None when the registry has none by that tag or digest."""
         what = f"get manifest {ref}"
         response = self._request(
             "GET",
             ref,
             self._url(ref, f"manifests/{ref.identifier}"),
+            push=push,
             headers={"Accept": ACCEPT},
             stream=True,
             what=what,
