@@ -147,6 +147,7 @@ def test_push_order_manifests_by_digest_before_index_then_tags(
     layout, top = image
     proxy = registry_factory.proxy(registry.url)
     Client(credentials=anonymous()).push_layout(layout, top, Reference.parse(f"{proxy.host}/team/app:v1"))
+    settle(proxy, lambda: proxy.count("PUT", "/manifests/") >= 4)
     puts = [e.path for e in proxy.exchanges if e.method == "PUT" and "/manifests/" in e.path]
     index = parse(layout.read_blob(top.digest))
     assert isinstance(index, Index)
