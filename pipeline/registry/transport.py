@@ -270,6 +270,7 @@ class Transport:
         body: Body | None = None,
         stream: bool = False,
         retry: bool = True,
+        redirects: bool = True,
         on_bytes: OnBytes | None = None,
         what: str = "",
     ) -> requests.Response:
@@ -287,7 +288,9 @@ class Transport:
         while True:
             sent = self.auth.header(host, registry, scopes)
             try:
-                response = self._send(method, url, host, headers, params, body, stream, sent, on_bytes)
+                response = self._send(
+                    method, url, host, headers, params, body, stream, sent, on_bytes, redirects
+                )
             except requests.exceptions.RequestException as exc:
                 if not retry or attempt + 1 >= MAX_ATTEMPTS:
                     raise RegistryError(
@@ -301,7 +304,7 @@ class Transport:
                 status == 403 and "insufficient_scope" in response.headers.get("WWW-Authenticate", "")
             ):
                 challenges = parse_challenges(response.headers.get("WWW-Authenticate", ""))
-                if not challenges or auth_rounds >= 3:
+                if not challenges or auth_rounds >= 2:  # ask (or re-ask) once, then give up
                     error = self._auth_error(what, response, registry, sent)
                     response.close()
                     raise error
@@ -346,6 +349,7 @@ class Transport:
         stream: bool,
         authorization: str | None,
         on_bytes: OnBytes | None,
+        redirects: bool = True,
     ) -> requests.Response:
         origin = _origin(url)
         for _ in range(MAX_REDIRECTS + 1):
@@ -384,7 +388,7 @@ class Transport:
             follow = response.status_code in (307, 308) or (
                 response.status_code in (301, 302, 303) and method in ("GET", "HEAD")
             )
-            if not follow or not location:
+            if not follow or not location or not redirects:
                 return response
             response.close()
             url = urljoin(response.url, location)
