@@ -1,1 +1,5 @@
-"""Talking to OCI registries: references, credentials, auth, transport, client, referrers, tag plan."""
+"""The registry client: references, credentials, auth, transport, push, pull and referrers.
+
+It speaks the OCI distribution API over ``requests``, modelled on go-containerregistry's
+``remote``/``transport`` packages and regclient.
+"""
