@@ -1,5 +1,5 @@
-"""The registry client: references, credentials, auth, transport, push, pull and referrers.
+"""Talking to OCI registries: references, credentials, auth, transport, client, referrers, tag plan.
 
-It speaks the OCI distribution API over ``requests``, modelled on go-containerregistry's
+The client speaks the OCI distribution API over ``requests``, modelled on go-containerregistry's
 ``remote``/``transport`` packages and regclient.
 """
