@@ -14,6 +14,7 @@ import email.utils
 import json
 import os
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -404,7 +405,5 @@ def _origin(url: str) -> str:
 def _short(exc: BaseException) -> str:
     """A one-line description of a requests error, without URLs' query strings (they may be signed)."""
     kind = exc.__class__.__name__
-    text = str(exc).split("\n", 1)[0]
-    if "?" in text:
-        text = text.split("?", 1)[0] + "?..."
-    return f"{kind}: {text[:200]}"
+    text = re.sub(r"\?[^\s)'\"]*", "?...", str(exc).split("\n", 1)[0])
+    return f"{kind}: {text[:300]}"
