@@ -515,6 +515,9 @@ class Client:
             wait = parse_retry_after(response.headers.get("Retry-After"))
             response.close()
             raise _Transient(f"HTTP {response.status_code}", wait)
+        if response.status_code == 404 and "BLOB_UPLOAD_UNKNOWN" in error_codes(response):
+            response.close()  # the registry dropped the upload session (expired, or cleaned up): start again
+            raise _Transient("the upload session is gone (BLOB_UPLOAD_UNKNOWN)")
         return response
 
     def _check_stored(self, what: str, response: requests.Response, digest: str) -> None:

@@ -17,6 +17,7 @@ import random
 import re
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -205,7 +206,7 @@ class Transport:
             scheme = self._schemes.get(host)
         if scheme is None:
             if loopback:
-                scheme = "http"
+                scheme = self._probe_loopback(host)
             elif self.insecure:
                 scheme = self._probe(host)
             else:
@@ -213,6 +214,23 @@ class Transport:
             with self._lock:
                 self._schemes[host] = scheme
         return f"{scheme}://{host}"
+
+    def _probe_loopback(self, host: str) -> str:
+        """Plain HTTP for a loopback registry, unless it turns out to speak only TLS."""
+        try:
+            response = self.session.get(f"http://{host}/v2/", timeout=(5, 10), allow_redirects=False)
+            tls_only = response.status_code == 400 and b"HTTPS server" in response.content[:512]
+        except requests.exceptions.RequestException:
+            tls_only = True  # not answering plain HTTP: see whether it speaks TLS
+        if not tls_only:
+            return "http"
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+                self.session.get(f"https://{host}/v2/", timeout=(5, 10), verify=False, allow_redirects=False)
+        except requests.exceptions.RequestException:
+            return "http"  # neither: keep plain HTTP, whose errors say what is wrong
+        return "https"
 
     def _probe(self, host: str) -> str:
         try:
@@ -293,6 +311,11 @@ class Transport:
                     method, url, host, headers, params, body, stream, sent, on_bytes, redirects
                 )
             except requests.exceptions.RequestException as exc:
+                if isinstance(exc, requests.exceptions.SSLError):
+                    raise RegistryError(
+                        f"{what}: TLS failed: {_short(exc)}",
+                        hint="if this is a test registry with a self-signed certificate, use --insecure",
+                    ) from None
                 if not retry or attempt + 1 >= MAX_ATTEMPTS:
                     raise RegistryError(
                         f"{what}: {_short(exc)}", hint="check that the registry is up and reachable"
