@@ -83,12 +83,18 @@ def is_local(config: ClientTrustConfig) -> bool:
     return bool(hosts) and any(is_loopback_host(host) for host in hosts)
 
 
-def check_destination(registry: str, config: ClientTrustConfig) -> None:
-    """Refuse to sign an image bound for a non-loopback registry with a local instance."""
-    if is_local(config) and not is_loopback_host(registry):
+def refuse_local_for(registry: str) -> None:
+    """Raise SignError unless ``registry`` is on loopback (local signatures stay local)."""
+    if not is_loopback_host(registry):
         raise SignError(
             f"refusing to sign an image in {registry} with a local Sigstore instance: its signatures "
             "are trusted nowhere else",
             hint="sign images bound for a real registry with a real Sigstore instance (the default, "
             "or --trust-config FILE for another one)",
         )
+
+
+def check_destination(registry: str, config: ClientTrustConfig) -> None:
+    """Refuse to sign an image bound for a non-loopback registry with a local instance."""
+    if is_local(config):
+        refuse_local_for(registry)

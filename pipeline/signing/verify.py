@@ -17,7 +17,7 @@ from sigstore.models import Bundle, ClientTrustConfig
 from sigstore.verify import Verifier
 from sigstore.verify.policy import Identity
 
-from pipeline.errors import VerifyError
+from pipeline.errors import UsageError, VerifyError
 from pipeline.signing import bundle as bundles
 from pipeline.signing import statement
 
@@ -34,7 +34,7 @@ class Policy:
 
     def __post_init__(self) -> None:
         if not self.identity.strip() or not self.issuer.strip():
-            raise VerifyError(
+            raise UsageError(
                 "verifying needs both a certificate identity and an OIDC issuer",
                 hint="pass --certificate-identity and --certificate-oidc-issuer",
             )
