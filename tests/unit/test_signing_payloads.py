@@ -189,3 +189,20 @@ def test_trust_config_file_errors(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="ClientTrustConfig"):
         trust.load(root_only)
+
+
+def test_ambient_gitlab_credential_is_detected(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GitLab CI exposes `id_tokens` with `aud: sigstore` as SIGSTORE_ID_TOKEN; sigstore's detector
+    # (not our env lookup: env={} here) must find it.
+    for name in ("GITHUB_ACTIONS", "GOOGLE_SERVICE_ACCOUNT_NAME", "BUILDKITE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("GITLAB_CI", "true")
+    raw = localsigstore.mint_identity_token(
+        "project_path:team/kaniko:ref_type:branch:ref:main", "https://gl.test"
+    )
+    monkeypatch.setenv("SIGSTORE_ID_TOKEN", raw)
+    token = identity.acquire(_config("http://127.0.0.1:1"), env={}, interactive=False)
+    assert token.issuer == "https://gl.test"
+    monkeypatch.setenv("SIGSTORE_ID_TOKEN", localsigstore.mint_identity_token(audience="not-sigstore"))
+    with pytest.raises(SignError, match="OIDC credential"):
+        identity.acquire(_config("http://127.0.0.1:1"), env={}, interactive=False)
