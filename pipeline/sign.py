@@ -21,7 +21,7 @@ from pipeline.config import Settings
 from pipeline.errors import RecordError, SignError, VerifyError
 from pipeline.oci import mediatype
 from pipeline.oci.descriptor import Descriptor
-from pipeline.oci.manifest import Index, parse
+from pipeline.oci.manifest import Index, Manifest, parse
 from pipeline.progress import Progress, Silent
 from pipeline.registry.client import Client
 from pipeline.registry.credentials import Credentials
@@ -158,6 +158,7 @@ class VerifyResult:
     image: str
     digest: str
     outcomes: list[Outcome]
+    sig_tag: dict[str, Any] | None = None  # the cosign v2 `.sig` image, if any (not verified here)
 
     @property
     def verified(self) -> bool:
@@ -169,16 +170,23 @@ class VerifyResult:
             "image": self.image,
             "digest": self.digest,
             "signatures": [o.to_dict() for o in self.outcomes],
+            "cosign_v2_sig": self.sig_tag,
         }
 
     def explain(self) -> str:
         if not self.outcomes:
-            return f"no signature bundle is attached to {self.image}@{self.digest}"
-        lines = [f"{len(self.outcomes)} signature bundle(s) attached to {self.image}@{self.digest}:"]
+            lines = [f"no signature bundle is attached to {self.image}@{self.digest}"]
+        else:
+            lines = [f"{len(self.outcomes)} signature bundle(s) attached to {self.image}@{self.digest}:"]
         for o in self.outcomes:
             who = ", ".join(o.identity) or "unknown identity"
             state = "valid" if o.verified else f"rejected: {o.reason}"
             lines.append(f"  {o.source} ({o.kind}, {who}, issuer {o.issuer}): {state}")
+        if self.sig_tag:
+            lines.append(
+                f"  (also a cosign v2 signature tag {self.sig_tag['tag']} with "
+                f"{self.sig_tag['layers']} signature(s), for cosign v2; not counted here)"
+            )
         return "\n".join(lines)
 
 
@@ -205,7 +213,14 @@ def verify(
             outcomes.append(Outcome(found.source, "unknown", False, found.problem))
             continue
         outcomes.append(verify_bundle(found.data, digest, policy, config, source=found.source))
-    return VerifyResult(image=image.repo_str, digest=digest, outcomes=outcomes)
+    sig_tag = None
+    tag = attach.signature_tag(digest)
+    found_sig = client.find_manifest(Reference(image.registry, image.repository).with_tag(tag))
+    if found_sig is not None:
+        sig = parse(found_sig[0], found_sig[1].media_type)
+        layers = len(sig.layers) if isinstance(sig, Manifest) else 0
+        sig_tag = {"tag": tag, "digest": found_sig[1].digest, "layers": layers}
+    return VerifyResult(image=image.repo_str, digest=digest, outcomes=outcomes, sig_tag=sig_tag)
 
 
 def run_sign(

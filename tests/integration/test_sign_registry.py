@@ -106,6 +106,8 @@ def test_sign_find_verify(
     assert [o.verified for o in verified.outcomes] == [True]
     assert verified.outcomes[0].source == result.signed[0].referrer
     assert verified.to_dict()["verified"] is True
+    assert verified.to_dict()["cosign_v2_sig"]["layers"] == 1
+    assert "cosign v2 signature tag" in verified.explain()
 
     for policy in (Policy("https://someone.else", ISSUER), Policy(SIGNER, "https://other.issuer")):
         rejected = sign_stage.verify(repo.with_tag("latest"), client=client, policy=policy, config=config)
@@ -166,6 +168,7 @@ def test_image_without_signature(registry: LocalRegistry, client: Client, config
     )
     assert not result.verified
     assert result.outcomes == []
+    assert result.sig_tag is None
     assert result.digest == index.digest
     assert "no signature bundle" in result.explain()
 
