@@ -173,13 +173,14 @@ class Client:
         return sources
 
     # -- manifests -------------------------------------------------------------------------
-    def find_manifest(self, ref: Reference) -> tuple[bytes, Descriptor] | None:
+    def find_manifest(self, ref: Reference, *, push: bool = False) -> tuple[bytes, Descriptor] | None:
         """The manifest ``ref`` names, or None when the registry has none by that tag or digest."""
         what = f"get manifest {ref}"
         response = self._request(
             "GET",
             ref,
             self._url(ref, f"manifests/{ref.identifier}"),
+            push=push,
             headers={"Accept": ACCEPT},
             stream=True,
             what=what,
@@ -229,10 +230,16 @@ class Client:
             )
         return found
 
-    def head_manifest(self, ref: Reference) -> Descriptor | None:
+    def head_manifest(self, ref: Reference, *, push: bool = False) -> Descriptor | None:
+        """The descriptor of the manifest ``ref`` names, or None. (``push``: ask with push scope.)"""
         what = f"head manifest {ref}"
         response = self._request(
-            "HEAD", ref, self._url(ref, f"manifests/{ref.identifier}"), headers={"Accept": ACCEPT}, what=what
+            "HEAD",
+            ref,
+            self._url(ref, f"manifests/{ref.identifier}"),
+            push=push,
+            headers={"Accept": ACCEPT},
+            what=what,
         )
         with response:
             if response.status_code == 404:
@@ -243,12 +250,12 @@ class Client:
             length = response.headers.get("Content-Length", "")
             media_type = _content_type(response)
         if not digest or not length.isdigit() or media_type not in mediatype.ALL_MANIFEST_TYPES:
-            found = self.find_manifest(ref)
+            found = self.find_manifest(ref, push=push)
             return None if found is None else found[1]
         try:
             return Descriptor(media_type=media_type, digest=digest, size=int(length))
         except ImageError:
-            found = self.find_manifest(ref)
+            found = self.find_manifest(ref, push=push)
             return None if found is None else found[1]
 
     def put_manifest(self, ref: Reference, data: bytes, media_type: str) -> str:
@@ -651,13 +658,13 @@ class Client:
                 continue
             done.add(mdesc.digest)
             by_digest = target.with_digest(mdesc.digest)
-            if self.head_manifest(by_digest) is None:
+            if self.head_manifest(by_digest, push=True) is None:
                 self.put_manifest(by_digest, data, mdesc.media_type)
         top_data = manifests[-1][1]
         wanted = list(dict.fromkeys([*tags, *([ref.tag] if ref.tag else [])]))
         for tag in wanted:
             tagged = target.with_tag(tag)
-            current = self.head_manifest(tagged)
+            current = self.head_manifest(tagged, push=True)
             if current is None or current.digest != desc.digest:
                 self.put_manifest(tagged, top_data, desc.media_type)
         self.progress.info(
