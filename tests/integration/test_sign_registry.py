@@ -30,6 +30,7 @@ from tests.support.sigstore import (  # noqa: F401 - fixtures
     local_sigstore,
     node_cache,
     other_sigstore,
+    seed_cache,
     sigstore_js,
     verify_with_sigstore_js,
 )
@@ -326,10 +327,7 @@ def test_invoke_sign_and_verify(
 ) -> None:
     repo = _repo(registry)
     index = push_index(client, repo)
-    cache = tmp_path / "cache"
-    (cache / "node").mkdir(parents=True)
-    for installed in (node_cache / "node").iterdir():  # reuse the session's npm ci
-        (cache / "node" / installed.name).symlink_to(installed)
+    cache = seed_cache(node_cache, tmp_path / "cache")
     (cache / "runs").mkdir()
     record = {
         "publish": {
@@ -391,3 +389,35 @@ def test_invoke_sign_and_verify(
     assert refused.returncode == 1
     assert "local Sigstore instance" in refused.stderr
     assert refused.stdout == ""
+
+
+def test_sign_what_publish_recorded(
+    registry: LocalRegistry,
+    client: Client,
+    node_cache: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    from pipeline import config as pipeline_config
+    from pipeline import publish, record
+    from tests.support.layouts import build_layout
+
+    layout, images = build_layout(tmp_path / "layout", variants=("executor", "warmer"))
+    published = publish.publish_images(client, layout, images, f"{registry.host}/team")
+    cache = seed_cache(node_cache, tmp_path / "cache")
+    settings = pipeline_config.Settings.load({"cache_dir": str(cache)}, env={})
+    record.save(settings.record_file, "publish", {"images": {v: i.to_dict() for v, i in published.items()}})
+    out = sign_stage.run_sign(settings, per_platform=True, local=True)
+    signed = sorted((s["name"], s["platform"] or "") for s in out["signatures"])
+    assert signed == sorted(
+        (variant, platform)
+        for variant in ("executor", "warmer")
+        for platform in ("", "linux/amd64", "linux/arm64")
+    )
+    local_config = trust.load(Path(out["trust_config"]))
+    policy = Policy(localsigstore.LOCAL_IDENTITY, localsigstore.LOCAL_ISSUER)
+    for variant, image in published.items():
+        ref = Reference.parse(image.repository)
+        result = sign_stage.verify(
+            ref.with_digest(image.digest), client=client, policy=policy, config=local_config
+        )
+        assert result.verified, (variant, result.explain())

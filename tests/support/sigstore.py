@@ -89,3 +89,13 @@ def verify_with_sigstore_js(
     answer: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
     assert (result.returncode == 0) == bool(answer.get("verified")), result
     return answer
+
+
+def seed_cache(node_cache: Path, cache: Path) -> Path:
+    """A project cache dir whose node packages are the session's (npm ci runs once per session)."""
+    npm.install(localsigstore.SOURCE, node_cache, why="the local Sigstore instance")
+    (cache / "node").mkdir(parents=True, exist_ok=True)
+    for installed in (node_cache / "node").iterdir():
+        if not installed.name.startswith("."):
+            (cache / "node" / installed.name).symlink_to(installed)
+    return cache
