@@ -299,13 +299,60 @@ def registry_down(c: Context, json: bool = False) -> None:
     )
 
 
+@task(
+    help={
+        "target": "k8s-pod (a Kubernetes Pod), gitlab-runner (config.toml) or gitlab-ci (.gitlab-ci.yml)",
+        "executor": "the executor image pinned by digest, REPOSITORY@sha256:... (default: the one the last "
+        "`invoke publish` published)",
+        "destination": "k8s-pod: the image kaniko pushes (default: PREFIX/kaniko-nginx:latest from the publish "
+        "record)",
+        "context": "k8s-pod: kaniko's build context (default: dir:///workspace)",
+        "out": "write the recipe to this file (default: print it)",
+        "json": "print one JSON object on stdout",
+    }
+)
+@_guarded
+def render(
+    c: Context,
+    target: str = "",
+    executor: str = "",
+    destination: str = "",
+    context: str = "dir:///workspace",
+    out: str = "",
+    json: bool = False,
+) -> None:
+    """Write a deploy recipe for the published executor: Kubernetes Pod, GitLab runner or GitLab CI job."""
+    from pathlib import Path
+
+    from pipeline import render as render_stage
+    from pipeline.errors import UsageError
+
+    if not target:
+        raise UsageError("--target is required", hint="choose one of: " + ", ".join(render_stage.TARGETS))
+    settings = _settings(c)
+    if not executor:
+        executor = render_stage.executor_from_record(
+            record.stage(settings.record_file, "publish", needed_by="invoke render")
+        )
+    if not destination:
+        destination = executor.split("@", 1)[0].rsplit("/", 1)[0] + "/kaniko-nginx:latest"
+    recipe = render_stage.render(target, executor, context=context, destination=destination)
+    if out:
+        record.atomic_write_text(Path(out), recipe.text)
+    _emit(
+        {"target": recipe.target, "executor": executor, "path": out or None, "text": recipe.text},
+        json,
+        lambda r: f"wrote {r['path']}" if r["path"] else r["text"],
+    )
+
+
 def _quote(arg: str) -> str:
     import shlex
 
     return shlex.quote(arg)
 
 
-ns = Collection(fork, setup, test, publish, sign, verify)
+ns = Collection(fork, setup, test, publish, sign, verify, render)
 registry_ns = Collection("registry")
 registry_ns.add_task(registry_up, name="up")
 registry_ns.add_task(registry_down, name="down")
