@@ -133,11 +133,96 @@ def test(c: Context, k: str = "", unit: bool = False) -> None:
         raise Exit(code=result.exited if result is not None else 1)
 
 
+@task(
+    help={
+        "layout": "publish this OCI image layout (index.json names each variant's index with "
+        "org.opencontainers.image.ref.name) instead of what the last `invoke build` made",
+        "prefix": "repository prefix, e.g. docker.io/NAME or 127.0.0.1:5000/team (default: "
+        "docker.io/$DOCKER_HUB_USERNAME, or the embedded local registry when no credentials are set)",
+        "version": "the release version for the tags (default: the images' version annotation)",
+        "no_rolling": "push only the exact version tags; leave the rolling tags (latest, vX, vX.Y) alone",
+        "insecure": "allow plain HTTP to a registry that is not on loopback",
+        "json": "print one JSON object on stdout",
+    }
+)
+@_guarded
+def publish(
+    c: Context,
+    layout: str = "",
+    prefix: str = "",
+    version: str = "",
+    no_rolling: bool = False,
+    insecure: bool = False,
+    json: bool = False,
+) -> None:
+    """Push the built images (blobs, manifests, index, then tags) to the registry under the prefix."""
+    from pathlib import Path
+
+    from pipeline import publish as publish_stage
+
+    settings = _settings(c, prefix=prefix or None, insecure=insecure or None)
+    result = publish_stage.run(
+        settings,
+        layout_dir=Path(layout).expanduser() if layout else None,
+        prefix=prefix or None,
+        version=version or None,
+        rolling=not no_rolling,
+        progress=Progress(),
+    )
+    _emit(
+        result,
+        json,
+        lambda r: "\n".join(
+            f"{variant}: {image['repository']}@{image['digest']} tags {', '.join(image['tags'])}"
+            for variant, image in r["images"].items()
+        ),
+    )
+
+
+@task(
+    help={
+        "port": "port to listen on (default 5000; a free one when it is taken)",
+        "json": "print one JSON object on stdout",
+    }
+)
+@_guarded
+def registry_up(c: Context, port: int = 0, json: bool = False) -> None:
+    """Start the embedded local registry (or report the one already running)."""
+    from pipeline.registry import local
+
+    settings = _settings(c)
+    state = local.up(settings.cache_dir, port=port or local.EMBEDDED_PORT, progress=Progress())
+    _emit(
+        state.to_dict(),
+        json,
+        lambda r: f"local registry at {r['url']} (pid {r['pid']}, storage {r['root']})",
+    )
+
+
+@task(help={"json": "print one JSON object on stdout"})
+@_guarded
+def registry_down(c: Context, json: bool = False) -> None:
+    """Stop the embedded local registry."""
+    from pipeline.registry import local
+
+    settings = _settings(c)
+    stopped = local.down(settings.cache_dir, progress=Progress())
+    _emit(
+        {"stopped": stopped},
+        json,
+        lambda r: "local registry stopped" if r["stopped"] else "no local registry was running",
+    )
+
+
 def _quote(arg: str) -> str:
     import shlex
 
     return shlex.quote(arg)
 
 
-ns = Collection(fork, setup, test)
+ns = Collection(fork, setup, test, publish)
+registry_ns = Collection("registry")
+registry_ns.add_task(registry_up, name="up")
+registry_ns.add_task(registry_down, name="down")
+ns.add_collection(registry_ns)
 ns.configure({"pipeline": dict(config.DEFAULTS)})
