@@ -118,6 +118,91 @@ def setup(c: Context, json: bool = False) -> None:
 
 
 @task(
+    iterable=["image"],
+    help={
+        "image": "sign this REPO@sha256:... (repeatable; default: what the last `invoke publish` recorded)",
+        "per_platform": "sign each platform manifest of the indexes too",
+        "sig_tag": "also write cosign v2's sha256-<hex>.sig tag (default on; --no-sig-tag to skip)",
+        "identity_token": "an OIDC identity token (prefer the SIGSTORE_ID_TOKEN env var: argv is visible)",
+        "trust_config": "a ClientTrustConfig JSON for another Sigstore instance (default: the public one)",
+        "local_sigstore": "sign with a local Sigstore instance started for this run (loopback registries only)",
+        "json": "print one JSON object on stdout",
+    },
+)
+@_guarded
+def sign(
+    c: Context,
+    image: list[str] | None = None,
+    per_platform: bool = False,
+    sig_tag: bool = True,
+    identity_token: str = "",
+    trust_config: str = "",
+    local_sigstore: bool = False,
+    json: bool = False,
+) -> None:
+    """Sign the published images keyless with Sigstore and attach the signatures in the registry."""
+    from pipeline import sign as sign_stage
+
+    settings = _settings(c)
+    result = sign_stage.run_sign(
+        settings,
+        images=image or (),
+        identity_token=identity_token or None,
+        trust_config=trust_config or None,
+        per_platform=per_platform,
+        sig_tag=sig_tag,
+        local=local_sigstore,
+        progress=Progress(),
+    )
+    if not image:
+        record.save(settings.record_file, "sign", result)
+    _emit(
+        result,
+        json,
+        lambda r: "\n".join(
+            f"signed {s['repository']}@{s['digest']}"
+            + (f" ({s['platform']})" if s["platform"] else "")
+            + f" as {r['identity']}: referrer {s['referrer']}"
+            for s in r["signatures"]
+        ),
+    )
+
+
+@task(
+    help={
+        "image": "the image to verify: REGISTRY/REPO:TAG or REGISTRY/REPO@sha256:...",
+        "certificate_identity": "the identity the signing certificate must carry (its SAN)",
+        "certificate_oidc_issuer": "the OIDC issuer the signing certificate must name",
+        "trust_config": "a ClientTrustConfig JSON for another Sigstore instance (default: the public one)",
+        "json": "print one JSON object on stdout",
+    }
+)
+@_guarded
+def verify(
+    c: Context,
+    image: str = "",
+    certificate_identity: str = "",
+    certificate_oidc_issuer: str = "",
+    trust_config: str = "",
+    json: bool = False,
+) -> None:
+    """Verify an image's attached Sigstore signatures against an identity and an OIDC issuer."""
+    from pipeline import sign as sign_stage
+
+    result = sign_stage.run_verify(
+        _settings(c),
+        image=image,
+        certificate_identity=certificate_identity,
+        certificate_oidc_issuer=certificate_oidc_issuer,
+        trust_config=trust_config or None,
+        progress=Progress(),
+    )
+    _emit(result.to_dict(), json, lambda r: result.explain())
+    if not result.verified:
+        raise Exit(code=1)
+
+
+@task(
     help={
         "k": "only run tests matching this pytest expression",
         "unit": "only the unit tests (no network, no external programs)",
@@ -220,7 +305,7 @@ def _quote(arg: str) -> str:
     return shlex.quote(arg)
 
 
-ns = Collection(fork, setup, test, publish)
+ns = Collection(fork, setup, test, publish, sign, verify)
 registry_ns = Collection("registry")
 registry_ns.add_task(registry_up, name="up")
 registry_ns.add_task(registry_down, name="down")
