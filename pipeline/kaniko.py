@@ -31,8 +31,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline import record
+from pipeline.config import PROJECT_ROOT, Settings
 from pipeline.container import Mount, Podman, RunSpec
-from pipeline.errors import ConfigError, ContainerError, KanikoError, PipelineError, UsageError
+from pipeline.errors import (
+    ConfigError,
+    ContainerError,
+    KanikoError,
+    PipelineError,
+    RecordError,
+    UsageError,
+    VerifyError,
+)
 from pipeline.progress import Progress, Silent
 from pipeline.registry.credentials import DOCKER_HUB_KEY, Credential, Credentials
 from pipeline.registry.reference import Reference
@@ -296,4 +306,116 @@ def build_image(
         executor=str(request.executor),
         rootless=podman.rootless,
         seconds=time.monotonic() - started,
+    )
+
+
+def _executor_from_record(settings: Settings) -> Reference:
+    published = record.stage(settings.record_file, "publish", needed_by="build-image")
+    images = published.get("images")
+    entry = images.get("executor") if isinstance(images, Mapping) else None
+    if not isinstance(entry, Mapping) or "repository" not in entry or "digest" not in entry:
+        raise RecordError(
+            "the publish record has no executor image",
+            hint="run `invoke publish` with the executor variant, or pass --executor REF@sha256:...",
+        )
+    return Reference.parse(f"{entry['repository']}@{entry['digest']}")
+
+
+def _tag_from_record(settings: Settings) -> str:
+    fork = record.read(settings.record_file).get("fork")
+    if isinstance(fork, Mapping) and fork.get("tag"):
+        return str(fork["tag"])
+    raise ConfigError(
+        "no tag for the nginx image: no fork stage is recorded",
+        hint="pass --tag TAG or --destination REGISTRY/REPO:TAG",
+    )
+
+
+def signature_verifier(
+    settings: Settings,
+    *,
+    certificate_identity: str,
+    certificate_oidc_issuer: str,
+    trust_config: str | None,
+    progress: Progress,
+) -> ExecutorVerifier:
+    """The check build-image runs before the executor: `invoke verify`'s, by the executor's digest."""
+    if not certificate_identity or not certificate_oidc_issuer:
+        raise UsageError(
+            "build-image verifies the executor's signature first and needs the signer's identity",
+            hint="pass --certificate-identity and --certificate-oidc-issuer (as for `invoke verify`), "
+            "or --no-verify to run an unverified executor",
+        )
+
+    def check(executor: Reference) -> None:
+        from pipeline import sign
+
+        result = sign.run_verify(
+            settings,
+            image=str(executor),
+            certificate_identity=certificate_identity,
+            certificate_oidc_issuer=certificate_oidc_issuer,
+            trust_config=trust_config,
+            progress=progress,
+        )
+        if not result.verified:
+            raise VerifyError(
+                f"refusing to run the executor {executor}: it has no valid signature",
+                hint=result.explain() + "\n(--no-verify skips this check)",
+            )
+
+    return check
+
+
+def run(
+    settings: Settings,
+    *,
+    executor: str = "",
+    destination: str = "",
+    tag: str = "",
+    registry_mirror: str = "",
+    base_image: str = "",
+    context: str = "",
+    dockerfile: str = "Dockerfile",
+    verify: bool = True,
+    certificate_identity: str = "",
+    certificate_oidc_issuer: str = "",
+    trust_config: str = "",
+    progress: Progress | None = None,
+) -> BuildResult:
+    """`invoke build-image`: read the inputs (options, then the run record), verify, build, push."""
+    progress = progress or Silent()
+    executor_ref = Reference.parse(executor) if executor else _executor_from_record(settings)
+    if destination:
+        dest = Reference.parse(destination)
+        if tag:
+            dest = dest.with_tag(tag)
+    else:
+        dest = default_destination(settings.env, tag or _tag_from_record(settings))
+    request = BuildRequest(
+        executor=executor_ref,
+        destination=dest,
+        context=Path(context) if context else PROJECT_ROOT,
+        dockerfile=dockerfile,
+        registry_mirror=registry_mirror or settings.registry_mirror,
+        base_image=base_image or None,
+    )
+    verifier = (
+        signature_verifier(
+            settings,
+            certificate_identity=certificate_identity,
+            certificate_oidc_issuer=certificate_oidc_issuer,
+            trust_config=trust_config or None,
+            progress=progress,
+        )
+        if verify
+        else None
+    )
+    podman = Podman(settings.cache_dir, progress=progress)
+    return build_image(
+        podman,
+        request,
+        credentials=Credentials.from_environment(settings.env),
+        verify=verifier,
+        progress=progress,
     )

@@ -24,7 +24,9 @@ import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from pipeline.config import Settings
 from pipeline.errors import ImageError, ToolError
 from pipeline.oci import digest as digests
 from pipeline.oci import mediatype
@@ -32,6 +34,9 @@ from pipeline.oci.descriptor import Descriptor, Platform
 from pipeline.oci.layout import Layout
 from pipeline.oci.manifest import Manifest, canonical_json
 from pipeline.progress import Progress, Silent
+
+if TYPE_CHECKING:
+    from pipeline.registry.client import Client, PushResult
 
 SUITE = "bookworm"
 PACKAGES = ("nginx-light",)
@@ -323,3 +328,42 @@ def config_json(base: BaseImage) -> dict[str, object]:
     assert isinstance(manifest, Manifest)
     data: dict[str, object] = json.loads(layout.read_blob(manifest.config.digest))
     return data
+
+
+def mirror_reference(registry_host: str) -> str:
+    """Where the base goes in a mirror registry: ``HOST/library/nginx-debian:<recipe key>``."""
+    return f"{registry_host}/{MIRROR_REPOSITORY}:{recipe_key()}"
+
+
+def docker_hub_name(digest: str) -> str:
+    """The name kaniko uses for the base through ``--registry-mirror``: docker.io/library/nginx-debian@DIGEST."""
+    return f"docker.io/{MIRROR_REPOSITORY}@{digest}"
+
+
+def publish(base: BaseImage, client: Client, registry_host: str) -> PushResult:
+    """Push the base to ``registry_host`` (e.g. the local registry kaniko uses as its docker.io mirror)."""
+    from pipeline.registry.reference import Reference
+
+    ref = Reference.parse(mirror_reference(registry_host))
+    assert ref.tag is not None
+    return client.push_layout(Layout.open(base.layout), base.descriptor, ref, tags=[ref.tag])
+
+
+def run(settings: Settings, *, push_to: str = "", progress: Progress | None = None) -> dict[str, Any]:
+    """`invoke nginx-base`: make the base (cached) and, with ``push_to``, push it to that registry."""
+    from pipeline.registry.client import Client
+    from pipeline.registry.credentials import Credentials
+
+    progress = progress or Silent()
+    base = ensure(settings.cache_dir, progress=progress)
+    out: dict[str, Any] = {"layout": str(base.layout), "digest": base.descriptor.digest}
+    if push_to:
+        with Client(
+            credentials=Credentials.from_environment(settings.env),
+            insecure=settings.insecure,
+            progress=progress,
+        ) as client:
+            pushed = publish(base, client, push_to)
+        out["pushed"] = f"{push_to}/{MIRROR_REPOSITORY}@{pushed.digest}"
+        out["base_image"] = docker_hub_name(pushed.digest)
+    return out

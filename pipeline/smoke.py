@@ -21,8 +21,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline import record
+from pipeline.config import Settings
 from pipeline.container import Podman, RunSpec
-from pipeline.errors import ContainerError, SmokeError
+from pipeline.errors import ContainerError, SmokeError, UsageError
 from pipeline.progress import Progress, Silent
 
 PORT = 8080
@@ -234,3 +236,18 @@ def _check_processes(podman: Podman, name: str) -> Check:
         return Check("process-user", False, f"processes have capabilities: {capable[0][2]}")
     users = sorted({row[1] for row in rows if len(row) > 1})
     return Check("process-user", True, f"{len(rows)} processes as {', '.join(users)}, no capabilities")
+
+
+def run(
+    settings: Settings, *, image: str, wait: float = 60.0, progress: Progress | None = None
+) -> SmokeResult:
+    """`invoke smoke`: check ``image`` (default: the image build-image recorded)."""
+    if not image:
+        built = record.stage(settings.record_file, "build-image", needed_by="smoke")
+        image = str(built.get("image") or "")
+        if not image:
+            raise SmokeError("the build-image record names no image", hint="pass --image REF")
+    if wait <= 0:
+        raise UsageError(f"--wait must be a positive number of seconds, not {wait}")
+    podman = Podman(settings.cache_dir, progress=progress)
+    return check_image(podman, image, wait=wait, progress=progress)

@@ -3,11 +3,16 @@ that run as root or serve another page fail the right checks; the container is r
 
 from __future__ import annotations
 
+import json
+import os
 import secrets
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from pipeline.config import PROJECT_ROOT
 from pipeline.container import Podman
 from pipeline.errors import SmokeError
 from pipeline.smoke import check_image
@@ -82,3 +87,40 @@ def test_image_that_exits_is_reported_and_removed(
     assert not answers.ok
     assert "stopped" in answers.detail
     assert not podman.exists(name)
+
+
+def _invoke_smoke(image: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "INVOKE_PIPELINE_CACHE_DIR": str(tmp_path / "cache")}
+    return subprocess.run(
+        [sys.executable, "-m", "invoke", "smoke", "--image", image, "--json", "--wait", "30"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+
+
+def test_smoke_task_prints_one_json_object_and_exits_by_outcome(
+    images: ImageBuilder, nginx_image: str, tmp_path: Path
+) -> None:
+    good = _invoke_smoke(nginx_image, tmp_path)
+    assert good.returncode == 0, good.stderr
+    report = json.loads(good.stdout)
+    assert report["ok"] is True and report["image"] == nginx_image
+    assert {c["name"] for c in report["checks"]} == {
+        "image-user",
+        "image-port",
+        "answers",
+        "welcome-page",
+        "process-user",
+    }
+
+    (tmp_path / "ctx").mkdir()
+    bad_image = _derived(images, tmp_path / "ctx", "task-root", nginx_image, "USER root")
+    bad = _invoke_smoke(bad_image, tmp_path)
+    assert bad.returncode == 1
+    report = json.loads(bad.stdout)
+    assert report["ok"] is False
+    assert "image-user" in bad.stderr and "Traceback" not in bad.stderr

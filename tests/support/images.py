@@ -21,7 +21,7 @@ from pipeline.container import Podman
 from tests.conftest import require_tool
 
 
-def test_cache_root() -> Path:
+def shared_test_cache() -> Path:
     configured = os.environ.get("KANIKO_PIPELINE_TEST_CACHE")
     if configured:
         return Path(configured)
@@ -37,7 +37,7 @@ def podman(tmp_path_factory: pytest.TempPathFactory) -> Podman:
 @pytest.fixture(scope="session")
 def nginx_base() -> nginxbase.BaseImage:
     require_tool("debootstrap", "the nginx base image is made from Debian packages")
-    return nginxbase.ensure(test_cache_root())
+    return nginxbase.ensure(shared_test_cache())
 
 
 class ImageBuilder:
