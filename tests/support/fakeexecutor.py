@@ -77,13 +77,13 @@ def write_layout(binary: Path, root: Path) -> tuple[Layout, Descriptor]:
     return layout, layout.write_manifest(manifest)
 
 
-def push(binary: Path, root: Path, registry_host: str) -> Reference:
-    """Push the fixture executor to ``registry_host``; returns its reference by digest."""
+def push(binary: Path, root: Path, registry_host: str, repository: str = "kaniko/fake-executor") -> Reference:
+    """Push an executor image with ``binary`` as /kaniko/executor; returns its reference by digest."""
     layout, desc = write_layout(binary, root)
-    ref = Reference.parse(f"{registry_host}/kaniko/fake-executor:test")
+    ref = Reference.parse(f"{registry_host}/{repository}:test")
     with Client(credentials=Credentials.anonymous()) as client:
         result = client.push_layout(layout, desc, ref, tags=["test"])
-    return Reference.parse(f"{registry_host}/kaniko/fake-executor@{result.digest}")
+    return Reference.parse(f"{registry_host}/{repository}@{result.digest}")
 
 
 def reports(stderr: str) -> list[dict[str, Any]]:
