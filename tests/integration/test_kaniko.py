@@ -13,16 +13,20 @@ from typing import Any
 import pytest
 
 from pipeline import kaniko
-from pipeline.config import PROJECT_ROOT
+from pipeline import sign as sign_stage
+from pipeline.config import PROJECT_ROOT, Settings
 from pipeline.container import Podman
 from pipeline.errors import KanikoError, VerifyError
+from pipeline.progress import Silent
 from pipeline.registry.client import Client
 from pipeline.registry.credentials import Credentials
 from pipeline.registry.local import LocalRegistry
 from pipeline.registry.reference import Reference
+from pipeline.signing import identity, localsigstore, trust
 from tests.conftest import require_tool
 from tests.support import fakeexecutor
 from tests.support.registries import AuthRegistry
+from tests.support.sigstore import local_sigstore, node_cache  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.slow
 
@@ -187,3 +191,64 @@ def test_build_image_refuses_an_executor_that_fails_verification(
     assert calls == [executor]
     # nothing was pulled: the executor never ran
     assert not podman.image_exists(str(executor))
+
+
+SIGNER = "https://ci.example.test/kaniko-pipeline/release"
+ISSUER = "https://issuer.example.test"
+
+
+def test_build_image_verifies_the_executor_with_the_sign_stage_first(
+    podman: Podman,
+    fake_binary: Path,
+    registry: LocalRegistry,
+    registry_htpasswd: AuthRegistry,
+    local_sigstore: localsigstore.LocalSigstore,  # noqa: F811
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    signed = fakeexecutor.push(fake_binary, tmp_path / "signed", registry.host, "kaniko/executor")
+    unsigned = fakeexecutor.push(
+        fake_binary, tmp_path / "unsigned", registry.host, "kaniko/unsigned", "unsigned"
+    )
+    assert unsigned.digest != signed.digest
+    with Client(credentials=Credentials.anonymous()) as client:
+        token = identity.parse(localsigstore.mint_identity_token(SIGNER, ISSUER), "test")
+        target = sign_stage.Target(
+            "executor", Reference(signed.registry, signed.repository), str(signed.digest)
+        )
+        sign_stage.sign([target], client=client, config=trust.load(local_sigstore.trust_config), token=token)
+    settings = Settings.load({"cache_dir": str(tmp_path / "cache")}, env={"HOME": str(tmp_path)})
+
+    def verifier(who: str) -> kaniko.ExecutorVerifier:
+        return kaniko.signature_verifier(
+            settings,
+            certificate_identity=who,
+            certificate_oidc_issuer=ISSUER,
+            trust_config=str(local_sigstore.trust_config),
+            progress=Silent(),
+        )
+
+    credentials = _credentials(tmp_path, registry_htpasswd)
+    try:
+        # a signed executor, signed by the expected identity, runs
+        result = kaniko.build_image(
+            podman,
+            _request(signed, registry_htpasswd, registry),
+            credentials=credentials,
+            verify=verifier(SIGNER),
+        )
+        assert fakeexecutor.reports(capfd.readouterr().err)[0]["pushed"] == result.digest
+        # the same executor with another expected identity, and an unsigned one, are refused before running
+        for executor, who in ((signed, "https://someone.else"), (unsigned, SIGNER)):
+            with pytest.raises(VerifyError, match="no valid signature"):
+                kaniko.build_image(
+                    podman,
+                    _request(executor, registry_htpasswd, registry),
+                    credentials=credentials,
+                    verify=verifier(who),
+                )
+        assert not fakeexecutor.reports(capfd.readouterr().err)
+        assert not podman.image_exists(str(unsigned))
+    finally:
+        podman.rmi(str(signed))
+        podman.rmi(str(unsigned))

@@ -55,7 +55,7 @@ def _layer(binary: Path) -> bytes:
     return buf.getvalue()
 
 
-def write_layout(binary: Path, root: Path) -> tuple[Layout, Descriptor]:
+def write_layout(binary: Path, root: Path, label: str = "") -> tuple[Layout, Descriptor]:
     layout = Layout.create(root)
     layer = _layer(binary)
     layer_digest = layout.write_blob(layer)
@@ -66,6 +66,7 @@ def write_layout(binary: Path, root: Path) -> tuple[Layout, Descriptor]:
             "Entrypoint": ["/kaniko/executor"],
             "Env": ["PATH=/usr/local/bin:/kaniko", "DOCKER_CONFIG=/kaniko/.docker/", "HOME=/root"],
             "WorkingDir": "/workspace",
+            "Labels": {"test.kaniko-pipeline.label": label} if label else {},
         },
         "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
     }
@@ -77,9 +78,12 @@ def write_layout(binary: Path, root: Path) -> tuple[Layout, Descriptor]:
     return layout, layout.write_manifest(manifest)
 
 
-def push(binary: Path, root: Path, registry_host: str, repository: str = "kaniko/fake-executor") -> Reference:
-    """Push an executor image with ``binary`` as /kaniko/executor; returns its reference by digest."""
-    layout, desc = write_layout(binary, root)
+def push(
+    binary: Path, root: Path, registry_host: str, repository: str = "kaniko/fake-executor", label: str = ""
+) -> Reference:
+    """Push an executor image with ``binary`` as /kaniko/executor; returns its reference by digest.
+    A ``label`` makes an image with a digest of its own."""
+    layout, desc = write_layout(binary, root, label)
     ref = Reference.parse(f"{registry_host}/{repository}:test")
     with Client(credentials=Credentials.anonymous()) as client:
         result = client.push_layout(layout, desc, ref, tags=["test"])

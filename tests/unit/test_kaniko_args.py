@@ -121,3 +121,19 @@ def test_digest_file_is_validated(tmp_path: Path) -> None:
     (tmp_path / "digest").write_text("sha256:short")
     with pytest.raises(KanikoError, match="not a sha256 digest"):
         kaniko.read_digest(tmp_path)
+
+
+def test_build_image_without_a_signer_identity_asks_for_one_or_no_verify(
+    context: Path, tmp_path: Path
+) -> None:
+    from pipeline.config import Settings
+
+    settings = Settings.load({"cache_dir": str(tmp_path / "cache")}, env={})
+    with pytest.raises(UsageError, match="needs the signer's identity") as info:
+        kaniko.run(
+            settings,
+            executor=f"registry.example/kaniko/executor@{DIGEST}",
+            destination="registry.example/nginx:v1",
+            context=str(context),
+        )
+    assert "--no-verify" in str(info.value)
