@@ -7,6 +7,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -252,3 +255,47 @@ def test_build_image_verifies_the_executor_with_the_sign_stage_first(
     finally:
         podman.rmi(str(signed))
         podman.rmi(str(unsigned))
+
+
+def test_invoke_build_image_prints_the_digest_and_streams_kaniko_to_stderr(
+    executor: Reference, registry: LocalRegistry, registry_htpasswd: AuthRegistry, tmp_path: Path
+) -> None:
+    _credentials(tmp_path, registry_htpasswd)  # writes tmp_path/docker-config/config.json
+    env = {
+        **os.environ,
+        "INVOKE_PIPELINE_CACHE_DIR": str(tmp_path / "cache"),
+        "DOCKER_CONFIG": str(tmp_path / "docker-config"),
+    }
+    env.pop("DOCKER_HUB_USERNAME", None)
+    env.pop("DOCKER_HUB_KANIKO_PAT", None)
+    argv = [
+        sys.executable,
+        "-m",
+        "invoke",
+        "build-image",
+        "--executor",
+        str(executor),
+        "--destination",
+        f"{registry_htpasswd.host}/nginx/kaniko-nginx:cli",
+        "--registry-mirror",
+        registry.host,
+        "--no-verify",
+        "--json",
+    ]
+    done = subprocess.run(argv, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    seen = fakeexecutor.reports(done.stderr)
+    assert len(seen) == 1 and seen[0]["pushed"] == result["digest"]
+    assert "not verifying the executor's signature" in done.stderr
+    assert registry_htpasswd.password not in done.stdout + done.stderr
+    recorded = json.loads((tmp_path / "cache" / "runs" / "last.json").read_text())
+    assert recorded["build-image"]["image"] == result["image"]
+
+    # without --no-verify and without a signer identity it refuses, exit 2, no traceback
+    refused = subprocess.run(
+        argv[:-2] + ["--json"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True
+    )
+    assert refused.returncode == 2
+    assert "--no-verify" in refused.stderr and "Traceback" not in refused.stderr
+    assert not fakeexecutor.reports(refused.stderr)
