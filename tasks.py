@@ -204,6 +204,110 @@ def verify(
 
 @task(
     help={
+        "image": "the nginx image to check (default: the image build-image recorded)",
+        "wait": "seconds to wait for the container to answer (default 60)",
+        "json": "print one JSON object on stdout",
+    }
+)
+@_guarded
+def smoke(c: Context, image: str = "", wait: float = 60.0, json: bool = False) -> None:
+    """Run the nginx image in podman (no capabilities, no-new-privileges) and check it; exit 1 on a failed check."""
+    from pipeline import smoke as smoke_stage
+
+    result = smoke_stage.run(_settings(c), image=image, wait=float(wait), progress=Progress())
+    _emit(
+        result.to_dict(),
+        json,
+        lambda r: "\n".join(
+            [f"smoke {'passed' if r['ok'] else 'FAILED'}: {r['image']}"]
+            + [f"  {'ok  ' if ch['ok'] else 'FAIL'} {ch['name']}: {ch['detail']}" for ch in r["checks"]]
+        ),
+    )
+    result.raise_for_failure()
+
+
+@task(
+    name="build-image",
+    help={
+        "executor": "the kaniko executor image by digest, REF@sha256:... (default: the one publish recorded)",
+        "destination": "where to push (default docker.io/$DOCKER_HUB_USERNAME/kaniko-nginx:<tag>)",
+        "tag": "the tag of the default destination (default: the fork's release tag)",
+        "registry_mirror": "kaniko's mirror for docker.io, host[:port] (plain HTTP only for a loopback mirror)",
+        "base_image": "override the Dockerfile's pinned base (its BASE_IMAGE build argument)",
+        "context": "the build context (default: the project directory)",
+        "dockerfile": "the Dockerfile, relative to the context (default: Dockerfile)",
+        "no_verify": "run the executor without verifying its signature",
+        "certificate_identity": "the signer identity the executor's signature must have",
+        "certificate_oidc_issuer": "the OIDC issuer the executor's signature must have",
+        "trust_config": "a Sigstore ClientTrustConfig JSON (default: pipeline.trust_config, else public)",
+        "json": "print one JSON object on stdout",
+    },
+)
+@_guarded
+def build_image(
+    c: Context,
+    executor: str = "",
+    destination: str = "",
+    tag: str = "",
+    registry_mirror: str = "",
+    base_image: str = "",
+    context: str = "",
+    dockerfile: str = "Dockerfile",
+    no_verify: bool = False,
+    certificate_identity: str = "",
+    certificate_oidc_issuer: str = "",
+    trust_config: str = "",
+    json: bool = False,
+) -> None:
+    """Build and push the nginx test image with the kaniko executor, run in podman as the kaniko README says."""
+    from pipeline import kaniko
+
+    settings = _settings(c)
+    result = kaniko.run(
+        settings,
+        executor=executor,
+        destination=destination,
+        tag=tag,
+        registry_mirror=registry_mirror,
+        base_image=base_image,
+        context=context,
+        dockerfile=dockerfile,
+        verify=not no_verify,
+        certificate_identity=certificate_identity,
+        certificate_oidc_issuer=certificate_oidc_issuer,
+        trust_config=trust_config,
+        progress=Progress(),
+    )
+    record.save(settings.record_file, "build-image", result.to_dict())
+    _emit(result.to_dict(), json, lambda r: f"kaniko built and pushed {r['image']} in {r['seconds']} s")
+
+
+@task(
+    name="nginx-base",
+    help={
+        "push_to": "also push it to this registry (host:port), as library/nginx-debian, for kaniko's mirror",
+        "json": "print one JSON object on stdout",
+    },
+)
+@_guarded
+def nginx_base(c: Context, push_to: str = "", json: bool = False) -> None:
+    """Make (once, cached) the offline nginx base image from Debian packages; optionally push it."""
+    from pipeline import nginxbase
+
+    settings = _settings(c)
+    result = nginxbase.run(settings, push_to=push_to, progress=Progress())
+    _emit(
+        result,
+        json,
+        lambda r: (
+            f"nginx base {r['digest']} at {r['layout']}"
+            + (f"; pushed, use --base-image {r['base_image']}" if r.get("base_image") else "")
+        ),
+    )
+
+
+@task(
+    help={
         "k": "only run tests matching this pytest expression",
         "unit": "only the unit tests (no network, no external programs)",
     }
@@ -352,7 +456,7 @@ def _quote(arg: str) -> str:
     return shlex.quote(arg)
 
 
-ns = Collection(fork, setup, test, publish, sign, verify, render)
+ns = Collection(fork, setup, test, publish, sign, verify, smoke, build_image, nginx_base, render)
 registry_ns = Collection("registry")
 registry_ns.add_task(registry_up, name="up")
 registry_ns.add_task(registry_down, name="down")

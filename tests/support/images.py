@@ -1,0 +1,86 @@
+"""Session fixtures for the container tests: podman with the project's config, the Debian-made nginx
+base (cached across runs under ~/.cache/kaniko-pipeline-tests, or $KANIKO_PIPELINE_TEST_CACHE), and the
+nginx test image built from the top-level Dockerfile on that base.
+
+The test image is built with `podman build` from the real Dockerfile (its COPY and RUN run for real),
+with `--build-arg BASE_IMAGE=` naming the Debian-made base: the same build argument kaniko gets.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pipeline import nginxbase
+from pipeline.config import PROJECT_ROOT
+from pipeline.container import Podman
+from tests.conftest import require_tool
+
+
+def shared_test_cache() -> Path:
+    configured = os.environ.get("KANIKO_PIPELINE_TEST_CACHE")
+    if configured:
+        return Path(configured)
+    return Path.home() / ".cache" / "kaniko-pipeline-tests"
+
+
+@pytest.fixture(scope="session")
+def podman(tmp_path_factory: pytest.TempPathFactory) -> Podman:
+    require_tool("podman", "the container tests run images with podman")
+    return Podman(tmp_path_factory.mktemp("podman-cache"))
+
+
+@pytest.fixture(scope="session")
+def nginx_base() -> nginxbase.BaseImage:
+    require_tool("debootstrap", "the nginx base image is made from Debian packages")
+    return nginxbase.ensure(shared_test_cache())
+
+
+class ImageBuilder:
+    """Builds images with `podman build` under unique local names and removes them afterwards."""
+
+    def __init__(self, podman: Podman) -> None:
+        self.podman = podman
+        self.session = secrets.token_hex(4)
+        self.names: list[str] = []
+
+    def name(self, what: str) -> str:
+        name = f"localhost/kp-test-{self.session}/{what}:latest"
+        self.names.append(name)
+        return name
+
+    def build(self, what: str, context: Path, dockerfile: Path, build_args: dict[str, str]) -> str:
+        name = self.name(what)
+        args = ["build", "--pull=never", "--quiet", "-t", name, "-f", str(dockerfile)]
+        for key, value in build_args.items():
+            args += ["--build-arg", f"{key}={value}"]
+        self.podman.command([*args, str(context)], what=f"podman build of {what}", timeout=600)
+        return name
+
+    def cleanup(self) -> None:
+        for name in reversed(self.names):
+            self.podman.rmi(name)
+
+
+@pytest.fixture(scope="session")
+def images(podman: Podman) -> Iterator[ImageBuilder]:
+    builder = ImageBuilder(podman)
+    yield builder
+    builder.cleanup()
+
+
+@pytest.fixture(scope="session")
+def base_image_name(podman: Podman, nginx_base: nginxbase.BaseImage, images: ImageBuilder) -> str:
+    name = images.name("nginx-base")
+    podman.load_layout(nginx_base.layout, nginx_base.ref_name, name)
+    return name
+
+
+@pytest.fixture(scope="session")
+def nginx_image(images: ImageBuilder, base_image_name: str) -> str:
+    """The nginx test image from the top-level Dockerfile, on the Debian-made base."""
+    return images.build("nginx", PROJECT_ROOT, PROJECT_ROOT / "Dockerfile", {"BASE_IMAGE": base_image_name})
