@@ -23,6 +23,7 @@ PACKAGES = (
     "npm",
     "debootstrap",
     "ca-certificates",
+    "busybox-static",  # the fixture busybox image of the build tests
 )
 
 
