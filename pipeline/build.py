@@ -41,13 +41,15 @@ class BuildResult:
 def source_url(checkout: Checkout, pinned_url: str | None = None) -> str:
     """The org.opencontainers.image.source annotation: the fork's public URL, never a local path.
 
-    A build from a local mirror names the pin's URL, so its digests equal those of a build from the
-    network.
+    A build of the pinned release from a local mirror names the pin's URL, so its digests equal those
+    of a build from the network. Other local checkouts name their path.
     """
     url = checkout.url
     if urlparse(url).scheme in ("http", "https", "git", "ssh"):
         return url.removesuffix(".git")
-    return (pinned_url or url).removesuffix(".git")
+    if checkout.pinned and pinned_url:
+        return pinned_url.removesuffix(".git")
+    return url.removesuffix(".git")
 
 
 def build(

@@ -88,7 +88,9 @@ class Binaries:
 
 
 def _git(path: Path, *args: str) -> bytes:
-    result = subprocess.run(["git", "-C", str(path), *args], capture_output=True, check=False)
+    result = subprocess.run(
+        ["git", "--no-optional-locks", "-C", str(path), *args], capture_output=True, check=False
+    )
     if result.returncode != 0:
         raise CompileError(
             f"`git {' '.join(args)}` failed in {path}: {result.stderr.decode(errors='replace').strip()}",
