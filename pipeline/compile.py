@@ -126,6 +126,38 @@ def cache_key(checkout: Checkout, toolchain: Toolchain, platform: Platform, stat
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:32]
 
 
+def _run(
+    argv: Sequence[str], cwd: Path, env: Mapping[str, str], progress: Progress, label: str
+) -> tuple[int, str]:
+    """Run the compiler, reporting elapsed time while it works; returns its status and output."""
+    try:
+        with tempfile.TemporaryFile() as output:
+            process = subprocess.Popen(
+                list(argv),
+                cwd=cwd,
+                env=dict(env),
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+            started = time.monotonic()
+            try:
+                while True:
+                    try:
+                        returncode = process.wait(timeout=1.0)
+                        break
+                    except subprocess.TimeoutExpired:
+                        progress.update(label, time.monotonic() - started, unit="s elapsed")
+            except BaseException:
+                process.kill()
+                process.wait()
+                raise
+            output.seek(0)
+            return returncode, output.read().decode(errors="replace")
+    except OSError as exc:
+        raise CompileError(f"cannot run {argv[0]}: {exc}") from exc
+
+
 def _load_cached(entry: Path, platform: Platform) -> Binaries | None:
     try:
         sums = json.loads((entry / "binaries.json").read_text())
@@ -177,14 +209,9 @@ def compile_platform(
         )
         progress.step(f"compiling {', '.join(pkgs)} for {platform} with {toolchain.version}")
         started = time.monotonic()
-        try:
-            result = subprocess.run(
-                argv, cwd=checkout.path, env=genv, capture_output=True, text=True, check=False
-            )
-        except OSError as exc:
-            raise CompileError(f"cannot run {toolchain.go}: {exc}") from exc
-        if result.returncode != 0:
-            tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-15:])
+        returncode, output = _run(argv, checkout.path, genv, progress, f"compiling for {platform}")
+        if returncode != 0:
+            tail = "\n".join(output.strip().splitlines()[-15:])
             raise CompileError(
                 f"compiling the fork ({checkout.tag}) for {platform} failed:\n{tail}",
                 hint=f"the command was run in {checkout.path}: {' '.join(argv)}",

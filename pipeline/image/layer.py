@@ -25,7 +25,7 @@ from pipeline.errors import ImageError
 from pipeline.oci import mediatype
 from pipeline.oci.descriptor import Descriptor
 
-COMPRESS_LEVEL = 9
+COMPRESS_LEVEL = 6  # zlib's default: level 9 is 3x slower on Go binaries for 1% smaller layers
 FORMAT_VERSION = "1"
 _CHUNK = 1 << 20
 
