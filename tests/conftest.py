@@ -33,3 +33,14 @@ def require_tool(name: str, why: str) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+# Real registries, the test token server and the fault-injecting proxy (tests/support/registries.py).
+from tests.support.registries import (  # noqa: E402, F401
+    fault_proxy,
+    fault_proxy_factory,
+    registry,
+    registry_factory,
+    registry_htpasswd,
+    token_registry,
+)

@@ -1,0 +1,173 @@
+"""Image references (``registry/repository[:tag][@digest]``), parsed and normalised as Docker does.
+
+``x`` and ``docker.io/x`` both mean ``docker.io/library/x``; Docker Hub's API host is
+``registry-1.docker.io``. The grammar is distribution's ``reference`` package.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, replace
+
+from pipeline.errors import ImageError, ReferenceError_
+from pipeline.oci import digest as digests
+
+DOCKER_HUB = "docker.io"
+DOCKER_HUB_HOST = "registry-1.docker.io"
+DOCKER_HUB_ALIASES = frozenset(
+    {"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"}
+)
+
+_LABEL = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)"
+_HOST = re.compile(rf"^(?:{_LABEL}(?:\.{_LABEL})*|\[[a-fA-F0-9:.]+\])(?::(?P<port>[0-9]+))?$")
+_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
+_TAG = re.compile(r"^[\w][\w.-]{0,127}$")
+_MAX_NAME = 255
+
+_EXAMPLE = "e.g. docker.io/team/kaniko-executor:v1.25.16 or 127.0.0.1:5000/team/app@sha256:<64 hex>"
+
+
+def _bad(text: str, why: str) -> ReferenceError_:
+    return ReferenceError_(f"invalid image reference {text!r}: {why}", hint=f"write it as {_EXAMPLE}")
+
+
+def _looks_like_host(part: str) -> bool:
+    return "." in part or ":" in part or part == "localhost" or part != part.lower()
+
+
+def validate_tag(tag: str) -> str:
+    if not _TAG.match(tag or ""):
+        raise ReferenceError_(
+            f"invalid tag {tag!r}: a tag is 1-128 of letters, digits, '_', '.', '-', not starting with '.' or '-'"
+        )
+    return tag
+
+
+def validate_digest(digest: str) -> str:
+    try:
+        return digests.validate(digest)
+    except ImageError as exc:
+        raise ReferenceError_(f"invalid digest in reference: {exc.message}") from None
+
+
+@dataclass(frozen=True)
+class Reference:
+    registry: str
+    repository: str
+    tag: str | None = None
+    digest: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Reference:
+        if not isinstance(text, str) or not text.strip():
+            raise _bad(str(text), "it is empty")
+        original = text
+        text = text.strip()
+        if "://" in text:
+            raise _bad(original, "leave out the scheme (http:// or https://)")
+        if any(ch.isspace() for ch in text):
+            raise _bad(original, "it contains white space")
+        digest: str | None = None
+        if "@" in text:
+            text, digest = text.split("@", 1)
+            if not digest:
+                raise _bad(original, "nothing follows '@' (expected a digest such as sha256:<64 hex>)")
+            try:
+                digests.validate(digest)
+            except ImageError as exc:
+                raise _bad(original, exc.message) from None
+        tag: str | None = None
+        slash = text.rfind("/")
+        colon = text.rfind(":")
+        if colon > slash:
+            text, tag = text[:colon], text[colon + 1 :]
+            if not _TAG.match(tag):
+                raise _bad(
+                    original,
+                    f"tag {tag!r} is not 1-128 of letters, digits, '_', '.', '-' (not starting with '.' or '-')",
+                )
+        if not text:
+            raise _bad(original, "the repository name is empty")
+        first, sep, rest = text.partition("/")
+        if sep and _looks_like_host(first):
+            registry, path = first, rest
+            match = _HOST.match(registry)
+            if not match:
+                raise _bad(original, f"{registry!r} is not a valid registry host[:port]")
+            port = match.group("port")
+            if port is not None and not 0 < int(port) < 65536:
+                raise _bad(original, f"port {port} is out of range")
+            registry = DOCKER_HUB if registry.lower() in DOCKER_HUB_ALIASES else registry.lower()
+        else:
+            registry, path = DOCKER_HUB, text
+        if not path:
+            raise _bad(original, "the repository name is empty")
+        for component in path.split("/"):
+            if not component:
+                raise _bad(
+                    original, "the repository name has an empty path component ('//' or a trailing '/')"
+                )
+            if not _COMPONENT.match(component):
+                if component.lower() != component and _COMPONENT.match(component.lower()):
+                    raise _bad(original, f"repository names must be lowercase ({component!r})")
+                raise _bad(
+                    original,
+                    f"{component!r} is not a valid repository path component "
+                    "(lowercase letters and digits, separated by '.', '_', '__' or '-')",
+                )
+        if registry == DOCKER_HUB and "/" not in path:
+            path = "library/" + path
+        if len(registry) + 1 + len(path) > _MAX_NAME:
+            raise _bad(original, f"the name is longer than {_MAX_NAME} characters")
+        return cls(registry=registry, repository=path, tag=tag, digest=digest)
+
+    # -- derived forms --------------------------------------------------------------------
+    @property
+    def host(self) -> str:
+        """The host[:port] the API is served from."""
+        return DOCKER_HUB_HOST if self.registry == DOCKER_HUB else self.registry
+
+    @property
+    def hostname(self) -> str:
+        """The host without port (and without IPv6 brackets)."""
+        host = self.registry
+        if host.startswith("["):
+            return host[1 : host.index("]")]
+        return host.rsplit(":", 1)[0] if ":" in host else host
+
+    @property
+    def is_loopback(self) -> bool:
+        name = self.hostname
+        if name == "localhost" or name.endswith(".localhost"):
+            return True
+        try:
+            return ipaddress.ip_address(name).is_loopback
+        except ValueError:
+            return False
+
+    @property
+    def repo_str(self) -> str:
+        return f"{self.registry}/{self.repository}"
+
+    @property
+    def identifier(self) -> str:
+        """What names the manifest in the API: the digest if there is one, else the tag (or latest)."""
+        return self.digest or self.tag or "latest"
+
+    def with_tag(self, tag: str) -> Reference:
+        return replace(self, tag=validate_tag(tag), digest=None)
+
+    def with_digest(self, digest: str) -> Reference:
+        return replace(self, digest=validate_digest(digest), tag=None)
+
+    def with_repository(self, repository: str) -> Reference:
+        return Reference.parse(f"{self.registry}/{repository}")
+
+    def __str__(self) -> str:
+        text = self.repo_str
+        if self.tag:
+            text += f":{self.tag}"
+        if self.digest:
+            text += f"@{self.digest}"
+        return text

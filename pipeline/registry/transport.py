@@ -1,0 +1,406 @@
+"""HTTP transport to registries: timeouts, retries with backoff, Retry-After, auth, safe redirects.
+
+Every request has a timeout. Connection errors, timeouts, 408, 429 and 5xx (not 501/505) are retried
+with jittered exponential backoff until an overall deadline, waiting as long as Retry-After says
+(seconds or an HTTP date). Bodies are bytes or a file re-opened on each attempt, never a consumed
+stream. Redirects are followed here, not by requests, so the Authorization header never goes to
+another host (blob GETs are often redirected to object storage). Plain HTTP is used only for loopback
+registries, or when the caller says ``insecure`` (then HTTPS without verification is tried first).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+from urllib.parse import urljoin, urlsplit
+
+import requests
+import requests.adapters
+import urllib3
+
+from pipeline.errors import AuthError, RegistryError
+from pipeline.registry.auth import Authenticator, parse_challenges
+from pipeline.registry.credentials import Credentials
+
+RETRY_STATUSES = frozenset({408, 429}) | frozenset(range(500, 600)) - {501, 505}
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECTS = 10
+BACKOFF_BASE = 0.5
+BACKOFF_CAP = 20.0
+MAX_ATTEMPTS = 12
+USER_AGENT = "kaniko-pipeline/0.1 (+python-requests)"
+BLOCK = 1 << 20
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After value (delta-seconds or an HTTP date); None if unusable."""
+    if value is None:
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    if text.isdigit():
+        return float(int(text))
+    try:
+        seconds = float(text)
+    except ValueError:
+        pass
+    else:
+        return max(0.0, seconds) if seconds == seconds else None  # NaN is unusable
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    now = now or datetime.now(UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+def backoff_delay(attempt: int) -> float:
+    """Jittered exponential backoff (equal jitter): attempt 0 waits 0.25-0.5 s, doubling to the cap."""
+    ceiling = min(BACKOFF_CAP, BACKOFF_BASE * (2**attempt))
+    return random.uniform(ceiling / 2, ceiling)
+
+
+@dataclass(frozen=True)
+class FileBody:
+    """A request body read from a file, re-opened for every attempt (so retries can replay it)."""
+
+    path: Path
+    offset: int = 0
+    length: int | None = None
+
+    def size(self) -> int:
+        if self.length is not None:
+            return self.length
+        return os.path.getsize(self.path) - self.offset
+
+
+Body = bytes | FileBody
+OnBytes = Callable[[int], None]
+
+
+class _Reader:
+    """File-like body for requests: known length (so no chunked encoding), counts what was sent."""
+
+    def __init__(self, handle: BinaryIO, length: int, on_bytes: OnBytes | None) -> None:
+        self._handle = handle
+        self._left = length
+        self._length = length
+        self._on_bytes = on_bytes
+
+    def __len__(self) -> int:
+        return self._length
+
+    def read(self, size: int = -1) -> bytes:
+        if self._left <= 0:
+            return b""
+        size = BLOCK if size is None or size < 0 else max(size, BLOCK)
+        chunk = self._handle.read(min(size, self._left))
+        self._left -= len(chunk)
+        if self._on_bytes is not None and chunk:
+            self._on_bytes(len(chunk))
+        return chunk
+
+    def __iter__(self) -> Iterator[bytes]:
+        while chunk := self.read(BLOCK):
+            yield chunk
+
+
+class Deadline:
+    """An overall time budget for one operation and its retries."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.end = time.monotonic() + seconds
+
+    def remaining(self) -> float:
+        return self.end - time.monotonic()
+
+    def sleep(self, seconds: float, what: str) -> None:
+        left = self.remaining()
+        if seconds > left:
+            raise RegistryError(
+                f"{what}: gave up after {self.seconds:.0f} s of retries (the registry asked to wait "
+                f"{seconds:.0f} s more)",
+                hint="try again later, or raise the client's deadline",
+            )
+        time.sleep(max(0.0, seconds))
+
+
+def oci_errors(response: requests.Response) -> str:
+    """The OCI error codes and messages of an error answer, short, for messages."""
+    try:
+        body = json.loads(response.content[:65536] or b"{}")
+        errors = body.get("errors") if isinstance(body, dict) else None
+    except (ValueError, RuntimeError):
+        errors = None
+    if isinstance(errors, list) and errors:
+        parts = []
+        for err in errors[:3]:
+            if isinstance(err, dict):
+                parts.append(f"{err.get('code', '?')}: {err.get('message', '')}".strip())
+        if parts:
+            return "; ".join(parts)
+    return response.reason or ""
+
+
+def error_codes(response: requests.Response) -> set[str]:
+    try:
+        body = json.loads(response.content[:65536] or b"{}")
+        return {str(e.get("code")) for e in body.get("errors", []) if isinstance(e, dict)}
+    except (ValueError, AttributeError, RuntimeError):
+        return set()
+
+
+class Transport:
+    """Sends requests to registries on behalf of the client (thread safe)."""
+
+    def __init__(
+        self,
+        credentials: Credentials,
+        *,
+        insecure: bool = False,
+        timeout: float = 60.0,
+        deadline: float = 600.0,
+        pool_size: int = 16,
+    ) -> None:
+        self.insecure = insecure
+        self.timeout = timeout
+        self.deadline = deadline
+        self.session = requests.Session()
+        self.session.trust_env = False  # no proxies or .netrc picked up behind the user's back
+        self.session.headers["User-Agent"] = USER_AGENT
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.auth = Authenticator(credentials, self._fetch_plain)
+        self._schemes: dict[str, str] = {}
+        self._lock = threading.Lock()
+        if insecure:
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+
+    def close(self) -> None:
+        self.session.close()
+
+    # -- URLs -----------------------------------------------------------------------------
+    def _verify(self, url: str) -> bool:
+        return not self.insecure
+
+    def base_url(self, host: str, loopback: bool) -> str:
+        with self._lock:
+            scheme = self._schemes.get(host)
+        if scheme is None:
+            if loopback:
+                scheme = "http"
+            elif self.insecure:
+                scheme = self._probe(host)
+            else:
+                scheme = "https"
+            with self._lock:
+                self._schemes[host] = scheme
+        return f"{scheme}://{host}"
+
+    def _probe(self, host: str) -> str:
+        try:
+            self.session.get(f"https://{host}/v2/", timeout=(10, 15), verify=False, allow_redirects=False)
+            return "https"
+        except requests.exceptions.SSLError:
+            return "http"
+        except requests.exceptions.ConnectionError:
+            return "http"
+        except requests.exceptions.RequestException:
+            return "https"
+
+    # -- plain requests (token server) -----------------------------------------------------
+    def _fetch_plain(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        deadline = Deadline(min(self.deadline, 120.0))
+        attempt = 0
+        while True:
+            try:
+                response = self.session.request(
+                    method,
+                    url,
+                    timeout=self._timeouts(),
+                    verify=self._verify(url),
+                    allow_redirects=False,
+                    **kwargs,
+                )
+            except requests.exceptions.RequestException as exc:
+                if attempt + 1 >= MAX_ATTEMPTS:
+                    raise AuthError(f"cannot reach the token server {_origin(url)}: {_short(exc)}") from None
+                deadline.sleep(backoff_delay(attempt), f"token request to {_origin(url)}")
+                attempt += 1
+                continue
+            if response.status_code in RETRY_STATUSES and attempt + 1 < MAX_ATTEMPTS:
+                wait = parse_retry_after(response.headers.get("Retry-After"))
+                deadline.sleep(
+                    wait if wait is not None else backoff_delay(attempt), f"token request to {_origin(url)}"
+                )
+                attempt += 1
+                continue
+            return response
+
+    def _timeouts(self) -> tuple[float, float]:
+        return (min(10.0, self.timeout), self.timeout)
+
+    # -- registry requests -----------------------------------------------------------------
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        host: str,
+        registry: str,
+        scopes: Sequence[str],
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
+        body: Body | None = None,
+        stream: bool = False,
+        retry: bool = True,
+        on_bytes: OnBytes | None = None,
+        what: str = "",
+    ) -> requests.Response:
+        """Send one API request, with auth, retries and redirects; returns the final answer.
+
+        ``retry=False`` sends it once as far as the network and 5xx go (auth is still renegotiated,
+        which is safe because a 401 means the body was not accepted); the caller decides.
+        """
+        what = what or f"{method} {url}"
+        deadline = Deadline(self.deadline)
+        scopes = list(scopes)
+        attempt = 0
+        auth_rounds = 0
+        sent: str | None = None
+        while True:
+            sent = self.auth.header(host, registry, scopes)
+            try:
+                response = self._send(method, url, host, headers, params, body, stream, sent, on_bytes)
+            except requests.exceptions.RequestException as exc:
+                if not retry or attempt + 1 >= MAX_ATTEMPTS:
+                    raise RegistryError(
+                        f"{what}: {_short(exc)}", hint="check that the registry is up and reachable"
+                    ) from None
+                deadline.sleep(backoff_delay(attempt), f"{what} ({_short(exc)})")
+                attempt += 1
+                continue
+            status = response.status_code
+            if status == 401 or (
+                status == 403 and "insufficient_scope" in response.headers.get("WWW-Authenticate", "")
+            ):
+                challenges = parse_challenges(response.headers.get("WWW-Authenticate", ""))
+                if not challenges or auth_rounds >= 3:
+                    error = self._auth_error(what, response, registry, sent)
+                    response.close()
+                    raise error
+                for challenge in challenges:
+                    if challenge.error == "insufficient_scope":
+                        scopes = sorted(set(scopes) | set(challenge.scopes))
+                error = self._auth_error(what, response, registry, sent)
+                response.close()
+                if self.auth.challenged(host, registry, scopes, challenges, sent) is None:
+                    raise error
+                auth_rounds += 1
+                continue
+            if status in RETRY_STATUSES and retry and attempt + 1 < MAX_ATTEMPTS:
+                wait = parse_retry_after(response.headers.get("Retry-After"))
+                response.close()
+                deadline.sleep(
+                    wait if wait is not None else backoff_delay(attempt), f"{what} (HTTP {status})"
+                )
+                attempt += 1
+                continue
+            return response
+
+    def _auth_error(
+        self, what: str, response: requests.Response, registry: str, sent: str | None
+    ) -> AuthError:
+        cred = self.auth.credentials.lookup(registry)
+        who = f"as {cred.username!r}" if cred is not None and cred.username else "anonymously"
+        return AuthError(
+            f"{what}: the registry refused access {who} (HTTP {response.status_code}: {oci_errors(response)})",
+            hint="check the credentials (DOCKER_HUB_USERNAME / DOCKER_HUB_KANIKO_PAT, or the Docker config) "
+            "and that the account may access this repository",
+        )
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        host: str,
+        headers: Mapping[str, str] | None,
+        params: Mapping[str, str] | Sequence[tuple[str, str]] | None,
+        body: Body | None,
+        stream: bool,
+        authorization: str | None,
+        on_bytes: OnBytes | None,
+    ) -> requests.Response:
+        origin = _origin(url)
+        for _ in range(MAX_REDIRECTS + 1):
+            send_headers = dict(headers or {})
+            if authorization and _origin(url) == origin:
+                send_headers["Authorization"] = authorization
+            handle: BinaryIO | None = None
+            data: Any = None
+            if isinstance(body, FileBody):
+                length = body.size()
+                handle = open(body.path, "rb")  # noqa: SIM115 - closed below, once sent
+                handle.seek(body.offset)
+                data = _Reader(handle, length, on_bytes)
+                send_headers["Content-Length"] = str(length)
+            elif body is not None:
+                data = body
+                send_headers["Content-Length"] = str(len(body))
+            try:
+                response = self.session.request(
+                    method,
+                    url,
+                    headers=send_headers,
+                    params=params,
+                    data=data,
+                    stream=stream,
+                    timeout=self._timeouts(),
+                    verify=self._verify(url),
+                    allow_redirects=False,
+                )
+            finally:
+                if handle is not None:
+                    handle.close()
+            if isinstance(body, bytes) and on_bytes is not None and response.status_code < 300:
+                on_bytes(len(body))
+            location = response.headers.get("Location")
+            follow = response.status_code in (307, 308) or (
+                response.status_code in (301, 302, 303) and method in ("GET", "HEAD")
+            )
+            if not follow or not location:
+                return response
+            response.close()
+            url = urljoin(response.url, location)
+            params = None  # the Location carries its own query
+        raise RegistryError(f"{method} {url}: more than {MAX_REDIRECTS} redirects")
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def _short(exc: BaseException) -> str:
+    """A one-line description of a requests error, without URLs' query strings (they may be signed)."""
+    kind = exc.__class__.__name__
+    text = str(exc).split("\n", 1)[0]
+    if "?" in text:
+        text = text.split("?", 1)[0] + "?..."
+    return f"{kind}: {text[:200]}"

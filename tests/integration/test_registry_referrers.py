@@ -1,0 +1,109 @@
+"""Referrers against distribution 2.8, which has no referrers API: the referrers tag schema."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pipeline.oci import digest as digests
+from pipeline.oci import mediatype
+from pipeline.oci.descriptor import Descriptor
+from pipeline.oci.manifest import Index, Manifest, parse
+from pipeline.registry.client import Client
+from pipeline.registry.credentials import Credentials
+from pipeline.registry.local import LocalRegistry
+from pipeline.registry.reference import Reference
+from pipeline.registry.referrers import attach, fallback_tag, list_referrers
+from tests.integration.images import build_image
+from tests.integration.test_registry_client import skopeo_raw
+
+BUNDLE = "application/vnd.dev.sigstore.bundle.v0.3+json"
+EMPTY = Descriptor(mediatype.OCI_EMPTY, mediatype.EMPTY_DIGEST, 2)
+
+
+def _artifact(
+    client: Client, ref: Reference, subject: Descriptor, payload: bytes, kind: str = BUNDLE
+) -> Manifest:
+    digest = client.upload_blob(ref, payload)
+    assert client.upload_blob(ref, mediatype.EMPTY_JSON) == mediatype.EMPTY_DIGEST
+    return Manifest(
+        config=EMPTY,
+        layers=[Descriptor(kind, digest, len(payload))],
+        annotations={
+            "dev.sigstore.bundle.content": "dsse-envelope",
+            "dev.sigstore.bundle.predicateType": "https://sigstore.dev/cosign/sign/v1",
+            "org.opencontainers.image.created": "2026-01-01T00:00:00Z",
+        },
+        subject=Descriptor(subject.media_type, subject.digest, subject.size),
+        artifact_type=kind,
+    )
+
+
+def test_attach_with_tag_schema(registry: LocalRegistry, tmp_path: Path) -> None:
+    layout, top = build_image(tmp_path / "layout")
+    client = Client(credentials=Credentials.anonymous())
+    ref = Reference.parse(f"{registry.host}/team/app:v1")
+    client.push_layout(layout, top, ref)
+    artifact = _artifact(client, ref, top, b'{"bundle": 1}')
+
+    desc = attach(client, ref, artifact)
+    assert desc.digest == digests.of_bytes(artifact.to_bytes())
+    assert desc.artifact_type == BUNDLE
+    assert dict(desc.annotations) == dict(artifact.annotations)  # ALL annotations pulled up
+
+    # The artifact manifest is in the registry by digest, and the fallback tag holds an OCI index.
+    assert skopeo_raw(f"{registry.host}/team/app@{desc.digest}") == artifact.to_bytes()
+    raw = skopeo_raw(f"{registry.host}/team/app:{fallback_tag(top.digest)}")
+    index = json.loads(raw)
+    assert index["mediaType"] == mediatype.OCI_INDEX
+    assert index["manifests"] == [desc.to_dict()]
+    assert index["manifests"][0]["artifactType"] == BUNDLE
+    assert index["manifests"][0]["annotations"]["dev.sigstore.bundle.content"] == "dsse-envelope"
+
+    # Attaching the same artifact again adds no duplicate.
+    attach(client, ref, artifact)
+    assert [d.digest for d in list_referrers(client, ref, top.digest)] == [desc.digest]
+
+
+def test_others_entries_are_kept(registry: LocalRegistry, tmp_path: Path) -> None:
+    layout, top = build_image(tmp_path / "layout")
+    client = Client(credentials=Credentials.anonymous())
+    ref = Reference.parse(f"{registry.host}/team/app:v1")
+    client.push_layout(layout, top, ref)
+    # Another tool's referrer, recorded in the tag schema index before ours.
+    theirs = _artifact(client, ref, top, b"their attestation", kind="application/vnd.in-toto+json")
+    theirs_data = theirs.to_bytes()
+    client.put_manifest(ref.with_digest(digests.of_bytes(theirs_data)), theirs_data, mediatype.OCI_MANIFEST)
+    their_entry = Descriptor(
+        mediatype.OCI_MANIFEST,
+        digests.of_bytes(theirs_data),
+        len(theirs_data),
+        annotations={"tool": "other"},
+        artifact_type="application/vnd.in-toto+json",
+    )
+    tag = ref.with_tag(fallback_tag(top.digest))
+    client.put_manifest(tag, Index(manifests=[their_entry]).to_bytes(), mediatype.OCI_INDEX)
+
+    mine = attach(client, ref, _artifact(client, ref, top, b"my bundle"))
+    entries = list_referrers(client, ref, top.digest)
+    assert [d.digest for d in entries] == [their_entry.digest, mine.digest]
+    assert entries[0].annotations == {"tool": "other"}
+    assert [d.digest for d in list_referrers(client, ref, top.digest, artifact_type=BUNDLE)] == [mine.digest]
+    assert list_referrers(client, ref, top.digest, artifact_type="application/x-none") == []
+
+    second = attach(client, ref, _artifact(client, ref, top, b"my second bundle"))
+    assert [d.digest for d in list_referrers(client, ref, top.digest)] == [
+        their_entry.digest,
+        mine.digest,
+        second.digest,
+    ]
+    stored = parse(client.get_manifest(tag)[0])
+    assert isinstance(stored, Index) and len(stored.manifests) == 3
+
+
+def test_no_referrers(registry: LocalRegistry, tmp_path: Path) -> None:
+    layout, top = build_image(tmp_path / "layout")
+    client = Client(credentials=Credentials.anonymous())
+    ref = Reference.parse(f"{registry.host}/team/app:v1")
+    client.push_layout(layout, top, ref)
+    assert list_referrers(client, ref, top.digest) == []
