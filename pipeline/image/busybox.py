@@ -85,8 +85,8 @@ class RegistrySource:
         self, ref_text: str, pinned_digest: str, *, insecure: bool = False, progress: Progress | None = None
     ) -> None:
         try:
-            from pipeline.registry.client import Client  # type: ignore[import-not-found,unused-ignore]
-            from pipeline.registry.reference import Reference  # type: ignore[import-not-found,unused-ignore]
+            from pipeline.registry.client import Client
+            from pipeline.registry.reference import Reference
         except ImportError as exc:  # the registry client lands on its own branch
             raise ToolError(
                 "pulling busybox needs the project's registry client (pipeline.registry.client), "
@@ -105,13 +105,11 @@ class RegistrySource:
     def manifest(self, platform: Platform) -> Manifest:
         key = str(platform)
         if key not in self._manifests:
-            pulled: Manifest = self.client.pull_platform(self.ref, platform)[0]
-            self._manifests[key] = pulled
+            self._manifests[key] = self.client.pull_platform(self.ref, platform)[0]
         return self._manifests[key]
 
     def blob(self, digest: str) -> bytes:
-        data: bytes = self.client.get_blob(self.ref, digest)
-        return data
+        return self.client.get_blob(self.ref, digest)
 
 
 def source_for(

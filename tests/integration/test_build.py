@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -470,3 +471,43 @@ def test_invoke_build_without_a_fork_record_says_what_to_run(tmp_path: Path) -> 
     assert result.returncode == 1
     assert "invoke fork" in result.stderr and "Traceback" not in result.stderr
     assert result.stdout == ""
+
+
+# -- busybox through the registry client -----------------------------------------------------
+
+
+def test_debug_busybox_from_a_registry_mirror(built: Built, registry: Any, tmp_path: Path) -> None:
+    """A mirror holding library/busybox at the pinned digest stands in for Docker Hub."""
+    from pipeline.registry.client import Client
+    from pipeline.registry.reference import Reference
+
+    source = Layout.open(built.busybox)
+    index = source.refs()["musl"]
+    Client(insecure=True).push_layout(
+        source, index, Reference.parse(f"{registry.host}/library/busybox"), ["musl"]
+    )
+    result = build_stage.build(
+        built.checkout,
+        out=tmp_path / "out",
+        cache_dir=built.root / "cache",
+        platforms=PLATFORMS,
+        variants=["debug"],
+        registry_mirror=registry.host,
+    )
+    assert result.images["debug"].index.digest == built.result.images["debug"].index.digest
+
+
+def test_debug_busybox_missing_from_the_mirror_is_a_registry_error(
+    built: Built, registry: Any, tmp_path: Path
+) -> None:
+    from pipeline.errors import RegistryError
+
+    with pytest.raises(RegistryError):
+        build_stage.build(
+            built.checkout,
+            out=tmp_path / "out",
+            cache_dir=built.root / "cache",
+            platforms=["linux/amd64"],
+            variants=["debug"],
+            registry_mirror=registry.host,
+        )
