@@ -225,9 +225,12 @@ def compile_platform(
             sums[name] = digests.of_file(path)[0]
         (tmp / "binaries.json").write_text(json.dumps(sums, indent=2, sort_keys=True) + "\n")
         progress.info(f"{platform}: compiled in {time.monotonic() - started:.1f} s")
-        if entry.exists():
-            shutil.rmtree(entry)
-        os.replace(tmp, entry)
+        if _load_cached(entry, platform) is not None:  # another build finished first: keep its entry
+            shutil.rmtree(tmp)
+        else:
+            if entry.exists():
+                shutil.rmtree(entry)
+            os.replace(tmp, entry)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

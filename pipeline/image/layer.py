@@ -273,8 +273,9 @@ def cached(
     except (OSError, ValueError, KeyError):
         pass
     layer = build(ordered, epoch, blob)
-    tmp = meta.with_name(meta.name + ".tmp")
-    tmp.write_text(json.dumps({"digest": layer.digest, "size": layer.size, "diff_id": layer.diff_id}))
+    fd, tmp = tempfile.mkstemp(prefix=f".{key}.", dir=cache_dir)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(json.dumps({"digest": layer.digest, "size": layer.size, "diff_id": layer.diff_id}))
     os.replace(tmp, meta)
     return layer
 
@@ -284,10 +285,12 @@ def copy_into(layer: Layer, dest: Path) -> None:
     if dest.exists():
         return
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".tmp-{dest.name}")
-    tmp.unlink(missing_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=dest.parent)) / dest.name
     try:
-        os.link(layer.path, tmp)
-    except OSError:
-        shutil.copyfile(layer.path, tmp)
-    os.replace(tmp, dest)
+        try:
+            os.link(layer.path, tmp)
+        except OSError:
+            shutil.copyfile(layer.path, tmp)
+        os.replace(tmp, dest)
+    finally:
+        shutil.rmtree(tmp.parent, ignore_errors=True)
