@@ -8,7 +8,9 @@ pinned busybox:musl image; executor, slim and warmer are exactly what the Docker
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -68,6 +70,7 @@ def test_real_fork_builds_reproducibly_and_runs(fork_url: str, tmp_path: Path) -
     conf = tmp_path / "containers.conf"
     conf.write_text('[containers]\ndefault_ulimits = []\n\n[engine]\nruntime = "runc"\n')
     env = {**os.environ, "CONTAINERS_CONF": str(conf)}
+    runroot = tempfile.mkdtemp(prefix="pr-", dir="/tmp")  # podman wants a runroot under 50 characters
     base = [
         podman,
         "--root",
@@ -110,3 +113,4 @@ def test_real_fork_builds_reproducibly_and_runs(fork_url: str, tmp_path: Path) -
         assert "cache warmer" in out.stdout
     finally:
         subprocess.run([*base, "system", "reset", "--force"], capture_output=True, env=env, check=False)
+        shutil.rmtree(runroot, ignore_errors=True)

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -365,10 +366,12 @@ def podman(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
     conf = root / "containers.conf"
     conf.write_text('[containers]\ndefault_ulimits = []\n\n[engine]\nruntime = "runc"\n')
     os.environ["CONTAINERS_CONF"] = str(conf)
-    argv = [binary, "--root", str(root / "root"), "--runroot", str(root / "run"), "--storage-driver", "vfs"]
+    runroot = tempfile.mkdtemp(prefix="pr-", dir="/tmp")  # podman wants a runroot under 50 characters
+    argv = [binary, "--root", str(root / "root"), "--runroot", runroot, "--storage-driver", "vfs"]
     yield argv
-    os.environ.pop("CONTAINERS_CONF", None)
     subprocess.run([*argv, "system", "reset", "--force"], capture_output=True, check=False)
+    os.environ.pop("CONTAINERS_CONF", None)
+    shutil.rmtree(runroot, ignore_errors=True)
 
 
 @pytest.mark.parametrize(
