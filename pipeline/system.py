@@ -30,6 +30,7 @@ REQUIREMENTS: tuple[tuple[str, str], ...] = (
     ("npm", "npm"),
     ("debootstrap", "debootstrap"),
     ("update-ca-certificates", "ca-certificates"),
+    ("busybox", "busybox-static"),  # the fixture busybox image of the build tests
 )
 
 

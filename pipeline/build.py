@@ -1,0 +1,118 @@
+"""The build stage: compile the fork, then assemble its four images into an OCI image layout."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from pipeline import compile as compiler
+from pipeline import dockerfile, toolchain
+from pipeline.errors import ImageError, UsageError
+from pipeline.fork import Checkout
+from pipeline.image import assemble as assembly
+from pipeline.image import busybox as busyboxes
+from pipeline.image import cabundle
+from pipeline.image import layer as layers
+from pipeline.oci.descriptor import Platform
+from pipeline.oci.layout import Layout
+from pipeline.progress import Progress, Silent
+
+CA_PATH = "/kaniko/ssl/certs/ca-certificates.crt"
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    layout: Path
+    version: str
+    images: dict[str, assembly.Image] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "layout": str(self.layout),
+            "version": self.version,
+            "images": {name: image.to_dict() for name, image in self.images.items()},
+        }
+
+
+def source_url(checkout: Checkout, pinned_url: str | None = None) -> str:
+    """The org.opencontainers.image.source annotation: the fork's public URL, never a local path.
+
+    A build of the pinned release from a local mirror names the pin's URL, so its digests equal those
+    of a build from the network. Other local checkouts name their path.
+    """
+    url = checkout.url
+    if urlparse(url).scheme in ("http", "https", "git", "ssh"):
+        return url.removesuffix(".git")
+    if checkout.pinned and pinned_url:
+        return pinned_url.removesuffix(".git")
+    return url.removesuffix(".git")
+
+
+def build(
+    checkout: Checkout,
+    *,
+    out: Path,
+    cache_dir: Path,
+    platforms: Sequence[str],
+    variants: Sequence[str],
+    go: str | None = None,
+    busybox: str | None = None,
+    registry_mirror: str | None = None,
+    insecure: bool = False,
+    ca_bundle: Path | None = None,
+    pinned_url: str | None = None,
+    gocache: Path | None = None,
+    progress: Progress | None = None,
+) -> BuildResult:
+    """Compile ``checkout`` for ``platforms`` and write ``variants`` into the OCI layout ``out``."""
+    progress = progress or Silent()
+    started = time.monotonic()
+    if not platforms or not variants:
+        raise UsageError("nothing to build: name at least one platform and one variant")
+    for platform in platforms:
+        Platform.parse(platform)
+    model = dockerfile.read(checkout.path)
+    nsswitch = checkout.path / "files" / "nsswitch.conf"
+    if not nsswitch.is_file():
+        raise ImageError(
+            f"the fork checkout has no files/nsswitch.conf ({nsswitch})", hint="check the checkout"
+        )
+    bundle = cabundle.from_file(ca_bundle) if ca_bundle else cabundle.pinned()
+    progress.info(f"CA bundle: {bundle.origin} ({bundle.digest[:19]})")
+    box: busyboxes.Source | None = None
+    if "debug" in variants:
+        box = busyboxes.source_for(
+            model.busybox_digest,
+            override=busybox,
+            mirror=registry_mirror,
+            insecure=insecure,
+            progress=progress,
+        )
+        if not box.pinned:
+            progress.warn(
+                f"debug gets busybox from {box.description}, not the pinned busybox:musl@{model.busybox_digest}"
+            )
+    chain = toolchain.find(checkout.path, override=go)
+    progress.info(f"Go toolchain: {chain.go} ({chain.version}, from {chain.origin})")
+    binaries = compiler.compile_all(
+        checkout, [Platform.parse(p) for p in platforms], chain, cache_dir, gocache=gocache, progress=progress
+    )
+    layout = Layout.create(out)
+    inputs = assembly.Inputs(
+        checkout=checkout,
+        dockerfile=model,
+        binaries=binaries,
+        ca_bundle=layers.file(CA_PATH, source=bundle.path, mode=0o644, digest=bundle.digest),
+        nsswitch=nsswitch,
+        source_url=source_url(checkout, pinned_url),
+        busybox=box,
+    )
+    images = assembly.assemble(layout, inputs, variants, platforms, cache_dir, progress)
+    progress.step(
+        f"built {', '.join(variants)} for {', '.join(platforms)} in {time.monotonic() - started:.1f} s"
+    )
+    return BuildResult(layout=out, version=checkout.version, images=images)

@@ -1,0 +1,1 @@
+"""Image assembly without a daemon: deterministic layers and the four kaniko variants."""

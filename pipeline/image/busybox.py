@@ -1,0 +1,215 @@
+"""busybox for the debug image: the ``/bin`` of the ``busybox:musl@sha256:...`` image that the
+Dockerfile pins, for one platform.
+
+Sources: the registry (Docker Hub, or a mirror holding the same repository and digest), through the
+project's registry client; or an explicit override (an OCI image layout directory, or another image
+reference) for offline machines and tests.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import tarfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Protocol
+
+from pipeline.errors import ImageError, ToolError
+from pipeline.image import layer as layers
+from pipeline.oci import mediatype
+from pipeline.oci.descriptor import Descriptor, Platform
+from pipeline.oci.layout import REF_NAME, Layout
+from pipeline.oci.manifest import Index, Manifest
+from pipeline.progress import Progress, Silent
+
+REPOSITORY = "library/busybox"
+
+
+class Source(Protocol):
+    """Where busybox comes from: the image manifest for a platform and its layer blobs."""
+
+    description: str
+    pinned: bool  # True when the content is the digest the Dockerfile pins
+
+    def manifest(self, platform: Platform) -> Manifest: ...
+
+    def blob(self, digest: str) -> bytes: ...
+
+
+def _pick(index: Index, platform: Platform, where: str) -> Descriptor:
+    for desc in index.manifests:
+        if desc.platform is not None and platform.matches(desc.platform):
+            return desc
+    found = ", ".join(str(d.platform) for d in index.manifests if d.platform) or "none"
+    raise ImageError(f"busybox from {where} has no image for {platform} (it has: {found})")
+
+
+class LayoutSource:
+    """busybox from an OCI image layout directory (the pinned digest if the layout has it)."""
+
+    def __init__(self, root: Path, pinned_digest: str) -> None:
+        self.layout = Layout.open(root)
+        entries = self.layout.index().manifests
+        chosen = next((d for d in entries if d.digest == pinned_digest), None)
+        self.pinned = chosen is not None
+        if chosen is None:
+            named = [d for d in entries if d.annotations.get(REF_NAME, "").startswith(("busybox", "musl"))]
+            candidates = named or list(entries)
+            if len(candidates) != 1:
+                raise ImageError(
+                    f"the busybox layout {root} has {len(candidates)} images and none with the pinned digest "
+                    f"{pinned_digest}",
+                    hint="give a layout with one image, or one named busybox (org.opencontainers.image.ref.name)",
+                )
+            chosen = candidates[0]
+        self.top = chosen
+        self.description = f"{root} ({chosen.digest})"
+
+    def manifest(self, platform: Platform) -> Manifest:
+        found = self.layout.read_manifest(self.top)
+        if isinstance(found, Index):
+            found = self.layout.read_manifest(_pick(found, platform, self.description))
+        assert isinstance(found, Manifest)
+        return found
+
+    def blob(self, digest: str) -> bytes:
+        return self.layout.read_blob(digest)
+
+
+class RegistrySource:
+    """busybox pulled with the project's registry client (Docker Hub or a mirror)."""
+
+    def __init__(
+        self, ref_text: str, pinned_digest: str, *, insecure: bool = False, progress: Progress | None = None
+    ) -> None:
+        try:
+            from pipeline.registry.client import Client
+            from pipeline.registry.reference import Reference
+        except ImportError as exc:  # the registry client lands on its own branch
+            raise ToolError(
+                "pulling busybox needs the project's registry client (pipeline.registry.client), "
+                "which this checkout does not have",
+                hint="pass --busybox DIR (an OCI image layout holding busybox:musl) instead",
+            ) from exc
+        ref = Reference.parse(ref_text)
+        if ref.digest is None:
+            ref = ref.with_digest(pinned_digest)
+        self.pinned = ref.digest == pinned_digest
+        self.ref = ref
+        self.client = Client(insecure=insecure or ref.is_loopback, progress=progress)
+        self.description = str(ref)
+        self._manifests: dict[str, Manifest] = {}
+
+    def manifest(self, platform: Platform) -> Manifest:
+        key = str(platform)
+        if key not in self._manifests:
+            self._manifests[key] = self.client.pull_platform(self.ref, platform)[0]
+        return self._manifests[key]
+
+    def blob(self, digest: str) -> bytes:
+        return self.client.get_blob(self.ref, digest)
+
+
+def source_for(
+    pinned_digest: str,
+    *,
+    override: str | None = None,
+    mirror: str | None = None,
+    insecure: bool = False,
+    progress: Progress | None = None,
+) -> Source:
+    """The busybox source: an override (layout dir or reference), a mirror host, or Docker Hub."""
+    if override:
+        path = Path(override.removeprefix("oci:")).expanduser()
+        if path.is_dir():
+            return LayoutSource(path, pinned_digest)
+        return RegistrySource(override, pinned_digest, insecure=insecure, progress=progress)
+    host = mirror or "docker.io"
+    return RegistrySource(
+        f"{host}/{REPOSITORY}@{pinned_digest}", pinned_digest, insecure=insecure, progress=progress
+    )
+
+
+@dataclass(frozen=True)
+class _Item:
+    kind: str
+    mode: int
+    data: bytes | None = None
+    target: str | None = None
+
+
+def _open_layer(data: bytes, media_type: str) -> tarfile.TarFile:
+    if media_type.endswith("gzip") or data[:2] == b"\x1f\x8b":
+        data = gzip.decompress(data)
+    elif media_type not in (mediatype.OCI_LAYER, "application/vnd.docker.image.rootfs.diff.tar"):
+        raise ImageError(f"busybox layer of media type {media_type} is not supported")
+    return tarfile.open(fileobj=io.BytesIO(data), mode="r:")
+
+
+def bin_entries(
+    source: Source, platform: Platform, dest: str = "/busybox", progress: Progress | None = None
+) -> list[layers.Entry]:
+    """The entries of busybox's /bin, as `COPY --from=busybox /bin /busybox` puts them under ``dest``.
+
+    Layers are applied in order (whiteouts honoured); ownership becomes 0:0, modes are kept, hard links
+    within /bin stay hard links, symlinks keep their targets.
+    """
+    progress = progress or Silent()
+    manifest = source.manifest(platform)
+    progress.info(f"busybox for {platform} from {source.description}")
+    tree: dict[str, _Item] = {}
+    for desc in manifest.layers:
+        with _open_layer(source.blob(desc.digest), desc.media_type) as tar:
+            for member in tar:
+                name = PurePosixPath(member.name.lstrip("./") or ".").as_posix()
+                base = PurePosixPath(name).name
+                if base == ".wh..wh..opq":
+                    parent = str(PurePosixPath(name).parent)
+                    for key in [k for k in tree if k.startswith(parent + "/")]:
+                        del tree[key]
+                    continue
+                if base.startswith(".wh."):
+                    gone = str(PurePosixPath(name).parent / base[4:])
+                    for key in [k for k in tree if k == gone or k.startswith(gone + "/")]:
+                        del tree[key]
+                    continue
+                mode = member.mode & 0o7777
+                if member.isdir():
+                    tree[name] = _Item("dir", mode)
+                elif member.issym():
+                    tree[name] = _Item("symlink", mode, target=member.linkname)
+                elif member.islnk():
+                    tree[name] = _Item("hardlink", mode, target=member.linkname.lstrip("./"))
+                elif member.isfile():
+                    handle = tar.extractfile(member)
+                    assert handle is not None
+                    tree[name] = _Item("file", mode, data=handle.read())
+    inside: Callable[[str], bool] = lambda n: n.startswith("bin/")  # noqa: E731
+    if "bin" not in tree:
+        raise ImageError(f"busybox from {source.description} for {platform} has no /bin")
+    entries = [layers.directory(dest, tree["bin"].mode)]
+    for name, item in sorted(tree.items()):
+        if not inside(name):
+            continue
+        path = dest + "/" + name[len("bin/") :]
+        if item.kind == "dir":
+            entries.append(layers.directory(path, item.mode))
+        elif item.kind == "symlink":
+            entries.append(layers.symlink(path, item.target or ""))
+        elif item.kind == "file":
+            entries.append(layers.file(path, data=item.data, mode=item.mode))
+        else:
+            target = item.target or ""
+            resolved = tree.get(target)
+            if inside(target) and resolved is not None and resolved.kind == "file":
+                entries.append(layers.hardlink(path, dest + "/" + target[len("bin/") :]))
+            elif resolved is not None and resolved.kind == "file":  # a link out of /bin becomes a copy
+                entries.append(layers.file(path, data=resolved.data, mode=resolved.mode))
+            else:
+                raise ImageError(f"busybox: hard link /{name} names /{target}, which the image does not have")
+    return entries
+
+
+__all__ = ["LayoutSource", "RegistrySource", "Source", "bin_entries", "source_for", "Silent"]
