@@ -8,8 +8,6 @@ import base64
 import hashlib
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +26,7 @@ from pipeline.registry.reference import Reference
 from pipeline.signing import identity, localsigstore, trust
 from tests.conftest import require_tool
 from tests.support import fakeexecutor
+from tests.support.cli import run_invoke
 from tests.support.registries import AuthRegistry
 from tests.support.sigstore import local_sigstore, node_cache  # noqa: F401 - fixtures
 
@@ -268,10 +267,7 @@ def test_invoke_build_image_prints_the_digest_and_streams_kaniko_to_stderr(
     }
     env.pop("DOCKER_HUB_USERNAME", None)
     env.pop("DOCKER_HUB_KANIKO_PAT", None)
-    argv = [
-        sys.executable,
-        "-m",
-        "invoke",
+    args = [
         "build-image",
         "--executor",
         str(executor),
@@ -282,7 +278,7 @@ def test_invoke_build_image_prints_the_digest_and_streams_kaniko_to_stderr(
         "--no-verify",
         "--json",
     ]
-    done = subprocess.run(argv, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    done = run_invoke(args, env=env)
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     seen = fakeexecutor.reports(done.stderr)
@@ -293,9 +289,7 @@ def test_invoke_build_image_prints_the_digest_and_streams_kaniko_to_stderr(
     assert recorded["build-image"]["image"] == result["image"]
 
     # without --no-verify and without a signer identity it refuses, exit 2, no traceback
-    refused = subprocess.run(
-        argv[:-2] + ["--json"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True
-    )
+    refused = run_invoke(args[:-2] + ["--json"], env=env)
     assert refused.returncode == 2
     assert "--no-verify" in refused.stderr and "Traceback" not in refused.stderr
     assert not fakeexecutor.reports(refused.stderr)
