@@ -758,7 +758,7 @@ def _release(
         )
         record.save(settings.record_file, "build", built.to_dict())
         stage.detail = ", ".join(
-            f"{name} {image.digest}" for name, image in built.to_dict()["images"].items()
+            f"{name} {image['digest']}" for name, image in built.to_dict()["images"].items()
         )
 
     with timer.stage("publish") as stage:
@@ -822,9 +822,13 @@ def _release(
                 )
         stage.detail = f"{len(published)} image(s) verified as {signing.identity}"
 
+    from pipeline.signing import trust
+
     mirror = settings.registry_mirror
     base_image = options.base_image
-    if embedded and base_image is None and mirror is None:
+    # A loopback destination with no base and no mirror given: these machines reach no Docker Hub, so
+    # kaniko gets the Debian-made nginx base from the local registry, as its docker.io mirror.
+    if base_image is None and mirror is None and trust.is_loopback_host(_registry_of(prefix)):
         with timer.stage("nginx-base") as stage:
             base = nginxbase.ensure(settings.cache_dir, progress=progress)
             pushed = nginxbase.publish(base, client, _registry_of(prefix))
