@@ -469,8 +469,13 @@ class Report:
         json_path = directory / f"{name}.json"
         md_path = directory / f"{name}.md"
         self.files = {"json": str(json_path), "markdown": str(md_path)}
-        record.atomic_write_text(json_path, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
-        record.atomic_write_text(md_path, self.markdown())
+        text = json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+        markdown = self.markdown()
+        record.atomic_write_text(json_path, text)
+        record.atomic_write_text(md_path, markdown)
+        # The last run's report under fixed names too, for CI steps (`cat report/release.md`).
+        record.atomic_write_text(directory / "release.json", text)
+        record.atomic_write_text(directory / "release.md", markdown)
 
 
 def plan_text(plan: Mapping[str, Any]) -> str:
