@@ -12,9 +12,11 @@ killed at any point finishes the job when started again: every stage is idempote
 reproducible, publish skips blobs the registry has, signing is skipped when done). A failed stage, the
 smoke checks included, leaves every rolling tag where it was.
 
-Embedded defaults (no ``--prefix``, no Docker Hub credentials): the embedded local registry, a local
-Sigstore instance (only ever for a loopback registry) and, as kaniko's base, the nginx image made from
-Debian packages, pushed to the local registry and served to kaniko as its docker.io mirror.
+Embedded defaults (no ``--prefix``, no Docker Hub credentials): the embedded local registry. For any
+loopback registry with nothing else configured: a local Sigstore instance (never for another registry);
+as kaniko's base, the nginx image made from Debian packages, pushed to that registry and served to kaniko
+as its docker.io mirror; and no debug variant unless ``--busybox`` or a registry mirror gives it busybox
+(the pinned busybox lives on Docker Hub, which these machines cannot reach).
 
 Every run writes a report: JSON and Markdown (fit for ``$GITHUB_STEP_SUMMARY``) in ``--report-dir``.
 """
@@ -626,6 +628,7 @@ def _run(settings: Settings, options: Options, report: Report, timer: _Timer, pr
         prefix, embedded = _destination(settings, options.dry_run, progress)
         report.prefix, report.embedded = prefix, embedded
         registry = _registry_of(prefix)
+        settings = _local_variants(settings, options, registry, report)
         signing = choose_signing(
             settings,
             registry,
@@ -665,6 +668,27 @@ def _run(settings: Settings, options: Options, report: Report, timer: _Timer, pr
             progress.step(f"{resolved.tag} is up to date at {prefix}: nothing to do")
             return
         _release(settings, options, report, timer, progress, resolved, prefix, embedded, signing, client)
+
+
+DEBUG_NOTE = (
+    "debug not built: it needs the pinned busybox from Docker Hub; pass --busybox DIR|REF "
+    "(or set pipeline.registry_mirror) to build it too"
+)
+
+
+def _local_variants(settings: Settings, options: Options, registry: str, report: Report) -> Settings:
+    """For a loopback registry with no busybox source (these machines reach no Docker Hub), every
+    variant but debug; elsewhere the configured variants."""
+    from pipeline.signing import trust
+
+    wanted = settings.variants
+    if "debug" not in wanted or len(wanted) == 1 or options.busybox or settings.registry_mirror:
+        return settings
+    if not trust.is_loopback_host(registry):
+        return settings
+    report.notes.append(DEBUG_NOTE)
+    report.variants = [v for v in wanted if v != "debug"]
+    return replace(settings, variants=tuple(report.variants))
 
 
 def _embedded_running(settings: Settings) -> bool:
@@ -963,17 +987,6 @@ def e2e(
     remote_tags(url)  # fails in seconds, with the way to use a mirror, when the fork is unreachable
     progress.info(f"the fork at {url} answers ({time.monotonic() - started:.1f} s)")
 
-    variants = list(settings.variants)
-    if busybox or settings.registry_mirror:
-        note = f"debug built with busybox from {busybox or settings.registry_mirror}"
-    else:
-        variants = [v for v in variants if v != "debug"]
-        note = (
-            "debug not built: it needs the pinned busybox from Docker Hub; pass --busybox DIR|REF "
-            "(or set pipeline.registry_mirror) to build it too"
-        )
-    if not variants:
-        raise UsageError("no variant left to build", hint="include executor in pipeline.variants")
     state = Path(tempfile.mkdtemp(prefix="kaniko-e2e-"))
     cache = state / "cache"
     cache.mkdir()
@@ -989,7 +1002,6 @@ def e2e(
         cache_dir=cache,
         fork_url=url,
         prefix=registry.host,
-        variants=tuple(variants),
         platforms=tuple(platforms or (native_platform(),)),
         trust_config=None,
         env={k: v for k, v in settings.env.items() if k != "SIGSTORE_ID_TOKEN"},
@@ -1020,4 +1032,8 @@ def e2e(
             registry.stop()
             shutil.rmtree(state, ignore_errors=True)
     assert report is not None
-    return E2EResult(report, registry.host, keep, variants, note)
+    if "debug" in report.variants:
+        note = f"debug built with busybox from {busybox or settings.registry_mirror}"
+    else:
+        note = " ".join(report.notes) or "debug not built: not in pipeline.variants"
+    return E2EResult(report, registry.host, keep, report.variants, note)

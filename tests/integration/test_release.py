@@ -288,6 +288,10 @@ def test_a_run_killed_between_stages_finishes_when_run_again_and_a_dry_run_chang
     snap = _snapshot(registry)
     assert snap["kaniko-executor"]["latest"] == partial["kaniko-executor"]["v1.2.3"]
     assert release.run(settings, _options(fork, tmp_path, dry_run=True)).plan["up_to_date"]  # type: ignore[index]
+    # with no busybox source, a release to a loopback registry leaves debug out and says so
+    plain = release.run(settings, release.Options(dry_run=True, report_dir=tmp_path / "reports"))
+    assert plain.variants == ["executor", "slim", "warmer"] and release.DEBUG_NOTE in plain.notes
+    assert plain.plan is not None and "debug" not in plain.plan["repositories"]
 
 
 def test_an_unreachable_fork_fails_in_seconds_and_says_how_to_use_a_mirror(tmp_path: Path) -> None:
