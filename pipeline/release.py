@@ -49,6 +49,7 @@ from pipeline.errors import (
 )
 from pipeline.progress import Progress, Silent
 from pipeline.registry import tagplan
+from pipeline.registry.reference import is_loopback_host
 
 if TYPE_CHECKING:
     from sigstore.models import ClientTrustConfig
@@ -196,7 +197,7 @@ def choose_signing(
     """A local Sigstore instance for a loopback registry when nothing else is configured; else the
     configured instance, which needs the identity and issuer that verification checks."""
     from pipeline.signing import identity as identities
-    from pipeline.signing import localsigstore, trust
+    from pipeline.signing import localsigstore
 
     configured = trust_config or (str(settings.trust_config) if settings.trust_config else None)
     explicit = bool(
@@ -206,7 +207,7 @@ def choose_signing(
         or certificate_identity
         or certificate_oidc_issuer
     )
-    if not explicit and trust.is_loopback_host(registry):
+    if not explicit and is_loopback_host(registry):
         return Signing(True, localsigstore.LOCAL_IDENTITY, localsigstore.LOCAL_ISSUER, None)
     if not certificate_identity or not certificate_oidc_issuer:
         raise UsageError(
@@ -679,12 +680,11 @@ DEBUG_NOTE = (
 def _local_variants(settings: Settings, options: Options, registry: str, report: Report) -> Settings:
     """For a loopback registry with no busybox source (these machines reach no Docker Hub), every
     variant but debug; elsewhere the configured variants."""
-    from pipeline.signing import trust
 
     wanted = settings.variants
     if "debug" not in wanted or len(wanted) == 1 or options.busybox or settings.registry_mirror:
         return settings
-    if not trust.is_loopback_host(registry):
+    if not is_loopback_host(registry):
         return settings
     report.notes.append(DEBUG_NOTE)
     report.variants = [v for v in wanted if v != "debug"]
@@ -851,13 +851,11 @@ def _release(
                 )
         stage.detail = f"{len(published)} image(s) verified as {signing.identity}"
 
-    from pipeline.signing import trust
-
     mirror = settings.registry_mirror
     base_image = options.base_image
     # A loopback destination with no base and no mirror given: these machines reach no Docker Hub, so
     # kaniko gets the Debian-made nginx base from the local registry, as its docker.io mirror.
-    if base_image is None and mirror is None and trust.is_loopback_host(_registry_of(prefix)):
+    if base_image is None and mirror is None and is_loopback_host(_registry_of(prefix)):
         with timer.stage("nginx-base") as stage:
             base = nginxbase.ensure(settings.cache_dir, progress=progress)
             pushed = nginxbase.publish(base, client, _registry_of(prefix))
