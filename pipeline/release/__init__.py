@@ -1,0 +1,59 @@
+"""The release: every stage in order, idempotent, and the rolling tags moved only when all passed.
+
+Stages: ``resolve`` (the fork's release tag and commit, with ``git ls-remote``: cheap, and a reachability
+check that fails in seconds), then, unless the release is already complete, ``fork``, ``build``,
+``publish`` (by digest, version tags only), ``sign`` (skipped when a valid signature from the configured
+identity is already attached), ``verify``, ``nginx-base`` (embedded defaults only), ``build-image``,
+``smoke``, and last ``rolling`` (``latest``, ``debug``, ``slim``, ``vX.Y``, ``vX``; never backwards).
+
+A release is *up to date* when every variant's version tag exists, carries a valid signature from the
+configured identity, and every rolling tag that may move already names it: then nothing is built. A run
+killed at any point finishes the job when started again: every stage is idempotent (the build is
+reproducible, publish skips blobs the registry has, signing is skipped when done). A failed stage, the
+smoke checks included, leaves every rolling tag where it was.
+
+Embedded defaults (no ``--prefix``, no Docker Hub credentials): the embedded local registry. For any
+loopback registry with nothing else configured: a local Sigstore instance (never for another registry);
+as kaniko's base, the nginx image made from Debian packages, pushed to that registry and served to kaniko
+as its docker.io mirror; and no debug variant unless ``--busybox`` or a registry mirror gives it busybox
+(the pinned busybox lives on Docker Hub, which these machines cannot reach).
+
+Every run writes a report: JSON and Markdown (fit for ``$GITHUB_STEP_SUMMARY``) in ``--report-dir``.
+
+Modules: ``resolution`` (the release tag and commit), ``identity`` (the signing identity and trust configs),
+``state`` (what the registry holds), ``report`` (the report and the dry run's plan), ``stages`` (the run),
+``endtoend`` (``invoke test-e2e``).
+"""
+
+from pipeline.release.endtoend import SHARED_CACHES, E2EResult, e2e, native_platform
+from pipeline.release.identity import LOCAL_TRUST_CONFIGS, Signing, choose_signing, signed_by, trust_configs
+from pipeline.release.report import Report, Stage, plan_text
+from pipeline.release.resolution import LS_REMOTE_TIMEOUT, Resolved, remote_tags, resolve
+from pipeline.release.stages import DEBUG_NOTE, NGINX_REPOSITORY, Options, StageHook, run
+from pipeline.release.state import VariantState, inspect_registry
+
+__all__ = [
+    "DEBUG_NOTE",
+    "LOCAL_TRUST_CONFIGS",
+    "LS_REMOTE_TIMEOUT",
+    "NGINX_REPOSITORY",
+    "SHARED_CACHES",
+    "E2EResult",
+    "Options",
+    "Report",
+    "Resolved",
+    "Signing",
+    "Stage",
+    "StageHook",
+    "VariantState",
+    "choose_signing",
+    "e2e",
+    "inspect_registry",
+    "native_platform",
+    "plan_text",
+    "remote_tags",
+    "resolve",
+    "run",
+    "signed_by",
+    "trust_configs",
+]

@@ -1,0 +1,188 @@
+"""The release report: stages and their timings, written as JSON and Markdown; the dry run's plan."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pipeline import record
+
+
+@dataclass
+class Stage:
+    name: str
+    seconds: float
+    status: str  # ok, skipped, failed
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "seconds": round(self.seconds, 2),
+            "status": self.status,
+            "detail": self.detail,
+        }
+
+
+@dataclass
+class Report:
+    """What a release did: written as JSON and Markdown, and returned to the task."""
+
+    status: str = "failed"  # released, up to date, dry run, failed
+    version: str = ""
+    tag: str = ""
+    commit: str = ""
+    url: str = ""
+    prefix: str = ""
+    embedded: bool = False
+    variants: list[str] = field(default_factory=list)
+    platforms: list[str] = field(default_factory=list)
+    images: dict[str, dict[str, Any]] = field(default_factory=dict)
+    signature: dict[str, Any] = field(default_factory=dict)
+    image: str | None = None  # the nginx image build-image pushed, REF@DIGEST
+    smoke: dict[str, Any] | None = None
+    plan: dict[str, Any] | None = None
+    stages: list[Stage] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    error: str | None = None
+    started: str = ""
+    files: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status != "failed"
+
+    @property
+    def executor(self) -> str | None:
+        image = self.images.get("executor")
+        return f"{image['repository']}@{image['digest']}" if image and image.get("digest") else None
+
+    @property
+    def bytes_uploaded(self) -> int:
+        return sum(int(image.get("bytes_uploaded") or 0) for image in self.images.values())
+
+    def stage_seconds(self) -> dict[str, float]:
+        return {stage.name: round(stage.seconds, 2) for stage in self.stages}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "status": self.status,
+            "version": self.version,
+            "tag": self.tag,
+            "commit": self.commit,
+            "url": self.url,
+            "prefix": self.prefix,
+            "embedded": self.embedded,
+            "variants": self.variants,
+            "platforms": self.platforms,
+            "images": self.images,
+            "bytes_uploaded": self.bytes_uploaded,
+            "executor": self.executor,
+            "signature": self.signature,
+            "image": self.image,
+            "smoke": self.smoke,
+            "plan": self.plan,
+            "stages": [stage.to_dict() for stage in self.stages],
+            "seconds": round(sum(stage.seconds for stage in self.stages), 2),
+            "notes": self.notes,
+            "error": self.error,
+            "started": self.started,
+            "files": self.files,
+        }
+
+    def markdown(self) -> str:
+        icon = {"released": "✅", "up to date": "✅", "dry run": "📝"}.get(self.status, "❌")
+        lines = [f"## {icon} kaniko {self.tag or self.version or '?'}: {self.status}", ""]
+        lines += [
+            f"- fork: `{self.url}` at `{self.commit[:12] or '?'}`",
+            f"- destination: `{self.prefix or '?'}`"
+            + (" (embedded local registry)" if self.embedded else ""),
+            f"- variants: {', '.join(self.variants)}; platforms: {', '.join(self.platforms)}",
+        ]
+        if self.signature:
+            lines.append(
+                f"- signature identity: `{self.signature.get('identity')}` "
+                f"(issuer `{self.signature.get('issuer')}`)"
+            )
+        if self.images:
+            lines.append(f"- bytes uploaded: {self.bytes_uploaded}")
+        if self.image:
+            lines.append(f"- test image: `{self.image}`")
+        if self.error:
+            lines += ["", "**Error:**", "", "```", self.error, "```"]
+        if self.images:
+            lines += ["", "| variant | digest | tags |", "|---|---|---|"]
+            for variant, image in self.images.items():
+                tags = ", ".join(f"`{t}`" for t in image.get("tags", []))
+                kept = image.get("kept") or {}
+                if kept:
+                    tags += " (kept: " + ", ".join(f"`{t}` at {v}" for t, v in kept.items()) + ")"
+                lines.append(f"| {variant} | `{image.get('digest')}` | {tags} |")
+        if self.stages:
+            lines += ["", "| stage | status | seconds |", "|---|---|---:|"]
+            lines += [f"| {s.name} | {s.status} | {s.seconds:.1f} |" for s in self.stages]
+            lines.append(f"| **total** | | {sum(s.seconds for s in self.stages):.1f} |")
+        if self.smoke:
+            lines += ["", "| smoke check | result | detail |", "|---|---|---|"]
+            for check in self.smoke.get("checks", []):
+                detail = str(check["detail"]).replace("\n", " ").replace("|", "\\|")
+                lines.append(f"| {check['name']} | {'pass' if check['ok'] else 'FAIL'} | {detail} |")
+        if self.plan:
+            lines += ["", "### Plan", "", "```", plan_text(self.plan), "```"]
+        for note in self.notes:
+            lines += ["", f"> {note}"]
+        return "\n".join(lines) + "\n"
+
+    def write(self, directory: Path) -> None:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        name = f"release-{self.tag or self.version or 'unknown'}-{stamp}"
+        json_path = directory / f"{name}.json"
+        md_path = directory / f"{name}.md"
+        self.files = {"json": str(json_path), "markdown": str(md_path)}
+        text = json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+        markdown = self.markdown()
+        record.atomic_write_text(json_path, text)
+        record.atomic_write_text(md_path, markdown)
+        # The last run's report under fixed names too, for CI steps (`cat report/release.md`).
+        record.atomic_write_text(directory / "release.json", text)
+        record.atomic_write_text(directory / "release.md", markdown)
+
+
+def plan_text(plan: Mapping[str, Any]) -> str:
+    """The dry run's plan for people: what would be built, and each tag's action."""
+    lines = [f"kaniko {plan['tag']} (version {plan['version']}, commit {str(plan['commit'])[:12]})"]
+    if plan.get("up_to_date"):
+        lines.append("up to date: every version tag exists, is signed, and the rolling tags are in place")
+    building = plan.get("would_build")
+    if building:
+        lines.append(
+            f"would build {', '.join(building['variants'])} for {', '.join(building['platforms'])}, "
+            f"then build and smoke-test {plan['test_image']}"
+        )
+    else:
+        lines.append("would build nothing")
+    for variant, repo in plan["repositories"].items():
+        lines.append(f"{repo['repository']} ({variant}):")
+        for tag, digest in repo["version_tags"].items():
+            if digest:
+                there = f"exists at {digest}" + (", signed" if repo.get("signed") else ", NOT validly signed")
+            else:
+                there = "absent: would be set"
+            lines.append(f"  {tag:<22} {there}")
+        for tag, held in repo["rolling"].items():
+            now = (
+                f"at {held['digest'][:19]} ({held['version'] or 'no version'})"
+                if held["digest"]
+                else "absent"
+            )
+            action = held["action"]
+            verb = "would move after smoke passes" if action == "move" else action
+            lines.append(f"  {tag:<22} {now}: {verb}")
+    if plan.get("note"):
+        lines.append(str(plan["note"]))
+    return "\n".join(lines)
