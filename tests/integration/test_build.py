@@ -366,12 +366,14 @@ def podman(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
     conf = root / "containers.conf"
     conf.write_text('[containers]\ndefault_ulimits = []\n\n[engine]\nruntime = "runc"\n')
     os.environ["CONTAINERS_CONF"] = str(conf)
-    runroot = tempfile.mkdtemp(prefix="pr-", dir="/tmp")  # podman wants a runroot under 50 characters
-    argv = [binary, "--root", str(root / "root"), "--runroot", runroot, "--storage-driver", "vfs"]
+    short = tempfile.mkdtemp(
+        prefix="pr-", dir="/tmp"
+    )  # podman wants short storage paths (under 50 characters)
+    argv = [binary, "--root", short + "/root", "--short", short + "/run", "--storage-driver", "vfs"]
     yield argv
     subprocess.run([*argv, "system", "reset", "--force"], capture_output=True, check=False)
     os.environ.pop("CONTAINERS_CONF", None)
-    shutil.rmtree(runroot, ignore_errors=True)
+    shutil.rmtree(short, ignore_errors=True)
 
 
 @pytest.mark.parametrize(
