@@ -369,7 +369,7 @@ def podman(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
     short = tempfile.mkdtemp(
         prefix="pr-", dir="/tmp"
     )  # podman wants short storage paths (under 50 characters)
-    argv = [binary, "--root", short + "/root", "--short", short + "/run", "--storage-driver", "vfs"]
+    argv = [binary, "--root", short + "/root", "--runroot", short + "/run", "--storage-driver", "vfs"]
     yield argv
     subprocess.run([*argv, "system", "reset", "--force"], capture_output=True, check=False)
     os.environ.pop("CONTAINERS_CONF", None)
