@@ -185,6 +185,195 @@ def setup(c: Context, json: bool = False) -> None:
 
 
 @task(
+    iterable=["image"],
+    help={
+        "image": "sign this REPO@sha256:... (repeatable; default: what the last `invoke publish` recorded)",
+        "per_platform": "sign each platform manifest of the indexes too",
+        "sig_tag": "also write cosign v2's sha256-<hex>.sig tag (default on; --no-sig-tag to skip)",
+        "identity_token": "an OIDC identity token (prefer the SIGSTORE_ID_TOKEN env var: argv is visible)",
+        "trust_config": "a ClientTrustConfig JSON for another Sigstore instance (default: the public one)",
+        "local_sigstore": "sign with a local Sigstore instance started for this run (loopback registries only)",
+        "json": "print one JSON object on stdout",
+    },
+)
+@_guarded
+def sign(
+    c: Context,
+    image: list[str] | None = None,
+    per_platform: bool = False,
+    sig_tag: bool = True,
+    identity_token: str = "",
+    trust_config: str = "",
+    local_sigstore: bool = False,
+    json: bool = False,
+) -> None:
+    """Sign the published images keyless with Sigstore and attach the signatures in the registry."""
+    from pipeline import sign as sign_stage
+
+    settings = _settings(c)
+    result = sign_stage.run_sign(
+        settings,
+        images=image or (),
+        identity_token=identity_token or None,
+        trust_config=trust_config or None,
+        per_platform=per_platform,
+        sig_tag=sig_tag,
+        local=local_sigstore,
+        progress=Progress(),
+    )
+    if not image:
+        record.save(settings.record_file, "sign", result)
+    _emit(
+        result,
+        json,
+        lambda r: "\n".join(
+            f"signed {s['repository']}@{s['digest']}"
+            + (f" ({s['platform']})" if s["platform"] else "")
+            + f" as {r['identity']}: referrer {s['referrer']}"
+            for s in r["signatures"]
+        ),
+    )
+
+
+@task(
+    help={
+        "image": "the image to verify: REGISTRY/REPO:TAG or REGISTRY/REPO@sha256:...",
+        "certificate_identity": "the identity the signing certificate must carry (its SAN)",
+        "certificate_oidc_issuer": "the OIDC issuer the signing certificate must name",
+        "trust_config": "a ClientTrustConfig JSON for another Sigstore instance (default: the public one)",
+        "json": "print one JSON object on stdout",
+    }
+)
+@_guarded
+def verify(
+    c: Context,
+    image: str = "",
+    certificate_identity: str = "",
+    certificate_oidc_issuer: str = "",
+    trust_config: str = "",
+    json: bool = False,
+) -> None:
+    """Verify an image's attached Sigstore signatures against an identity and an OIDC issuer."""
+    from pipeline import sign as sign_stage
+
+    result = sign_stage.run_verify(
+        _settings(c),
+        image=image,
+        certificate_identity=certificate_identity,
+        certificate_oidc_issuer=certificate_oidc_issuer,
+        trust_config=trust_config or None,
+        progress=Progress(),
+    )
+    _emit(result.to_dict(), json, lambda r: result.explain())
+    if not result.verified:
+        raise Exit(code=1)
+
+
+@task(
+    help={
+        "image": "the nginx image to check (default: the image build-image recorded)",
+        "wait": "seconds to wait for the container to answer (default 60)",
+        "json": "print one JSON object on stdout",
+    }
+)
+@_guarded
+def smoke(c: Context, image: str = "", wait: float = 60.0, json: bool = False) -> None:
+    """Run the nginx image in podman (no capabilities, no-new-privileges) and check it; exit 1 on a failed check."""
+    from pipeline import smoke as smoke_stage
+
+    result = smoke_stage.run(_settings(c), image=image, wait=float(wait), progress=Progress())
+    _emit(
+        result.to_dict(),
+        json,
+        lambda r: "\n".join(
+            [f"smoke {'passed' if r['ok'] else 'FAILED'}: {r['image']}"]
+            + [f"  {'ok  ' if ch['ok'] else 'FAIL'} {ch['name']}: {ch['detail']}" for ch in r["checks"]]
+        ),
+    )
+    result.raise_for_failure()
+
+
+@task(
+    name="build-image",
+    help={
+        "executor": "the kaniko executor image by digest, REF@sha256:... (default: the one publish recorded)",
+        "destination": "where to push (default docker.io/$DOCKER_HUB_USERNAME/kaniko-nginx:<tag>)",
+        "tag": "the tag of the default destination (default: the fork's release tag)",
+        "registry_mirror": "kaniko's mirror for docker.io, host[:port] (plain HTTP only for a loopback mirror)",
+        "base_image": "override the Dockerfile's pinned base (its BASE_IMAGE build argument)",
+        "context": "the build context (default: the project directory)",
+        "dockerfile": "the Dockerfile, relative to the context (default: Dockerfile)",
+        "no_verify": "run the executor without verifying its signature",
+        "certificate_identity": "the signer identity the executor's signature must have",
+        "certificate_oidc_issuer": "the OIDC issuer the executor's signature must have",
+        "trust_config": "a Sigstore ClientTrustConfig JSON (default: pipeline.trust_config, else public)",
+        "json": "print one JSON object on stdout",
+    },
+)
+@_guarded
+def build_image(
+    c: Context,
+    executor: str = "",
+    destination: str = "",
+    tag: str = "",
+    registry_mirror: str = "",
+    base_image: str = "",
+    context: str = "",
+    dockerfile: str = "Dockerfile",
+    no_verify: bool = False,
+    certificate_identity: str = "",
+    certificate_oidc_issuer: str = "",
+    trust_config: str = "",
+    json: bool = False,
+) -> None:
+    """Build and push the nginx test image with the kaniko executor, run in podman as the kaniko README says."""
+    from pipeline import kaniko
+
+    settings = _settings(c)
+    result = kaniko.run(
+        settings,
+        executor=executor,
+        destination=destination,
+        tag=tag,
+        registry_mirror=registry_mirror,
+        base_image=base_image,
+        context=context,
+        dockerfile=dockerfile,
+        verify=not no_verify,
+        certificate_identity=certificate_identity,
+        certificate_oidc_issuer=certificate_oidc_issuer,
+        trust_config=trust_config,
+        progress=Progress(),
+    )
+    record.save(settings.record_file, "build-image", result.to_dict())
+    _emit(result.to_dict(), json, lambda r: f"kaniko built and pushed {r['image']} in {r['seconds']} s")
+
+
+@task(
+    name="nginx-base",
+    help={
+        "push_to": "also push it to this registry (host:port), as library/nginx-debian, for kaniko's mirror",
+        "json": "print one JSON object on stdout",
+    },
+)
+@_guarded
+def nginx_base(c: Context, push_to: str = "", json: bool = False) -> None:
+    """Make (once, cached) the offline nginx base image from Debian packages; optionally push it."""
+    from pipeline import nginxbase
+
+    settings = _settings(c)
+    result = nginxbase.run(settings, push_to=push_to, progress=Progress())
+    _emit(
+        result,
+        json,
+        lambda r: (
+            f"nginx base {r['digest']} at {r['layout']}"
+            + (f"; pushed, use --base-image {r['base_image']}" if r.get("base_image") else "")
+        ),
+    )
+
+
+@task(
     help={
         "k": "only run tests matching this pytest expression",
         "unit": "only the unit tests (no network, no external programs)",
@@ -200,11 +389,143 @@ def test(c: Context, k: str = "", unit: bool = False) -> None:
         raise Exit(code=result.exited if result is not None else 1)
 
 
+@task(
+    help={
+        "layout": "publish this OCI image layout (index.json names each variant's index with "
+        "org.opencontainers.image.ref.name) instead of what the last `invoke build` made",
+        "prefix": "repository prefix, e.g. docker.io/NAME or 127.0.0.1:5000/team (default: "
+        "docker.io/$DOCKER_HUB_USERNAME, or the embedded local registry when no credentials are set)",
+        "version": "the release version for the tags (default: the images' version annotation)",
+        "no_rolling": "push only the exact version tags; leave the rolling tags (latest, vX, vX.Y) alone",
+        "insecure": "allow plain HTTP to a registry that is not on loopback",
+        "json": "print one JSON object on stdout",
+    }
+)
+@_guarded
+def publish(
+    c: Context,
+    layout: str = "",
+    prefix: str = "",
+    version: str = "",
+    no_rolling: bool = False,
+    insecure: bool = False,
+    json: bool = False,
+) -> None:
+    """Push the built images (blobs, manifests, index, then tags) to the registry under the prefix."""
+    from pathlib import Path
+
+    from pipeline import publish as publish_stage
+
+    settings = _settings(c, prefix=prefix or None, insecure=insecure or None)
+    result = publish_stage.run(
+        settings,
+        layout_dir=Path(layout).expanduser() if layout else None,
+        prefix=prefix or None,
+        version=version or None,
+        rolling=not no_rolling,
+        progress=Progress(),
+    )
+    _emit(
+        result,
+        json,
+        lambda r: "\n".join(
+            f"{variant}: {image['repository']}@{image['digest']} tags {', '.join(image['tags'])}"
+            for variant, image in r["images"].items()
+        ),
+    )
+
+
+@task(
+    help={
+        "port": "port to listen on (default 5000; a free one when it is taken)",
+        "json": "print one JSON object on stdout",
+    }
+)
+@_guarded
+def registry_up(c: Context, port: int = 0, json: bool = False) -> None:
+    """Start the embedded local registry (or report the one already running)."""
+    from pipeline.registry import local
+
+    settings = _settings(c)
+    state = local.up(settings.cache_dir, port=port or local.EMBEDDED_PORT, progress=Progress())
+    _emit(
+        state.to_dict(),
+        json,
+        lambda r: f"local registry at {r['url']} (pid {r['pid']}, storage {r['root']})",
+    )
+
+
+@task(help={"json": "print one JSON object on stdout"})
+@_guarded
+def registry_down(c: Context, json: bool = False) -> None:
+    """Stop the embedded local registry."""
+    from pipeline.registry import local
+
+    settings = _settings(c)
+    stopped = local.down(settings.cache_dir, progress=Progress())
+    _emit(
+        {"stopped": stopped},
+        json,
+        lambda r: "local registry stopped" if r["stopped"] else "no local registry was running",
+    )
+
+
+@task(
+    help={
+        "target": "k8s-pod (a Kubernetes Pod), gitlab-runner (config.toml) or gitlab-ci (.gitlab-ci.yml)",
+        "executor": "the executor image pinned by digest, REPOSITORY@sha256:... (default: the one the last "
+        "`invoke publish` published)",
+        "destination": "k8s-pod: the image kaniko pushes (default: PREFIX/kaniko-nginx:latest from the publish "
+        "record)",
+        "context": "k8s-pod: kaniko's build context (default: dir:///workspace)",
+        "out": "write the recipe to this file (default: print it)",
+        "json": "print one JSON object on stdout",
+    }
+)
+@_guarded
+def render(
+    c: Context,
+    target: str = "",
+    executor: str = "",
+    destination: str = "",
+    context: str = "dir:///workspace",
+    out: str = "",
+    json: bool = False,
+) -> None:
+    """Write a deploy recipe for the published executor: Kubernetes Pod, GitLab runner or GitLab CI job."""
+    from pathlib import Path
+
+    from pipeline import render as render_stage
+    from pipeline.errors import UsageError
+
+    if not target:
+        raise UsageError("--target is required", hint="choose one of: " + ", ".join(render_stage.TARGETS))
+    settings = _settings(c)
+    if not executor:
+        executor = render_stage.executor_from_record(
+            record.stage(settings.record_file, "publish", needed_by="invoke render")
+        )
+    if not destination:
+        destination = executor.split("@", 1)[0].rsplit("/", 1)[0] + "/kaniko-nginx:latest"
+    recipe = render_stage.render(target, executor, context=context, destination=destination)
+    if out:
+        record.atomic_write_text(Path(out), recipe.text)
+    _emit(
+        {"target": recipe.target, "executor": executor, "path": out or None, "text": recipe.text},
+        json,
+        lambda r: f"wrote {r['path']}" if r["path"] else r["text"],
+    )
+
+
 def _quote(arg: str) -> str:
     import shlex
 
     return shlex.quote(arg)
 
 
-ns = Collection(fork, build, setup, test)
+ns = Collection(fork, build, setup, test, publish, sign, verify, smoke, build_image, nginx_base, render)
+registry_ns = Collection("registry")
+registry_ns.add_task(registry_up, name="up")
+registry_ns.add_task(registry_down, name="down")
+ns.add_collection(registry_ns)
 ns.configure({"pipeline": dict(config.DEFAULTS)})

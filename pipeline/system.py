@@ -1,56 +1,60 @@
-"""System packages the pipeline and its tests need, installed with apt-get on Debian and Ubuntu."""
+"""System programs the pipeline and its tests need, installed with apt-get on Debian and Ubuntu.
+
+Each requirement is a program and the Debian package that provides it; a package is installed only
+when its program is missing, so a program that came from elsewhere (npm bundled with another Node.js
+build, say) is left alone.
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
+import sys
 
 from pipeline.errors import ToolError
 from pipeline.progress import Progress, Silent
 
-# One list, used by `invoke setup` and by .ci/run (which calls `invoke setup`).
-PACKAGES = (
-    "git",
-    "podman",
-    "runc",
-    "uidmap",
-    "slirp4netns",
-    "docker-registry",
-    "skopeo",
-    "apache2-utils",
-    "nodejs",
-    "npm",
-    "debootstrap",
-    "ca-certificates",
-    "busybox-static",  # the fixture busybox image of the build tests
+# (program on PATH, Debian package). One list, used by `invoke setup`, which .ci/run calls.
+REQUIREMENTS: tuple[tuple[str, str], ...] = (
+    ("git", "git"),
+    ("podman", "podman"),
+    ("runc", "runc"),
+    ("newuidmap", "uidmap"),
+    ("slirp4netns", "slirp4netns"),
+    ("fuse-overlayfs", "fuse-overlayfs"),
+    ("docker-registry", "docker-registry"),
+    ("skopeo", "skopeo"),
+    ("htpasswd", "apache2-utils"),
+    ("node", "nodejs"),
+    ("npm", "npm"),
+    ("debootstrap", "debootstrap"),
+    ("update-ca-certificates", "ca-certificates"),
+    ("busybox", "busybox-static"),  # the fixture busybox image of the build tests
 )
 
 
-def missing(packages: tuple[str, ...] = PACKAGES) -> list[str]:
-    """The packages dpkg does not report as installed."""
-    if shutil.which("dpkg-query") is None:
-        raise ToolError(
-            "this machine has no dpkg-query: `invoke setup` knows only Debian and Ubuntu",
-            hint="install these packages with your system's package manager: " + " ".join(packages),
-        )
-    absent = []
-    for name in packages:
-        result = subprocess.run(
-            ["dpkg-query", "-W", "-f=${Status}", name], capture_output=True, text=True, check=False
-        )
-        if "install ok installed" not in result.stdout:
-            absent.append(name)
-    return absent
+def missing(requirements: tuple[tuple[str, str], ...] = REQUIREMENTS) -> list[str]:
+    """The packages whose program is not on PATH (each package once, in list order)."""
+    search = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
+    return list(dict.fromkeys(pkg for prog, pkg in requirements if shutil.which(prog, path=search) is None))
 
 
-def install(packages: tuple[str, ...] = PACKAGES, progress: Progress | None = None) -> list[str]:
+def install(
+    requirements: tuple[tuple[str, str], ...] = REQUIREMENTS, progress: Progress | None = None
+) -> list[str]:
     """Install what is missing (apt-get update first). Returns the packages it installed."""
     progress = progress or Silent()
-    absent = missing(packages)
+    absent = missing(requirements)
     if not absent:
-        progress.step("all system packages are installed")
+        progress.step("every system program the pipeline needs is installed")
         return []
+    if shutil.which("apt-get") is None:
+        raise ToolError(
+            "these programs are missing and this machine has no apt-get: "
+            + ", ".join(prog for prog, pkg in requirements if pkg in absent),
+            hint="install these packages with your system's package manager: " + " ".join(absent),
+        )
     prefix: list[str] = []
     if os.geteuid() != 0:
         if shutil.which("sudo") is None:
@@ -58,7 +62,7 @@ def install(packages: tuple[str, ...] = PACKAGES, progress: Progress | None = No
                 "installing system packages needs root, and sudo is not available",
                 hint="as root, run: apt-get update && apt-get install -y " + " ".join(absent),
             )
-        prefix = ["sudo", "--non-interactive"]
+        prefix = ["sudo"] if sys.stdin.isatty() else ["sudo", "--non-interactive"]
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     progress.step("installing system packages: " + " ".join(absent))
     for argv in (

@@ -35,6 +35,15 @@ def require_tool(name: str, why: str) -> str:
     return path
 
 
+# podman, the Debian-made nginx base (cached) and images built from the Dockerfile (tests/support/images.py).
+from tests.support.images import (  # noqa: E402, F401
+    base_image_name,
+    images,
+    nginx_base,
+    nginx_image,
+    podman,
+)
+
 # Real registries, the test token server and the fault-injecting proxy (tests/support/registries.py).
 from tests.support.registries import (  # noqa: E402, F401
     fault_proxy,

@@ -314,9 +314,12 @@ class Client:
     # -- blobs -----------------------------------------------------------------------------
     def blob_exists(self, ref: Reference, digest: str, *, push: bool = False) -> bool:
         what = f"head blob {digest} in {ref.repo_str}"
-        response = self._request("HEAD", ref, self._url(ref, f"blobs/{digest}"), push=push, what=what)
+        # A redirect (to object storage) means the registry has it; storage may refuse a HEAD.
+        response = self._request(
+            "HEAD", ref, self._url(ref, f"blobs/{digest}"), push=push, redirects=False, what=what
+        )
         with response:
-            if response.status_code == 200:
+            if response.status_code == 200 or response.status_code in (301, 302, 303, 307, 308):
                 self.remember_blob(ref, digest)
                 return True
             if response.status_code == 404:
@@ -512,6 +515,9 @@ class Client:
             wait = parse_retry_after(response.headers.get("Retry-After"))
             response.close()
             raise _Transient(f"HTTP {response.status_code}", wait)
+        if response.status_code == 404 and "BLOB_UPLOAD_UNKNOWN" in error_codes(response):
+            response.close()  # the registry dropped the upload session (expired, or cleaned up): start again
+            raise _Transient("the upload session is gone (BLOB_UPLOAD_UNKNOWN)")
         return response
 
     def _check_stored(self, what: str, response: requests.Response, digest: str) -> None:
@@ -609,7 +615,7 @@ class Client:
     ) -> PushResult:
         """Push the image (or index) ``desc`` of ``layout`` to ``ref``'s repository, then tag it."""
         target = Reference(ref.registry, ref.repository)
-        manifests: list[tuple[Descriptor, bytes]] = []
+        manifests: list[tuple[Descriptor, bytes, list[str]]] = []
         blobs: dict[str, Descriptor] = {}
         self._collect(layout, desc, manifests, blobs, set())
         for blob in blobs.values():
@@ -644,29 +650,43 @@ class Client:
             )
 
         uploaded = skipped = uploaded_bytes = 0
+        # Digests written by this push: a manifest over any of them cannot be in the repository yet,
+        # so it needs no HEAD first.
+        fresh: set[str] = set()
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="upload") as pool:
             results = list(pool.map(one, blobs.values()))
-        for blob, was_uploaded in zip(blobs.values(), results, strict=True):
-            if was_uploaded:
-                uploaded += 1
-                uploaded_bytes += blob.size
-            else:
-                skipped += 1
-        done: set[str] = set()
-        for mdesc, data in manifests:  # children first: platform manifests, then the index
-            if mdesc.digest in done:
-                continue
-            done.add(mdesc.digest)
-            by_digest = target.with_digest(mdesc.digest)
-            if self.head_manifest(by_digest, push=True) is None:
-                self.put_manifest(by_digest, data, mdesc.media_type)
+            for blob, was_uploaded in zip(blobs.values(), results, strict=True):
+                if was_uploaded:
+                    uploaded += 1
+                    uploaded_bytes += blob.size
+                    fresh.add(blob.digest)
+                else:
+                    skipped += 1
+
+            def put(item: tuple[Descriptor, bytes, list[str]]) -> bool:
+                mdesc, data, children = item
+                by_digest = target.with_digest(mdesc.digest)
+                if not fresh.intersection(children) and self.head_manifest(by_digest, push=True) is not None:
+                    return False
+                self.put_manifest(by_digest, data, _media_type_of(data, mdesc.media_type))
+                return True
+
+            # Level by level: platform manifests (in parallel), then the index over them, by digest.
+            height: dict[str, int] = {}
+            for mdesc, _data, children in manifests:  # children come before their parents
+                height[mdesc.digest] = 1 + max((height.get(c, -1) for c in children), default=-1)
+            for level in sorted(set(height.values())):
+                batch = [m for m in manifests if height[m[0].digest] == level]
+                for item, written in zip(batch, pool.map(put, batch), strict=True):
+                    if written:
+                        fresh.add(item[0].digest)
         top_data = manifests[-1][1]
         wanted = list(dict.fromkeys([*tags, *([ref.tag] if ref.tag else [])]))
         for tag in wanted:
             tagged = target.with_tag(tag)
             current = self.head_manifest(tagged, push=True)
             if current is None or current.digest != desc.digest:
-                self.put_manifest(tagged, top_data, desc.media_type)
+                self.put_manifest(tagged, top_data, _media_type_of(top_data, desc.media_type))
         self.progress.info(
             f"pushed {target.repo_str}@{desc.digest}: {uploaded} blobs uploaded ({uploaded_bytes} bytes), "
             f"{skipped} already there" + (f", tags {', '.join(wanted)}" if wanted else "")
@@ -677,7 +697,7 @@ class Client:
         self,
         layout: Layout,
         desc: Descriptor,
-        manifests: list[tuple[Descriptor, bytes]],
+        manifests: list[tuple[Descriptor, bytes, list[str]]],
         blobs: dict[str, Descriptor],
         seen: set[str],
     ) -> None:
@@ -694,15 +714,16 @@ class Client:
         if len(data) != desc.size:
             raise ImageError(f"manifest {desc.digest} is {len(data)} bytes, its descriptor says {desc.size}")
         item = parse(data, desc.media_type)
+        children: list[str] = []
         if isinstance(item, Index):
             for child in item.manifests:
                 self._collect(layout, child, manifests, blobs, seen)
+                children.append(child.digest)
         else:
             for blob in (item.config, *item.layers):
                 blobs.setdefault(blob.digest, blob)
-        if item.subject is not None:
-            pass  # the subject is pushed by whoever made it
-        manifests.append((desc, data))
+                children.append(blob.digest)
+        manifests.append((desc, data, children))
 
     # -- pull ------------------------------------------------------------------------------
     def pull_platform(self, ref: Reference, platform: Platform) -> tuple[Manifest, Descriptor]:
@@ -742,6 +763,11 @@ class Client:
         if not platform.matches(found):
             raise RegistryError(f"{ref} is an image for {found}, not {platform}")
         return item, Descriptor(desc.media_type, desc.digest, desc.size, platform=found)
+
+
+def _media_type_of(data: bytes, fallback: str) -> str:
+    """The manifest's own mediaType (what the PUT's Content-Type must be), else the descriptor's."""
+    return parse(data, fallback).media_type
 
 
 def _next_link(response: requests.Response) -> str | None:

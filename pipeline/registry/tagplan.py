@@ -161,7 +161,9 @@ def normalize_prefix(prefix: str) -> str:
             hint="pass --prefix REGISTRY/NAMESPACE, e.g. docker.io/myuser or 127.0.0.1:5000/team",
         )
     first, rest = parts[0], parts[1:]
-    is_host = bool(rest) and ("." in first or ":" in first or first == "localhost")
+    # A first part with a dot or a port (or localhost) is a registry host; alone, it is the whole prefix
+    # (``127.0.0.1:5000`` puts the images at ``127.0.0.1:5000/kaniko-executor``).
+    is_host = "." in first or ":" in first or first == "localhost"
     if is_host and not _HOST.match(first):
         raise ConfigError(f"registry host {first!r} in prefix {prefix!r} is not a valid host[:port]")
     for component in rest if is_host else parts:

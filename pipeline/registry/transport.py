@@ -14,8 +14,10 @@ import email.utils
 import json
 import os
 import random
+import re
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -204,7 +206,7 @@ class Transport:
             scheme = self._schemes.get(host)
         if scheme is None:
             if loopback:
-                scheme = "http"
+                scheme = self._probe_loopback(host)
             elif self.insecure:
                 scheme = self._probe(host)
             else:
@@ -212,6 +214,23 @@ class Transport:
             with self._lock:
                 self._schemes[host] = scheme
         return f"{scheme}://{host}"
+
+    def _probe_loopback(self, host: str) -> str:
+        """Plain HTTP for a loopback registry, unless it turns out to speak only TLS."""
+        try:
+            response = self.session.get(f"http://{host}/v2/", timeout=(5, 10), allow_redirects=False)
+            tls_only = response.status_code == 400 and b"HTTPS server" in response.content[:512]
+        except requests.exceptions.RequestException:
+            tls_only = True  # not answering plain HTTP: see whether it speaks TLS
+        if not tls_only:
+            return "http"
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+                self.session.get(f"https://{host}/v2/", timeout=(5, 10), verify=False, allow_redirects=False)
+        except requests.exceptions.RequestException:
+            return "http"  # neither: keep plain HTTP, whose errors say what is wrong
+        return "https"
 
     def _probe(self, host: str) -> str:
         try:
@@ -270,6 +289,7 @@ class Transport:
         body: Body | None = None,
         stream: bool = False,
         retry: bool = True,
+        redirects: bool = True,
         on_bytes: OnBytes | None = None,
         what: str = "",
     ) -> requests.Response:
@@ -287,8 +307,15 @@ class Transport:
         while True:
             sent = self.auth.header(host, registry, scopes)
             try:
-                response = self._send(method, url, host, headers, params, body, stream, sent, on_bytes)
+                response = self._send(
+                    method, url, host, headers, params, body, stream, sent, on_bytes, redirects
+                )
             except requests.exceptions.RequestException as exc:
+                if isinstance(exc, requests.exceptions.SSLError):
+                    raise RegistryError(
+                        f"{what}: TLS failed: {_short(exc)}",
+                        hint="if this is a test registry with a self-signed certificate, use --insecure",
+                    ) from None
                 if not retry or attempt + 1 >= MAX_ATTEMPTS:
                     raise RegistryError(
                         f"{what}: {_short(exc)}", hint="check that the registry is up and reachable"
@@ -301,7 +328,7 @@ class Transport:
                 status == 403 and "insufficient_scope" in response.headers.get("WWW-Authenticate", "")
             ):
                 challenges = parse_challenges(response.headers.get("WWW-Authenticate", ""))
-                if not challenges or auth_rounds >= 3:
+                if not challenges or auth_rounds >= 2:  # ask (or re-ask) once, then give up
                     error = self._auth_error(what, response, registry, sent)
                     response.close()
                     raise error
@@ -346,6 +373,7 @@ class Transport:
         stream: bool,
         authorization: str | None,
         on_bytes: OnBytes | None,
+        redirects: bool = True,
     ) -> requests.Response:
         origin = _origin(url)
         for _ in range(MAX_REDIRECTS + 1):
@@ -384,7 +412,7 @@ class Transport:
             follow = response.status_code in (307, 308) or (
                 response.status_code in (301, 302, 303) and method in ("GET", "HEAD")
             )
-            if not follow or not location:
+            if not follow or not location or not redirects:
                 return response
             response.close()
             url = urljoin(response.url, location)
@@ -400,7 +428,5 @@ def _origin(url: str) -> str:
 def _short(exc: BaseException) -> str:
     """A one-line description of a requests error, without URLs' query strings (they may be signed)."""
     kind = exc.__class__.__name__
-    text = str(exc).split("\n", 1)[0]
-    if "?" in text:
-        text = text.split("?", 1)[0] + "?..."
-    return f"{kind}: {text[:200]}"
+    text = re.sub(r"\?[^\s)'\"]*", "?...", str(exc).split("\n", 1)[0])
+    return f"{kind}: {text[:300]}"

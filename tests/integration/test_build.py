@@ -23,7 +23,7 @@ from pipeline.image import cabundle
 from pipeline.oci.layout import Layout
 from tests.conftest import require_tool
 from tests.support import fixture_fork
-from tests.support.images import config, flatten, platform_manifest
+from tests.support.imagefs import config, flatten, platform_manifest
 
 VARIANTS = ("executor", "debug", "slim", "warmer")
 PLATFORMS = ("linux/amd64", "linux/arm64")

@@ -147,6 +147,7 @@ def test_push_order_manifests_by_digest_before_index_then_tags(
     layout, top = image
     proxy = registry_factory.proxy(registry.url)
     Client(credentials=anonymous()).push_layout(layout, top, Reference.parse(f"{proxy.host}/team/app:v1"))
+    settle(proxy, lambda: proxy.count("PUT", "/manifests/") >= 4)
     puts = [e.path for e in proxy.exchanges if e.method == "PUT" and "/manifests/" in e.path]
     index = parse(layout.read_blob(top.digest))
     assert isinstance(index, Index)
@@ -342,3 +343,24 @@ def test_pull_from_htpasswd_registry(
     manifest, _ = client.pull_platform(ref, Platform.parse("linux/amd64"))
     assert isinstance(manifest, Manifest)
     assert client.get_blob(ref, manifest.config.digest) == layout.read_blob(manifest.config.digest)
+
+
+def test_anonymous_pull_with_token_auth(
+    token_registry: AuthRegistry, image: tuple[Layout, Descriptor]
+) -> None:
+    """Docker Hub's way for public images: an anonymous token (no credentials sent) that may pull."""
+    layout, top = image
+    reg = token_registry
+    assert reg.tokens is not None
+    ref = Reference.parse(f"{reg.host}/team/app:v1")
+    Client(credentials=with_password(reg.host, reg.username, reg.password)).push_layout(layout, top, ref)
+    reg.tokens.anonymous_pull = True
+    reg.tokens.token_field = "token"
+    before = len(reg.tokens.requests)
+    client = Client(credentials=anonymous())
+    manifest, _ = client.pull_platform(ref, Platform.parse("linux/arm64"))
+    assert client.get_blob(ref, manifest.layers[1].digest) == layout.read_blob(manifest.layers[1].digest)
+    asked = reg.tokens.requests[before:]
+    assert asked and all(r.account is None and r.scopes == ["repository:team/app:pull"] for r in asked)
+    with pytest.raises(AuthError, match="anonymously"):
+        client.put_manifest(ref.with_tag("v2"), layout.read_blob(top.digest), mediatype.OCI_INDEX)

@@ -15,7 +15,7 @@ from pipeline.registry.credentials import Credential, Credentials
 from pipeline.registry.local import LocalRegistry
 from pipeline.registry.reference import Reference
 from tests.integration.images import blob_bytes, build_image
-from tests.integration.test_registry_client import check_pushed
+from tests.integration.test_registry_client import check_pushed, settle
 from tests.support.faultproxy import FaultProxy, retry_after_date
 from tests.support.registries import Factory
 
@@ -127,6 +127,7 @@ def test_expired_token_mid_push(registry_factory: Factory, tmp_path: Path) -> No
     result = client.push_layout(layout, top, Reference.parse(f"{proxy.host}/team/app"), tags=["v1"])
     assert result.digest == top.digest and result.bytes_uploaded == blob_bytes(layout, top)
     assert stall.fired == 1
+    settle(proxy, lambda: proxy.count("PUT", r"/manifests/") >= 5)
     assert proxy.count("PUT", r"/manifests/") >= 5  # 2 platforms + index + tag, and the refused one again
     assert len([r for r in tokens.requests if r.status == 200]) >= 2
     check_pushed(layout, top, f"{reg.host}/team/app:v1", reg.username, reg.password)

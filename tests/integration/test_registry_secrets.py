@@ -37,7 +37,11 @@ def test_secrets_stay_out_of_output(
         config = Path(config_dir) / "config.json"
         config.touch(mode=0o600)
         config.write_text(json.dumps({"auths": {f"http://{reg.host}/v2/": {"auth": auth}}}))
-        env = {"DOCKER_CONFIG": config_dir, "DOCKER_HUB_USERNAME": "hubuser", "DOCKER_HUB_KANIKO_PAT": HUB_SECRET}
+        env = {
+            "DOCKER_CONFIG": config_dir,
+            "DOCKER_HUB_USERNAME": "hubuser",
+            "DOCKER_HUB_KANIKO_PAT": HUB_SECRET,
+        }
         creds = Credentials.from_environment(env)
         client = Client(credentials=creds, progress=Progress(stream, interactive=False))
         result = client.push_layout(layout, top, Reference.parse(f"{reg.host}/team/app"), tags=["v1"])
@@ -47,7 +51,9 @@ def test_secrets_stay_out_of_output(
         # A wrong password in the config: the error names the user, never the password.
         wrong = base64.b64encode(f"{reg.username}:{HUB_SECRET}".encode()).decode()
         config.write_text(json.dumps({"auths": {reg.host: {"auth": wrong}}}))
-        bad = Client(credentials=Credentials.from_environment({"DOCKER_CONFIG": config_dir}), progress=Progress(stream))
+        bad = Client(
+            credentials=Credentials.from_environment({"DOCKER_CONFIG": config_dir}), progress=Progress(stream)
+        )
         with pytest.raises(AuthError) as info:
             bad.push_layout(layout, top, Reference.parse(f"{reg.host}/team/app"), tags=["v2"])
         print(info.value)

@@ -320,6 +320,8 @@ def _make_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             # Read (and discard) the body first, so the connection stays usable.
             received = sum(len(p) for p in self._body_iter())
             data = (f'{{"errors":[{{"code":"UNAVAILABLE","message":"injected {fault.status}"}}]}}').encode()
+            # Recorded before the answer goes out, so a client that has its answer sees it counted.
+            proxy._record(Exchange(self.command, path, fault.status, received, authorized, "status"))
             self.send_response(fault.status)
             for key, value in fault.headers.items():
                 self.send_header(key, value)
@@ -328,7 +330,6 @@ def _make_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(data)
-            proxy._record(Exchange(self.command, path, fault.status, received, authorized, "status"))
 
         def _drop(self, fault: Fault, path: str, authorized: bool) -> None:
             length = int(self.headers.get("Content-Length") or 0)
@@ -351,12 +352,12 @@ def _make_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                     upstream.send(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
             except OSError:
                 pass
+            proxy._record(Exchange(self.command, path, None, received, authorized, "drop"))
             if upstream.sock is not None:
                 _reset(upstream.sock)
             upstream.sock = None
             upstream.close()
             self.upstream = None
-            proxy._record(Exchange(self.command, path, None, received, authorized, "drop"))
             self.close_connection = True
             _reset(self.connection)
 
@@ -407,6 +408,7 @@ def _make_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                         _reset(self.connection)
                         proxy._record(Exchange(self.command, path, None, received, authorized, fault))
                         return
+            proxy._record(Exchange(self.command, path, response.status, received, authorized, fault))
             self.send_response_only(response.status, response.reason)
             length = response.getheader("Content-Length")
             for key, value in response.getheaders():
@@ -430,6 +432,5 @@ def _make_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             if response.will_close:
                 upstream.close()
                 self.upstream = None
-            proxy._record(Exchange(self.command, path, response.status, received, authorized, fault))
 
     return Handler

@@ -1,78 +1,86 @@
-"""Reading built images back for tests: flatten a manifest's layers into a path -> entry map."""
+"""Session fixtures for the container tests: podman with the project's config, the Debian-made nginx
+base (cached across runs under ~/.cache/kaniko-pipeline-tests, or $KANIKO_PIPELINE_TEST_CACHE), and the
+nginx test image built from the top-level Dockerfile on that base.
+
+The test image is built with `podman build` from the real Dockerfile (its COPY and RUN run for real),
+with `--build-arg BASE_IMAGE=` naming the Debian-made base: the same build argument kaniko gets.
+"""
 
 from __future__ import annotations
 
-import gzip
-import io
-import json
-import tarfile
-from dataclasses import dataclass
-from typing import Any
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
 
-from pipeline.oci.descriptor import Descriptor
-from pipeline.oci.layout import Layout
-from pipeline.oci.manifest import Index, Manifest
+import pytest
 
-
-@dataclass(frozen=True)
-class Node:
-    kind: str  # dir, file, symlink, hardlink
-    mode: int
-    uid: int
-    gid: int
-    mtime: int
-    link: str
-    data: bytes
+from pipeline import nginxbase
+from pipeline.config import PROJECT_ROOT
+from pipeline.container import Podman
+from tests.conftest import require_tool
 
 
-def _kind(member: tarfile.TarInfo) -> str:
-    if member.isdir():
-        return "dir"
-    if member.issym():
-        return "symlink"
-    if member.islnk():
-        return "hardlink"
-    return "file"
+def shared_test_cache() -> Path:
+    configured = os.environ.get("KANIKO_PIPELINE_TEST_CACHE")
+    if configured:
+        return Path(configured)
+    return Path.home() / ".cache" / "kaniko-pipeline-tests"
 
 
-def layer_members(layout: Layout, desc: Descriptor) -> dict[str, Node]:
-    nodes: dict[str, Node] = {}
-    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(layout.read_blob(desc.digest))), mode="r:") as tar:
-        for member in tar:
-            data = b""
-            if member.isfile():
-                handle = tar.extractfile(member)
-                assert handle is not None
-                data = handle.read()
-            nodes[member.name.rstrip("/")] = Node(
-                _kind(member), member.mode, member.uid, member.gid, int(member.mtime), member.linkname, data
-            )
-    return nodes
+@pytest.fixture(scope="session")
+def podman(tmp_path_factory: pytest.TempPathFactory) -> Podman:
+    require_tool("podman", "the container tests run images with podman")
+    return Podman(tmp_path_factory.mktemp("podman-cache"))
 
 
-def platform_manifest(layout: Layout, variant: str, platform: str) -> tuple[Manifest, Descriptor]:
-    index = layout.read_manifest(layout.refs()[variant])
-    assert isinstance(index, Index)
-    for desc in index.manifests:
-        assert desc.platform is not None
-        if f"{desc.platform.os}/{desc.platform.architecture}" == platform:
-            manifest = layout.read_manifest(desc)
-            assert isinstance(manifest, Manifest)
-            return manifest, desc
-    raise AssertionError(f"{variant} has no {platform} manifest")
+@pytest.fixture(scope="session")
+def nginx_base() -> nginxbase.BaseImage:
+    require_tool("debootstrap", "the nginx base image is made from Debian packages")
+    return nginxbase.ensure(shared_test_cache())
 
 
-def flatten(layout: Layout, manifest: Manifest) -> tuple[dict[str, Node], list[dict[str, Node]]]:
-    """The file system the layers make (later layers win), and each layer's own entries."""
-    merged: dict[str, Node] = {}
-    per_layer = []
-    for desc in manifest.layers:
-        nodes = layer_members(layout, desc)
-        per_layer.append(nodes)
-        merged.update(nodes)
-    return merged, per_layer
+class ImageBuilder:
+    """Builds images with `podman build` under unique local names and removes them afterwards."""
+
+    def __init__(self, podman: Podman) -> None:
+        self.podman = podman
+        self.session = secrets.token_hex(4)
+        self.names: list[str] = []
+
+    def name(self, what: str) -> str:
+        name = f"localhost/kp-test-{self.session}/{what}:latest"
+        self.names.append(name)
+        return name
+
+    def build(self, what: str, context: Path, dockerfile: Path, build_args: dict[str, str]) -> str:
+        name = self.name(what)
+        args = ["build", "--pull=never", "--quiet", "-t", name, "-f", str(dockerfile)]
+        for key, value in build_args.items():
+            args += ["--build-arg", f"{key}={value}"]
+        self.podman.command([*args, str(context)], what=f"podman build of {what}", timeout=600)
+        return name
+
+    def cleanup(self) -> None:
+        for name in reversed(self.names):
+            self.podman.rmi(name)
 
 
-def config(layout: Layout, manifest: Manifest) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(layout.read_blob(manifest.config.digest))
-    return data
+@pytest.fixture(scope="session")
+def images(podman: Podman) -> Iterator[ImageBuilder]:
+    builder = ImageBuilder(podman)
+    yield builder
+    builder.cleanup()
+
+
+@pytest.fixture(scope="session")
+def base_image_name(podman: Podman, nginx_base: nginxbase.BaseImage, images: ImageBuilder) -> str:
+    name = images.name("nginx-base")
+    podman.load_layout(nginx_base.layout, nginx_base.ref_name, name)
+    return name
+
+
+@pytest.fixture(scope="session")
+def nginx_image(images: ImageBuilder, base_image_name: str) -> str:
+    """The nginx test image from the top-level Dockerfile, on the Debian-made base."""
+    return images.build("nginx", PROJECT_ROOT, PROJECT_ROOT / "Dockerfile", {"BASE_IMAGE": base_image_name})

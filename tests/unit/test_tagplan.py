@@ -199,13 +199,16 @@ def test_credentials_without_username_is_an_error() -> None:
 
 
 @pytest.mark.parametrize(
-    "good", ["docker.io/me", "localhost:5000/a/b", "ghcr.io/org/sub-team", "me", "[::1]:5000/x"]
+    "good",
+    ["docker.io/me", "localhost:5000/a/b", "ghcr.io/org/sub-team", "me", "[::1]:5000/x", "127.0.0.1:5000"],
 )
 def test_good_prefixes(good: str) -> None:
     assert tagplan.normalize_prefix(good) == good
 
 
-@pytest.mark.parametrize("bad", ["", "/", "docker.io//me", "docker.io/Me", "reg.io/a b", "reg.io/-x"])
+@pytest.mark.parametrize(
+    "bad", ["", "/", "docker.io//me", "docker.io/Me", "reg.io/a b", "reg.io/-x", "Me", "a:b:c/x"]
+)
 def test_bad_prefixes_are_refused(bad: str) -> None:
     with pytest.raises(ConfigError):
         tagplan.normalize_prefix(bad)

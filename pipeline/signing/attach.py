@@ -1,0 +1,174 @@
+"""Attaching signatures to an image in its registry, where cosign and other verifiers look.
+
+- cosign v3: the bundle is a blob, referred to by an artifact manifest (artifactType = the bundle
+  media type, the empty config, annotations naming the content and predicate type) whose subject is
+  the signed index or manifest; recorded through the referrers API or the referrers tag schema
+  (:func:`pipeline.registry.referrers.attach`).
+- cosign v2: the ``sha256-<hex>.sig`` tag, an image whose layers are simple-signing payloads with the
+  signature, certificate and Rekor bundle as annotations. Signing again replaces the layer that the
+  same identity wrote for the same payload; layers from other signers are kept.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from cryptography import x509
+
+from pipeline.errors import RegistryError
+from pipeline.oci import digest as digests
+from pipeline.oci import mediatype
+from pipeline.oci.descriptor import Descriptor
+from pipeline.oci.manifest import Manifest, canonical_json, parse
+from pipeline.registry import referrers
+from pipeline.registry.client import Client
+from pipeline.registry.reference import Reference
+from pipeline.signing import bundle as bundles
+from pipeline.signing import statement
+
+CONTENT_ANNOTATION = "dev.sigstore.bundle.content"
+PREDICATE_ANNOTATION = "dev.sigstore.bundle.predicateType"
+EMPTY_CONFIG = Descriptor(mediatype.OCI_EMPTY, mediatype.EMPTY_DIGEST, len(mediatype.EMPTY_JSON))
+
+
+def bundle_artifact(subject: Descriptor, bundle_json: bytes) -> Manifest:
+    """The artifact manifest that refers a cosign v3 bundle to ``subject``."""
+    layer = Descriptor(bundles.BUNDLE_MEDIA_TYPE, digests.of_bytes(bundle_json), len(bundle_json))
+    return Manifest(
+        config=EMPTY_CONFIG,
+        layers=[layer],
+        annotations={
+            CONTENT_ANNOTATION: "dsse-envelope",
+            PREDICATE_ANNOTATION: statement.COSIGN_SIGN_PREDICATE,
+        },
+        subject=Descriptor(subject.media_type, subject.digest, subject.size),
+        artifact_type=bundles.BUNDLE_MEDIA_TYPE,
+    )
+
+
+def attach_bundle(client: Client, ref: Reference, subject: Descriptor, bundle_json: bytes) -> Descriptor:
+    """Push ``bundle_json`` and its artifact manifest; returns the referrer's descriptor."""
+    base = Reference(ref.registry, ref.repository)
+    if not client.blob_exists(base, digests.of_bytes(bundle_json), push=True):
+        client.upload_blob(base, bundle_json)
+    return referrers.attach(client, base, bundle_artifact(subject, bundle_json))
+
+
+def signature_tag(digest: str) -> str:
+    """cosign v2's tag for the signatures of ``digest``: ``sha256-<hex>.sig``."""
+    return referrers.fallback_tag(digest) + ".sig"
+
+
+def _signer_key(annotations: Mapping[str, str]) -> str | None:
+    """Who signed a `.sig` layer (certificate SANs and issuer), to recognise one's own layer."""
+    pem = annotations.get(bundles.COSIGN_CERTIFICATE_ANNOTATION)
+    if not pem:
+        return None
+    try:
+        cert = x509.load_pem_x509_certificate(pem.encode("ascii"))
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        names = sorted(str(name.value) for name in san)
+        issuer = [
+            ext.value.value.decode("utf-8", "replace")
+            for ext in cert.extensions
+            if ext.oid.dotted_string == "1.3.6.1.4.1.57264.1.1"
+        ]
+    except (ValueError, x509.ExtensionNotFound, AttributeError):
+        return None
+    return json.dumps([names, issuer])
+
+
+def _sig_config(layers: Sequence[Descriptor]) -> bytes:
+    """The image config cosign writes for a `.sig` image: diff_ids are the payload digests."""
+    return canonical_json(
+        {
+            "architecture": "",
+            "config": {},
+            "created": "0001-01-01T00:00:00Z",
+            "history": [{"created": "0001-01-01T00:00:00Z"} for _ in layers],
+            "os": "",
+            "rootfs": {"type": "layers", "diff_ids": [layer.digest for layer in layers]},
+        }
+    )
+
+
+@dataclass(frozen=True)
+class SigTagResult:
+    tag: str
+    digest: str
+    layers: int
+
+
+def attach_simple_signing(
+    client: Client, ref: Reference, digest: str, simple: bundles.SimpleSigning
+) -> SigTagResult:
+    """Add (or replace this signer's) simple-signing layer in the image's `.sig` tag."""
+    base = Reference(ref.registry, ref.repository)
+    tag = base.with_tag(signature_tag(digest))
+    annotations = bundles.cosign_v2_annotations(simple)
+    payload_digest = digests.of_bytes(simple.payload)
+    new_layer = Descriptor(
+        statement.SIMPLE_SIGNING_MEDIA_TYPE, payload_digest, len(simple.payload), annotations=annotations
+    )
+    layers: list[Descriptor] = []
+    found = client.find_manifest(tag)
+    if found is not None:
+        existing = parse(found[0], found[1].media_type)
+        if not isinstance(existing, Manifest):
+            raise RegistryError(
+                f"{tag} holds an image index, not a cosign signature image",
+                hint="something other than cosign uses that tag; remove it",
+            )
+        mine = _signer_key(annotations)
+        for layer in existing.layers:
+            same_payload = layer.digest == payload_digest
+            if same_payload and (mine is None or _signer_key(layer.annotations) == mine):
+                continue  # this signer's earlier signature of the same payload: replaced below
+            layers.append(layer)
+    layers.append(new_layer)
+    if not client.blob_exists(base, payload_digest, push=True):
+        client.upload_blob(base, simple.payload)
+    config = _sig_config(layers)
+    config_digest = digests.of_bytes(config)
+    if not client.blob_exists(base, config_digest, push=True):
+        client.upload_blob(base, config)
+    manifest = Manifest(
+        config=Descriptor(mediatype.OCI_CONFIG, config_digest, len(config)),
+        layers=layers,
+    )
+    pushed = client.put_manifest(tag, manifest.to_bytes(), manifest.media_type)
+    return SigTagResult(tag=tag.tag or "", digest=pushed, layers=len(layers))
+
+
+@dataclass(frozen=True)
+class FoundBundle:
+    source: str  # the referrer manifest's digest
+    data: bytes | None
+    problem: str | None = None
+
+
+def find_bundles(client: Client, ref: Reference, digest: str) -> list[FoundBundle]:
+    """The Sigstore bundles attached to ``digest`` as referrers (each, or why it is unreadable)."""
+    base = Reference(ref.registry, ref.repository)
+    found: list[FoundBundle] = []
+    for desc in referrers.list_referrers(client, base, digest, artifact_type=bundles.BUNDLE_MEDIA_TYPE):
+        try:
+            data, _ = client.get_manifest(base.with_digest(desc.digest))
+            artifact = parse(data)
+            if not isinstance(artifact, Manifest):
+                found.append(FoundBundle(desc.digest, None, "the referrer is an index, not a manifest"))
+                continue
+            if artifact.subject is None or artifact.subject.digest != digest:
+                found.append(FoundBundle(desc.digest, None, "the referrer's subject is another digest"))
+                continue
+            layers = [x for x in artifact.layers if x.media_type == bundles.BUNDLE_MEDIA_TYPE]
+            if not layers:
+                found.append(FoundBundle(desc.digest, None, "the referrer has no bundle layer"))
+                continue
+            for layer in layers:
+                found.append(FoundBundle(desc.digest, client.get_blob(base, layer.digest)))
+        except RegistryError as exc:
+            found.append(FoundBundle(desc.digest, None, f"cannot read it: {exc.message}"))
+    return found

@@ -1,0 +1,100 @@
+"""Which Sigstore instance to trust: a ClientTrustConfig file, or the public instance by default.
+
+A trust config whose services all live on loopback (as the local instance's do) is "local": its
+signatures mean something only on this machine, so :func:`check_destination` refuses to sign an
+image bound for any registry but a loopback one with it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from sigstore.errors import Error as SigstoreError
+from sigstore.models import ClientTrustConfig
+
+from pipeline.errors import ConfigError, PipelineError, SignError
+
+CLIENT_TRUST_CONFIG = "application/vnd.dev.sigstore.clienttrustconfig.v0.1+json"
+
+
+def load(path: Path | None, *, error: type[PipelineError] = ConfigError) -> ClientTrustConfig:
+    """The trust config in ``path`` (a ClientTrustConfig JSON), or the public instance's."""
+    if path is None:
+        try:
+            return ClientTrustConfig.production()
+        except (SigstoreError, OSError, ValueError) as exc:
+            raise error(
+                f"cannot fetch the public Sigstore instance's trust root: {exc}",
+                hint="pass --trust-config FILE (a ClientTrustConfig JSON) for another instance",
+            ) from exc
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise error(
+            f"cannot read the trust config {path}: {exc.strerror or exc}",
+            hint="pass --trust-config with the path of a ClientTrustConfig JSON file",
+        ) from exc
+    try:
+        media_type = json.loads(text).get("mediaType")
+    except (ValueError, AttributeError) as exc:
+        raise error(f"the trust config {path} is not a JSON object", hint="check the file") from exc
+    if media_type != CLIENT_TRUST_CONFIG:
+        raise error(
+            f"the trust config {path} has mediaType {media_type!r}, not {CLIENT_TRUST_CONFIG!r}",
+            hint="pass a ClientTrustConfig (trustedRoot + signingConfig), as sigstore-python reads it",
+        )
+    try:
+        config = ClientTrustConfig.from_json(text)
+        config.trusted_root  # noqa: B018 - parse both halves now, to report a bad file by name
+    except (SigstoreError, ValueError, TypeError, KeyError) as exc:
+        raise error(f"the trust config {path} is malformed: {exc}", hint="check the file") from exc
+    return config
+
+
+def is_loopback_host(host: str) -> bool:
+    """127.0.0.0/8, ::1 or localhost (with or without a port)."""
+    name = host.strip()
+    if name.startswith("["):  # [::1]:5000
+        name = name[1:].split("]", 1)[0]
+    elif name.count(":") == 1:
+        name = name.rsplit(":", 1)[0]
+    if name.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def service_urls(config: ClientTrustConfig) -> list[str]:
+    """The URLs of the Fulcio and Rekor services the trust config signs with."""
+    inner = config._inner.signing_config
+    return [s.url for s in (*inner.ca_urls, *inner.rekor_tlog_urls)]
+
+
+def is_local(config: ClientTrustConfig) -> bool:
+    """True when the instance it describes runs on this machine (all its services on loopback)."""
+    urls = service_urls(config)
+    tlogs = [t.base_url for t in config._inner.trusted_root.tlogs]
+    hosts = [urlsplit(url).netloc for url in (*urls, *tlogs)]
+    return bool(hosts) and any(is_loopback_host(host) for host in hosts)
+
+
+def refuse_local_for(registry: str) -> None:
+    """Raise SignError unless ``registry`` is on loopback (local signatures stay local)."""
+    if not is_loopback_host(registry):
+        raise SignError(
+            f"refusing to sign an image in {registry} with a local Sigstore instance: its signatures "
+            "are trusted nowhere else",
+            hint="sign images bound for a real registry with a real Sigstore instance (the default, "
+            "or --trust-config FILE for another one)",
+        )
+
+
+def check_destination(registry: str, config: ClientTrustConfig) -> None:
+    """Refuse to sign an image bound for a non-loopback registry with a local instance."""
+    if is_local(config):
+        refuse_local_for(registry)

@@ -1,0 +1,140 @@
+"""Verifying signatures of a digest: which bundles are valid for it, from whom, and why not.
+
+A bundle passes when sigstore-python verifies it against the trusted root and the policy (the
+certificate's identity and OIDC issuer, sigstore's ``Identity``), and what it signed names the digest:
+a cosign in-toto statement whose subject is the digest, or a simple-signing payload for it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography.x509 import SubjectAlternativeName, UniformResourceIdentifier
+from cryptography.x509.general_name import RFC822Name
+from sigstore.errors import Error as SigstoreError
+from sigstore.models import Bundle, ClientTrustConfig
+from sigstore.verify import Verifier
+from sigstore.verify.policy import Identity
+
+from pipeline.errors import UsageError, VerifyError
+from pipeline.signing import bundle as bundles
+from pipeline.signing import statement
+
+OIDC_ISSUER_OID = "1.3.6.1.4.1.57264.1.1"
+OIDC_ISSUER_V2_OID = "1.3.6.1.4.1.57264.1.8"
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Who must have signed: the certificate identity (SAN) and the OIDC issuer."""
+
+    identity: str
+    issuer: str
+
+    def __post_init__(self) -> None:
+        if not self.identity.strip() or not self.issuer.strip():
+            raise UsageError(
+                "verifying needs both a certificate identity and an OIDC issuer",
+                hint="pass --certificate-identity and --certificate-oidc-issuer",
+            )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One signature found for the digest: valid, or why not."""
+
+    source: str  # where it was found (a referrer digest, a .sig tag, a file)
+    kind: str  # "dsse" (cosign v3) or "message-signature" (cosign v2)
+    verified: bool
+    reason: str | None = None
+    identity: list[str] = field(default_factory=list)
+    issuer: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "source": self.source,
+            "kind": self.kind,
+            "verified": self.verified,
+            "identity": self.identity,
+            "issuer": self.issuer,
+        }
+        if self.reason:
+            data["reason"] = self.reason
+        return data
+
+
+def _signer_of(bundle: Bundle) -> tuple[list[str], str | None]:
+    """The identities (SANs) and issuer in a bundle's certificate, for the report."""
+    try:
+        cert = bundle.signing_certificate
+    except (SigstoreError, ValueError):
+        return [], None
+    names: list[str] = []
+    try:
+        san = cert.extensions.get_extension_for_class(SubjectAlternativeName).value
+        names += san.get_values_for_type(RFC822Name)
+        names += san.get_values_for_type(UniformResourceIdentifier)
+    except Exception:  # noqa: BLE001 - a report detail, never a reason to fail
+        pass
+    issuer = None
+    for ext in cert.extensions:
+        if ext.oid.dotted_string == OIDC_ISSUER_OID:
+            issuer = ext.value.value.decode("utf-8", "replace")
+    return names, issuer
+
+
+def _verifier(config: ClientTrustConfig) -> Verifier:
+    try:
+        return Verifier(trusted_root=config.trusted_root)
+    except (SigstoreError, ValueError) as exc:
+        raise VerifyError(f"the trust config's trusted root is unusable: {exc}") from None
+
+
+def verify_bundle(
+    data: bytes | str | Bundle,
+    digest: str,
+    policy: Policy,
+    config: ClientTrustConfig,
+    *,
+    source: str = "bundle",
+    payload: bytes | None = None,
+) -> Outcome:
+    """Check one bundle for ``digest``. Never raises for a bad signature: it returns the reason.
+
+    A DSSE bundle carries its statement; a message-signature bundle (cosign v2) needs ``payload``,
+    the simple-signing payload it signed.
+    """
+    try:
+        bundle = data if isinstance(data, Bundle) else bundles.parse(data, source)
+    except VerifyError as exc:
+        return Outcome(source, "unknown", False, exc.message)
+    kind = "dsse" if bundle._dsse_envelope is not None else "message-signature"
+    names, issuer = _signer_of(bundle)
+
+    def failed(reason: str) -> Outcome:
+        return Outcome(source, kind, False, reason, names, issuer)
+
+    verifier = _verifier(config)
+    identity = Identity(identity=policy.identity, issuer=policy.issuer)
+    try:
+        if kind == "dsse":
+            payload_type, signed = verifier.verify_dsse(bundle, identity)
+            check = statement.check_statement(payload_type, signed, digest)
+            if check.reason:
+                return failed(check.reason)
+        else:
+            if payload is None:
+                return failed("a message-signature bundle without the payload it signed")
+            verifier.verify_artifact(payload, bundle, identity)
+            reason = statement.check_simple_signing(payload, digest)
+            if reason:
+                return failed(reason)
+    except (SigstoreError, ValueError) as exc:
+        return failed(_reason(exc))
+    return Outcome(source, kind, True, None, names, issuer)
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0] if len(text) > 400 else text

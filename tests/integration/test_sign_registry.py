@@ -1,0 +1,423 @@
+"""Signing published images and verifying them in a real distribution registry (no referrers API)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sigstore.models import ClientTrustConfig
+
+from pipeline import sign as sign_stage
+from pipeline.errors import SignError
+from pipeline.oci import digest as digests
+from pipeline.oci import mediatype
+from pipeline.oci.descriptor import Descriptor, Platform
+from pipeline.oci.manifest import Index, Manifest, parse
+from pipeline.registry.client import Client
+from pipeline.registry.credentials import Credentials
+from pipeline.registry.local import LocalRegistry
+from pipeline.registry.reference import Reference
+from pipeline.registry.referrers import fallback_tag
+from pipeline.signing import attach, identity, localsigstore, trust
+from pipeline.signing import bundle as bundles
+from pipeline.signing.verify import Policy
+from tests.support.sigstore import (  # noqa: F401 - fixtures
+    local_sigstore,
+    node_cache,
+    other_sigstore,
+    seed_cache,
+    sigstore_js,
+    verify_with_sigstore_js,
+)
+
+SIGNER = "https://ci.example.test/kaniko-pipeline/release"
+ISSUER = "https://issuer.example.test"
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def client() -> Iterator[Client]:
+    with Client(credentials=Credentials.anonymous()) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def config(local_sigstore: localsigstore.LocalSigstore) -> ClientTrustConfig:  # noqa: F811
+    return trust.load(local_sigstore.trust_config)
+
+
+def _token(subject: str = SIGNER, issuer: str = ISSUER) -> identity.IdentityToken:
+    return identity.parse(localsigstore.mint_identity_token(subject, issuer), "test")
+
+
+def push_index(client: Client, repo: Reference, seed: str = "x") -> Descriptor:
+    """A two-platform image index with tiny blobs, pushed by digest and tagged `latest`."""
+    manifests = []
+    for platform in (Platform("linux", "amd64"), Platform("linux", "arm64")):
+        config = json.dumps({"architecture": platform.architecture, "os": platform.os, "seed": seed}).encode()
+        layer = f"{seed}-{platform}".encode()
+        client.upload_blob(repo, config)
+        client.upload_blob(repo, layer)
+        manifest = Manifest(
+            config=Descriptor(mediatype.OCI_CONFIG, digests.of_bytes(config), len(config)),
+            layers=[Descriptor(mediatype.OCI_LAYER, digests.of_bytes(layer), len(layer))],
+        )
+        data = manifest.to_bytes()
+        client.put_manifest(repo.with_digest(digests.of_bytes(data)), data, manifest.media_type)
+        manifests.append(
+            Descriptor(manifest.media_type, digests.of_bytes(data), len(data), platform=platform)
+        )
+    index = Index(manifests=manifests)
+    data = index.to_bytes()
+    digest = client.put_manifest(repo.with_digest(digests.of_bytes(data)), data, index.media_type)
+    client.put_manifest(repo.with_tag("latest"), data, index.media_type)
+    return Descriptor(index.media_type, digest, len(data))
+
+
+def _repo(registry: LocalRegistry, name: str = "team/kaniko-executor") -> Reference:
+    return Reference.parse(f"{registry.host}/{name}")
+
+
+def test_sign_find_verify(
+    registry: LocalRegistry,
+    client: Client,
+    config: ClientTrustConfig,
+    local_sigstore: localsigstore.LocalSigstore,  # noqa: F811
+    sigstore_js: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    repo = _repo(registry)
+    index = push_index(client, repo)
+    result = sign_stage.sign(
+        [sign_stage.Target("executor", repo, index.digest)], client=client, config=config, token=_token()
+    )
+    assert [s.digest for s in result.signed] == [index.digest]
+    assert result.identity == SIGNER and result.issuer == ISSUER
+
+    verified = sign_stage.verify(
+        repo.with_tag("latest"), client=client, policy=Policy(SIGNER, ISSUER), config=config
+    )
+    assert verified.verified, verified.explain()
+    assert verified.digest == index.digest
+    assert [o.verified for o in verified.outcomes] == [True]
+    assert verified.outcomes[0].source == result.signed[0].referrer
+    assert verified.to_dict()["verified"] is True
+    assert verified.to_dict()["cosign_v2_sig"]["layers"] == 1
+    assert "cosign v2 signature tag" in verified.explain()
+
+    for policy in (Policy("https://someone.else", ISSUER), Policy(SIGNER, "https://other.issuer")):
+        rejected = sign_stage.verify(repo.with_tag("latest"), client=client, policy=policy, config=config)
+        assert not rejected.verified
+        assert rejected.outcomes[0].reason
+        assert "rejected" in rejected.explain()
+
+    # The independent verifier accepts the bundle as pulled from the registry.
+    found = attach.find_bundles(client, repo, index.digest)
+    assert len(found) == 1 and found[0].data is not None
+    path = tmp_path / "pulled.bundle.json"
+    path.write_bytes(found[0].data)
+    answer = verify_with_sigstore_js(
+        sigstore_js, path, local_sigstore.trust_config, identity=SIGNER, issuer=ISSUER, digest=index.digest
+    )
+    assert answer["verified"] is True
+
+    # The artifact manifest is what cosign v3 writes.
+    data, _ = client.get_manifest(repo.with_digest(found[0].source))
+    artifact = json.loads(data)
+    assert artifact["artifactType"] == bundles.BUNDLE_MEDIA_TYPE
+    assert artifact["config"] == {
+        "mediaType": mediatype.OCI_EMPTY,
+        "digest": mediatype.EMPTY_DIGEST,
+        "size": 2,
+    }
+    assert [layer["mediaType"] for layer in artifact["layers"]] == [bundles.BUNDLE_MEDIA_TYPE]
+    assert artifact["annotations"] == {
+        "dev.sigstore.bundle.content": "dsse-envelope",
+        "dev.sigstore.bundle.predicateType": "https://sigstore.dev/cosign/sign/v1",
+    }
+    assert artifact["subject"] == {
+        "mediaType": mediatype.OCI_INDEX,
+        "digest": index.digest,
+        "size": index.size,
+    }
+
+    # And the cosign v2 .sig image is there with one simple-signing layer.
+    sig, _ = client.get_manifest(repo.with_tag(attach.signature_tag(index.digest)))
+    layers = json.loads(sig)["layers"]
+    assert len(layers) == 1
+    layer = layers[0]
+    assert layer["mediaType"] == "application/vnd.dev.cosign.simplesigning.v1+json"
+    assert set(layer["annotations"]) >= {
+        bundles.COSIGN_SIGNATURE_ANNOTATION,
+        bundles.COSIGN_BUNDLE_ANNOTATION,
+    }
+    payload = json.loads(client.get_blob(repo, layer["digest"]))
+    assert payload["critical"]["image"]["docker-manifest-digest"] == index.digest
+    assert payload["critical"]["identity"]["docker-reference"] == repo.repo_str
+
+
+def test_image_without_signature(registry: LocalRegistry, client: Client, config: ClientTrustConfig) -> None:
+    repo = _repo(registry)
+    index = push_index(client, repo)
+    result = sign_stage.verify(
+        repo.with_tag("latest"), client=client, policy=Policy(SIGNER, ISSUER), config=config
+    )
+    assert not result.verified
+    assert result.outcomes == []
+    assert result.sig_tag is None
+    assert result.digest == index.digest
+    assert "no signature bundle" in result.explain()
+
+
+def test_untrusted_root_fails_verification(
+    registry: LocalRegistry,
+    client: Client,
+    config: ClientTrustConfig,
+    other_sigstore: localsigstore.LocalSigstore,  # noqa: F811
+) -> None:
+    repo = _repo(registry)
+    index = push_index(client, repo)
+    sign_stage.sign(
+        [sign_stage.Target("executor", repo, index.digest)], client=client, config=config, token=_token()
+    )
+    other = trust.load(other_sigstore.trust_config)
+    result = sign_stage.verify(
+        repo.with_tag("latest"), client=client, policy=Policy(SIGNER, ISSUER), config=other
+    )
+    assert not result.verified
+    assert len(result.outcomes) == 1 and result.outcomes[0].reason
+
+
+def _foreign_referrer(client: Client, repo: Reference, subject: Descriptor) -> Descriptor:
+    """An SBOM artifact attached by 'another tool' straight into the fallback index."""
+    sbom = b'{"spdxVersion": "SPDX-2.3"}'
+    client.upload_blob(repo, sbom)
+    client.upload_blob(repo, mediatype.EMPTY_JSON)
+    artifact = Manifest(
+        config=Descriptor(mediatype.OCI_EMPTY, mediatype.EMPTY_DIGEST, 2),
+        layers=[Descriptor("application/spdx+json", digests.of_bytes(sbom), len(sbom))],
+        annotations={"org.example.tool": "sbom-writer"},
+        subject=subject,
+        artifact_type="application/spdx+json",
+    )
+    data = artifact.to_bytes()
+    client.put_manifest(repo.with_digest(digests.of_bytes(data)), data, artifact.media_type)
+    desc = Descriptor(
+        artifact.media_type,
+        digests.of_bytes(data),
+        len(data),
+        annotations=dict(artifact.annotations),
+        artifact_type=artifact.artifact_type,
+    )
+    index = Index(manifests=[desc])
+    client.put_manifest(repo.with_tag(fallback_tag(subject.digest)), index.to_bytes(), index.media_type)
+    return desc
+
+
+def test_signing_twice_keeps_one_entry_per_bundle_and_others_entries(
+    registry: LocalRegistry, client: Client, config: ClientTrustConfig
+) -> None:
+    repo = _repo(registry)
+    index = push_index(client, repo)
+    foreign = _foreign_referrer(client, repo, index)
+    target = [sign_stage.Target("executor", repo, index.digest)]
+    first = sign_stage.sign(target, client=client, config=config, token=_token())
+    second = sign_stage.sign(target, client=client, config=config, token=_token())
+    # Re-attaching the very same bundle must not add an entry either.
+    found = attach.find_bundles(client, repo, index.digest)
+    again = attach.attach_bundle(client, repo, index, next(f.data for f in found if f.data))
+
+    raw, desc = client.get_manifest(repo.with_tag(fallback_tag(index.digest)))
+    assert desc.media_type == mediatype.OCI_INDEX
+    doc = json.loads(raw)
+    assert doc["schemaVersion"] == 2 and doc["mediaType"] == mediatype.OCI_INDEX
+    entries = doc["manifests"]
+    listed = [entry["digest"] for entry in entries]
+    assert len(listed) == len(set(listed)), "duplicate entries in the referrers index"
+    mine = {first.signed[0].referrer, second.signed[0].referrer}
+    assert len(mine) == 2 and again.digest in mine
+    assert set(listed) == mine | {foreign.digest}
+    for entry in entries:
+        artifact_raw, _ = client.get_manifest(repo.with_digest(entry["digest"]))
+        artifact = json.loads(artifact_raw)
+        # OCI 1.1: artifactType and every annotation of the artifact pulled up into the descriptor.
+        assert entry["mediaType"] == artifact["mediaType"] == mediatype.OCI_MANIFEST
+        assert entry["size"] == len(artifact_raw)
+        assert entry["artifactType"] == artifact["artifactType"]
+        assert entry.get("annotations", {}) == artifact.get("annotations", {})
+        assert artifact["subject"]["digest"] == index.digest
+
+    # Both signatures verify; the .sig image holds one layer for this signer, not two.
+    result = sign_stage.verify(
+        repo.with_digest(index.digest), client=client, policy=Policy(SIGNER, ISSUER), config=config
+    )
+    assert [o.verified for o in result.outcomes] == [True, True]
+    sig, _ = client.get_manifest(repo.with_tag(attach.signature_tag(index.digest)))
+    assert len(json.loads(sig)["layers"]) == 1
+
+    # Another signer's v2 signature is added beside it, and survives our next signing.
+    sign_stage.sign(target, client=client, config=config, token=_token("https://other.signer.test"))
+    sign_stage.sign(target, client=client, config=config, token=_token())
+    sig, _ = client.get_manifest(repo.with_tag(attach.signature_tag(index.digest)))
+    manifest = parse(sig)
+    assert isinstance(manifest, Manifest) and len(manifest.layers) == 2
+    config_blob = json.loads(client.get_blob(repo, manifest.config.digest))
+    assert config_blob["rootfs"]["diff_ids"] == [layer.digest for layer in manifest.layers]
+
+
+def test_per_platform_signs_each_manifest(
+    registry: LocalRegistry, client: Client, config: ClientTrustConfig
+) -> None:
+    repo = _repo(registry, "team/kaniko-warmer")
+    index = push_index(client, repo, seed="warmer")
+    result = sign_stage.sign(
+        [sign_stage.Target("warmer", repo, index.digest)],
+        client=client,
+        config=config,
+        token=_token(),
+        per_platform=True,
+        simple_signing=False,
+    )
+    assert [s.platform for s in result.signed] == [None, "linux/amd64", "linux/arm64"]
+    assert all(s.sig_tag is None for s in result.signed)
+    for signed in result.signed[1:]:
+        outcome = sign_stage.verify(
+            repo.with_digest(signed.digest), client=client, policy=Policy(SIGNER, ISSUER), config=config
+        )
+        assert outcome.verified, outcome.explain()
+    assert client.find_manifest(repo.with_tag(attach.signature_tag(index.digest))) is None
+
+
+def test_local_instance_never_signs_for_a_real_registry(client: Client, config: ClientTrustConfig) -> None:
+    target = sign_stage.Target(
+        "executor", Reference.parse("docker.io/someone/kaniko-executor"), digests.of_bytes(b"x")
+    )
+    with pytest.raises(SignError, match="local Sigstore instance"):
+        sign_stage.sign([target], client=client, config=config, token=_token())
+
+
+def _invoke(args: list[str], cache: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    full_env = {
+        **os.environ,
+        "INVOKE_PIPELINE_CACHE_DIR": str(cache),
+        "DOCKER_CONFIG": str(cache / "docker"),
+        **env,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "invoke", *args],
+        cwd=PROJECT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+
+
+def test_invoke_sign_and_verify(
+    registry: LocalRegistry,
+    client: Client,
+    node_cache: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    repo = _repo(registry)
+    index = push_index(client, repo)
+    cache = seed_cache(node_cache, tmp_path / "cache")
+    (cache / "runs").mkdir()
+    record = {
+        "publish": {
+            "images": {"executor": {"repository": repo.repo_str, "digest": index.digest, "tags": ["latest"]}}
+        }
+    }
+    (cache / "runs" / "last.json").write_text(json.dumps(record))
+
+    signed = _invoke(["sign", "--local-sigstore", "--json"], cache)
+    assert signed.returncode == 0, signed.stderr
+    out = json.loads(signed.stdout)
+    assert [s["digest"] for s in out["signatures"]] == [index.digest]
+    trust_config = out["trust_config"]
+    assert out["identity"] == localsigstore.LOCAL_IDENTITY
+
+    ok = _invoke(
+        [
+            "verify",
+            "--image",
+            f"{repo.repo_str}:latest",
+            "--certificate-identity",
+            localsigstore.LOCAL_IDENTITY,
+            "--certificate-oidc-issuer",
+            localsigstore.LOCAL_ISSUER,
+            "--trust-config",
+            trust_config,
+            "--json",
+        ],
+        cache,
+    )
+    assert ok.returncode == 0, ok.stderr
+    answer = json.loads(ok.stdout)
+    assert answer["verified"] is True and answer["digest"] == index.digest
+    assert len(answer["signatures"]) == 1 and answer["signatures"][0]["verified"] is True
+
+    bad = _invoke(
+        [
+            "verify",
+            "--image",
+            f"{repo.repo_str}:latest",
+            "--certificate-identity",
+            "https://someone.else",
+            "--certificate-oidc-issuer",
+            localsigstore.LOCAL_ISSUER,
+            "--trust-config",
+            trust_config,
+            "--json",
+        ],
+        cache,
+    )
+    assert bad.returncode == 1, bad.stderr
+    answer = json.loads(bad.stdout)
+    assert answer["verified"] is False
+    assert "someone.else" in answer["signatures"][0]["reason"]
+
+    refused = _invoke(
+        ["sign", "--local-sigstore", "--image", f"docker.io/x/y@{index.digest}", "--json"], cache
+    )
+    assert refused.returncode == 1
+    assert "local Sigstore instance" in refused.stderr
+    assert refused.stdout == ""
+
+
+def test_sign_what_publish_recorded(
+    registry: LocalRegistry,
+    client: Client,
+    node_cache: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    from pipeline import config as pipeline_config
+    from pipeline import publish, record
+    from tests.support.layouts import build_layout
+
+    layout, images = build_layout(tmp_path / "layout", variants=("executor", "warmer"))
+    published = publish.publish_images(client, layout, images, f"{registry.host}/team")
+    cache = seed_cache(node_cache, tmp_path / "cache")
+    settings = pipeline_config.Settings.load({"cache_dir": str(cache)}, env={})
+    record.save(settings.record_file, "publish", {"images": {v: i.to_dict() for v, i in published.items()}})
+    out = sign_stage.run_sign(settings, per_platform=True, local=True)
+    signed = sorted((s["name"], s["platform"] or "") for s in out["signatures"])
+    assert signed == sorted(
+        (variant, platform)
+        for variant in ("executor", "warmer")
+        for platform in ("", "linux/amd64", "linux/arm64")
+    )
+    local_config = trust.load(Path(out["trust_config"]))
+    policy = Policy(localsigstore.LOCAL_IDENTITY, localsigstore.LOCAL_ISSUER)
+    for variant, image in published.items():
+        ref = Reference.parse(image.repository)
+        result = sign_stage.verify(
+            ref.with_digest(image.digest), client=client, policy=policy, config=local_config
+        )
+        assert result.verified, (variant, result.explain())

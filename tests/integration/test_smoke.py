@@ -1,0 +1,126 @@
+"""The smoke stage against real images in real podman: the Dockerfile's nginx image passes; images
+that run as root or serve another page fail the right checks; the container is removed either way."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import PROJECT_ROOT
+from pipeline.container import Podman
+from pipeline.errors import SmokeError
+from pipeline.smoke import check_image
+from tests.support.images import ImageBuilder
+
+pytestmark = pytest.mark.slow
+
+
+def _name() -> str:
+    return f"kp-smoke-test-{secrets.token_hex(4)}"
+
+
+def test_dockerfile_image_passes_every_check(podman: Podman, nginx_image: str) -> None:
+    name = _name()
+    result = check_image(podman, nginx_image, name=name)
+    assert result.ok, result.to_dict()
+    assert [c.name for c in result.checks] == [
+        "image-user",
+        "image-port",
+        "answers",
+        "welcome-page",
+        "process-user",
+    ]
+    result.raise_for_failure()  # does not raise
+    assert not podman.exists(name)
+
+
+def _derived(images: ImageBuilder, tmp_path: Path, what: str, base: str, lines: str) -> str:
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text(f"ARG BASE\nFROM ${{BASE}}\n{lines}\n")
+    return images.build(what, tmp_path, dockerfile, {"BASE": base})
+
+
+def test_image_running_as_root_fails_user_checks(
+    podman: Podman, images: ImageBuilder, nginx_image: str, tmp_path: Path
+) -> None:
+    image = _derived(images, tmp_path, "as-root", nginx_image, "USER 0")
+    name = _name()
+    result = check_image(podman, image, name=name, wait=15)
+    failed = {c.name for c in result.failed()}
+    assert {"image-user", "process-user"} <= failed, result.to_dict()
+    assert "image-port" not in failed
+    assert not podman.exists(name)
+    with pytest.raises(SmokeError, match="image-user"):
+        result.raise_for_failure()
+
+
+def test_image_serving_another_page_fails_welcome_check(
+    podman: Podman, images: ImageBuilder, nginx_image: str, tmp_path: Path
+) -> None:
+    image = _derived(
+        images,
+        tmp_path,
+        "other-page",
+        nginx_image,
+        "USER 0\nRUN echo 'hello, not nginx' > /usr/share/nginx/html/index.html\nUSER 101:101",
+    )
+    name = _name()
+    result = check_image(podman, image, name=name)
+    assert [c.name for c in result.failed()] == ["welcome-page"], result.to_dict()
+    assert "not the nginx welcome page" in result.failed()[0].detail
+    assert not podman.exists(name)
+
+
+def test_image_that_exits_is_reported_and_removed(
+    podman: Podman, images: ImageBuilder, nginx_image: str, tmp_path: Path
+) -> None:
+    image = _derived(images, tmp_path, "exits", nginx_image, 'CMD ["nginx", "-t"]')
+    name = _name()
+    result = check_image(podman, image, name=name, wait=30)
+    answers = next(c for c in result.checks if c.name == "answers")
+    assert not answers.ok
+    assert "stopped" in answers.detail
+    assert not podman.exists(name)
+
+
+def _invoke_smoke(image: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "INVOKE_PIPELINE_CACHE_DIR": str(tmp_path / "cache")}
+    return subprocess.run(
+        [sys.executable, "-m", "invoke", "smoke", "--image", image, "--json", "--wait", "30"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+
+
+def test_smoke_task_prints_one_json_object_and_exits_by_outcome(
+    images: ImageBuilder, nginx_image: str, tmp_path: Path
+) -> None:
+    good = _invoke_smoke(nginx_image, tmp_path)
+    assert good.returncode == 0, good.stderr
+    report = json.loads(good.stdout)
+    assert report["ok"] is True and report["image"] == nginx_image
+    assert {c["name"] for c in report["checks"]} == {
+        "image-user",
+        "image-port",
+        "answers",
+        "welcome-page",
+        "process-user",
+    }
+
+    (tmp_path / "ctx").mkdir()
+    bad_image = _derived(images, tmp_path / "ctx", "task-root", nginx_image, "USER root")
+    bad = _invoke_smoke(bad_image, tmp_path)
+    assert bad.returncode == 1
+    report = json.loads(bad.stdout)
+    assert report["ok"] is False
+    assert "image-user" in bad.stderr and "Traceback" not in bad.stderr

@@ -1,0 +1,99 @@
+"""A fixture executor image for the build-image tests: tests/support/fakekaniko (a static Go binary)
+as /kaniko/executor in an image laid out like kaniko's (/kaniko, /kaniko/.docker, /workspace,
+DOCKER_CONFIG), pushed by digest to a real local registry with the project's registry client."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import tarfile
+from pathlib import Path
+from typing import Any
+
+from pipeline.oci import mediatype
+from pipeline.oci.descriptor import Descriptor
+from pipeline.oci.layout import Layout
+from pipeline.oci.manifest import Manifest, canonical_json
+from pipeline.registry.client import Client
+from pipeline.registry.credentials import Credentials
+from pipeline.registry.reference import Reference
+
+SOURCE = Path(__file__).parent / "fakekaniko"
+REPORT_MARK = "FAKE-KANIKO-REPORT "
+
+
+def build_binary(go: str, out: Path) -> Path:
+    env = {**os.environ, "CGO_ENABLED": "0", "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=mod"}
+    result = subprocess.run(
+        [go, "build", "-trimpath", "-ldflags=-s -w", "-o", str(out), "."],
+        cwd=SOURCE,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"building fakekaniko failed: {result.stderr}")
+    return out
+
+
+def _layer(binary: Path) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name in ("kaniko", "kaniko/.docker", "workspace"):
+            info = tarfile.TarInfo(name)
+            info.type = tarfile.DIRTYPE
+            info.mode = 0o777 if name == "kaniko" else 0o755
+            tar.addfile(info)
+        data = binary.read_bytes()
+        info = tarfile.TarInfo("kaniko/executor")
+        info.size = len(data)
+        info.mode = 0o755
+        tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def write_layout(binary: Path, root: Path, label: str = "") -> tuple[Layout, Descriptor]:
+    layout = Layout.create(root)
+    layer = _layer(binary)
+    layer_digest = layout.write_blob(layer)
+    config: dict[str, Any] = {
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {
+            "Entrypoint": ["/kaniko/executor"],
+            "Env": ["PATH=/usr/local/bin:/kaniko", "DOCKER_CONFIG=/kaniko/.docker/", "HOME=/root"],
+            "WorkingDir": "/workspace",
+            "Labels": {"test.kaniko-pipeline.label": label} if label else {},
+        },
+        "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
+    }
+    config_bytes = canonical_json(config)
+    manifest = Manifest(
+        config=Descriptor(mediatype.OCI_CONFIG, layout.write_blob(config_bytes), len(config_bytes)),
+        layers=[Descriptor(mediatype.OCI_LAYER, layer_digest, len(layer))],
+    )
+    return layout, layout.write_manifest(manifest)
+
+
+def push(
+    binary: Path, root: Path, registry_host: str, repository: str = "kaniko/fake-executor", label: str = ""
+) -> Reference:
+    """Push an executor image with ``binary`` as /kaniko/executor; returns its reference by digest.
+    A ``label`` makes an image with a digest of its own."""
+    layout, desc = write_layout(binary, root, label)
+    ref = Reference.parse(f"{registry_host}/{repository}:test")
+    with Client(credentials=Credentials.anonymous()) as client:
+        result = client.push_layout(layout, desc, ref, tags=["test"])
+    return Reference.parse(f"{registry_host}/{repository}@{result.digest}")
+
+
+def reports(stderr: str) -> list[dict[str, Any]]:
+    """The fake executor's reports in captured stderr."""
+    out = []
+    for line in stderr.splitlines():
+        if line.startswith(REPORT_MARK):
+            out.append(json.loads(line[len(REPORT_MARK) :]))
+    return out

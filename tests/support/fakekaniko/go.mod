@@ -1,0 +1,3 @@
+module example.com/fakekaniko
+
+go 1.21

@@ -1,0 +1,102 @@
+"""OCI image layouts shaped like `invoke build`'s output, for publish tests and the benchmark.
+
+One index per variant (named in index.json by ``org.opencontainers.image.ref.name`` = the variant), one
+image per platform, real gzip'd tar layers of random (incompressible) bytes, and the version in the
+index's ``org.opencontainers.image.version`` annotation.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import tarfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from pipeline.oci import mediatype
+from pipeline.oci.descriptor import Descriptor, Platform
+from pipeline.oci.layout import Layout
+from pipeline.oci.manifest import Index, Manifest, descriptor_of
+
+VERSION_ANNOTATION = "org.opencontainers.image.version"
+
+
+def layer_blob(files: dict[str, bytes]) -> tuple[bytes, str]:
+    """A gzip'd tar with fixed times and owners, and its diff_id."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in sorted(files.items()):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o755
+            info.mtime = 0
+            tar.addfile(info, io.BytesIO(data))
+    tar_bytes = raw.getvalue()
+    return gzip.compress(tar_bytes, compresslevel=1, mtime=0), "sha256:" + hashlib.sha256(
+        tar_bytes
+    ).hexdigest()
+
+
+def add_image(
+    layout: Layout,
+    name: str,
+    *,
+    version: str = "1.25.16",
+    layer_sizes: Sequence[int] = (20_000, 5_000),
+    platforms: Sequence[str] = ("linux/amd64", "linux/arm64"),
+    shared: bytes | None = None,
+) -> Descriptor:
+    """Add one variant's index to ``layout`` (ref name ``name``) and return its descriptor.
+
+    ``shared`` (if given) is a layer every platform of every image made with it has in common.
+    """
+    children = []
+    for text in platforms:
+        platform = Platform.parse(text)
+        layers: list[Descriptor] = []
+        diff_ids: list[str] = []
+        if shared is not None:
+            blob, diff = layer_blob({"etc/shared": shared})
+            layers.append(Descriptor(mediatype.OCI_LAYER_GZIP, layout.write_blob(blob), len(blob)))
+            diff_ids.append(diff)
+        for i, size in enumerate(layer_sizes):
+            blob, diff = layer_blob({f"kaniko/{name}-{platform.architecture}-{i}": os.urandom(size)})
+            layers.append(Descriptor(mediatype.OCI_LAYER_GZIP, layout.write_blob(blob), len(blob)))
+            diff_ids.append(diff)
+        config = json.dumps(
+            {
+                "architecture": platform.architecture,
+                "os": platform.os,
+                "config": {"Entrypoint": ["/kaniko/executor"], "Labels": {VERSION_ANNOTATION: version}},
+                "rootfs": {"type": "layers", "diff_ids": diff_ids},
+            },
+            sort_keys=True,
+        ).encode()
+        config_desc = Descriptor(mediatype.OCI_CONFIG, layout.write_blob(config), len(config))
+        manifest = Manifest(config=config_desc, layers=layers, annotations={VERSION_ANNOTATION: version})
+        layout.write_manifest(manifest)
+        children.append(descriptor_of(manifest, platform=platform))
+    index = Index(manifests=children, annotations={VERSION_ANNOTATION: version})
+    top = layout.write_manifest(index)
+    layout.set_ref(name, top)
+    return top
+
+
+def build_layout(
+    root: Path,
+    *,
+    version: str = "1.25.16",
+    variants: Sequence[str] = ("executor", "debug", "slim", "warmer"),
+    layer_sizes: Sequence[int] = (20_000, 5_000),
+    platforms: Sequence[str] = ("linux/amd64", "linux/arm64"),
+) -> tuple[Layout, dict[str, Descriptor]]:
+    layout = Layout.create(root)
+    shared = os.urandom(4096)
+    images = {
+        v: add_image(layout, v, version=version, layer_sizes=layer_sizes, platforms=platforms, shared=shared)
+        for v in variants
+    }
+    return layout, images
