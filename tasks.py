@@ -517,13 +517,155 @@ def render(
     )
 
 
+@task(
+    help={
+        "ref": "release tag to release, or 'latest' for the fork's newest release (default: the pin's tag)",
+        "fork_url": "fork URL or a local mirror's path (default: KANIKO_FORK_URL, else the pin's URL)",
+        "prefix": "repository prefix, e.g. docker.io/NAME (default: docker.io/$DOCKER_HUB_USERNAME with "
+        "credentials, else the embedded local registry)",
+        "platforms": "comma-separated platforms (default: pipeline.platforms)",
+        "variants": "comma-separated variants (default: pipeline.variants, all four)",
+        "trust_config": "a Sigstore ClientTrustConfig JSON (default: public Sigstore; a local instance "
+        "for a loopback registry when nothing is configured)",
+        "identity_token": "an OIDC identity token (prefer the SIGSTORE_ID_TOKEN env var: argv is visible)",
+        "certificate_identity": "the signer identity signatures must have (needed unless local signing)",
+        "certificate_oidc_issuer": "the OIDC issuer signatures must have (needed unless local signing)",
+        "base_image": "the nginx test image's base (the Dockerfile's BASE_IMAGE build argument)",
+        "registry_mirror": "kaniko's mirror for docker.io, host[:port] (also where busybox is looked up)",
+        "busybox": "busybox for debug: an OCI layout directory or an image reference",
+        "force": "rebuild and republish even when the release is up to date",
+        "dry_run": "print the plan (what would be built, set or moved, what is there) and change nothing",
+        "report_dir": "where the JSON and Markdown reports go (default: <cache>/runs)",
+        "json": "print one JSON object on stdout",
+    }
+)
+@_guarded
+def release(
+    c: Context,
+    ref: str = "",
+    fork_url: str = "",
+    prefix: str = "",
+    platforms: str = "",
+    variants: str = "",
+    trust_config: str = "",
+    identity_token: str = "",
+    certificate_identity: str = "",
+    certificate_oidc_issuer: str = "",
+    base_image: str = "",
+    registry_mirror: str = "",
+    busybox: str = "",
+    force: bool = False,
+    dry_run: bool = False,
+    report_dir: str = "",
+    json: bool = False,
+) -> None:
+    """Release: fork, build, publish, sign, verify, build-image, smoke, then move the rolling tags."""
+    from pathlib import Path
+
+    from pipeline import release as release_stage
+
+    settings = _settings(
+        c,
+        fork_url=fork_url or None,
+        prefix=prefix or None,
+        platforms=platforms or None,
+        variants=variants or None,
+        trust_config=trust_config or None,
+        registry_mirror=registry_mirror or None,
+    )
+    report = release_stage.run(
+        settings,
+        release_stage.Options(
+            ref=ref,
+            identity_token=identity_token or None,
+            certificate_identity=certificate_identity or None,
+            certificate_oidc_issuer=certificate_oidc_issuer or None,
+            base_image=base_image or None,
+            busybox=busybox or None,
+            force=force,
+            dry_run=dry_run,
+            report_dir=Path(report_dir).expanduser() if report_dir else None,
+        ),
+        progress=Progress(),
+    )
+    _emit(report.to_dict(), json, lambda r: _release_text(report))
+
+
+def _release_text(report: Any) -> str:
+    if report.status == "dry run":
+        from pipeline.release import plan_text
+
+        return (
+            "dry run (nothing changed):\n"
+            + plan_text(report.plan)
+            + f"\nreport: {report.files.get('markdown')}"
+        )
+    lines = [f"{report.tag}: {report.status} at {report.prefix}"]
+    lines += [
+        f"  {variant}: {image['repository']}@{image['digest']} ({', '.join(image['tags'])})"
+        for variant, image in report.images.items()
+    ]
+    if report.images:
+        lines.append(f"  bytes uploaded: {report.bytes_uploaded}")
+    lines += [f"  {s.name}: {s.status} {s.seconds:.1f} s" for s in report.stages]
+    lines.append(f"report: {report.files.get('markdown')}")
+    return "\n".join(lines)
+
+
+@task(
+    name="test-e2e",
+    help={
+        "fork_url": "fork URL or a local mirror's path (default: KANIKO_FORK_URL, else the pin's URL)",
+        "keep": "keep the test's local registry running afterwards (its address is printed)",
+        "busybox": "busybox for debug (an OCI layout directory or an image reference); without it (or a "
+        "registry mirror) debug is not built",
+        "platforms": "comma-separated platforms (default: this machine's)",
+        "json": "print one JSON object on stdout",
+    },
+)
+@_guarded
+def test_e2e(
+    c: Context,
+    fork_url: str = "",
+    keep: bool = False,
+    busybox: str = "",
+    platforms: str = "",
+    json: bool = False,
+) -> None:
+    """The whole release on one machine: fresh local registry, local Sigstore, real fork, kaniko, smoke."""
+    from pipeline import release as release_stage
+
+    settings = _settings(c, fork_url=fork_url or None)
+    result = release_stage.e2e(
+        settings,
+        fork_url=fork_url or None,
+        keep=keep,
+        busybox=busybox or None,
+        platforms=config.parse_platforms(platforms) if platforms else None,
+        progress=Progress(),
+    )
+    _emit(
+        result.to_dict(),
+        json,
+        lambda r: "\n".join(
+            [f"test-e2e {'passed' if r['ok'] else 'FAILED'} in {r['seconds']:.1f} s"]
+            + [f"  executor: {r['executor']}", f"  image:    {r['image']}"]
+            + [f"  {name}: {seconds:.1f} s" for name, seconds in r["stages"].items()]
+            + [f"  note: {r['note']}"]
+            + ([f"  registry kept at {r['registry']}"] if r["registry"] else [])
+        ),
+    )
+
+
 def _quote(arg: str) -> str:
     import shlex
 
     return shlex.quote(arg)
 
 
-ns = Collection(fork, build, setup, test, publish, sign, verify, smoke, build_image, nginx_base, render)
+ns = Collection(
+    fork, build, setup, test, publish, sign, verify, smoke, build_image, nginx_base, render, release, test_e2e
+)
 registry_ns = Collection("registry")
 registry_ns.add_task(registry_up, name="up")
 registry_ns.add_task(registry_down, name="down")

@@ -24,6 +24,7 @@ from typing import Any
 
 from pipeline.errors import ContainerError, ToolError
 from pipeline.progress import Progress, Silent
+from pipeline.system import require_program, search_path
 
 CONF_NAME = "containers.conf"
 STDERR_LINES = 8  # how many of podman's last stderr lines an error quotes
@@ -121,15 +122,11 @@ class Podman:
         progress: Progress | None = None,
         env: Mapping[str, str] | None = None,
     ) -> None:
-        found = binary or shutil.which("podman")
-        if found is None:
-            raise ToolError(
-                "podman is not installed; the kaniko and smoke stages run containers with it",
-                hint="run `invoke setup` to install podman, runc and the rootless helpers",
-            )
-        self.binary = found
+        self.binary = binary or require_program(
+            "podman", "the kaniko and smoke stages run containers with it"
+        )
         self.progress = progress or Silent()
-        self.runtime = "runc" if shutil.which("runc", path=_search_path()) else None
+        self.runtime = "runc" if shutil.which("runc", path=search_path()) else None
         self.conf_path = Path(cache_dir) / "podman" / CONF_NAME
         self._write_conf()
         base = dict(os.environ if env is None else env)
@@ -313,10 +310,6 @@ class Podman:
         if not isinstance(data, dict):
             raise ContainerError(f"{what}: podman returned no object")
         return data
-
-
-def _search_path() -> str:
-    return os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
 
 
 def _stderr_fd() -> int:

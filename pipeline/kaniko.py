@@ -45,7 +45,7 @@ from pipeline.errors import (
 )
 from pipeline.progress import Progress, Silent
 from pipeline.registry.credentials import DOCKER_HUB_KEY, Credential, Credentials
-from pipeline.registry.reference import Reference
+from pipeline.registry.reference import Reference, is_loopback_host
 
 KANIKO_CAPS = ("CHOWN", "FOWNER", "DAC_OVERRIDE")
 WORKSPACE = "/workspace"
@@ -130,13 +130,6 @@ def default_destination(env: Mapping[str, str], tag: str) -> Reference:
             hint="set DOCKER_HUB_USERNAME (and DOCKER_HUB_KANIKO_PAT), or pass --destination REGISTRY/REPO:TAG",
         )
     return Reference.parse(f"docker.io/{user}/{DEFAULT_REPOSITORY}:{tag}")
-
-
-def is_loopback_host(host: str) -> bool:
-    try:
-        return Reference.parse(f"{host}/x").is_loopback
-    except PipelineError:
-        return False
 
 
 def _base_host(base_image: str | None) -> str | None:

@@ -34,6 +34,7 @@ from pipeline.oci.descriptor import Descriptor, Platform
 from pipeline.oci.layout import Layout
 from pipeline.oci.manifest import Manifest, canonical_json
 from pipeline.progress import Progress, Silent
+from pipeline.system import require_program
 
 if TYPE_CHECKING:
     from pipeline.registry.client import Client, PushResult
@@ -140,13 +141,9 @@ def ensure(cache_dir: Path, *, progress: Progress | None = None) -> BaseImage:
 def bootstrap(rootfs: Path, *, progress: Progress | None = None) -> None:
     """``debootstrap --variant=minbase --include=nginx-light`` into ``rootfs`` (about 30 s)."""
     progress = progress or Silent()
-    search = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
-    program = shutil.which("debootstrap", path=search)
-    if program is None:
-        raise ToolError(
-            "debootstrap is not installed; it makes the offline nginx base image from Debian packages",
-            hint="run `invoke setup` to install it",
-        )
+    program = require_program(
+        "debootstrap", "it makes the offline nginx base image from Debian packages", sbin=True
+    )
     if os.geteuid() != 0:
         raise ToolError(
             "making the nginx base image needs root (debootstrap creates device nodes and chroots)",

@@ -252,6 +252,19 @@ def run_sign(
     with Client(
         credentials=Credentials.from_environment(settings.env), insecure=settings.insecure, progress=progress
     ) as client:
+
+        def signed(config: ClientTrustConfig, token: IdentityToken, path: str | None) -> dict[str, Any]:
+            result = sign(
+                targets,
+                client=client,
+                config=config,
+                token=token,
+                per_platform=per_platform,
+                simple_signing=sig_tag,
+                progress=progress,
+            )
+            return {**result.to_dict(), "trust_config": path}
+
         if local:
             if trust_config:
                 raise SignError("--local-sigstore and --trust-config exclude each other")
@@ -260,33 +273,11 @@ def run_sign(
             with localsigstore.start(settings.cache_dir, progress=progress) as instance:
                 config = trust.load(instance.trust_config, error=SignError)
                 token = identity.parse(localsigstore.mint_identity_token(), "the local Sigstore instance")
-                result = sign(
-                    targets,
-                    client=client,
-                    config=config,
-                    token=token,
-                    per_platform=per_platform,
-                    simple_signing=sig_tag,
-                    progress=progress,
-                )
-            out = result.to_dict()
-            out["trust_config"] = str(instance.trust_config)
-            return out
+                return signed(config, token, str(instance.trust_config))
         path = trust_config or (str(settings.trust_config) if settings.trust_config else None)
         config = trust.load(Path(path) if path else None)
         token = identity.acquire(config, token=identity_token, env=settings.env)
-        result = sign(
-            targets,
-            client=client,
-            config=config,
-            token=token,
-            per_platform=per_platform,
-            simple_signing=sig_tag,
-            progress=progress,
-        )
-        out = result.to_dict()
-        out["trust_config"] = path
-        return out
+        return signed(config, token, path)
 
 
 def run_verify(

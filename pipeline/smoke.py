@@ -15,7 +15,6 @@ The container is always removed, whether the checks pass or fail.
 from __future__ import annotations
 
 import http.client
-import ipaddress
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from pipeline.config import Settings
 from pipeline.container import Podman, RunSpec
 from pipeline.errors import ContainerError, SmokeError, UsageError
 from pipeline.progress import Progress, Silent
+from pipeline.registry.reference import is_loopback_host
 
 PORT = 8080
 WELCOME = "Welcome to nginx!"
@@ -72,17 +72,6 @@ def registry_host(image: str) -> str | None:
     if sep and ("." in first or ":" in first or first == "localhost"):
         return first
     return None
-
-
-def is_loopback_host(host: str) -> bool:
-    name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-    name = name.strip("[]")
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 def ensure_image(podman: Podman, image: str, progress: Progress) -> None:

@@ -34,9 +34,28 @@ REQUIREMENTS: tuple[tuple[str, str], ...] = (
 )
 
 
+def search_path() -> str:
+    """PATH plus the sbin directories (an ordinary user's PATH often lacks them)."""
+    return os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
+
+
+def require_program(name: str, why: str, package: str | None = None, *, sbin: bool = False) -> str:
+    """The path of the program ``name``, or a ToolError: "NAME is not installed; WHY", with a hint
+    to run `invoke setup`, naming the Debian package (``package``, else the one REQUIREMENTS lists).
+    ``sbin``: look in /usr/sbin and /sbin too."""
+    found = shutil.which(name, path=search_path() if sbin else None)
+    if found is None:
+        package = package or dict(REQUIREMENTS).get(name)
+        raise ToolError(
+            f"{name} is not installed; {why}",
+            hint="run `invoke setup` to install it" + (f" (Debian package {package})" if package else ""),
+        )
+    return found
+
+
 def missing(requirements: tuple[tuple[str, str], ...] = REQUIREMENTS) -> list[str]:
     """The packages whose program is not on PATH (each package once, in list order)."""
-    search = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
+    search = search_path()
     return list(dict.fromkeys(pkg for prog, pkg in requirements if shutil.which(prog, path=search) is None))
 
 

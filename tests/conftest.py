@@ -24,15 +24,16 @@ def require_tool(name: str, why: str) -> str:
     Under CI a missing program is a failure (`.ci/run` installs everything); elsewhere the test is
     skipped with the reason and the command that installs it.
     """
-    import shutil
+    from pipeline.errors import ToolError
+    from pipeline.system import require_program
 
-    path = shutil.which(name)
-    if path is None:
-        message = f"{name} is not installed ({why}); run `invoke setup` to install it"
+    try:
+        return require_program(name, why)
+    except ToolError as exc:
+        message = f"{exc.message}; {exc.hint}"
         if IN_CI:
             pytest.fail(message)
         pytest.skip(message)
-    return path
 
 
 # podman, the Debian-made nginx base (cached) and images built from the Dockerfile (tests/support/images.py).

@@ -18,7 +18,7 @@ from pathlib import Path
 from pipeline.errors import ImageError
 
 CERTIFI_VERSION = "2026.5.20"
-CERTIFI_SHA256 = "a50b6d079461e6350f20a725dbfb4bf6b36f9e9ca97f4878714fdefbfacdbacd"
+CERTIFI_SHA256 = "7cef540c6af3bf0a3c7d0070bd3fd7aae34f8aa805b408d1c27a01c8aeb305df"
 
 
 @dataclass(frozen=True)

@@ -173,23 +173,33 @@ class Client:
         return sources
 
     # -- manifests -------------------------------------------------------------------------
-    def find_manifest(self, ref: Reference, *, push: bool = False) -> tuple[bytes, Descriptor] | None:
-        """The manifest ``ref`` names, or None when the registry has none by that tag or digest."""
-        what = f"get manifest {ref}"
+    def _manifest_response(
+        self, method: str, ref: Reference, *, push: bool, what: str
+    ) -> requests.Response | None:
+        """GET or HEAD ``ref``'s manifest: the 200 response (streamed for GET), None on 404."""
         response = self._request(
-            "GET",
+            method,
             ref,
             self._url(ref, f"manifests/{ref.identifier}"),
             push=push,
             headers={"Accept": ACCEPT},
-            stream=True,
+            stream=method == "GET",
             what=what,
         )
+        if response.status_code == 200:
+            return response
         with response:
             if response.status_code == 404:
                 return None
-            if response.status_code != 200:
-                raise self._fail(what, response)
+            raise self._fail(what, response)
+
+    def find_manifest(self, ref: Reference, *, push: bool = False) -> tuple[bytes, Descriptor] | None:
+        """The manifest ``ref`` names, or None when the registry has none by that tag or digest."""
+        what = f"get manifest {ref}"
+        response = self._manifest_response("GET", ref, push=push, what=what)
+        if response is None:
+            return None
+        with response:
             length = response.headers.get("Content-Length")
             if length is not None and length.isdigit() and int(length) > MAX_MANIFEST_BYTES:
                 raise RegistryError(f"{what}: the manifest is {length} bytes, over the 4 MiB limit")
@@ -233,19 +243,10 @@ class Client:
     def head_manifest(self, ref: Reference, *, push: bool = False) -> Descriptor | None:
         """The descriptor of the manifest ``ref`` names, or None. (``push``: ask with push scope.)"""
         what = f"head manifest {ref}"
-        response = self._request(
-            "HEAD",
-            ref,
-            self._url(ref, f"manifests/{ref.identifier}"),
-            push=push,
-            headers={"Accept": ACCEPT},
-            what=what,
-        )
+        response = self._manifest_response("HEAD", ref, push=push, what=what)
+        if response is None:
+            return None
         with response:
-            if response.status_code == 404:
-                return None
-            if response.status_code != 200:
-                raise self._fail(what, response)
             digest = response.headers.get("Docker-Content-Digest", "")
             length = response.headers.get("Content-Length", "")
             media_type = _content_type(response)

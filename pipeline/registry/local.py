@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -32,6 +31,7 @@ import requests
 from pipeline.errors import ToolError
 from pipeline.progress import Progress, Silent
 from pipeline.record import atomic_write_text
+from pipeline.system import require_program
 
 BINARY = "docker-registry"
 EMBEDDED_PORT = 5000
@@ -50,13 +50,7 @@ class TokenAuth:
 
 
 def find_binary() -> str:
-    path = shutil.which(BINARY)
-    if path is None:
-        raise ToolError(
-            f"the distribution registry program `{BINARY}` is not installed",
-            hint="run `invoke setup` to install it (Debian package docker-registry)",
-        )
-    return path
+    return require_program(BINARY, "it is the distribution registry the pipeline runs on 127.0.0.1")
 
 
 def port_is_free(port: int) -> bool:

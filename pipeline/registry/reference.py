@@ -28,6 +28,23 @@ _MAX_NAME = 255
 _EXAMPLE = "e.g. docker.io/team/kaniko-executor:v1.25.16 or 127.0.0.1:5000/team/app@sha256:<64 hex>"
 
 
+def is_loopback_host(host: str) -> bool:
+    """True for a host on this machine: 127.0.0.0/8, ::1, localhost or *.localhost, with or without
+    a port (``127.0.0.1:5000``, ``[::1]:5000``, bare ``::1``). Plain HTTP is allowed for these only."""
+    name = host.strip()
+    if name.startswith("["):  # [::1]:5000
+        name = name[1:].split("]", 1)[0]
+    elif name.count(":") == 1:
+        name = name.rsplit(":", 1)[0]
+    name = name.lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
 def _bad(text: str, why: str) -> ReferenceError_:
     return ReferenceError_(f"invalid image reference {text!r}: {why}", hint=f"write it as {_EXAMPLE}")
 
@@ -138,13 +155,7 @@ class Reference:
 
     @property
     def is_loopback(self) -> bool:
-        name = self.hostname
-        if name == "localhost" or name.endswith(".localhost"):
-            return True
-        try:
-            return ipaddress.ip_address(name).is_loopback
-        except ValueError:
-            return False
+        return is_loopback_host(self.registry)
 
     @property
     def repo_str(self) -> str:

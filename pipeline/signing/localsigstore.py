@@ -29,6 +29,7 @@ from types import TracebackType
 from pipeline.errors import ToolError
 from pipeline.progress import Progress, Silent
 from pipeline.signing import npm
+from pipeline.system import require_program
 
 SOURCE = Path(__file__).resolve().parent / "localsigstore_js"
 
@@ -120,7 +121,7 @@ def start(
     """
     progress = progress or Silent()
     installed = npm.install(SOURCE, cache_dir, why="the local Sigstore instance", progress=progress)
-    node = npm.require("node", "the local Sigstore instance")
+    node = require_program("node", "the local Sigstore instance needs it")
     if workdir is None:
         (cache_dir / "sigstore").mkdir(parents=True, exist_ok=True)
         workdir = Path(tempfile.mkdtemp(prefix="local-", dir=cache_dir / "sigstore"))

@@ -15,19 +15,9 @@ from pathlib import Path
 
 from pipeline.errors import ToolError
 from pipeline.progress import Progress, Silent
+from pipeline.system import require_program
 
 _MARKER = ".npm-ci-done"
-
-
-def require(name: str, why: str) -> str:
-    """The path of ``node`` or ``npm``, or a ToolError that says how to install it."""
-    path = shutil.which(name)
-    if path is None:
-        raise ToolError(
-            f"{name} is not installed, and {why} needs it",
-            hint="run `invoke setup` to install the system packages (nodejs, npm)",
-        )
-    return path
 
 
 def _fingerprint(source: Path) -> str:
@@ -51,8 +41,8 @@ def install(source: Path, cache_dir: Path, *, why: str, progress: Progress | Non
     target = cache_dir / "node" / f"{source.name}-{_fingerprint(source)}"
     if (target / _MARKER).is_file():
         return target
-    npm = require("npm", why)
-    require("node", why)
+    npm = require_program("npm", f"{why} needs it")
+    require_program("node", f"{why} needs it")
     target.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{source.name}.", dir=target.parent))
     try:

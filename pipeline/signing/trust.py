@@ -7,7 +7,6 @@ image bound for any registry but a loopback one with it.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -16,6 +15,7 @@ from sigstore.errors import Error as SigstoreError
 from sigstore.models import ClientTrustConfig
 
 from pipeline.errors import ConfigError, PipelineError, SignError
+from pipeline.registry.reference import is_loopback_host
 
 CLIENT_TRUST_CONFIG = "application/vnd.dev.sigstore.clienttrustconfig.v0.1+json"
 
@@ -52,21 +52,6 @@ def load(path: Path | None, *, error: type[PipelineError] = ConfigError) -> Clie
     except (SigstoreError, ValueError, TypeError, KeyError) as exc:
         raise error(f"the trust config {path} is malformed: {exc}", hint="check the file") from exc
     return config
-
-
-def is_loopback_host(host: str) -> bool:
-    """127.0.0.0/8, ::1 or localhost (with or without a port)."""
-    name = host.strip()
-    if name.startswith("["):  # [::1]:5000
-        name = name[1:].split("]", 1)[0]
-    elif name.count(":") == 1:
-        name = name.rsplit(":", 1)[0]
-    if name.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 def service_urls(config: ClientTrustConfig) -> list[str]:

@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,12 +22,12 @@ from pipeline.image import cabundle
 from pipeline.oci.layout import Layout
 from tests.conftest import require_tool
 from tests.support import fixture_fork
+from tests.support.cli import run_invoke
 from tests.support.imagefs import config, flatten, platform_manifest
 
 VARIANTS = ("executor", "debug", "slim", "warmer")
 PLATFORMS = ("linux/amd64", "linux/arm64")
 ELF_MACHINE = {"amd64": 62, "arm64": 183, "s390x": 22, "ppc64le": 21, "riscv64": 243}
-ROOT = Path(__file__).resolve().parents[2]
 
 
 class Built:
@@ -423,26 +422,9 @@ def test_invoke_build_prints_the_result_and_records_it(built: Built, tmp_path: P
     cache = tmp_path / "cache"
     record.save(cache / "runs" / "last.json", "fork", built.checkout.to_dict())
     out = tmp_path / "layout"
-    env = {**os.environ, "INVOKE_PIPELINE_CACHE_DIR": str(cache)}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "invoke",
-            "build",
-            "--platforms",
-            "linux/amd64",
-            "--variants",
-            "executor,slim",
-            "--out",
-            str(out),
-            "--json",
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
+    result = run_invoke(
+        ["build", "--platforms", "linux/amd64", "--variants", "executor,slim", "--out", str(out), "--json"],
+        cache=cache,
         timeout=600,
     )
     assert result.returncode == 0, result.stderr
@@ -464,15 +446,7 @@ def test_invoke_build_prints_the_result_and_records_it(built: Built, tmp_path: P
 
 
 def test_invoke_build_without_a_fork_record_says_what_to_run(tmp_path: Path) -> None:
-    env = {**os.environ, "INVOKE_PIPELINE_CACHE_DIR": str(tmp_path)}
-    result = subprocess.run(
-        [sys.executable, "-m", "invoke", "build", "--json"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = run_invoke(["build", "--json"], cache=tmp_path)
     assert result.returncode == 1
     assert "invoke fork" in result.stderr and "Traceback" not in result.stderr
     assert result.stdout == ""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import git
@@ -13,9 +12,8 @@ import pytest
 
 from pipeline import fork, pin
 from pipeline.errors import ForkError, ReleaseSelectionError, UsageError
+from tests.support.cli import run_invoke
 from tests.support.gitrepos import MODULE, UpstreamRepo
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -260,14 +258,7 @@ def run_task(args: list[str], cache_dir: Path, fork_dir: Path) -> subprocess.Com
         "INVOKE_PIPELINE_FORK_DIR": str(fork_dir),
     }
     env.pop("KANIKO_FORK_URL", None)
-    return subprocess.run(
-        [sys.executable, "-m", "invoke", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    return run_invoke(args, env=env)
 
 
 @pytest.fixture
@@ -316,17 +307,13 @@ def test_task_errors_are_one_message_without_traceback(
 
 
 def test_task_bad_config_value_is_named(fork_dir: Path, cache_dir: Path) -> None:
-    env_result = subprocess.run(
-        [sys.executable, "-m", "invoke", "fork"],
-        cwd=ROOT,
+    env_result = run_invoke(
+        ["fork"],
         env={
             **os.environ,
             "INVOKE_PIPELINE_PLATFORMS": "linux/m68k",
             "INVOKE_PIPELINE_FORK_DIR": str(fork_dir),
         },
-        capture_output=True,
-        text=True,
-        check=False,
     )
     assert env_result.returncode == 2
     assert "unknown platform 'linux/m68k' in pipeline.platforms" in env_result.stderr

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -16,8 +15,7 @@ import requests
 from pipeline.errors import ToolError
 from pipeline.registry import local
 from tests.conftest import require_tool
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.cli import run_invoke
 
 
 @pytest.fixture
@@ -93,28 +91,15 @@ def test_missing_binary_says_invoke_setup(tmp_path: Path, monkeypatch: pytest.Mo
         local.LocalRegistry(tmp_path / "r").start()
 
 
-def _invoke(cache: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "INVOKE_PIPELINE_CACHE_DIR": str(cache)}
-    return subprocess.run(
-        [sys.executable, "-m", "invoke", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
 def test_registry_up_and_down_tasks(embedded_cache: Path) -> None:
     port = local.free_port()
-    up = _invoke(embedded_cache, "registry.up", "--port", str(port), "--json")
+    up = run_invoke(["registry.up", "--port", str(port), "--json"], cache=embedded_cache, timeout=60)
     assert up.returncode == 0, up.stderr
     state = json.loads(up.stdout)
     assert state["url"] == f"http://127.0.0.1:{port}" and state["started"] is True
     assert requests.get(f"{state['url']}/v2/", timeout=5).status_code == 200
-    again = json.loads(_invoke(embedded_cache, "registry.up", "--json").stdout)
+    again = json.loads(run_invoke(["registry.up", "--json"], cache=embedded_cache, timeout=60).stdout)
     assert again["pid"] == state["pid"] and again["started"] is False
-    down = _invoke(embedded_cache, "registry.down", "--json")
+    down = run_invoke(["registry.down", "--json"], cache=embedded_cache, timeout=60)
     assert json.loads(down.stdout) == {"stopped": True}
     assert not _alive(state["pid"])

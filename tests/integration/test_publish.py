@@ -7,7 +7,6 @@ import io
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,10 +22,10 @@ from pipeline.registry.client import Client
 from pipeline.registry.credentials import Credentials
 from pipeline.registry.local import LocalRegistry
 from tests.conftest import require_tool
+from tests.support.cli import run_invoke
 from tests.support.layouts import build_layout
 from tests.support.registries import AuthRegistry
 
-ROOT = Path(__file__).resolve().parents[2]
 ACCEPT = ", ".join(sorted(mediatype.ALL_MANIFEST_TYPES))
 
 
@@ -224,24 +223,10 @@ def test_publish_task_with_docker_config_credentials(
     auth = base64.b64encode(f"{registry_htpasswd.username}:{registry_htpasswd.password}".encode()).decode()
     (docker / "config.json").write_text(json.dumps({"auths": {registry_htpasswd.host: {"auth": auth}}}))
     env["INVOKE_PIPELINE_CACHE_DIR"] = str(cache_dir)
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "invoke",
-            "publish",
-            "--layout",
-            str(layout.root),
-            "--prefix",
-            f"{registry_htpasswd.host}/sec",
-            "--json",
-        ],
-        cwd=ROOT,
+    done = run_invoke(
+        ["publish", "--layout", str(layout.root), "--prefix", f"{registry_htpasswd.host}/sec", "--json"],
         env=env,
-        capture_output=True,
-        text=True,
         timeout=120,
-        check=False,
     )
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
@@ -256,14 +241,8 @@ def test_publish_task_with_docker_config_credentials(
 
 def test_publish_task_reports_bad_input_without_a_traceback(tmp_path: Path, cache_dir: Path) -> None:
     env = {**_clean_env(tmp_path), "INVOKE_PIPELINE_CACHE_DIR": str(cache_dir)}
-    done = subprocess.run(
-        [sys.executable, "-m", "invoke", "publish", "--layout", str(tmp_path / "nope"), "--prefix", "x.io/a"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    done = run_invoke(
+        ["publish", "--layout", str(tmp_path / "nope"), "--prefix", "x.io/a"], env=env, timeout=60
     )
     assert done.returncode == 1
     assert "not an OCI image layout" in done.stderr and "Traceback" not in done.stderr

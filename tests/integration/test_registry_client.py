@@ -27,8 +27,8 @@ from pipeline.registry.credentials import Credential, Credentials
 from pipeline.registry.local import LocalRegistry
 from pipeline.registry.reference import Reference
 from tests.conftest import require_tool
-from tests.integration.images import blob_bytes, build_image
 from tests.support.faultproxy import FaultProxy
+from tests.support.layouts import blob_bytes, build_image
 from tests.support.registries import AuthRegistry, Factory
 
 

@@ -14,9 +14,9 @@ from pipeline.registry.client import Client
 from pipeline.registry.credentials import Credential, Credentials
 from pipeline.registry.local import LocalRegistry
 from pipeline.registry.reference import Reference
-from tests.integration.images import blob_bytes, build_image
 from tests.integration.test_registry_client import check_pushed, settle
 from tests.support.faultproxy import FaultProxy, retry_after_date
+from tests.support.layouts import blob_bytes, build_image
 from tests.support.registries import Factory
 
 

@@ -14,8 +14,8 @@ from pipeline.registry.credentials import Credentials
 from pipeline.registry.local import LocalRegistry
 from pipeline.registry.reference import Reference
 from pipeline.registry.referrers import attach, fallback_tag, list_referrers
-from tests.integration.images import build_image
 from tests.integration.test_registry_client import skopeo_raw
+from tests.support.layouts import build_image
 
 BUNDLE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 EMPTY = Descriptor(mediatype.OCI_EMPTY, mediatype.EMPTY_DIGEST, 2)

@@ -16,7 +16,7 @@ from pipeline.progress import Progress
 from pipeline.registry.client import Client
 from pipeline.registry.credentials import Credentials
 from pipeline.registry.reference import Reference
-from tests.integration.images import build_image
+from tests.support.layouts import build_image
 from tests.support.registries import AuthRegistry
 
 HUB_SECRET = "dckr_pat_never-show-this-0123456789"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from pipeline.registry.referrers import fallback_tag
 from pipeline.signing import attach, identity, localsigstore, trust
 from pipeline.signing import bundle as bundles
 from pipeline.signing.verify import Policy
+from tests.support.cli import run_invoke
 from tests.support.sigstore import (  # noqa: F401 - fixtures
     local_sigstore,
     node_cache,
@@ -37,7 +37,6 @@ from tests.support.sigstore import (  # noqa: F401 - fixtures
 
 SIGNER = "https://ci.example.test/kaniko-pipeline/release"
 ISSUER = "https://issuer.example.test"
-PROJECT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -308,15 +307,7 @@ def _invoke(args: list[str], cache: Path, **env: str) -> subprocess.CompletedPro
         "DOCKER_CONFIG": str(cache / "docker"),
         **env,
     }
-    return subprocess.run(
-        [sys.executable, "-m", "invoke", *args],
-        cwd=PROJECT,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
+    return run_invoke(args, env=full_env)
 
 
 def test_invoke_sign_and_verify(

@@ -4,18 +4,16 @@ that run as root or serve another page fail the right checks; the container is r
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from pipeline.config import PROJECT_ROOT
 from pipeline.container import Podman
 from pipeline.errors import SmokeError
 from pipeline.smoke import check_image
+from tests.support.cli import run_invoke
 from tests.support.images import ImageBuilder
 
 pytestmark = pytest.mark.slow
@@ -90,16 +88,7 @@ def test_image_that_exits_is_reported_and_removed(
 
 
 def _invoke_smoke(image: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "INVOKE_PIPELINE_CACHE_DIR": str(tmp_path / "cache")}
-    return subprocess.run(
-        [sys.executable, "-m", "invoke", "smoke", "--image", image, "--json", "--wait", "30"],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
+    return run_invoke(["smoke", "--image", image, "--json", "--wait", "30"], cache=tmp_path / "cache")
 
 
 def test_smoke_task_prints_one_json_object_and_exits_by_outcome(

@@ -27,9 +27,11 @@ import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
+
+from tests.support.httpserver import LoopbackServer
 
 BODY_METHODS = ("POST", "PUT", "PATCH")
 UPLOAD_PATH = r"/v2/.+/blobs/uploads/"
@@ -85,8 +87,11 @@ class Exchange:
     fault: str | None
 
 
-class FaultProxy:
+class FaultProxy(LoopbackServer):
+    name = "fault-proxy"
+
     def __init__(self, upstream: str) -> None:
+        super().__init__()
         parts = urlsplit(upstream)
         if parts.scheme != "http" or not parts.hostname or not parts.port:
             raise ValueError(f"upstream must be http://HOST:PORT, not {upstream!r}")
@@ -95,43 +100,10 @@ class FaultProxy:
         self.faults: list[Fault] = []
         self.exchanges: list[Exchange] = []
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------
-    @property
-    def port(self) -> int:
-        assert self._server is not None, "proxy not started"
-        return int(self._server.server_address[1])
-
-    @property
-    def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}"
-
-    def start(self) -> FaultProxy:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
-        server.daemon_threads = True
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="fault-proxy", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(5)
-
-    def __enter__(self) -> FaultProxy:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        return _make_handler(self)
 
     # -- scripting ---------------------------------------------------------------------------------
     def add(self, fault: Fault) -> Fault:

@@ -1,8 +1,10 @@
-"""OCI image layouts shaped like `invoke build`'s output, for publish tests and the benchmark.
+"""Small OCI image layouts for tests, written with pipeline.oci.layout.
 
-One index per variant (named in index.json by ``org.opencontainers.image.ref.name`` = the variant), one
-image per platform, real gzip'd tar layers of random (incompressible) bytes, and the version in the
-index's ``org.opencontainers.image.version`` annotation.
+``build_image``: one tiny multi-platform image (registry client tests). ``build_layout``: layouts
+shaped like `invoke build`'s output (publish tests, the benchmark): one index per variant (named in
+index.json by ``org.opencontainers.image.ref.name`` = the variant), one image per platform, real
+gzip'd tar layers of random (incompressible) bytes, the version in the index's
+``org.opencontainers.image.version`` annotation.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pipeline.oci.layout import Layout
 from pipeline.oci.manifest import Index, Manifest, descriptor_of
 
 VERSION_ANNOTATION = "org.opencontainers.image.version"
+PLATFORMS = (Platform("linux", "amd64"), Platform("linux", "arm64", "v8"))
 
 
 def layer_blob(files: dict[str, bytes]) -> tuple[bytes, str]:
@@ -100,3 +103,48 @@ def build_layout(
         for v in variants
     }
     return layout, images
+
+
+def build_image(
+    root: Path, *, seed: str = "a", layer_size: int = 200_000, platforms: tuple[Platform, ...] = PLATFORMS
+) -> tuple[Layout, Descriptor]:
+    """An OCI layout with one index over one image per platform; each image has two layers.
+
+    The first layer is the same for every platform (shared blob); the second is random bytes of
+    ``layer_size`` (incompressible, so uploads really carry that many bytes).
+    """
+    layout = Layout.create(root)
+    shared, shared_diff = layer_blob({"etc/shared.txt": f"shared {seed}\n".encode()})
+    shared_desc = Descriptor(mediatype.OCI_LAYER_GZIP, layout.write_blob(shared), len(shared))
+    children = []
+    for platform in platforms:
+        own, own_diff = layer_blob({f"bin/{platform.architecture}": os.urandom(layer_size)})
+        own_desc = Descriptor(mediatype.OCI_LAYER_GZIP, layout.write_blob(own), len(own))
+        config = json.dumps(
+            {
+                "architecture": platform.architecture,
+                "os": platform.os,
+                **({"variant": platform.variant} if platform.variant else {}),
+                "config": {"Env": [f"SEED={seed}"]},
+                "rootfs": {"type": "layers", "diff_ids": [shared_diff, own_diff]},
+            },
+            sort_keys=True,
+        ).encode()
+        config_desc = Descriptor(mediatype.OCI_CONFIG, layout.write_blob(config), len(config))
+        manifest = Manifest(config=config_desc, layers=[shared_desc, own_desc])
+        desc = layout.write_manifest(manifest)
+        children.append(descriptor_of(manifest, platform=platform))
+        assert desc.digest == children[-1].digest
+    index = Index(manifests=children, annotations={VERSION_ANNOTATION: "1.0.0"})
+    top = layout.write_manifest(index)
+    layout.set_ref("v1", top)
+    return layout, top
+
+
+def blob_bytes(layout: Layout, top: Descriptor) -> int:
+    """Bytes of all distinct blobs (configs and layers) under ``top``."""
+    seen: dict[str, int] = {}
+    for desc in layout.walk(top):
+        if desc.media_type not in mediatype.ALL_MANIFEST_TYPES:
+            seen[desc.digest] = desc.size
+    return sum(seen.values())

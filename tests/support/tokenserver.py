@@ -23,7 +23,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -33,6 +33,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
+
+from tests.support.httpserver import LoopbackServer
 
 ALL_ACTIONS = ("pull", "push", "delete", "*")
 REGISTRY_LEEWAY = 60  # seconds distribution's token check allows past exp (and before nbf)
@@ -77,7 +79,9 @@ def parse_scope(scope: str) -> Grant | None:
     return Grant(kind, name, [a for a in actions.split(",") if a])
 
 
-class TokenServer:
+class TokenServer(LoopbackServer):
+    name = "token-server"
+
     def __init__(
         self,
         workdir: Path,
@@ -89,6 +93,7 @@ class TokenServer:
         algorithm: str = "RS256",
         lifetime: float = 300.0,
     ) -> None:
+        super().__init__()
         if algorithm not in ("RS256", "ES256"):
             raise ValueError("algorithm must be RS256 or ES256")
         self.workdir = Path(workdir)
@@ -104,8 +109,6 @@ class TokenServer:
         self.requests: list[TokenRequest] = []
         self.issued = 0
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
         self._make_key()
 
     # -- keys --------------------------------------------------------------------------------------
@@ -138,38 +141,11 @@ class TokenServer:
 
     # -- lifecycle ---------------------------------------------------------------------------------
     @property
-    def port(self) -> int:
-        assert self._server is not None, "token server not started"
-        return int(self._server.server_address[1])
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
     def realm(self) -> str:
         return f"{self.url}/token"
 
-    def start(self) -> TokenServer:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
-        server.daemon_threads = True
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="token-server", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(5)
-
-    def __enter__(self) -> TokenServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        return _make_handler(self)
 
     # -- tokens ------------------------------------------------------------------------------------
     def check_basic(self, header: str | None) -> str | None | bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.errors import ReferenceError_
-from pipeline.registry.reference import Reference
+from pipeline.registry.reference import Reference, is_loopback_host
 
 D = "sha256:" + "a" * 64
 
@@ -104,3 +104,22 @@ def test_bad_references(text: str, says: str) -> None:
         Reference.parse(text)
     assert says in str(info.value)
     assert info.value.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1:5000", True),
+        ("127.3.4.5", True),
+        ("localhost:5000", True),
+        ("[::1]:5000", True),
+        ("::1", True),
+        ("LocalHost", True),
+        ("registry.localhost:5000", True),
+        ("docker.io", False),
+        ("10.0.0.1:5000", False),
+        ("localhost.example.test", False),
+    ],
+)
+def test_loopback_hosts(host: str, loopback: bool) -> None:
+    assert is_loopback_host(host) is loopback

@@ -110,23 +110,6 @@ def test_malformed_token_is_a_clear_error() -> None:
         identity.acquire(_config("http://127.0.0.1:1"), token="not-a-jwt", interactive=False)
 
 
-@pytest.mark.parametrize(
-    ("host", "loopback"),
-    [
-        ("127.0.0.1:5000", True),
-        ("127.3.4.5", True),
-        ("localhost:5000", True),
-        ("[::1]:5000", True),
-        ("::1", True),
-        ("docker.io", False),
-        ("10.0.0.1:5000", False),
-        ("localhost.example.test", False),
-    ],
-)
-def test_loopback_hosts(host: str, loopback: bool) -> None:
-    assert trust.is_loopback_host(host) is loopback
-
-
 def _config(service: str) -> ClientTrustConfig:
     start = {"start": "2020-01-01T00:00:00Z"}
     key = {"rawBytes": "AAAA", "keyDetails": "PKIX_ECDSA_P256_SHA_256", "validFor": start}
