@@ -106,7 +106,7 @@ def build(
         checkout=checkout,
         dockerfile=model,
         binaries=binaries,
-        ca_bundle=layers.file(CA_PATH, source=bundle.path, mode=0o644, digest=bundle.digest),
+        ca_bundle=layers.file(CA_PATH, data=bundle.data, mode=0o644, digest=bundle.digest),
         nsswitch=nsswitch,
         source_url=source_url(checkout, pinned_url),
         busybox=box,

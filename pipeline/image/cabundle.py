@@ -2,9 +2,14 @@
 
 The Dockerfile takes it from Debian's ca-certificates in a `certs` stage, which changes whenever
 Debian's package does. Here it comes from a pinned, reproducible source instead: Mozilla's CA bundle
-as packaged in the `certifi` wheel (``certifi/cacert.pem``), checked against a pinned version and
-sha256, so every machine puts the same bytes into the image. To move the pin: install the new
-certifi, update CERTIFI_VERSION and CERTIFI_SHA256 together, and say so in the commit.
+exactly as the `certifi` wheel ships it (``certifi/cacert.pem`` of certifi CERTIFI_VERSION, pinned in
+pyproject.toml), checked against a pinned size and sha256, so every machine puts the same bytes into
+the image.
+
+Some environments append their own CA (a TLS-intercepting proxy's) to the installed cacert.pem. The
+wheel's bytes are then still the file's first CERTIFI_SIZE bytes: those are taken when they match the
+pinned sha256, and nothing appended ever reaches an image. To move the pin: install the new certifi,
+update the three constants from its wheel's RECORD, and say so in the commit.
 """
 
 from __future__ import annotations
@@ -19,11 +24,12 @@ from pipeline.errors import ImageError
 
 CERTIFI_VERSION = "2026.5.20"
 CERTIFI_SHA256 = "7cef540c6af3bf0a3c7d0070bd3fd7aae34f8aa805b408d1c27a01c8aeb305df"
+CERTIFI_SIZE = 236095
 
 
 @dataclass(frozen=True)
 class Bundle:
-    path: Path
+    data: bytes
     digest: str  # sha256:...
     origin: str
 
@@ -33,7 +39,7 @@ def _normalized(version: str) -> str:
 
 
 def pinned() -> Bundle:
-    """certifi's cacert.pem, verified against the pin."""
+    """certifi's cacert.pem as its wheel ships it, verified against the pin."""
     spec = importlib.util.find_spec("certifi")
     try:
         version = importlib.metadata.version("certifi")
@@ -48,10 +54,22 @@ def pinned() -> Bundle:
             f"certifi {version} is installed, but the CA bundle is pinned to certifi {CERTIFI_VERSION}",
             hint=hint,
         )
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    if digest != CERTIFI_SHA256:
-        raise ImageError(f"{path} has sha256 {digest}, not the pinned {CERTIFI_SHA256}", hint=hint)
-    return Bundle(path, "sha256:" + digest, f"certifi {CERTIFI_VERSION} cacert.pem")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ImageError(f"cannot read {path}: {exc}", hint=hint) from exc
+    shipped = data[:CERTIFI_SIZE]
+    digest = hashlib.sha256(shipped).hexdigest()
+    if len(shipped) != CERTIFI_SIZE or digest != CERTIFI_SHA256:
+        raise ImageError(
+            f"{path} does not hold certifi {CERTIFI_VERSION}'s cacert.pem (sha256 {CERTIFI_SHA256}): "
+            "it was changed after installation",
+            hint="reinstall it: pip install --force-reinstall certifi==" + CERTIFI_VERSION,
+        )
+    origin = f"certifi {CERTIFI_VERSION} cacert.pem"
+    if len(data) > CERTIFI_SIZE:
+        origin += f" (as shipped; {len(data) - CERTIFI_SIZE} bytes appended locally were left out)"
+    return Bundle(shipped, "sha256:" + digest, origin)
 
 
 def from_file(path: Path) -> Bundle:
@@ -61,4 +79,4 @@ def from_file(path: Path) -> Bundle:
         raise ImageError(f"cannot read the CA bundle {path}: {exc}") from exc
     if b"-----BEGIN CERTIFICATE-----" not in data:
         raise ImageError(f"{path} is not a PEM CA bundle (no certificate in it)")
-    return Bundle(path, "sha256:" + hashlib.sha256(data).hexdigest(), str(path))
+    return Bundle(data, "sha256:" + hashlib.sha256(data).hexdigest(), str(path))

@@ -70,16 +70,8 @@ def test_real_fork_builds_reproducibly_and_runs(fork_url: str, tmp_path: Path) -
     conf = tmp_path / "containers.conf"
     conf.write_text('[containers]\ndefault_ulimits = []\n\n[engine]\nruntime = "runc"\n')
     env = {**os.environ, "CONTAINERS_CONF": str(conf)}
-    runroot = tempfile.mkdtemp(prefix="pr-", dir="/tmp")  # podman wants a runroot under 50 characters
-    base = [
-        podman,
-        "--root",
-        str(tmp_path / "podman"),
-        "--runroot",
-        str(tmp_path / "run"),
-        "--storage-driver",
-        "vfs",
-    ]
+    short = tempfile.mkdtemp(prefix="pr-", dir="/tmp")  # podman wants storage paths under 50 characters
+    base = [podman, "--root", short + "/root", "--runroot", short + "/run", "--storage-driver", "vfs"]
     try:
         for variant in ("executor", "slim", "debug"):
             out = subprocess.run(
@@ -113,4 +105,4 @@ def test_real_fork_builds_reproducibly_and_runs(fork_url: str, tmp_path: Path) -
         assert "cache warmer" in out.stdout
     finally:
         subprocess.run([*base, "system", "reset", "--force"], capture_output=True, env=env, check=False)
-        shutil.rmtree(runroot, ignore_errors=True)
+        shutil.rmtree(short, ignore_errors=True)

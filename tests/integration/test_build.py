@@ -3,6 +3,7 @@ skopeo and podman reading the result)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -109,7 +110,8 @@ def test_content_matches_the_dockerfile_final_stage(built: Built, variant: str) 
         if "kaniko" in nodes:
             assert nodes["kaniko"].mode == 0o777
     assert tree["etc/nsswitch.conf"].data == (built.checkout.path / "files" / "nsswitch.conf").read_bytes()
-    assert tree["kaniko/ssl/certs/ca-certificates.crt"].data == cabundle.pinned().path.read_bytes()
+    assert tree["kaniko/ssl/certs/ca-certificates.crt"].data == cabundle.pinned().data
+    assert hashlib.sha256(cabundle.pinned().data).hexdigest() == cabundle.CERTIFI_SHA256
     if variant == "debug":
         assert tree["bin/sh"].link == "/busybox/sh"
         holders = [p for p, n in tree.items() if p.startswith("busybox/") and n.kind == "file"]
@@ -365,12 +367,14 @@ def podman(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
     conf = root / "containers.conf"
     conf.write_text('[containers]\ndefault_ulimits = []\n\n[engine]\nruntime = "runc"\n')
     os.environ["CONTAINERS_CONF"] = str(conf)
-    runroot = tempfile.mkdtemp(prefix="pr-", dir="/tmp")  # podman wants a runroot under 50 characters
-    argv = [binary, "--root", str(root / "root"), "--runroot", runroot, "--storage-driver", "vfs"]
+    short = tempfile.mkdtemp(
+        prefix="pr-", dir="/tmp"
+    )  # podman wants short storage paths (under 50 characters)
+    argv = [binary, "--root", short + "/root", "--runroot", short + "/run", "--storage-driver", "vfs"]
     yield argv
     subprocess.run([*argv, "system", "reset", "--force"], capture_output=True, check=False)
     os.environ.pop("CONTAINERS_CONF", None)
-    shutil.rmtree(runroot, ignore_errors=True)
+    shutil.rmtree(short, ignore_errors=True)
 
 
 @pytest.mark.parametrize(
