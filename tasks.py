@@ -506,7 +506,7 @@ def render(
             record.stage(settings.record_file, "publish", needed_by="invoke render")
         )
     if not destination:
-        destination = executor.split("@", 1)[0].rsplit("/", 1)[0] + "/kaniko-nginx:latest"
+        destination = render_stage.default_destination(executor)
     recipe = render_stage.render(target, executor, context=context, destination=destination)
     if out:
         record.atomic_write_text(Path(out), recipe.text)

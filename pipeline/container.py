@@ -270,12 +270,6 @@ class Podman:
     def rmi(self, image: str) -> None:
         self.command(["rmi", "--force", image], what=f"removing image {image}", check=False)
 
-    def exec(self, container: str, argv: Sequence[str], *, user: str | None = None) -> str:
-        args = ["exec"]
-        if user:
-            args.append(f"--user={user}")
-        return self.command([*args, container, *argv], what=f"running {argv[0]} in {container}").stdout
-
     def top(self, container: str, descriptors: Sequence[str]) -> list[list[str]]:
         """``podman top`` rows (header excluded), split on whitespace."""
         out = self.command(["top", container, *descriptors], what=f"listing processes of {container}").stdout

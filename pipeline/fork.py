@@ -187,17 +187,16 @@ def _open_or_clone(url: str, cache_dir: Path, progress: Progress) -> git.Repo:
         progress.step(f"cloning {url} into {path}")
         # `git clone` (not init + fetch): from a local path it copies the object store directly,
         # which also works for a mirror that lacks objects no release needs.
-        with git.Git().custom_environment(**GIT_ENV):
-            try:
-                repo = git.Repo.clone_from(
-                    url,
-                    tmp,
-                    no_checkout=True,
-                    progress=_GitProgress(progress),  # type: ignore[arg-type]
-                    env=GIT_ENV,
-                )
-            except git.GitCommandError as exc:
-                raise _git_failure("clone", url, exc) from exc
+        try:
+            repo = git.Repo.clone_from(
+                url,
+                tmp,
+                no_checkout=True,
+                progress=_GitProgress(progress),  # type: ignore[arg-type]
+                env=GIT_ENV,
+            )
+        except git.GitCommandError as exc:
+            raise _git_failure("clone", url, exc) from exc
         progress.close()
         _fetch(repo, url, progress)
         os.replace(tmp, path)  # a clone appears whole or not at all

@@ -38,14 +38,13 @@ from pipeline.errors import (
     ConfigError,
     ContainerError,
     KanikoError,
-    PipelineError,
     RecordError,
     UsageError,
     VerifyError,
 )
 from pipeline.progress import Progress, Silent
 from pipeline.registry.credentials import DOCKER_HUB_KEY, Credential, Credentials
-from pipeline.registry.reference import Reference, is_loopback_host
+from pipeline.registry.reference import Reference, is_loopback_host, registry_of
 
 KANIKO_CAPS = ("CHOWN", "FOWNER", "DAC_OVERRIDE")
 WORKSPACE = "/workspace"
@@ -100,6 +99,12 @@ class BuildRequest:
         text = self.registry_mirror.split("://", 1)[-1]
         return text.split("/", 1)[0] or None
 
+    @property
+    def registries(self) -> list[str]:
+        """Every registry this build talks to: the destination, the mirror, the base image's."""
+        hosts = [self.destination.registry, self.mirror_host, registry_of(self.base_image or "")]
+        return list(dict.fromkeys(host for host in hosts if host))
+
 
 @dataclass(frozen=True)
 class BuildResult:
@@ -132,19 +137,9 @@ def default_destination(env: Mapping[str, str], tag: str) -> Reference:
     return Reference.parse(f"docker.io/{user}/{DEFAULT_REPOSITORY}:{tag}")
 
 
-def _base_host(base_image: str | None) -> str | None:
-    if not base_image:
-        return None
-    try:
-        return Reference.parse(base_image).registry
-    except PipelineError:  # kaniko reports a bad base reference itself
-        return None
-
-
 def loopback_hosts(request: BuildRequest) -> list[str]:
     """The registries of this build that are on loopback (plain HTTP is allowed for these only)."""
-    hosts = [request.destination.registry, request.mirror_host, _base_host(request.base_image)]
-    return list(dict.fromkeys(h for h in hosts if h and is_loopback_host(h)))
+    return [host for host in request.registries if is_loopback_host(host)]
 
 
 def executor_args(request: BuildRequest) -> list[str]:
@@ -262,13 +257,7 @@ def build_image(
     progress.step(f"pulling the executor {request.executor} ({podman.describe()})")
     podman.pull(str(request.executor), tls_verify=not request.executor.is_loopback)
 
-    hosts = [request.destination.registry]
-    if request.mirror_host:
-        hosts.append(request.mirror_host)
-    base_host = _base_host(request.base_image)
-    if base_host:
-        hosts.append(base_host)
-    config = docker_config(credentials, hosts)
+    config = docker_config(credentials, request.registries)
     name = f"kp-kaniko-{secrets.token_hex(4)}"
     with private_files(config) as (config_file, output_dir):
         spec = run_spec(request, config_file, output_dir, name)

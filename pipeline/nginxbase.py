@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.config import Settings
 from pipeline.errors import ImageError, ToolError
-from pipeline.oci import digest as digests
 from pipeline.oci import mediatype
 from pipeline.oci.descriptor import Descriptor, Platform
 from pipeline.oci.layout import Layout
@@ -306,17 +305,6 @@ def image_config(diff_id: str) -> dict[str, object]:
 def _architecture() -> str:
     machine = platform.machine().lower()
     return {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(machine, machine)
-
-
-def layer_digest_ok(layout: Layout, desc: Descriptor) -> bool:
-    """True when every blob the image names is in the layout with the right digest."""
-    try:
-        for child in layout.walk(desc):
-            if digests.of_file(layout.blob_path(child.digest))[0] != child.digest:
-                return False
-    except (ImageError, OSError):
-        return False
-    return True
 
 
 def config_json(base: BaseImage) -> dict[str, object]:

@@ -23,7 +23,6 @@ CAPABILITIES = ("CHOWN", "FOWNER", "DAC_OVERRIDE")
 @dataclass(frozen=True)
 class Recipe:
     target: str
-    filename: str
     text: str
 
 
@@ -146,6 +145,13 @@ def executor_from_record(publish: dict[str, Any]) -> str:
     return f"{image['repository']}@{image['digest']}"
 
 
+def default_destination(executor: str) -> str:
+    """``PREFIX/kaniko-nginx:latest``: the test image beside the executor's repository."""
+    ref = _pinned(executor)
+    prefix = f"{ref.registry}/{ref.repository}".rsplit("/", 1)[0]
+    return f"{prefix}/kaniko-nginx:latest"
+
+
 def render(
     target: str,
     executor: str,
@@ -157,11 +163,9 @@ def render(
     """The recipe for ``target``; the Pod's context and destination are kaniko's own flags."""
     if target == "k8s-pod":
         body = k8s_pod(executor, context=context, destination=destination, dockerfile=dockerfile)
-        return Recipe(target, "kaniko-pod.yaml", yaml.safe_dump(body, sort_keys=False))
+        return Recipe(target, yaml.safe_dump(body, sort_keys=False))
     if target == "gitlab-runner":
-        return Recipe(target, "config.toml", gitlab_runner(executor))
+        return Recipe(target, gitlab_runner(executor))
     if target == "gitlab-ci":
-        return Recipe(
-            target, ".gitlab-ci.yml", yaml.safe_dump(gitlab_ci(executor), sort_keys=False, width=1000)
-        )
+        return Recipe(target, yaml.safe_dump(gitlab_ci(executor), sort_keys=False, width=1000))
     raise UsageError(f"unknown render target {target!r}", hint="choose one of: " + ", ".join(TARGETS))

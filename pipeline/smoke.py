@@ -25,7 +25,7 @@ from pipeline.config import Settings
 from pipeline.container import Podman, RunSpec
 from pipeline.errors import ContainerError, SmokeError, UsageError
 from pipeline.progress import Progress, Silent
-from pipeline.registry.reference import is_loopback_host
+from pipeline.registry.reference import is_loopback_host, registry_of
 
 PORT = 8080
 WELCOME = "Welcome to nginx!"
@@ -66,19 +66,11 @@ class SmokeResult:
             )
 
 
-def registry_host(image: str) -> str | None:
-    """The registry part of an image reference, if it names one (``host[:port]/...``)."""
-    first, sep, _ = image.partition("/")
-    if sep and ("." in first or ":" in first or first == "localhost"):
-        return first
-    return None
-
-
 def ensure_image(podman: Podman, image: str, progress: Progress) -> None:
     """Make the image available to podman: local storage first, else pull (plain HTTP only for loopback)."""
     if podman.image_exists(image):
         return
-    host = registry_host(image)
+    host = registry_of(image)
     insecure = host is not None and is_loopback_host(host)
     progress.step(f"pulling {image}")
     podman.pull(image, tls_verify=not insecure)

@@ -20,10 +20,6 @@ class Release:
     tag: str
     version: semver.Version
 
-    @property
-    def is_prerelease(self) -> bool:
-        return self.version.prerelease is not None
-
 
 def parse_tag(tag: str) -> semver.Version | None:
     """The version a tag names, or None when the tag is not a release tag."""

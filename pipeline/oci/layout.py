@@ -12,7 +12,6 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
 
 from pipeline.errors import ImageError
 from pipeline.oci import digest as digests
@@ -62,9 +61,6 @@ class Layout:
     def blob_path(self, digest: str) -> Path:
         return self.root / "blobs" / digests.algorithm(digest) / digests.encoded(digest)
 
-    def has_blob(self, digest: str) -> bool:
-        return self.blob_path(digest).is_file()
-
     def read_blob(self, digest: str) -> bytes:
         try:
             data = self.blob_path(digest).read_bytes()
@@ -73,12 +69,6 @@ class Layout:
         if digests.of_bytes(data) != digest:
             raise ImageError(f"blob {digest} in {self.root} does not match its digest (corrupt layout)")
         return data
-
-    def open_blob(self, digest: str) -> BinaryIO:
-        try:
-            return open(self.blob_path(digest), "rb")
-        except FileNotFoundError as exc:
-            raise ImageError(f"blob {digest} is missing from the layout {self.root}") from exc
 
     def write_blob(self, data: bytes) -> str:
         digest = digests.of_bytes(data)

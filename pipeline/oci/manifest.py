@@ -20,6 +20,32 @@ def canonical_json(data: Any) -> bytes:
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
+def _with_optional_fields(
+    data: dict[str, Any],
+    artifact_type: str | None,
+    subject: Descriptor | None,
+    annotations: Mapping[str, str],
+) -> dict[str, Any]:
+    """Add the fields that a manifest and an index share and that are left out when empty."""
+    if artifact_type:
+        data["artifactType"] = artifact_type
+    if subject is not None:
+        data["subject"] = subject.to_dict()
+    if annotations:
+        data["annotations"] = dict(annotations)
+    return data
+
+
+def _optional_fields(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The shared optional fields of a manifest or an index, read from its JSON."""
+    subject = data.get("subject")
+    return {
+        "annotations": dict(data.get("annotations") or {}),
+        "subject": Descriptor.from_dict(subject) if isinstance(subject, Mapping) else None,
+        "artifact_type": data.get("artifactType"),
+    }
+
+
 @dataclass(frozen=True)
 class Manifest:
     config: Descriptor
@@ -36,13 +62,7 @@ class Manifest:
             "config": self.config.to_dict(),
             "layers": [layer.to_dict() for layer in self.layers],
         }
-        if self.artifact_type:
-            data["artifactType"] = self.artifact_type
-        if self.subject is not None:
-            data["subject"] = self.subject.to_dict()
-        if self.annotations:
-            data["annotations"] = dict(self.annotations)
-        return data
+        return _with_optional_fields(data, self.artifact_type, self.subject, self.annotations)
 
     def to_bytes(self) -> bytes:
         return canonical_json(self.to_dict())
@@ -50,14 +70,11 @@ class Manifest:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Manifest:
         try:
-            subject = data.get("subject")
             return cls(
                 config=Descriptor.from_dict(data["config"]),
                 layers=[Descriptor.from_dict(layer) for layer in data.get("layers") or []],
-                annotations=dict(data.get("annotations") or {}),
-                subject=Descriptor.from_dict(subject) if isinstance(subject, Mapping) else None,
-                artifact_type=data.get("artifactType"),
                 media_type=str(data.get("mediaType") or mediatype.OCI_MANIFEST),
+                **_optional_fields(data),
             )
         except (KeyError, TypeError) as exc:
             raise ImageError(f"malformed image manifest: missing {exc}") from exc
@@ -77,13 +94,7 @@ class Index:
             "mediaType": self.media_type,
             "manifests": [desc.to_dict() for desc in self.manifests],
         }
-        if self.artifact_type:
-            data["artifactType"] = self.artifact_type
-        if self.subject is not None:
-            data["subject"] = self.subject.to_dict()
-        if self.annotations:
-            data["annotations"] = dict(self.annotations)
-        return data
+        return _with_optional_fields(data, self.artifact_type, self.subject, self.annotations)
 
     def to_bytes(self) -> bytes:
         return canonical_json(self.to_dict())
@@ -91,13 +102,10 @@ class Index:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Index:
         try:
-            subject = data.get("subject")
             return cls(
                 manifests=[Descriptor.from_dict(desc) for desc in data.get("manifests") or []],
-                annotations=dict(data.get("annotations") or {}),
-                subject=Descriptor.from_dict(subject) if isinstance(subject, Mapping) else None,
-                artifact_type=data.get("artifactType"),
                 media_type=str(data.get("mediaType") or mediatype.OCI_INDEX),
+                **_optional_fields(data),
             )
         except (KeyError, TypeError) as exc:
             raise ImageError(f"malformed image index: missing {exc}") from exc

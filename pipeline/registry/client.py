@@ -399,13 +399,6 @@ class Client:
         self._ensure_blob(ref, digest, len(data), data)
         return digest
 
-    def upload_blob_file(self, ref: Reference, path: Path, digest: str, size: int) -> None:
-        digests.validate(digest)
-        actual = os.path.getsize(path)
-        if actual != size:
-            raise ImageError(f"{path} is {actual} bytes, but its descriptor says {size}")
-        self._ensure_blob(ref, digest, size, FileBody(Path(path)))
-
     def _ensure_blob(
         self,
         ref: Reference,

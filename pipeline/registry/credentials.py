@@ -62,10 +62,6 @@ def _normalise_host(key: str) -> str:
     return "docker.io" if key in DOCKER_HUB_ALIASES else key
 
 
-def _is_docker_hub(host: str) -> bool:
-    return _normalise_host(host) == "docker.io"
-
-
 class Credentials:
     """Looks up the credential for a registry host (``docker.io``, ``127.0.0.1:5000``, ...)."""
 

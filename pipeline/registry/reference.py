@@ -45,6 +45,15 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
+def registry_of(image: str) -> str | None:
+    """The registry an image reference names (``docker.io`` when it names none), or None when
+    ``image`` is not a valid reference (a tool given it reports that itself)."""
+    try:
+        return Reference.parse(image).registry
+    except ReferenceError_:
+        return None
+
+
 def _bad(text: str, why: str) -> ReferenceError_:
     return ReferenceError_(f"invalid image reference {text!r}: {why}", hint=f"write it as {_EXAMPLE}")
 
@@ -171,9 +180,6 @@ class Reference:
 
     def with_digest(self, digest: str) -> Reference:
         return replace(self, digest=validate_digest(digest), tag=None)
-
-    def with_repository(self, repository: str) -> Reference:
-        return Reference.parse(f"{self.registry}/{repository}")
 
     def __str__(self) -> str:
         text = self.repo_str

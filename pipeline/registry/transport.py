@@ -34,7 +34,6 @@ from pipeline.registry.auth import Authenticator, parse_challenges
 from pipeline.registry.credentials import Credentials
 
 RETRY_STATUSES = frozenset({408, 429}) | frozenset(range(500, 600)) - {501, 505}
-REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 10
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 20.0

@@ -29,7 +29,6 @@ BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 COSIGN_SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
 COSIGN_BUNDLE_ANNOTATION = "dev.sigstore.cosign/bundle"
 COSIGN_CERTIFICATE_ANNOTATION = "dev.sigstore.cosign/certificate"
-COSIGN_CHAIN_ANNOTATION = "dev.sigstore.cosign/chain"
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,6 @@ SOURCE = Path(__file__).resolve().parent / "localsigstore_js"
 # The identity the all-local pipeline signs as. `.invalid` is a reserved name: never a real issuer.
 LOCAL_ISSUER = "https://oidc.kaniko-pipeline.invalid"
 LOCAL_IDENTITY = "https://kaniko-pipeline.invalid/local-signer"
-LOCAL_OPERATOR = "kaniko-pipeline-local"
 
 
 def _b64url(data: bytes) -> str:

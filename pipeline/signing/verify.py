@@ -22,7 +22,6 @@ from pipeline.signing import bundle as bundles
 from pipeline.signing import statement
 
 OIDC_ISSUER_OID = "1.3.6.1.4.1.57264.1.1"
-OIDC_ISSUER_V2_OID = "1.3.6.1.4.1.57264.1.8"
 
 
 @dataclass(frozen=True)

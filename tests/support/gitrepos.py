@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,10 +49,6 @@ class UpstreamRepo:
         self.commits[message] = sha
         return sha
 
-    @property
-    def clock(self) -> int:
-        return self._clock
-
     def tag(
         self, name: str, commit: str | None = None, *, annotated: bool = False, force: bool = False
     ) -> None:
@@ -69,10 +64,3 @@ class UpstreamRepo:
         for name in tags:
             self.tag(name, sha, annotated=annotated)
         return sha
-
-
-def env_without_git_config() -> dict[str, str]:
-    """Environment for subprocesses: no user or system git config can change the results."""
-    env = dict(os.environ)
-    env["GIT_CONFIG_NOSYSTEM"] = "1"
-    return env

@@ -32,11 +32,8 @@ def node_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def local_sigstore(
     node_cache: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[localsigstore.LocalSigstore]:
-    instance = localsigstore.start(node_cache, workdir=tmp_path_factory.mktemp("sigstore"))
-    try:
+    with localsigstore.start(node_cache, workdir=tmp_path_factory.mktemp("sigstore")) as instance:
         yield instance
-    finally:
-        instance.stop()
 
 
 @pytest.fixture(scope="session")
@@ -44,11 +41,8 @@ def other_sigstore(
     node_cache: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[localsigstore.LocalSigstore]:
     """A second instance with keys of its own: a trust root the first one's signatures fail."""
-    instance = localsigstore.start(node_cache, workdir=tmp_path_factory.mktemp("sigstore-other"))
-    try:
+    with localsigstore.start(node_cache, workdir=tmp_path_factory.mktemp("sigstore-other")) as instance:
         yield instance
-    finally:
-        instance.stop()
 
 
 @pytest.fixture(scope="session")

@@ -29,11 +29,10 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import jwt
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
 
+from tests.support.certs import self_signed
 from tests.support.httpserver import LoopbackServer
 
 ALL_ACTIONS = ("pull", "push", "delete", "*")
@@ -118,19 +117,7 @@ class TokenServer(LoopbackServer):
             key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         else:
             key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, self.issuer)])
-        now = datetime.datetime.now(datetime.UTC)
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=2))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256())
-        )
+        cert = self_signed(key, self.issuer, valid_for=datetime.timedelta(days=2), ca=True)
         self.key = key
         self.certificate = cert
         self.workdir.mkdir(parents=True, exist_ok=True)

@@ -83,3 +83,7 @@ def test_executor_from_the_publish_record() -> None:
     assert render.executor_from_record(record) == EXECUTOR
     with pytest.raises(ConfigError, match="published no executor"):
         render.executor_from_record({"images": {}})
+
+
+def test_default_destination_sits_beside_the_executor() -> None:
+    assert render.default_destination(EXECUTOR) == "docker.io/team/kaniko-nginx:latest"
