@@ -29,12 +29,15 @@ class BuildResult:
     layout: Path
     version: str
     images: dict[str, assembly.Image] = field(default_factory=dict)
+    # What went in besides the source (toolchain, CA bundle, busybox): the SBOM and provenance say it.
+    inputs: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "layout": str(self.layout),
             "version": self.version,
             "images": {name: image.to_dict() for name, image in self.images.items()},
+            "inputs": dict(self.inputs),
         }
 
 
@@ -42,13 +45,15 @@ def source_url(checkout: Checkout, pinned_url: str | None = None) -> str:
     """The org.opencontainers.image.source annotation: the fork's public URL, never a local path.
 
     A build of the pinned release from a local mirror names the pin's URL, so its digests equal those
-    of a build from the network. Other local checkouts name their path.
+    of a build from the network. Other local checkouts name their path. Credentials never appear.
     """
+    from pipeline.buildfacts import without_credentials
+
     url = checkout.url
     if urlparse(url).scheme in ("http", "https", "git", "ssh"):
-        return url.removesuffix(".git")
+        return without_credentials(url).removesuffix(".git")
     if checkout.pinned and pinned_url:
-        return pinned_url.removesuffix(".git")
+        return without_credentials(pinned_url).removesuffix(".git")
     return url.removesuffix(".git")
 
 
@@ -115,4 +120,12 @@ def build(
     progress.step(
         f"built {', '.join(variants)} for {', '.join(platforms)} in {time.monotonic() - started:.1f} s"
     )
-    return BuildResult(layout=out, version=checkout.version, images=images)
+    used: dict[str, Any] = {
+        "go_version": chain.version,
+        "go_origin": chain.origin,
+        "ca_bundle": bundle.origin,
+        "ca_bundle_digest": bundle.digest,
+        "busybox": model.busybox_digest if box is not None and box.pinned else None,
+        "busybox_source": box.description if box is not None else None,
+    }
+    return BuildResult(layout=out, version=checkout.version, images=images, inputs=used)
