@@ -241,6 +241,7 @@ def sign(
         "certificate_identity": "the identity the signing certificate must carry (its SAN)",
         "certificate_oidc_issuer": "the OIDC issuer the signing certificate must name",
         "trust_config": "a ClientTrustConfig JSON for another Sigstore instance (default: the public one)",
+        "type": "an attestation instead of the signature: sbom, provenance or test-result (prints its predicate)",
         "json": "print one JSON object on stdout",
     }
 )
@@ -251,11 +252,28 @@ def verify(
     certificate_identity: str = "",
     certificate_oidc_issuer: str = "",
     trust_config: str = "",
+    type: str = "",  # noqa: A002 - the option is --type, as cosign names it
     json: bool = False,
 ) -> None:
-    """Verify an image's attached Sigstore signatures against an identity and an OIDC issuer."""
+    """Verify an image's attached Sigstore signatures (or --type attestations) against an identity and an OIDC issuer."""
     from pipeline import sign as sign_stage
 
+    if type and type != "signature":
+        from pipeline import attest
+
+        found = attest.run_verify(
+            _settings(c),
+            image=image,
+            kind=type,
+            certificate_identity=certificate_identity,
+            certificate_oidc_issuer=certificate_oidc_issuer,
+            trust_config=trust_config or None,
+            progress=Progress(),
+        )
+        _emit(found.to_dict(), json, lambda r: attest.describe(found))
+        if not found.verified:
+            raise Exit(code=1)
+        return
     result = sign_stage.run_verify(
         _settings(c),
         image=image,
@@ -266,6 +284,44 @@ def verify(
     )
     _emit(result.to_dict(), json, lambda r: result.explain())
     if not result.verified:
+        raise Exit(code=1)
+
+
+@task(
+    positional=["image"],
+    help={
+        "image": "the published image: REGISTRY/REPO[:TAG|@sha256:...]",
+        "certificate_identity": "the identity its provenance must be signed by (the certificate's SAN)",
+        "certificate_oidc_issuer": "the OIDC issuer the signing certificate must name",
+        "trust_config": "a ClientTrustConfig JSON for another Sigstore instance (default: the public one)",
+        "busybox": "debug only: the pinned busybox image (REF or OCI layout DIR) when Docker Hub is out of reach",
+        "json": "print one JSON object on stdout",
+    },
+)
+@_guarded
+def reproduce(
+    c: Context,
+    image: str,
+    certificate_identity: str = "",
+    certificate_oidc_issuer: str = "",
+    trust_config: str = "",
+    busybox: str = "",
+    json: bool = False,
+) -> None:
+    """Rebuild a published image from its verified SLSA provenance; exit 0 'reproduced', 1 with what differs."""
+    from pipeline import reproduce as reproducer
+
+    result = reproducer.run(
+        _settings(c),
+        image=image,
+        certificate_identity=certificate_identity,
+        certificate_oidc_issuer=certificate_oidc_issuer,
+        trust_config=trust_config or None,
+        busybox=busybox or None,
+        progress=Progress(),
+    )
+    _emit(result.to_dict(), json, lambda r: result.text())
+    if not result.reproduced:
         raise Exit(code=1)
 
 
@@ -666,6 +722,7 @@ def _quote(arg: str) -> str:
 ns = Collection(
     fork, build, setup, test, publish, sign, verify, smoke, build_image, nginx_base, render, release, test_e2e
 )
+ns.add_task(reproduce)
 registry_ns = Collection("registry")
 registry_ns.add_task(registry_up, name="up")
 registry_ns.add_task(registry_down, name="down")

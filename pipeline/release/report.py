@@ -45,6 +45,7 @@ class Report:
     signature: dict[str, Any] = field(default_factory=dict)
     image: str | None = None  # the nginx image build-image pushed, REF@DIGEST
     smoke: dict[str, Any] | None = None
+    attestations: list[dict[str, Any]] = field(default_factory=list)  # attached this run
     plan: dict[str, Any] | None = None
     stages: list[Stage] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -86,6 +87,7 @@ class Report:
             "signature": self.signature,
             "image": self.image,
             "smoke": self.smoke,
+            "attestations": self.attestations,
             "plan": self.plan,
             "stages": [stage.to_dict() for stage in self.stages],
             "seconds": round(sum(stage.seconds for stage in self.stages), 2),
@@ -132,6 +134,7 @@ class Report:
             for check in self.smoke.get("checks", []):
                 detail = str(check["detail"]).replace("\n", " ").replace("|", "\\|")
                 lines.append(f"| {check['name']} | {'pass' if check['ok'] else 'FAIL'} | {detail} |")
+        lines += attestation_lines(self.attestations, self.signature)
         if self.plan:
             lines += ["", "### Plan", "", "```", plan_text(self.plan), "```"]
         for note in self.notes:
@@ -153,11 +156,38 @@ class Report:
         record.atomic_write_text(directory / "release.md", markdown)
 
 
+def attestation_lines(attestations: list[dict[str, Any]], signature: Mapping[str, Any]) -> list[str]:
+    """The report's attestations table, and the cosign command that checks each type."""
+    from pipeline.attest import cosign_check
+
+    if not attestations:
+        return []
+    lines = ["", "| attestation | subject | referrer | bytes |", "|---|---|---|---:|"]
+    commands: dict[str, str] = {}
+    for item in attestations:
+        subject = f"{item['repository']}@{item['digest']}"
+        lines.append(f"| {item['predicate_type']} | `{subject}` | `{item['referrer']}` | {item['bytes']} |")
+        commands.setdefault(
+            item["predicate_type"],
+            cosign_check(
+                item["predicate_type"],
+                subject,
+                str(signature.get("identity")),
+                str(signature.get("issuer")),
+            ),
+        )
+    lines += ["", "Check them with (one per type; the same for each subject):", "", "```"]
+    lines += [*commands.values(), "```"]
+    return lines
+
+
 def plan_text(plan: Mapping[str, Any]) -> str:
     """The dry run's plan for people: what would be built, and each tag's action."""
     lines = [f"kaniko {plan['tag']} (version {plan['version']}, commit {str(plan['commit'])[:12]})"]
     if plan.get("up_to_date"):
-        lines.append("up to date: every version tag exists, is signed, and the rolling tags are in place")
+        lines.append(
+            "up to date: every version tag exists, is signed and tested PASSED, and the rolling tags are in place"
+        )
     building = plan.get("would_build")
     if building:
         lines.append(
@@ -171,6 +201,7 @@ def plan_text(plan: Mapping[str, Any]) -> str:
         for tag, digest in repo["version_tags"].items():
             if digest:
                 there = f"exists at {digest}" + (", signed" if repo.get("signed") else ", NOT validly signed")
+                there += f", tests {repo.get('tested') or 'not attested'}"
             else:
                 there = "absent: would be set"
             lines.append(f"  {tag:<22} {there}")
