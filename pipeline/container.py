@@ -17,7 +17,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -249,6 +249,22 @@ class Podman:
             args.append("--tls-verify=false")
         result = self.command([*args, image], what=f"pulling {image}", timeout=timeout)
         return result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
+
+    @contextlib.contextmanager
+    def borrowed(self, image: str, *, tls_verify: bool = True) -> Iterator[bool]:
+        """``image`` in local storage for the duration of the block: pulled if it is not there yet,
+        and then removed again, so a run leaves the user's image storage as it found it. Yields
+        whether it was pulled."""
+        pulled = False
+        if not self.image_exists(image):
+            self.progress.step(f"pulling {image}")
+            self.pull(image, tls_verify=tls_verify)
+            pulled = True
+        try:
+            yield pulled
+        finally:
+            if pulled:
+                self.rmi(image)
 
     def load_layout(self, layout_dir: Path, ref_name: str, name: str) -> str:
         """Copy the image ``ref_name`` of an OCI layout into podman's storage as ``name``; returns its id.

@@ -20,3 +20,12 @@ def test_readme_starts_with_the_main_job_and_the_tests() -> None:
 def test_ci_runs_the_readme_test_command_verbatim() -> None:
     ci = (PROJECT_ROOT / ".ci" / "run").read_text().splitlines()
     assert readme_commands()[1] in ci
+
+
+def test_ci_runs_the_tests_on_an_empty_cache() -> None:
+    """CI is always a first run: a fresh XDG_CACHE_HOME, exported before README's test command."""
+    ci = (PROJECT_ROOT / ".ci" / "run").read_text().splitlines()
+    test_line = ci.index(readme_commands()[1])
+    before = "\n".join(ci[:test_line])
+    assert 'XDG_CACHE_HOME="$(mktemp -d' in before
+    assert "export XDG_CACHE_HOME" in before
