@@ -13,17 +13,24 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from invoke import Collection, Context, Exit, task
+import invoke
+from invoke import Collection, Context, Exit
 
 from pipeline import config, record
 from pipeline.errors import PipelineError
 from pipeline.progress import Progress
 
 
+# No automatic short flags: Invoke derives them from letters of the option names (-o for --force,
+# -f for --fork-url, and `--` for --report-dir once the letters run out), which misleads more than it helps.
+task = functools.partial(invoke.task, auto_shortflags=False)
+
+
 def _settings(c: Context, **overrides: Any) -> config.Settings:
     values = {key: c.config.pipeline[key] for key in c.config.pipeline}
-    values.update({key: value for key, value in overrides.items() if value is not None})
-    return config.Settings.load(values)
+    given = {key: value for key, value in overrides.items() if value is not None}
+    values.update(given)
+    return config.Settings.load(values, command_line=frozenset(given))
 
 
 def _emit(result: dict[str, Any], as_json: bool, human: Callable[[dict[str, Any]], str]) -> None:
@@ -641,7 +648,9 @@ def test_e2e(
         fork_url=fork_url or None,
         keep=keep,
         busybox=busybox or None,
-        platforms=config.parse_platforms(platforms) if platforms else None,
+        platforms=config.parse_platforms(platforms, label=config.option_label("platforms", True))
+        if platforms
+        else None,
         progress=Progress(),
     )
     _emit(
