@@ -20,7 +20,6 @@ from pipeline import config, record
 from pipeline.errors import PipelineError
 from pipeline.progress import Progress
 
-
 # No automatic short flags: Invoke derives them from letters of the option names (-o for --force,
 # -f for --fork-url, and `--` for --report-dir once the letters run out), which misleads more than it helps.
 task = functools.partial(invoke.task, auto_shortflags=False)
@@ -602,10 +601,13 @@ def _release_text(report: Any) -> str:
     if report.status == "dry run":
         from pipeline.release import plan_text
 
-        return (
-            "dry run (nothing changed):\n"
-            + plan_text(report.plan)
-            + f"\nreport: {report.files.get('markdown')}"
+        return "\n".join(
+            [
+                "dry run (nothing changed):",
+                plan_text(report.plan),
+                *[f"note: {note}" for note in report.notes],
+                f"report: {report.files.get('markdown')}",
+            ]
         )
     lines = [f"{report.tag}: {report.status} at {report.prefix}"]
     lines += [
@@ -615,6 +617,7 @@ def _release_text(report: Any) -> str:
     if report.images:
         lines.append(f"  bytes uploaded: {report.bytes_uploaded}")
     lines += [f"  {s.name}: {s.status} {s.seconds:.1f} s" for s in report.stages]
+    lines += [f"note: {note}" for note in report.notes]  # e.g. a variant left out, and why
     lines.append(f"report: {report.files.get('markdown')}")
     return "\n".join(lines)
 

@@ -48,7 +48,9 @@ class PinError(ForkError):
 
 
 class ReleaseSelectionError(ForkError):
-    """No release tag matches what was asked for."""
+    """No release tag matches what was asked for (bad input: the user named the tag or the fork)."""
+
+    exit_code = 2
 
 
 class ToolError(PipelineError):
