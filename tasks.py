@@ -152,7 +152,7 @@ def build(
     pinned_url = pinfile.load(settings.pin_file).url if settings.pin_file.is_file() else None
     result = build_stage.build(
         checkout,
-        out=Path(out).expanduser().resolve() if out else settings.cache_dir / "build" / "layout",
+        out=Path(out).expanduser().resolve() if out else settings.build_layout,
         cache_dir=settings.cache_dir,
         platforms=settings.platforms,
         variants=settings.variants,

@@ -140,6 +140,11 @@ class Settings:
         return self.fork_dir / "patches"
 
     @property
+    def build_layout(self) -> Path:
+        """Where `invoke build` (and the release's build stage) writes the OCI layout by default."""
+        return self.cache_dir / "build" / "layout"
+
+    @property
     def record_file(self) -> Path:
         return self.cache_dir / "runs" / "last.json"
 

@@ -83,6 +83,10 @@ class SignError(PipelineError):
     """Signing an image or attaching its signature failed."""
 
 
+class TrustRootError(SignError):
+    """The public Sigstore instance's trust root could not be fetched (the network, not the input)."""
+
+
 class VerifyError(PipelineError):
     """No valid signature was found for an image."""
 

@@ -28,6 +28,21 @@ if TYPE_CHECKING:
 
 NGINX_REPOSITORY = "kaniko-nginx"
 
+# The stages of a release that does the whole job, in order (README lists the same).
+STAGES = (
+    "resolve",
+    "check",
+    "fork",
+    "build",
+    "publish",
+    "sign",
+    "verify",
+    "nginx-base",
+    "build-image",
+    "smoke",
+    "rolling",
+)
+
 # Called after each stage that completed (a test seam: raising there is a run killed between stages).
 StageHook = Callable[[str], None]
 
@@ -289,7 +304,7 @@ def _release(
     with timer.stage("build") as stage:
         built = build_stage.build(
             checkout,
-            out=settings.cache_dir / "build" / "layout",
+            out=settings.build_layout,
             cache_dir=settings.cache_dir,
             platforms=settings.platforms,
             variants=settings.variants,
