@@ -53,7 +53,7 @@ OUTPUT_DIR = "/kaniko/pipeline-output"
 DIGEST_FILE = f"{OUTPUT_DIR}/digest"
 DEFAULT_REPOSITORY = "kaniko-nginx"
 BASE_IMAGE_ARG = "BASE_IMAGE"
-_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}", re.ASCII)
 
 # Checks the executor's signature before it runs (pipeline.sign.verify behind it); raises on failure.
 ExecutorVerifier = Callable[[Reference], None]
@@ -231,7 +231,7 @@ def read_digest(output_dir: Path) -> str:
             "kaniko finished but wrote no digest file, so the pushed image is unknown",
             hint="check kaniko's log above; the executor must support --digest-file",
         ) from None
-    if not _DIGEST.match(text):
+    if not _DIGEST.fullmatch(text):
         raise KanikoError(f"kaniko's digest file holds {text[:80]!r}, not a sha256 digest")
     return text
 
