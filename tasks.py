@@ -160,14 +160,7 @@ def build(
     )
     out_dict = result.to_dict()
     record.save(settings.record_file, "build", out_dict)
-    _emit(
-        out_dict,
-        json,
-        lambda r: "\n".join(
-            [f"OCI layout {r['layout']} (version {r['version']}):"]
-            + [f"  {name}: {image['digest']}" for name, image in r["images"].items()]
-        ),
-    )
+    _emit(out_dict, json, build_stage.summary)
 
 
 @task(help={"json": "print one JSON object on stdout"})

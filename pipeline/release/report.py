@@ -41,6 +41,7 @@ class Report:
     embedded: bool = False
     variants: list[str] = field(default_factory=list)
     platforms: list[str] = field(default_factory=list)
+    go: dict[str, Any] = field(default_factory=dict)  # the Go toolchain of the build: version, pinned
     images: dict[str, dict[str, Any]] = field(default_factory=dict)
     signature: dict[str, Any] = field(default_factory=dict)
     image: str | None = None  # the nginx image build-image pushed, REF@DIGEST
@@ -80,6 +81,7 @@ class Report:
             "embedded": self.embedded,
             "variants": self.variants,
             "platforms": self.platforms,
+            "go": self.go,
             "images": self.images,
             "bytes_uploaded": self.bytes_uploaded,
             "executor": self.executor,
@@ -104,6 +106,11 @@ class Report:
             + (" (embedded local registry)" if self.embedded else ""),
             f"- variants: {', '.join(self.variants)}; platforms: {', '.join(self.platforms)}",
         ]
+        if self.go:
+            lines.append(
+                f"- Go toolchain: `{self.go.get('version')}`"
+                + ("" if self.go.get("pinned") else " (**not the pinned toolchain**: digests may differ)")
+            )
         if self.signature:
             lines.append(
                 f"- signature identity: `{self.signature.get('identity')}` "

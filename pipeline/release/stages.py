@@ -299,6 +299,7 @@ def _release(
             progress=progress,
         )
         record.save(settings.record_file, "build", built.to_dict())
+        report.go = dict(built.go)
         stage.detail = ", ".join(
             f"{name} {image['digest']}" for name, image in built.to_dict()["images"].items()
         )

