@@ -43,9 +43,13 @@ class BuildResult:
 def summary(result: Mapping[str, Any]) -> str:
     """The human summary of a build's JSON result: the layout, each variant's digest, the Go toolchain."""
     go = result.get("go") or {}
-    toolchain_line = f"  Go toolchain: {go.get('version', '?')} ({go.get('origin', '?')} {go.get('path', '')})"
+    toolchain_line = (
+        f"  Go toolchain: {go.get('version', '?')} ({go.get('origin', '?')} {go.get('path', '')})"
+    )
     if not go.get("pinned"):
-        toolchain_line += f": NOT the pinned {toolchain.PINNED_VERSION}, digests may differ from a pinned build"
+        toolchain_line += (
+            f": NOT the pinned {toolchain.PINNED_VERSION}, digests may differ from a pinned build"
+        )
     return "\n".join(
         [f"OCI layout {result['layout']} (version {result['version']}):"]
         + [f"  {name}: {image['digest']}" for name, image in result["images"].items()]

@@ -261,7 +261,14 @@ def run(
     credentials = Credentials.from_environment(settings.env)
     has_hub = credentials.lookup("docker.io") is not None
     chosen, embedded = destination_prefix(settings, prefix, has_hub, progress)
-    with Client(credentials=credentials, insecure=settings.insecure, progress=progress) as client:
+    from pipeline.registry.reference import host_of_prefix
+
+    with Client(
+        credentials=credentials,
+        insecure=settings.insecure_for(host_of_prefix(chosen)),
+        ca_file=settings.ca_bundle,
+        progress=progress,
+    ) as client:
         published = publish_images(
             client, layout, images, chosen, version=version, rolling=rolling, progress=progress
         )

@@ -250,7 +250,10 @@ def run_sign(
     else:
         targets = targets_from_record(record.stage(settings.record_file, "publish", needed_by="invoke sign"))
     with Client(
-        credentials=Credentials.from_environment(settings.env), insecure=settings.insecure, progress=progress
+        credentials=Credentials.from_environment(settings.env),
+        insecure=settings.insecure_for(*(target.repository.host for target in targets)),
+        ca_file=settings.ca_bundle,
+        progress=progress,
     ) as client:
 
         def signed(config: ClientTrustConfig, token: IdentityToken, path: str | None) -> dict[str, Any]:
@@ -296,7 +299,11 @@ def run_verify(
     policy = Policy(certificate_identity, certificate_oidc_issuer)
     path = trust_config or (str(settings.trust_config) if settings.trust_config else None)
     config = trust.load(Path(path) if path else None)
+    ref = Reference.parse(image)
     with Client(
-        credentials=Credentials.from_environment(settings.env), insecure=settings.insecure, progress=progress
+        credentials=Credentials.from_environment(settings.env),
+        insecure=settings.insecure_for(ref.host),
+        ca_file=settings.ca_bundle,
+        progress=progress,
     ) as client:
-        return verify(Reference.parse(image), client=client, policy=policy, config=config, progress=progress)
+        return verify(ref, client=client, policy=policy, config=config, progress=progress)

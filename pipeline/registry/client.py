@@ -14,7 +14,7 @@ import contextlib
 import os
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,7 +96,8 @@ class Client:
         self,
         *,
         credentials: Credentials | None = None,
-        insecure: bool = False,
+        insecure: Collection[str] = (),
+        ca_file: Path | None = None,
         progress: Progress | None = None,
         timeout: float = 60.0,
         deadline: float = 600.0,
@@ -109,6 +110,7 @@ class Client:
         self.transport = Transport(
             self.credentials,
             insecure=insecure,
+            ca_file=ca_file,
             timeout=timeout,
             deadline=deadline,
             pool_size=max(16, workers * 2),

@@ -45,6 +45,7 @@ def is_host(text: object) -> bool:
     port = match.group("port") if match else None
     return match is not None and (port is None or 0 < int(port) < 65536)
 
+
 _EXAMPLE = "e.g. docker.io/team/kaniko-executor:v1.25.16 or 127.0.0.1:5000/team/app@sha256:<64 hex>"
 
 
@@ -68,6 +69,11 @@ def is_loopback_host(host: str) -> bool:
         return ipaddress.ip_address(name).is_loopback
     except ValueError:
         return False
+
+
+def host_of_prefix(prefix: str) -> str:
+    """The API host a repository prefix (``docker.io/me``, ``127.0.0.1:5000/team``) is served from."""
+    return Reference.parse(f"{prefix.strip().rstrip('/')}/kaniko-executor").host
 
 
 def registry_of(image: str) -> str | None:

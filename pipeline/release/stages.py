@@ -15,7 +15,7 @@ from pipeline import record
 from pipeline.errors import PipelineError, SmokeError, UsageError, VerifyError
 from pipeline.progress import Progress, Silent
 from pipeline.registry import tagplan
-from pipeline.registry.reference import is_loopback_host
+from pipeline.registry.reference import host_of_prefix, is_loopback_host
 from pipeline.release.identity import Signing, choose_signing, signed_by, trust_configs
 from pipeline.release.report import Report, Stage
 from pipeline.release.resolution import Resolved, resolve
@@ -156,7 +156,12 @@ def _run(settings: Settings, options: Options, report: Report, timer: _Timer, pr
         stage.detail = f"{resolved.tag} ({resolved.commit[:12]}) from {resolved.url} -> {prefix}"
 
     credentials = Credentials.from_environment(settings.env)
-    with Client(credentials=credentials, insecure=settings.insecure, progress=progress) as client:
+    with Client(
+        credentials=credentials,
+        insecure=settings.insecure_for(host_of_prefix(prefix)),
+        ca_file=settings.ca_bundle,
+        progress=progress,
+    ) as client:
         with timer.stage("check") as stage:
             reachable = not (options.dry_run and embedded and not _embedded_running(settings))
             configs = trust_configs(settings, signing) if reachable else []

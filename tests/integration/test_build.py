@@ -463,9 +463,7 @@ def test_debug_busybox_from_a_registry_mirror(built: Built, registry: Any, tmp_p
 
     source = Layout.open(built.busybox)
     index = source.refs()["musl"]
-    Client(insecure=True).push_layout(
-        source, index, Reference.parse(f"{registry.host}/library/busybox"), ["musl"]
-    )
+    Client().push_layout(source, index, Reference.parse(f"{registry.host}/library/busybox"), ["musl"])
     result = build_stage.build(
         built.checkout,
         out=tmp_path / "out",

