@@ -43,6 +43,7 @@ class Options:
     base_image: str | None = None
     busybox: str | None = None
     force: bool = False
+    replace_version_tags: bool = False  # the documented override of the reproducibility check
     dry_run: bool = False
     report_dir: Path | None = None
     # Test seams: smoke-check this image instead of the one build-image pushed; a hook after each stage.
@@ -312,7 +313,14 @@ def _release(
     with timer.stage("publish") as stage:
         layout, images = publish.images_from_record(built.to_dict())
         published = publish.publish_images(
-            client, layout, images, prefix, version=resolved.version, rolling=False, progress=progress
+            client,
+            layout,
+            images,
+            prefix,
+            version=resolved.version,
+            rolling=False,
+            replace_version_tags=options.replace_version_tags,
+            progress=progress,
         )
         _save_publish(settings, published, prefix, embedded)
         for variant, image in published.items():
