@@ -20,6 +20,7 @@ from pipeline.release.identity import Signing, choose_signing, signed_by, trust_
 from pipeline.release.report import Report, Stage
 from pipeline.release.resolution import Resolved, resolve
 from pipeline.release.state import VariantState, inspect_registry
+from pipeline.signing.verify import Policy
 
 if TYPE_CHECKING:
     from pipeline.config import Settings
@@ -347,6 +348,7 @@ def _release(
                 identity_token=signing.identity_token,
                 trust_config=signing.trust_config,
                 local=signing.local,
+                expected=Policy(signing.identity, signing.issuer),
                 progress=progress,
             )
             record.save(settings.record_file, "sign", signed)
