@@ -20,6 +20,7 @@ from pipeline.image import layer as layers
 from pipeline.oci.descriptor import Platform
 from pipeline.oci.layout import Layout
 from pipeline.progress import Progress, Silent
+from pipeline.urls import redact
 
 CA_PATH = "/kaniko/ssl/certs/ca-certificates.crt"
 
@@ -63,11 +64,11 @@ def source_url(checkout: Checkout, pinned_url: str | None = None) -> str:
     A build of the pinned release from a local mirror names the pin's URL, so its digests equal those
     of a build from the network. Other local checkouts name their path.
     """
-    url = checkout.url
+    url = redact(checkout.url)  # never user info (a token) in an image annotation
     if urlparse(url).scheme in ("http", "https", "git", "ssh"):
         return url.removesuffix(".git")
     if checkout.pinned and pinned_url:
-        return pinned_url.removesuffix(".git")
+        return redact(pinned_url).removesuffix(".git")
     return url.removesuffix(".git")
 
 

@@ -21,6 +21,7 @@ from pipeline.release.report import Report, Stage
 from pipeline.release.resolution import Resolved, resolve
 from pipeline.release.state import VariantState, inspect_registry
 from pipeline.signing.verify import Policy
+from pipeline.urls import redact
 
 if TYPE_CHECKING:
     from pipeline.config import Settings
@@ -139,7 +140,7 @@ def _run(settings: Settings, options: Options, report: Report, timer: _Timer, pr
             resolved.version,
             resolved.tag,
             resolved.commit,
-            resolved.url,
+            redact(resolved.url),  # never the user info a fork URL may carry
         )
         prefix, embedded = _destination(settings, options.dry_run, progress)
         report.prefix, report.embedded = prefix, embedded
@@ -155,7 +156,7 @@ def _run(settings: Settings, options: Options, report: Report, timer: _Timer, pr
         )
         report.signature = {"identity": signing.identity, "issuer": signing.issuer, "local": signing.local}
         plans = tagplan.plan(resolved.version, prefix, settings.variants)
-        stage.detail = f"{resolved.tag} ({resolved.commit[:12]}) from {resolved.url} -> {prefix}"
+        stage.detail = f"{resolved.tag} ({resolved.commit[:12]}) from {redact(resolved.url)} -> {prefix}"
 
     credentials = Credentials.from_environment(settings.env)
     with Client(
