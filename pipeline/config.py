@@ -126,7 +126,7 @@ class Settings:
     @property
     def ca_bundle(self) -> Path | None:
         """``ca_file``, else REQUESTS_CA_BUNDLE or SSL_CERT_FILE from the environment, else None."""
-        from pipeline.registry.transport import ca_bundle_from
+        from pipeline.registry.tls import ca_bundle_from
 
         return self.ca_file or ca_bundle_from(self.env)
 

@@ -35,6 +35,7 @@ import urllib3
 from pipeline.errors import AuthError, RegistryError
 from pipeline.registry.auth import Authenticator, parse_challenges
 from pipeline.registry.credentials import Credentials
+from pipeline.registry.tls import ca_bundle_from, verification
 
 RETRY_STATUSES = frozenset({408, 429}) | frozenset(range(500, 600)) - {501, 505}
 MAX_REDIRECTS = 10
@@ -70,22 +71,6 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
         when = when.replace(tzinfo=UTC)
     now = now or datetime.now(UTC)
     return max(0.0, (when - now).total_seconds())
-
-
-def ca_bundle_from(env: Mapping[str, str]) -> Path | None:
-    """The CA bundle the environment names, as requests and OpenSSL read it (REQUESTS_CA_BUNDLE first)."""
-    for name in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"):
-        value = (env.get(name) or "").strip()
-        if value:
-            return Path(value)
-    return None
-
-
-def insecure_hosts(insecure: bool | Collection[str], *hosts: str | None) -> frozenset[str]:
-    """The registry hosts ``--insecure`` applies to: the named ones, never every host."""
-    if isinstance(insecure, bool):
-        return frozenset(h.lower() for h in hosts if h) if insecure else frozenset()
-    return frozenset(h.lower() for h in insecure)
 
 
 def backoff_delay(attempt: int) -> float:
@@ -226,10 +211,7 @@ class Transport:
 
     # -- URLs -----------------------------------------------------------------------------
     def _verify(self, url: str) -> bool | str:
-        """TLS verification for ``url``: off only for a registry host named insecure, else the CA bundle."""
-        if urlsplit(url).netloc.lower() in self.insecure:
-            return False
-        return str(self.ca_file) if self.ca_file is not None else True
+        return verification(url, self.insecure, self.ca_file)
 
     def base_url(self, host: str, loopback: bool) -> str:
         with self._lock:
