@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import record
+from pipeline.urls import redact
 
 
 @dataclass
@@ -76,7 +77,7 @@ class Report:
             "version": self.version,
             "tag": self.tag,
             "commit": self.commit,
-            "url": self.url,
+            "url": redact(self.url),  # a fork URL's user info (a token) is never written
             "prefix": self.prefix,
             "embedded": self.embedded,
             "variants": self.variants,
@@ -101,7 +102,7 @@ class Report:
         icon = {"released": "✅", "up to date": "✅", "dry run": "📝"}.get(self.status, "❌")
         lines = [f"## {icon} kaniko {self.tag or self.version or '?'}: {self.status}", ""]
         lines += [
-            f"- fork: `{self.url}` at `{self.commit[:12] or '?'}`",
+            f"- fork: `{redact(self.url)}` at `{self.commit[:12] or '?'}`",
             f"- destination: `{self.prefix or '?'}`"
             + (" (embedded local registry)" if self.embedded else ""),
             f"- variants: {', '.join(self.variants)}; platforms: {', '.join(self.platforms)}",

@@ -95,13 +95,18 @@ def _ls_remote(url: str, access: dict[str, str], timeout: float) -> dict[str, st
     return tags
 
 
+def requested(settings: Settings, ref: str, *, url: str | None = None) -> tuple[str, str]:
+    """The fork URL and the release ref a run asks for, before anything is resolved (for the report)."""
+    pin = pinfile.load(settings.pin_file)
+    return url or settings.fork_url or pin.url, (ref or "").strip() or pin.tag
+
+
 def resolve(settings: Settings, ref: str, *, url: str | None = None) -> Resolved:
     """The release ``ref`` names (a tag, or ``latest``; default the pin's tag), checked against the pin."""
     pin = pinfile.load(settings.pin_file)
-    fork_url = url or settings.fork_url or pin.url
+    fork_url, wanted = requested(settings, ref, url=url)
     tags = remote_tags(fork_url)
     shown = redact(fork_url)  # messages name the URL without user info; git gets it via askpass
-    wanted = (ref or "").strip() or pin.tag
     if wanted == "latest":
         release = versions.newest(tags, prerelease=settings.prerelease, source=f"the fork at {shown}")
     else:
