@@ -146,6 +146,16 @@ def test_a_token_in_the_fork_url_appears_nowhere(
         p.read_text() for p in _files(reports)
     ), planned.stderr
 
+    # a release that fails (no such tag) still names the fork in its report: without the token
+    bad = run_invoke(
+        ["release", "--ref", "v9.9.9", "--fork-url", secret_url, "--prefix", f"{registry.host}/secret",
+         "--report-dir", str(reports), "--certificate-identity", "https://ci.example.test/id",
+         "--certificate-oidc-issuer", "https://issuer.example.test"],
+        env=env, cache=cache, timeout=300,
+    )  # fmt: skip
+    runs.append(bad)
+    assert bad.returncode == 2 and "v9.9.9" in bad.stderr, bad.stderr
+
     searched = 0
     source = f'"org.opencontainers.image.source":"http://{server.host}/fork"'.encode()
     assert any(source in path.read_bytes() for path in _files(registry.root))  # the annotation, clean
