@@ -280,11 +280,15 @@ def run_verify(
     policy = Policy(certificate_identity, certificate_oidc_issuer)
     path = trust_config or (str(settings.trust_config) if settings.trust_config else None)
     config = trust.load(Path(path) if path else None)
+    ref = Reference.parse(image)
     with Client(
-        credentials=Credentials.from_environment(settings.env), insecure=settings.insecure, progress=progress
+        credentials=Credentials.from_environment(settings.env),
+        insecure=settings.insecure_for(ref.host),
+        ca_file=settings.ca_bundle,
+        progress=progress,
     ) as client:
         return verify(
-            Reference.parse(image),
+            ref,
             predicate,
             client=client,
             policy=policy,

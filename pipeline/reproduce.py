@@ -125,7 +125,10 @@ def run(
     config = trust.load(Path(path) if path else None)
     ref = Reference.parse(image)
     with Client(
-        credentials=Credentials.from_environment(settings.env), insecure=settings.insecure, progress=progress
+        credentials=Credentials.from_environment(settings.env),
+        insecure=settings.insecure_for(ref.host),
+        ca_file=settings.ca_bundle,
+        progress=progress,
     ) as client:
         digest, params = verified_parameters(client, ref, policy, config, progress)
         progress.step(
