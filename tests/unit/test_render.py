@@ -220,7 +220,6 @@ def test_default_destination_sits_beside_the_executor() -> None:
     assert render.default_destination(EXECUTOR) == "docker.io/team/kaniko-nginx:latest"
 
 
-
 def _cache_with_record(tmp_path: Path) -> Path:
     cache = tmp_path / "cache"
     (cache / "runs").mkdir(parents=True)
