@@ -273,6 +273,9 @@ func main() {
 		case "baddigest":
 			os.WriteFile(flags["digest-file"], []byte("not-a-digest"), 0o644)
 		default:
+			if flags["digest-file"] == "" {
+				break
+			}
 			if err := os.WriteFile(flags["digest-file"], []byte(digest), 0o644); err != nil {
 				rep.Error = "digest file: " + err.Error()
 				exit = 1
