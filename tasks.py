@@ -476,7 +476,7 @@ def registry_down(c: Context, json: bool = False) -> None:
         "(config.toml) or gitlab-ci (.gitlab-ci.yml)",
         "executor": "the executor image pinned by digest, REPOSITORY@sha256:... (default: the one the last "
         "`invoke publish` published)",
-        "variant": "the variant to run (default: debug for gitlab-ci, which needs a shell; else executor)",
+        "variant": "the variant to run (default: debug for gitlab-ci and gitlab-runner, whose runner needs a shell; else executor)",
         "destination": "k8s: the image kaniko pushes (default: PREFIX/kaniko-nginx:latest from the publish "
         "record)",
         "context": "k8s: kaniko's build context (default: dir:///workspace)",

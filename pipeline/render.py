@@ -2,7 +2,7 @@
 
 Targets: ``k8s-pod`` and ``k8s-job`` (Kubernetes, :mod:`pipeline.recipes.kubernetes`), ``gitlab-runner``
 and ``gitlab-ci`` (:mod:`pipeline.recipes.gitlab`). The gitlab-ci job runs its script with a shell, so it
-is rendered for the debug variant only.
+and the runner's default image are rendered for the debug variant only.
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ def pinned(executor: str) -> Reference:
 
 
 def default_variant(target: str) -> str:
-    """The variant a target runs: the debug image for gitlab-ci (it needs a shell), else the executor."""
-    return "debug" if target == "gitlab-ci" else "executor"
+    """The variant a target runs: the debug image for GitLab (its runner needs a shell), else the executor."""
+    return "debug" if target.startswith("gitlab-") else "executor"
 
 
 def executor_from_record(publish: dict[str, Any], variant: str = "executor") -> str:
@@ -100,7 +100,7 @@ def render(
     if target == "gitlab-ci":
         return Recipe(target, yaml.safe_dump(gitlab.ci_job(ref, variant), sort_keys=False, width=1000))
     if target == "gitlab-runner":
-        return Recipe(target, gitlab.runner(ref))
+        return Recipe(target, gitlab.runner(ref, variant))
     build = k8s.Build(ref, destination, context, dockerfile, name, tar_path)
     needs = [f"a PersistentVolumeClaim {build.claim} holding the build context (mounted at /workspace)"]
     if build.pushes:

@@ -1,8 +1,9 @@
-"""GitLab recipes: a CI job that builds with the executor, and a runner (Kubernetes executor) section.
+"""GitLab recipes: a CI job that builds with the executor, and a runner (Kubernetes executor) section
+whose default image is the executor.
 
 GitLab's runner runs a job's ``script`` with a shell inside the job's image (it starts ``sh`` and feeds
 it the script). The executor, slim and warmer images have no shell; the debug image has busybox at
-``/busybox`` (and ``/bin/sh``), which is why kaniko's own GitLab guide uses it. So the CI job is only
+``/busybox`` (and ``/bin/sh``), which is why kaniko's own GitLab guide uses it. So both are only
 rendered for a variant with a shell, and refused, with the reason, for any other.
 """
 
@@ -68,13 +69,14 @@ def _toml(value: str) -> str:
     return json.dumps(value)  # a JSON string is a valid TOML basic string
 
 
-def runner(executor: Reference) -> str:
+def runner(executor: Reference, variant: str) -> str:
     """A GitLab runner config.toml section (Kubernetes executor) that runs jobs with the same profile.
 
     Every key is one the runner's config knows (tests check them against its struct tags). The runner
     has no key for a pod's ``hostUsers``: a ``pod_spec`` patch sets it, which needs the runner's
     FF_USE_ADVANCED_POD_SPEC_CONFIGURATION feature flag.
     """
+    require_shell(variant)  # the runner runs every job's script in this image, with a shell
     ref = _toml(str(executor))
     caps = ", ".join(_toml(cap) for cap in CAPABILITIES)
     return "\n".join(

@@ -129,7 +129,7 @@ def _unknown_keys(table: dict[str, Any], known: list[str], where: str) -> list[s
 
 
 def test_gitlab_runner_is_toml_with_only_the_runners_keys() -> None:
-    config = tomllib.loads(render.render("gitlab-runner", EXECUTOR, destination="r/a:1").text)
+    config = tomllib.loads(render.render("gitlab-runner", DEBUG, destination="r/a:1").text)
     tables = RUNNER_KEYS["tables"]
     unknown = _unknown_keys(config, tables["config"], "")
     (runner,) = config["runners"]
@@ -141,7 +141,7 @@ def test_gitlab_runner_is_toml_with_only_the_runners_keys() -> None:
     unknown += [f"feature flag {f}" for f in runner["feature_flags"] if f not in RUNNER_KEYS["feature_flags"]]
     assert unknown == []
     assert runner["executor"] == "kubernetes"
-    assert kube["image"] == EXECUTOR and kube["allowed_images"] == [EXECUTOR]
+    assert kube["image"] == DEBUG and kube["allowed_images"] == [DEBUG]
     assert kube["allow_privilege_escalation"] is False and kube["privileged"] is False
     assert kube["cap_drop"] == ["ALL"] and sorted(kube["cap_add"]) == ["CHOWN", "DAC_OVERRIDE", "FOWNER"]
     (patch,) = kube["pod_spec"]
@@ -151,7 +151,7 @@ def test_gitlab_runner_is_toml_with_only_the_runners_keys() -> None:
 
 def test_the_runner_key_check_catches_a_key_the_runner_does_not_have() -> None:
     """host_users is what this recipe once said; the runner has no such key and would ignore it."""
-    text = render.render("gitlab-runner", EXECUTOR, destination="r/a:1").text
+    text = render.render("gitlab-runner", DEBUG, destination="r/a:1").text
     config = tomllib.loads(text.replace("privileged = false", "host_users = false", 1))
     kube = config["runners"][0]["kubernetes"]
     assert _unknown_keys(kube, RUNNER_KEYS["tables"]["kubernetes"], "k") == ["k.host_users"]
@@ -167,18 +167,19 @@ def test_gitlab_ci_job_runs_the_debug_image_and_keeps_credentials_out_of_argv() 
     assert job["artifacts"] == {"paths": ["image-digest"]}
 
 
+@pytest.mark.parametrize("target", ["gitlab-ci", "gitlab-runner"])
 @pytest.mark.parametrize("variant", ["executor", "slim", "warmer"])
-def test_gitlab_ci_refuses_a_variant_without_a_shell(variant: str) -> None:
+def test_gitlab_recipes_refuse_a_variant_without_a_shell(target: str, variant: str) -> None:
     with pytest.raises(ConfigError) as info:
-        render.render("gitlab-ci", EXECUTOR, destination="r/a:1", variant=variant)
+        render.render(target, EXECUTOR, destination="r/a:1", variant=variant)
     assert info.value.exit_code == 2
     assert f"the {variant} image has no shell" in info.value.message
     assert "--variant debug" in (info.value.hint or "")
 
 
-def test_gitlab_ci_defaults_to_the_debug_variant() -> None:
-    assert render.default_variant("gitlab-ci") == "debug"
-    assert render.default_variant("k8s-pod") == "executor"
+def test_gitlab_recipes_default_to_the_debug_variant() -> None:
+    assert render.default_variant("gitlab-ci") == render.default_variant("gitlab-runner") == "debug"
+    assert render.default_variant("k8s-pod") == render.default_variant("k8s-job") == "executor"
 
 
 @pytest.mark.parametrize("executor", ["docker.io/team/kaniko-executor:latest", "Not A Ref"])
@@ -242,3 +243,17 @@ def test_invoke_render_gitlab_ci_takes_the_published_debug_image(tmp_path: Path)
     out = json.loads(result.stdout)
     assert out["executor"] == DEBUG
     assert yaml.safe_load(out["text"])["build-image"]["image"]["name"] == DEBUG
+
+
+def test_the_readme_shows_the_recipes_as_render_writes_them() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme.split("## Use the images\n", 1)[1].split("\n## ", 1)[0]
+    blocks = [b.split("```", 1)[0] for b in section.split("```yaml\n")[1:] + section.split("```toml\n")[1:]]
+    executor = "docker.io/example/kaniko-executor@sha256:" + "0" * 64
+    debug = "docker.io/example/kaniko-executor@sha256:" + "1" * 64
+    expected = [
+        render.render("gitlab-ci", debug, destination="x").text,
+        render.render("k8s-job", executor, destination="docker.io/example/app:latest").text,
+        render.render("gitlab-runner", debug, destination="x").text,
+    ]
+    assert [b.strip() for b in blocks] == [e.strip() for e in expected]
