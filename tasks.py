@@ -543,8 +543,8 @@ def render(
     help={
         "ref": "release tag to release, or 'latest' for the fork's newest release (default: the pin's tag)",
         "fork_url": "fork URL or a local mirror's path (default: KANIKO_FORK_URL, else the pin's URL)",
-        "prefix": "repository prefix, e.g. docker.io/NAME (default: docker.io/$DOCKER_HUB_USERNAME with "
-        "credentials, else the embedded local registry)",
+        "prefix": "repository prefix, e.g. docker.io/NAME; give it more than once to release to several "
+        "registries (default: docker.io/$DOCKER_HUB_USERNAME with credentials, else the embedded local registry)",
         "platforms": "comma-separated platforms (default: pipeline.platforms)",
         "variants": "comma-separated variants (default: pipeline.variants, all four)",
         "trust_config": "a Sigstore ClientTrustConfig JSON (default: public Sigstore; a local instance "
@@ -559,14 +559,15 @@ def render(
         "dry_run": "print the plan (what would be built, set or moved, what is there) and change nothing",
         "report_dir": "where the JSON and Markdown reports go (default: <cache>/runs)",
         "json": "print one JSON object on stdout",
-    }
+    },
+    iterable=["prefix"],
 )
 @_guarded
 def release(
     c: Context,
     ref: str = "",
     fork_url: str = "",
-    prefix: str = "",
+    prefix: list[str] | None = None,
     platforms: str = "",
     variants: str = "",
     trust_config: str = "",
@@ -589,7 +590,7 @@ def release(
     settings = _settings(
         c,
         fork_url=fork_url or None,
-        prefix=prefix or None,
+        prefix=list(prefix) if prefix else None,
         platforms=platforms or None,
         variants=variants or None,
         trust_config=trust_config or None,

@@ -104,6 +104,21 @@ def parse_variants(value: Any, name: str = "variants") -> tuple[str, ...]:
     return variants
 
 
+def parse_prefixes(value: Any) -> tuple[str, ...]:
+    """``pipeline.prefix``: one prefix, or several (a list, or comma-separated) for several registries."""
+    if not value:
+        return ()
+    prefixes = _split_list("prefix", value)  # validated, repeats dropped: look for them in the input
+    given = [str(p).strip() for p in (value.split(",") if isinstance(value, str) else value)]
+    repeated = sorted({p for p in given if p and given.count(p) > 1})
+    if repeated:
+        raise ConfigError(
+            f"pipeline.prefix names {', '.join(repeated)} more than once",
+            hint="name each destination once",
+        )
+    return prefixes
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every setting the stages read, validated."""
@@ -120,6 +135,13 @@ class Settings:
     trust_config: Path | None
     registry_mirror: str | None
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+    # More destinations for a release: `prefix` may be a list (or --prefix given more than once); the
+    # first is `prefix`, the rest are these.
+    extra_prefixes: tuple[str, ...] = ()
+
+    @property
+    def prefixes(self) -> tuple[str, ...]:
+        return ((self.prefix,) if self.prefix else ()) + self.extra_prefixes
 
     @property
     def pin_file(self) -> Path:
@@ -137,7 +159,7 @@ class Settings:
     def load(cls, values: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Settings:
         """Validate ``values`` (the ``pipeline`` section of Invoke's config) once, by name."""
         env = dict(os.environ if env is None else env)
-        known = {f.name for f in fields(cls)} - {"env"}
+        known = {f.name for f in fields(cls)} - {"env", "extra_prefixes"}
         unknown = sorted(set(values) - known)
         if unknown:
             raise ConfigError(
@@ -146,6 +168,7 @@ class Settings:
             )
         merged = {**DEFAULTS, **{k: v for k, v in values.items() if v is not None}}
         fork_url = str(merged["fork_url"] or env.get("KANIKO_FORK_URL") or "").strip() or None
+        prefixes = parse_prefixes(merged["prefix"])
         return cls(
             cache_dir=_as_path(merged["cache_dir"]) or default_cache_dir(env),
             fork_dir=_as_path(merged["fork_dir"]) or PROJECT_ROOT / "fork",
@@ -153,10 +176,11 @@ class Settings:
             prerelease=_as_bool("prerelease", merged["prerelease"]),
             platforms=parse_platforms(merged["platforms"]),
             variants=parse_variants(merged["variants"]),
-            prefix=str(merged["prefix"] or "").strip() or None,
+            prefix=prefixes[0] if prefixes else None,
             insecure=_as_bool("insecure", merged["insecure"]),
             go=str(merged["go"] or "").strip() or None,
             trust_config=_as_path(merged["trust_config"]),
             registry_mirror=str(merged["registry_mirror"] or "").strip() or None,
             env=env,
+            extra_prefixes=prefixes[1:],
         )

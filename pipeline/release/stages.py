@@ -17,6 +17,7 @@ from pipeline.progress import Progress, Silent
 from pipeline.registry import tagplan
 from pipeline.registry.reference import is_loopback_host
 from pipeline.release.identity import Signing, choose_signing, signed_by, trust_configs
+from pipeline.release.registries import Destinations
 from pipeline.release.report import Report, Stage
 from pipeline.release.resolution import Resolved, resolve
 from pipeline.release.state import VariantState, inspect_registry
@@ -153,7 +154,12 @@ def _run(settings: Settings, options: Options, report: Report, timer: _Timer, pr
         )
         report.signature = {"identity": signing.identity, "issuer": signing.issuer, "local": signing.local}
         plans = tagplan.plan(resolved.version, prefix, settings.variants)
-        stage.detail = f"{resolved.tag} ({resolved.commit[:12]}) from {resolved.url} -> {prefix}"
+        others = Destinations(settings.extra_prefixes, resolved.version, settings.variants)
+        others.check_signing(signing)
+        report.destinations = others
+        stage.detail = f"{resolved.tag} ({resolved.commit[:12]}) from {resolved.url} -> " + ", ".join(
+            [prefix, *(dest.prefix for dest in others.extra)]
+        )
 
     credentials = Credentials.from_environment(settings.env)
     with Client(credentials=credentials, insecure=settings.insecure, progress=progress) as client:
@@ -162,6 +168,8 @@ def _run(settings: Settings, options: Options, report: Report, timer: _Timer, pr
             configs = trust_configs(settings, signing) if reachable else []
             states = inspect_registry(client, plans, signing, configs) if reachable else {}
             complete = bool(states) and all(state.complete for state in states.values())
+            if reachable and others:
+                complete = others.check(client, signing, configs, progress) and complete
             stage.detail = "complete" if complete else "work to do"
         if options.dry_run:
             report.status = "dry run"
@@ -181,7 +189,9 @@ def _run(settings: Settings, options: Options, report: Report, timer: _Timer, pr
             report.signature["trust_config"] = trusted or None
             progress.step(f"{resolved.tag} is up to date at {prefix}: nothing to do")
             return
-        _release(settings, options, report, timer, progress, resolved, prefix, embedded, signing, client)
+        _release(
+            settings, options, report, timer, progress, resolved, prefix, embedded, signing, client, others
+        )
 
 
 DEBUG_NOTE = (
@@ -264,6 +274,7 @@ def _release(
     embedded: bool,
     signing: Signing,
     client: Client,
+    others: Destinations,
 ) -> None:
     from pipeline import build as build_stage
     from pipeline import fork as fork_stage
@@ -316,6 +327,8 @@ def _release(
                 "kept": {},
             }
         stage.detail = f"{report.bytes_uploaded} bytes uploaded"
+        others.publish(client, layout, images, progress)
+        others.raise_if_failed(prefix)
 
     plans = {variant: tagplan.plan_variant(resolved.version, variant, prefix) for variant in published}
     configs = trust_configs(settings, signing)
@@ -346,6 +359,11 @@ def _release(
                     "identity; rolling tags were not moved",
                 )
     report.signature["trust_config"] = trust_config
+    if others:
+        with timer.stage("signatures") as stage:
+            others.copy_signatures(client, published, progress)
+            others.raise_if_failed(prefix)
+            stage.detail = "the same bundles attached in " + ", ".join(d.prefix for d in others.extra)
 
     with timer.stage("verify") as stage:
         for variant, image in published.items():
@@ -362,6 +380,8 @@ def _release(
                     f"the {variant} image {image.repository}@{image.digest} has no valid signature",
                     hint=result.explain(),
                 )
+        others.verify(settings, signing, trust_config, progress)
+        others.raise_if_failed(prefix)
         stage.detail = f"{len(published)} image(s) verified as {signing.identity}"
 
     mirror = settings.registry_mirror
@@ -424,6 +444,7 @@ def _release(
             report.images[variant]["kept"] = dict(decision.keep)
             moved += [f"{image.repository}:{tag}" for tag in decision.move]
         _save_publish(settings, published, prefix, embedded)
+        moved += others.move_rolling(client, layout, images, progress)
         stage.detail = ", ".join(moved) or "none moved"
     report.status = "released"
 
