@@ -518,7 +518,7 @@ def render(
     settings = _settings(c)
     published = record.read(settings.record_file).get("publish") or {}
     if executor:
-        variant = variant or render_stage.variant_in_record(published, executor) or ""
+        variant = render_stage.variant_of(target, executor, variant, published)
     else:
         variant = variant or render_stage.default_variant(target)
         executor = render_stage.executor_from_record(

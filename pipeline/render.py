@@ -63,6 +63,27 @@ def variant_in_record(publish: dict[str, Any], executor: str) -> str | None:
     return None
 
 
+def variant_of(target: str, executor: str, variant: str, publish: dict[str, Any]) -> str:
+    """Which variant an ``--executor`` given by the user is: the publish record's word when it knows the
+    digest (a contradicting ``--variant`` is refused), else ``--variant``. A GitLab recipe needs to know:
+    it runs only in an image with a shell, and a digest alone does not say whether it has one."""
+    known = variant_in_record(publish, executor)
+    if known and variant and variant != known:
+        raise UsageError(
+            f"--executor {executor} is the {known} image (the last `invoke publish` published it), "
+            f"not {variant}",
+            hint=f"drop --variant, or pass the {variant} image's digest",
+        )
+    found = known or variant
+    if not found and target.startswith("gitlab-"):
+        raise UsageError(
+            f"--executor {executor} is not in the last publish record, so whether it has a shell (which "
+            f"GitLab's runner needs) is unknown",
+            hint="say which image it is: --variant debug for the debug image",
+        )
+    return found or default_variant(target)
+
+
 def default_destination(executor: str) -> str:
     """``PREFIX/kaniko-nginx:latest``: the test image beside the executor's repository."""
     ref = pinned(executor)

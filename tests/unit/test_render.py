@@ -217,6 +217,23 @@ def test_the_record_says_which_variant_an_executor_is() -> None:
     assert render.variant_in_record(PUBLISHED, "r.test/x@sha256:" + "ef" * 32) is None
 
 
+def test_a_given_executor_is_the_variant_the_record_says() -> None:
+    assert render.variant_of("gitlab-ci", DEBUG, "", PUBLISHED) == "debug"
+    assert render.variant_of("gitlab-ci", EXECUTOR, "", PUBLISHED) == "executor"  # refused by render
+    with pytest.raises(ConfigError, match="is the executor image") as info:
+        render.variant_of("gitlab-ci", EXECUTOR, "debug", PUBLISHED)
+    assert info.value.exit_code == 2
+
+
+def test_an_unknown_executor_must_be_named_a_variant_for_gitlab() -> None:
+    unknown = "r.test/x@sha256:" + "ef" * 32
+    with pytest.raises(ConfigError, match="whether it has a shell") as info:
+        render.variant_of("gitlab-runner", unknown, "", PUBLISHED)
+    assert "--variant debug" in (info.value.hint or "")
+    assert render.variant_of("gitlab-ci", unknown, "debug", {}) == "debug"
+    assert render.variant_of("k8s-job", unknown, "", {}) == "executor"
+
+
 def test_default_destination_sits_beside_the_executor() -> None:
     assert render.default_destination(EXECUTOR) == "docker.io/team/kaniko-nginx:latest"
 
