@@ -70,7 +70,7 @@ def published(tmp_path_factory: pytest.TempPathFactory, podman: Podman) -> Itera
     registry = LocalRegistry(root / "registry").start()
     try:
         layout = Layout.open(built.layout)
-        with Client(credentials=Credentials.anonymous(), insecure=True) as client:
+        with Client(credentials=Credentials.anonymous()) as client:
             images = publish.publish_images(
                 client, layout, publish.images_from_layout(layout), registry.host, rolling=False
             )
