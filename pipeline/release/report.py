@@ -54,6 +54,16 @@ class Report:
     error: str | None = None
     started: str = ""
     files: dict[str, str] = field(default_factory=dict)
+    # the registries beyond the primary (pipeline.release.registries.Destinations), when there are some
+    destinations: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def registries(self) -> list[dict[str, Any]]:
+        """Every registry of the release: the primary (``prefix``) first."""
+        if self.destinations:
+            rows: list[dict[str, Any]] = self.destinations.rows(self.prefix, self.status)
+            return rows
+        return [{"prefix": self.prefix, "status": self.status, "primary": True}]
 
     @property
     def ok(self) -> bool:
@@ -80,6 +90,7 @@ class Report:
             "commit": self.commit,
             "url": redact(self.url),  # a fork URL's user info (a token) is never written
             "prefix": self.prefix,
+            "registries": self.registries,
             "embedded": self.embedded,
             "variants": self.variants,
             "platforms": self.platforms,
@@ -133,6 +144,11 @@ class Report:
                 if kept:
                     tags += " (kept: " + ", ".join(f"`{t}` at {v}" for t, v in kept.items()) + ")"
                 lines.append(f"| {variant} | `{image.get('digest')}` | {tags} |")
+        if len(self.registries) > 1:
+            lines += ["", "| registry | status | error |", "|---|---|---|"]
+            for row in self.registries:
+                error = str(row.get("error") or "").replace("\n", " ").replace("|", "\\|")
+                lines.append(f"| `{row['prefix']}` | {row['status']} | {error} |")
         if self.stages:
             lines += ["", "| stage | status | seconds |", "|---|---|---:|"]
             lines += [f"| {s.name} | {s.status} | {s.seconds:.1f} |" for s in self.stages]

@@ -18,6 +18,7 @@ from pipeline.registry import tagplan
 from pipeline.registry.reference import host_of_prefix, is_loopback_host
 from pipeline.release import evidence, retest
 from pipeline.release.identity import Signing, choose_signing, signed_by, trust_configs
+from pipeline.release.registries import Destinations
 from pipeline.release.report import Report, Stage
 from pipeline.release.resolution import Resolved, requested, resolve
 from pipeline.release.state import VariantState, inspect_registry
@@ -177,7 +178,12 @@ def _run(settings: Settings, options: Options, report: Report, timer: _Timer, pr
         )
         report.signature = {"identity": signing.identity, "issuer": signing.issuer, "local": signing.local}
         plans = tagplan.plan(resolved.version, prefix, settings.variants)
-        stage.detail = f"{resolved.tag} ({resolved.commit[:12]}) from {redact(resolved.url)} -> {prefix}"
+        others = Destinations(settings.extra_prefixes, resolved.version, settings.variants)
+        others.check_signing(signing)
+        report.destinations = others
+        stage.detail = f"{resolved.tag} ({resolved.commit[:12]}) from {redact(resolved.url)} -> " + ", ".join(
+            [prefix, *(dest.prefix for dest in others.extra)]
+        )
 
     credentials = Credentials.from_environment(settings.env)
     with Client(
@@ -191,6 +197,8 @@ def _run(settings: Settings, options: Options, report: Report, timer: _Timer, pr
             configs = trust_configs(settings, signing) if reachable else []
             states = inspect_registry(client, plans, signing, configs) if reachable else {}
             complete = bool(states) and all(state.complete for state in states.values())
+            if reachable and others:
+                complete = others.check(client, signing, configs, progress) and complete
             stage.detail = "complete" if complete else "work to do"
         if options.dry_run:
             report.status = "dry run"
@@ -211,7 +219,18 @@ def _run(settings: Settings, options: Options, report: Report, timer: _Timer, pr
             progress.step(f"{resolved.tag} is up to date at {prefix}: nothing to do")
             return
         _release(
-            settings, options, report, timer, progress, resolved, prefix, embedded, signing, client, states
+            settings,
+            options,
+            report,
+            timer,
+            progress,
+            resolved,
+            prefix,
+            embedded,
+            signing,
+            client,
+            states,
+            others,
         )
 
 
@@ -296,6 +315,7 @@ def _release(
     signing: Signing,
     client: Client,
     states: Mapping[str, VariantState],
+    others: Destinations,
 ) -> None:
     from pipeline import kaniko, nginxbase, publish, smoke
     from pipeline import sign as sign_stage
@@ -303,7 +323,9 @@ def _release(
     if not options.force and states and all(s.digest and s.signed is not None for s in states.values()):
         made = retest.reuse(states, client, report, timer)
     else:
-        made = _make(settings, options, report, timer, progress, resolved, prefix, embedded, signing, client)
+        made = _make(
+            settings, options, report, timer, progress, resolved, prefix, embedded, signing, client, others
+        )
     published, layout, images, plans, trust_config = made
     report.signature["trust_config"] = trust_config
 
@@ -371,6 +393,16 @@ def _release(
         settings, signing, client, report, timer, progress, published, checked, pushed_image.executor
     )
 
+    if others:  # every other registry gets the same bundles: signatures, attestations, test results
+        with timer.stage("signatures") as stage:
+            others.copy_signatures(client, published, progress)
+            others.raise_if_failed(prefix)
+            others.verify(settings, signing, trust_config, progress)
+            others.raise_if_failed(prefix)
+            stage.detail = "the same bundles attached and verified in " + ", ".join(
+                d.prefix for d in others.extra
+            )
+
     with timer.stage("rolling") as stage:
         moved: list[str] = []
         configs = trust_configs(settings, signing)
@@ -387,6 +419,7 @@ def _release(
             report.images[variant]["kept"] = dict(decision.keep)
             moved += [f"{image.repository}:{tag}" for tag in decision.move]
         _save_publish(settings, published, prefix, embedded)
+        moved += others.move_rolling(client, layout, images, progress)
         stage.detail = ", ".join(moved) or "none moved"
     report.status = "released"
 
@@ -402,8 +435,10 @@ def _make(
     embedded: bool,
     signing: Signing,
     client: Client,
+    others: Destinations,
 ) -> retest.Made:
-    """fork, build, publish and sign (skipped when every image is validly signed already)."""
+    """fork, build, publish (to every registry) and sign (skipped when every image is validly signed
+    already)."""
     from pipeline import build as build_stage
     from pipeline import fork as fork_stage
     from pipeline import publish
@@ -466,6 +501,8 @@ def _make(
                 "kept": {},
             }
         stage.detail = f"{report.bytes_uploaded} bytes uploaded"
+        others.publish(client, layout, images, progress)
+        others.raise_if_failed(prefix)
 
     plans = {variant: tagplan.plan_variant(resolved.version, variant, prefix) for variant in published}
     configs = trust_configs(settings, signing)
