@@ -22,6 +22,7 @@ from urllib.parse import urlparse
 import git
 
 from pipeline import pin as pinfile
+from pipeline import tooloutput
 from pipeline import versions
 from pipeline.errors import ForkError, ReleaseSelectionError, UsageError
 from pipeline.progress import Progress, Silent
@@ -136,12 +137,17 @@ class _GitProgress(git.RemoteProgress):
         self.progress.update(label, float(cur_count), total)
 
 
-def _git_failure(action: str, url: str, exc: git.GitCommandError) -> ForkError:
-    stderr = (exc.stderr or "").strip().replace("stderr: ", "").strip("'\n ")
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    detail = "; ".join(lines[-3:]) or f"git exited with status {exc.status}"
+def _git_failure(
+    action: str, url: str, exc: git.GitCommandError, progress: git.RemoteProgress | None = None
+) -> ForkError:
+    # With a progress handler, GitPython hands git's stderr to the handler, not to the exception:
+    # git's own words ("Permission denied", "does not exist") are in its error and other lines then.
+    said = tooloutput.tail(exc.stderr)
+    if not said and progress is not None:
+        said = tooloutput.tail("\n".join([*progress.other_lines, *progress.error_lines]))
+    detail = f"git exit status {exc.status}:\n{said}" if said else f"git exited with status {exc.status}"
     return ForkError(
-        f"could not {action} the fork from {url}: {detail}",
+        f"could not {action} the fork from {url} ({detail})",
         hint=(
             "check the URL and your network. Offline, point --url (or KANIKO_FORK_URL) at a local "
             "clone or mirror of github.com/chainguard-forks/kaniko"
@@ -157,15 +163,16 @@ def _fetch(repo: git.Repo, url: str, progress: Progress) -> None:
     elif origin.url != url:
         origin.set_url(url)
     with repo.git.custom_environment(**GIT_ENV):
+        handler = _GitProgress(progress)
         try:
             origin.fetch(
                 refspec=["+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*"],
-                progress=_GitProgress(progress),
+                progress=handler,
                 prune=True,
                 force=True,
             )
         except git.GitCommandError as exc:
-            raise _git_failure("fetch", url, exc) from exc
+            raise _git_failure("fetch", url, exc, handler) from exc
     progress.close()
 
 
@@ -187,16 +194,17 @@ def _open_or_clone(url: str, cache_dir: Path, progress: Progress) -> git.Repo:
         progress.step(f"cloning {url} into {path}")
         # `git clone` (not init + fetch): from a local path it copies the object store directly,
         # which also works for a mirror that lacks objects no release needs.
+        handler = _GitProgress(progress)
         try:
             repo = git.Repo.clone_from(
                 url,
                 tmp,
                 no_checkout=True,
-                progress=_GitProgress(progress),  # type: ignore[arg-type]
+                progress=handler,  # type: ignore[arg-type]
                 env=GIT_ENV,
             )
         except git.GitCommandError as exc:
-            raise _git_failure("clone", url, exc) from exc
+            raise _git_failure("clone", url, exc, handler) from exc
         progress.close()
         _fetch(repo, url, progress)
         os.replace(tmp, path)  # a clone appears whole or not at all
@@ -261,11 +269,8 @@ def _apply_patches(repo: git.Repo, patches: list[Path], commit: str, tag: str) -
             repo.git.apply("--whitespace=nowarn", str(patch.resolve()))
         except git.GitCommandError as exc:
             _reset(repo, commit)
-            detail = "; ".join(
-                line.strip() for line in (exc.stderr or "").replace("stderr: ", "").strip("'\n ").splitlines()
-            )
             raise ForkError(
-                f"patch {patch.name} does not apply to {tag} ({commit[:12]}): {detail}",
+                f"patch {patch.name} does not apply to {tag} ({commit[:12]}):\n{tooloutput.tail(exc.stderr)}",
                 hint=f"refresh {patch} against {tag}, or remove it; the checkout was left unpatched",
             ) from exc
 
