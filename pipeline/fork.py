@@ -22,8 +22,7 @@ from urllib.parse import urlparse
 import git
 
 from pipeline import pin as pinfile
-from pipeline import tooloutput
-from pipeline import versions
+from pipeline import tooloutput, versions
 from pipeline.errors import ForkError, ReleaseSelectionError, UsageError
 from pipeline.progress import Progress, Silent
 

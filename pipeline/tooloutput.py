@@ -23,7 +23,9 @@ def tail(text: str | bytes | None, count: int = TAIL_LINES) -> str:
     return "\n".join(lines[-count:])
 
 
-def failure(what: str, tool: str, status: int | None, output: str | bytes | None, count: int = TAIL_LINES) -> str:
+def failure(
+    what: str, tool: str, status: int | None, output: str | bytes | None, count: int = TAIL_LINES
+) -> str:
     """``WHAT failed (TOOL exit status N):`` followed by the tool's last lines, or the status alone
     with a note that the tool printed nothing."""
     said = tail(output, count)
