@@ -170,18 +170,53 @@ def build(
     )
 
 
-@task(help={"json": "print one JSON object on stdout"})
+@task(
+    help={
+        "user": "the user who will run the pipeline (default: SUDO_USER under sudo, else you); as root, "
+        "also fix what only root can fix for that user",
+        "json": "print one JSON object on stdout",
+    }
+)
 @_guarded
-def setup(c: Context, json: bool = False) -> None:
-    """Install the system packages the pipeline and its tests need (apt-get; root or sudo)."""
+def setup(c: Context, user: str = "", json: bool = False) -> None:
+    """Install the system packages the pipeline needs (apt-get; root or sudo), then run the doctor's checks."""
+    import os
+
+    from pipeline import doctor as checks
     from pipeline import system
 
     installed = system.install(progress=Progress())
+    target = checks.target_user(user or None)
+    fixing = os.geteuid() == 0 and target.pw_uid != 0
+    result = checks.fix(target) if fixing else checks.diagnose(target)
     _emit(
-        {"installed": installed},
+        {"installed": installed, **result.to_dict()},
         json,
-        lambda r: "installed: " + " ".join(r["installed"]) if r["installed"] else "nothing to install",
+        lambda r: (
+            ("installed: " + " ".join(installed) if installed else "nothing to install")
+            + "\n"
+            + result.text()
+        ),
     )
+    if not result.ok:
+        raise Exit(code=1)
+
+
+@task(
+    help={
+        "user": "check for this user (default: SUDO_USER under sudo, else you)",
+        "json": "print one JSON object on stdout",
+    }
+)
+@_guarded
+def doctor(c: Context, user: str = "", json: bool = False) -> None:
+    """Check what rootless podman and mmdebstrap need (subuid/subgid, newuidmap, network, userns, storage)."""
+    from pipeline import doctor as checks
+
+    result = checks.diagnose(checks.target_user(user or None))
+    _emit(result.to_dict(), json, lambda r: result.text())
+    if not result.ok:
+        raise Exit(code=1)
 
 
 @task(
@@ -664,7 +699,20 @@ def _quote(arg: str) -> str:
 
 
 ns = Collection(
-    fork, build, setup, test, publish, sign, verify, smoke, build_image, nginx_base, render, release, test_e2e
+    fork,
+    build,
+    setup,
+    doctor,
+    test,
+    publish,
+    sign,
+    verify,
+    smoke,
+    build_image,
+    nginx_base,
+    render,
+    release,
+    test_e2e,
 )
 registry_ns = Collection("registry")
 registry_ns.add_task(registry_up, name="up")
