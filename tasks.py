@@ -655,6 +655,9 @@ def _release_text(report: Any) -> str:
         "busybox": "busybox for debug (an OCI layout directory or an image reference); without it (or a "
         "registry mirror) debug is not built",
         "platforms": "comma-separated platforms (default: this machine's)",
+        "base_image": "the nginx test image's base (the Dockerfile's BASE_IMAGE build argument; default: "
+        "the Debian-made base through the test's registry)",
+        "registry_mirror": "kaniko's mirror for docker.io, host[:port] (also where busybox is looked up)",
         "json": "print one JSON object on stdout",
     },
 )
@@ -665,6 +668,8 @@ def test_e2e(
     keep: bool = False,
     busybox: str = "",
     platforms: str = "",
+    base_image: str = "",
+    registry_mirror: str = "",
     json: bool = False,
 ) -> None:
     """The whole release on one machine: fresh local registry, local Sigstore, real fork, kaniko, smoke."""
@@ -677,6 +682,8 @@ def test_e2e(
         keep=keep,
         busybox=busybox or None,
         platforms=config.parse_platforms(platforms) if platforms else None,
+        base_image=base_image or None,
+        registry_mirror=registry_mirror or None,
         progress=Progress(),
     )
     _emit(

@@ -44,6 +44,7 @@ class Report:
     images: dict[str, dict[str, Any]] = field(default_factory=dict)
     signature: dict[str, Any] = field(default_factory=dict)
     image: str | None = None  # the nginx image build-image pushed, REF@DIGEST
+    base: dict[str, Any] | None = None  # the nginx image's base: its name, and the recipe when Debian-made
     smoke: dict[str, Any] | None = None
     plan: dict[str, Any] | None = None
     stages: list[Stage] = field(default_factory=list)
@@ -85,6 +86,7 @@ class Report:
             "executor": self.executor,
             "signature": self.signature,
             "image": self.image,
+            "base": self.base,
             "smoke": self.smoke,
             "plan": self.plan,
             "stages": [stage.to_dict() for stage in self.stages],
@@ -113,6 +115,11 @@ class Report:
             lines.append(f"- bytes uploaded: {self.bytes_uploaded}")
         if self.image:
             lines.append(f"- test image: `{self.image}`")
+        if self.base:
+            recipe = ", ".join(f"{k} {v}" for k, v in self.base.items() if k not in ("image", "digest"))
+            lines.append(
+                f"- test image base: `{self.base.get('image')}`" + (f" ({recipe})" if recipe else "")
+            )
         if self.error:
             lines += ["", "**Error:**", "", "```", self.error, "```"]
         if self.images:
