@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -256,12 +257,18 @@ class Podman:
         podman names an image pulled from ``oci:DIR`` after DIR, and rejects path components such as
         ``.cache``; so it reads the layout through a symlink with a plain name, then tags the image.
         """
-        with tempfile.TemporaryDirectory(prefix="kp-layout-") as tmp:
-            link = Path(tmp) / "layout"
+        # The directory's name becomes part of an image name: hex only (tempfile's names may end in "_",
+        # which a reference does not allow).
+        tmp = Path(tempfile.gettempdir()) / f"kp-layout-{secrets.token_hex(6)}"
+        tmp.mkdir(mode=0o700)
+        try:
+            link = tmp / "layout"
             link.symlink_to(Path(layout_dir).resolve())
             image_id = self.pull(f"oci:{link}:{ref_name}")
             self.tag(image_id, name)
             self.command(["untag", image_id, f"localhost{link}:latest"], what="untagging", check=False)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
         return image_id
 
     def tag(self, image: str, name: str) -> None:
