@@ -11,6 +11,7 @@ import fcntl
 import hashlib
 import os
 import re
+import shlex
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -92,6 +93,47 @@ def normalize_url(url: str) -> str:
     return str(local.resolve()) if parsed.scheme != "file" else url
 
 
+def _safe_paths(url: str) -> list[str]:
+    parsed = urlparse(url)
+    if parsed.scheme not in ("", "file") or re.match(r"^[\w.-]+@[\w.-]+:", url):
+        return []
+    local = Path(parsed.path if parsed.scheme == "file" else url).expanduser()
+    return list(dict.fromkeys([str(local), str(local.resolve()), str(local.resolve() / ".git")]))
+
+
+def git_env(url: str) -> dict[str, str]:
+    """GIT_ENV for reading the fork at ``url``; for a local path, that path as a ``safe.directory`` too.
+
+    git refuses to read a repository that another user owns ("detected dubious ownership"), which is
+    what an ordinary user meets with a mirror that root made. Only the fork's own path is named, and
+    only for the clone, fetch and ls-remote that read it (with :func:`upload_pack`)."""
+    env = dict(GIT_ENV)
+    paths = _safe_paths(url)
+    if paths:
+        env["GIT_CONFIG_COUNT"] = str(len(paths))
+        for index, path in enumerate(paths):
+            env[f"GIT_CONFIG_KEY_{index}"] = "safe.directory"
+            env[f"GIT_CONFIG_VALUE_{index}"] = path
+    return env
+
+
+def upload_pack(url: str) -> str | None:
+    """The ``--upload-pack`` command for a local fork: git clears GIT_CONFIG_* for the upload-pack it runs
+    on a local repository, so the safe.directory has to be on that command's own line."""
+    paths = _safe_paths(url)
+    if not paths:
+        return None
+    return " ".join(
+        ["git", *(f"-c {shlex.quote('safe.directory=' + path)}" for path in paths), "upload-pack"]
+    )
+
+
+def _upload_pack_option(url: str) -> dict[str, Any]:
+    """GitPython's keywords for :func:`upload_pack` (our own command, so allowed explicitly)."""
+    command = upload_pack(url)
+    return {"upload_pack": command, "allow_unsafe_options": True} if command else {}
+
+
 def _cache_slug(url: str) -> str:
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", url.rstrip("/").rsplit("/", 1)[-1]).strip("-.") or "fork"
     name = name.removesuffix(".git") or "fork"
@@ -161,7 +203,7 @@ def _fetch(repo: git.Repo, url: str, progress: Progress) -> None:
         origin = repo.create_remote("origin", url)
     elif origin.url != url:
         origin.set_url(url)
-    with repo.git.custom_environment(**GIT_ENV):
+    with repo.git.custom_environment(**git_env(url)):
         handler = _GitProgress(progress)
         try:
             origin.fetch(
@@ -169,6 +211,7 @@ def _fetch(repo: git.Repo, url: str, progress: Progress) -> None:
                 progress=handler,
                 prune=True,
                 force=True,
+                **_upload_pack_option(url),
             )
         except git.GitCommandError as exc:
             raise _git_failure("fetch", url, exc, handler) from exc
@@ -200,7 +243,8 @@ def _open_or_clone(url: str, cache_dir: Path, progress: Progress) -> git.Repo:
                 tmp,
                 no_checkout=True,
                 progress=handler,  # type: ignore[arg-type]
-                env=GIT_ENV,
+                env=git_env(url),
+                **_upload_pack_option(url),
             )
         except git.GitCommandError as exc:
             raise _git_failure("clone", url, exc, handler) from exc

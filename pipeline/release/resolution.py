@@ -43,7 +43,7 @@ def remote_tags(url: str, *, timeout: float = LS_REMOTE_TIMEOUT) -> dict[str, st
 
     Fails within ``timeout`` seconds when the fork cannot be reached, saying how to use a mirror.
     """
-    from pipeline.fork import GIT_ENV, normalize_url
+    from pipeline.fork import git_env, normalize_url, upload_pack
 
     target = normalize_url(url)
     git = shutil.which("git")
@@ -57,9 +57,14 @@ def remote_tags(url: str, *, timeout: float = LS_REMOTE_TIMEOUT) -> dict[str, st
         f"http.lowSpeedTime={max(1, int(timeout))}",
         "ls-remote",
         "--tags",
+        *([f"--upload-pack={upload_pack(target)}"] if upload_pack(target) else []),
         target,
     ]
-    env = {**os.environ, **GIT_ENV, "GIT_SSH_COMMAND": f"ssh -o ConnectTimeout={max(1, int(timeout))}"}
+    env = {
+        **os.environ,
+        **git_env(target),
+        "GIT_SSH_COMMAND": f"ssh -o ConnectTimeout={max(1, int(timeout))}",
+    }
     try:
         result = subprocess.run(
             argv, capture_output=True, text=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL
