@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline import tooloutput
 from pipeline.errors import ContainerError, ToolError
 from pipeline.progress import Progress, Silent
 from pipeline.system import require_program, search_path
 
 CONF_NAME = "containers.conf"
-STDERR_LINES = 8  # how many of podman's last stderr lines an error quotes
 
 
 @dataclass(frozen=True)
@@ -105,11 +105,6 @@ def containers_conf(runtime: str | None) -> str:
     if runtime:
         lines.append(f'runtime = "{runtime}"')
     return "\n".join(lines) + "\n"
-
-
-def _tail(text: str, count: int = STDERR_LINES) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return "\n".join(lines[-count:])
 
 
 class Podman:
@@ -205,8 +200,7 @@ class Podman:
             ) from exc
         if check and result.returncode != 0:
             raise ContainerError(
-                f"{what} failed (podman exit status {result.returncode})"
-                + (f":\n{_tail(result.stderr)}" if result.stderr else ""),
+                tooloutput.failure(what, "podman", result.returncode, result.stderr or result.stdout),
                 hint=self._hint(result.stderr or ""),
             )
         return result
