@@ -118,7 +118,7 @@ def _release_as(
     result = run_as(user, [sys.executable, "-m", "tests.support.run_release", json.dumps(spec)], env)
     lines = result.stdout.strip().splitlines()
     assert result.returncode == 0 and lines, (
-        f"release as {user.pw_name if user else 'root'}:\n{result.stderr[-3000:]}"
+        f"release as {user.pw_name if user else 'root'}: {result.stdout[-2000:]}\n{result.stderr[-3000:]}"
     )
     report: dict[str, Any] = json.loads(lines[-1])
     return report

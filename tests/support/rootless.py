@@ -93,7 +93,7 @@ def clean_env(home: Path, extra: Mapping[str, str] | None = None) -> dict[str, s
     keep = ("PATH", "LANG", "LC_ALL", "TERM")
     env = {key: os.environ[key] for key in keep if key in os.environ}
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "/usr/bin:/bin")])
-    env.update({"HOME": str(home), "DOCKER_CONFIG": str(home / ".docker"), "PYTHONDONTWRITEBYTECODE": "1"})
+    env.update({"HOME": str(home), "PYTHONDONTWRITEBYTECODE": "1"})
     env.update(extra or {})
     return env
 
