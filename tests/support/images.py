@@ -1,5 +1,6 @@
 """Session fixtures for the container tests: podman with the project's config, the Debian-made nginx
-base (cached across runs under ~/.cache/kaniko-pipeline-tests, or $KANIKO_PIPELINE_TEST_CACHE), and the
+base (cached across runs under $XDG_CACHE_HOME/kaniko-pipeline-tests, ~/.cache when XDG_CACHE_HOME is not
+set, or $KANIKO_PIPELINE_TEST_CACHE), and the
 nginx test image built from the top-level Dockerfile on that base.
 
 The test image is built with `podman build` from the real Dockerfile (its COPY and RUN run for real),
@@ -16,16 +17,18 @@ from pathlib import Path
 import pytest
 
 from pipeline import nginxbase
-from pipeline.config import PROJECT_ROOT
+from pipeline.config import PROJECT_ROOT, default_cache_dir
 from pipeline.container import Podman
 from tests.conftest import require_tool
 
 
 def shared_test_cache() -> Path:
+    """The cache the tests share across runs: it follows XDG_CACHE_HOME like the pipeline's own cache,
+    so a run with an empty XDG_CACHE_HOME is a first run for the tests too."""
     configured = os.environ.get("KANIKO_PIPELINE_TEST_CACHE")
     if configured:
         return Path(configured)
-    return Path.home() / ".cache" / "kaniko-pipeline-tests"
+    return default_cache_dir(os.environ).parent / "kaniko-pipeline-tests"
 
 
 @pytest.fixture(scope="session")
