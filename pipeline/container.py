@@ -204,10 +204,12 @@ class Podman:
     def _hint(self, stderr: str) -> str:
         if "rlimit" in stderr:
             return f"podman ignored {self.conf_path}; check that CONTAINERS_CONF is honoured"
-        if self.rootless and ("newuidmap" in stderr or "subuid" in stderr):
-            return "rootless podman needs /etc/subuid and /etc/subgid ranges for this user (`usermod --add-subuids`)"
-        if self.rootless and "slirp4netns" in stderr:
-            return "rootless networking needs /dev/net/tun readable by this user and slirp4netns installed"
+        if self.rootless and ("newuidmap" in stderr or "subuid" in stderr or "slirp4netns" in stderr):
+            return (
+                "rootless podman needs subuid/subgid ranges, newuidmap and a network helper with /dev/net/tun "
+                "for this user: `invoke doctor` says what is missing; as root, `invoke setup --user "
+                f"{os.environ.get('USER') or os.getuid()}` fixes it"
+            )
         return f"this ran {self.describe()}; rerun the podman command by hand to see more"
 
     # -- operations ---------------------------------------------------------------------------
