@@ -238,16 +238,20 @@ def _open_or_clone(url: str, cache_dir: Path, progress: Progress) -> git.Repo:
         # which also works for a mirror that lacks objects no release needs.
         handler = _GitProgress(progress)
         try:
-            repo = git.Repo.clone_from(
-                url,
-                tmp,
-                no_checkout=True,
-                progress=handler,  # type: ignore[arg-type]
-                env=git_env(url),
-                **_upload_pack_option(url),
-            )
+            repo = _clone(url, tmp, handler)
         except git.GitCommandError as exc:
-            raise _git_failure("clone", url, exc, handler) from exc
+            failure = _git_failure("clone", url, exc, handler)
+            if not _safe_paths(url) or "Permission denied" not in failure.message:
+                raise failure from exc
+            # A mirror another user made may hold files only its owner can read (a partial clone's
+            # .promisor is 0600): borrow its objects instead of copying them.
+            progress.warn(f"cannot copy every file of {url}; borrowing its objects (git clone --shared)")
+            shutil.rmtree(tmp)
+            tmp.mkdir()
+            try:
+                repo = _clone(url, tmp, _GitProgress(progress), shared=True)
+            except git.GitCommandError:
+                raise failure from exc
         progress.close()
         _fetch(repo, url, progress)
         os.replace(tmp, path)  # a clone appears whole or not at all
@@ -255,6 +259,19 @@ def _open_or_clone(url: str, cache_dir: Path, progress: Progress) -> git.Repo:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return git.Repo(path)
+
+
+def _clone(url: str, dest: Path, handler: _GitProgress, *, shared: bool = False) -> git.Repo:
+    options: dict[str, Any] = {"shared": True} if shared else {}
+    return git.Repo.clone_from(
+        url,
+        dest,
+        no_checkout=True,
+        progress=handler,  # type: ignore[arg-type]
+        env=git_env(url),
+        **_upload_pack_option(url),
+        **options,
+    )
 
 
 def _resolve_ref(repo: git.Repo, ref: str, url: str, prerelease: bool) -> versions.Release:

@@ -191,36 +191,61 @@ def test_setup_gives_a_user_without_subuid_ranges_its_ranges_and_says_so() -> No
         subprocess.run(["userdel", "--remove", name], check=False, capture_output=True)
 
 
-def test_a_clone_the_user_cannot_read_shows_gits_permission_denied(tmp_path: Path) -> None:
+def _mirror(root: Path) -> Path:
+    """A bare repository with one tagged commit in one pack, readable by everyone."""
+    repo = root / "fork.git"
+    subprocess.run(["git", "init", "--quiet", "--bare", str(repo)], check=True)
+    work = root / "work"
+    subprocess.run(["git", "init", "--quiet", str(work)], check=True)
+    (work / "README").write_text("fork\n")
+    (work / "go.mod").write_text("module example.com/fork\n\ngo 1.22\n")
+    git = ["git", "-C", str(work), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "--quiet", "-m", "one"], check=True)
+    subprocess.run([*git, "tag", "v1.0.0"], check=True)
+    subprocess.run([*git, "push", "--quiet", str(repo), "HEAD:refs/heads/main", "v1.0.0"], check=True)
+    subprocess.run(["git", "-C", str(repo), "repack", "-a", "-d", "--quiet"], check=True)
+    subprocess.run(["chmod", "-R", "a+rX", str(root)], check=True)
+    return repo
+
+
+def _fork_as(user: pwd.struct_passwd | None, repo: Path) -> subprocess.CompletedProcess[str]:
+    with shared_dir("kp-clone-", owner=user) as home:
+        env = clean_env(home, {"INVOKE_PIPELINE_CACHE_DIR": str(home / "cache")})
+        argv = [sys.executable, "-m", "invoke", "fork", "--url", str(repo), "--ref", "v1.0.0"]
+        return run_as(user, argv, env, timeout=120)
+
+
+def test_a_clone_the_user_cannot_read_shows_gits_permission_denied() -> None:
     """As root the clone runs as the ordinary user; as an ordinary user, as ourselves."""
     user = rootless_user() if os.geteuid() == 0 else None
     with shared_dir("kp-unreadable-") as root:
-        repo = root / "fork.git"
-        subprocess.run(["git", "init", "--quiet", "--bare", str(repo)], check=True)
-        work = root / "work"
-        subprocess.run(["git", "init", "--quiet", str(work)], check=True)
-        (work / "README").write_text("fork\n")
-        git = ["git", "-C", str(work), "-c", "user.name=t", "-c", "user.email=t@example.com"]
-        subprocess.run([*git, "add", "."], check=True)
-        subprocess.run([*git, "commit", "--quiet", "-m", "one"], check=True)
-        subprocess.run([*git, "push", "--quiet", str(repo), "HEAD:refs/heads/main"], check=True)
-        subprocess.run(["git", "-C", str(repo), "repack", "-a", "-d", "--quiet"], check=True)
-        subprocess.run(["chmod", "-R", "a+rX", str(root)], check=True)
-        packs = list((repo / "objects" / "pack").glob("*.pack"))
-        assert packs
-        for pack in packs:
-            os.chmod(pack, 0o600)  # readable by its owner only (root, or ourselves then chmod 000)
-            if user is None:
-                os.chmod(pack, 0)
-        with shared_dir("kp-clone-", owner=user) as home:
-            env = clean_env(home, {"INVOKE_PIPELINE_CACHE_DIR": str(home / "cache")})
-            result = run_as(
-                user, [sys.executable, "-m", "invoke", "fork", "--url", str(repo)], env, timeout=120
-            )
+        repo = _mirror(root)
+        for pack in (repo / "objects" / "pack").glob("*.pack"):
+            os.chmod(pack, 0o600 if user is not None else 0)  # root's own, or nobody's
+        result = _fork_as(user, repo)
     assert result.returncode == 1, result.stderr
-    assert f"could not clone the fork from {repo}" in result.stderr
+    # copying fails, and so does reading the borrowed objects: either way git's own words are shown
+    assert f"could not clone the fork from {repo}" in result.stderr or (
+        f"could not fetch the fork from {repo}" in result.stderr
+    )
     assert "Permission denied" in result.stderr  # git's own words, not only its exit status
     assert "Traceback" not in result.stderr
+
+
+def test_a_mirror_root_made_with_files_only_root_reads_still_clones() -> None:
+    """A partial clone's .promisor is 0600: git cannot copy it, so the fork borrows the mirror's objects."""
+    user = rootless_user()
+    with shared_dir("kp-mirror-") as root:
+        repo = _mirror(root)
+        for pack in (repo / "objects" / "pack").glob("*.pack"):
+            promisor = pack.with_suffix(".promisor")
+            promisor.write_text("")
+            os.chmod(promisor, 0o600)
+        result = _fork_as(user, repo)
+    assert result.returncode == 0, result.stderr
+    assert "borrowing its objects (git clone --shared)" in result.stderr
+    assert result.stdout.startswith("v1.0.0 (")
 
 
 def test_test_e2e_takes_base_image_and_registry_mirror(
