@@ -14,7 +14,7 @@ import re
 import shlex
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from pipeline import pin as pinfile
 from pipeline import tooloutput, versions
 from pipeline.errors import ForkError, ReleaseSelectionError, UsageError
 from pipeline.progress import Progress, Silent
+from pipeline.urls import git_access, redact, redact_text
 
 GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "LC_ALL": "C"}
 _MODULE_LINE = re.compile(r"^module\s+\"?([^\s\"]+)\"?\s*$", re.MULTILINE)
@@ -80,7 +81,7 @@ def normalize_url(url: str) -> str:
         return url
     elif parsed.scheme and len(parsed.scheme) > 1:
         raise UsageError(
-            f"the fork URL {url!r} has a scheme git cannot use here ({parsed.scheme}:)",
+            f"the fork URL {redact(url)!r} has a scheme git cannot use here ({parsed.scheme}:)",
             hint="use https://, ssh://, git://, file:// or a local path",
         )
     else:
@@ -101,13 +102,13 @@ def _safe_paths(url: str) -> list[str]:
     return list(dict.fromkeys([str(local), str(local.resolve()), str(local.resolve() / ".git")]))
 
 
-def git_env(url: str) -> dict[str, str]:
-    """GIT_ENV for reading the fork at ``url``; for a local path, that path as a ``safe.directory`` too.
+def safe_env(url: str) -> dict[str, str]:
+    """For a fork on a local path: that path as a ``safe.directory`` (git's config from the environment).
 
     git refuses to read a repository that another user owns ("detected dubious ownership"), which is
     what an ordinary user meets with a mirror that root made. Only the fork's own path is named, and
     only for the clone, fetch and ls-remote that read it (with :func:`upload_pack`)."""
-    env = dict(GIT_ENV)
+    env: dict[str, str] = {}
     paths = _safe_paths(url)
     if paths:
         env["GIT_CONFIG_COUNT"] = str(len(paths))
@@ -186,6 +187,7 @@ def _git_failure(
     said = tooloutput.tail(exc.stderr)
     if not said and progress is not None:
         said = tooloutput.tail("\n".join([*progress.other_lines, *progress.error_lines]))
+    said = redact_text(said)
     detail = f"git exit status {exc.status}:\n{said}" if said else f"git exited with status {exc.status}"
     return ForkError(
         f"could not {action} the fork from {url} ({detail})",
@@ -196,14 +198,14 @@ def _git_failure(
     )
 
 
-def _fetch(repo: git.Repo, url: str, progress: Progress) -> None:
+def _fetch(repo: git.Repo, url: str, progress: Progress, env: Mapping[str, str] = GIT_ENV) -> None:
     """Fetch branches and every tag, forcing moved tags and pruning deleted ones."""
     origin = repo.remote("origin") if "origin" in [r.name for r in repo.remotes] else None
     if origin is None:
         origin = repo.create_remote("origin", url)
     elif origin.url != url:
         origin.set_url(url)
-    with repo.git.custom_environment(**git_env(url)):
+    with repo.git.custom_environment(**{**env, **safe_env(url)}):
         handler = _GitProgress(progress)
         try:
             origin.fetch(
@@ -218,14 +220,16 @@ def _fetch(repo: git.Repo, url: str, progress: Progress) -> None:
     progress.close()
 
 
-def _open_or_clone(url: str, cache_dir: Path, progress: Progress) -> git.Repo:
+def _open_or_clone(
+    url: str, cache_dir: Path, progress: Progress, env: Mapping[str, str] = GIT_ENV
+) -> git.Repo:
     forks = cache_dir / "forks"
     path = forks / _cache_slug(url)
     if path.exists():
         try:
             repo = git.Repo(path)
             progress.step(f"fetching {url} into the cached clone {path}")
-            _fetch(repo, url, progress)
+            _fetch(repo, url, progress, env)
             return repo
         except (git.InvalidGitRepositoryError, git.NoSuchPathError):
             progress.warn(f"the cached clone {path} is not a git repository; cloning again")
@@ -238,7 +242,7 @@ def _open_or_clone(url: str, cache_dir: Path, progress: Progress) -> git.Repo:
         # which also works for a mirror that lacks objects no release needs.
         handler = _GitProgress(progress)
         try:
-            repo = _clone(url, tmp, handler)
+            repo = _clone(url, tmp, handler, env)
         except git.GitCommandError as exc:
             failure = _git_failure("clone", url, exc, handler)
             if not _safe_paths(url) or "Permission denied" not in failure.message:
@@ -249,11 +253,11 @@ def _open_or_clone(url: str, cache_dir: Path, progress: Progress) -> git.Repo:
             shutil.rmtree(tmp)
             tmp.mkdir()
             try:
-                repo = _clone(url, tmp, _GitProgress(progress), shared=True)
+                repo = _clone(url, tmp, _GitProgress(progress), env, shared=True)
             except git.GitCommandError:
                 raise failure from exc
         progress.close()
-        _fetch(repo, url, progress)
+        _fetch(repo, url, progress, env)
         os.replace(tmp, path)  # a clone appears whole or not at all
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -261,14 +265,16 @@ def _open_or_clone(url: str, cache_dir: Path, progress: Progress) -> git.Repo:
     return git.Repo(path)
 
 
-def _clone(url: str, dest: Path, handler: _GitProgress, *, shared: bool = False) -> git.Repo:
+def _clone(
+    url: str, dest: Path, handler: _GitProgress, env: Mapping[str, str], *, shared: bool = False
+) -> git.Repo:
     options: dict[str, Any] = {"shared": True} if shared else {}
     return git.Repo.clone_from(
         url,
         dest,
         no_checkout=True,
         progress=handler,  # type: ignore[arg-type]
-        env=git_env(url),
+        env={**env, **safe_env(url)},
         **_upload_pack_option(url),
         **options,
     )
@@ -348,14 +354,29 @@ def checkout(
     """Clone or fetch the fork, check out ``ref`` (a tag, or ``latest``), and apply the patches.
 
     ``url`` defaults to the pin's. When the resolved tag is the pinned tag, it must resolve to the
-    pinned commit.
+    pinned commit. User info in the URL (``https://user:token@...``) reaches git through GIT_ASKPASS
+    only: git, the cached clone, the Checkout and every message see the URL without it.
     """
     progress = progress or Silent()
-    url = normalize_url(url or pin.url)
     ref = ref.strip() or pin.tag
     patches = sorted(patches_dir.glob("*.patch")) if patches_dir.is_dir() else []
+    with git_access(normalize_url(url or pin.url), GIT_ENV) as (url, env):
+        return _checkout(url, env, ref, pin, patches, patches_dir, cache_dir, prerelease, progress)
+
+
+def _checkout(
+    url: str,
+    env: Mapping[str, str],
+    ref: str,
+    pin: pinfile.Pin,
+    patches: list[Path],
+    patches_dir: Path,
+    cache_dir: Path,
+    prerelease: bool,
+    progress: Progress,
+) -> Checkout:
     with _locked(cache_dir / "forks" / f"{_cache_slug(url)}.lock"):
-        repo = _open_or_clone(url, cache_dir, progress)
+        repo = _open_or_clone(url, cache_dir, progress, env)
         release = _resolve_ref(repo, ref, url, prerelease)
         commit_obj = repo.tags[release.tag].commit
         commit = commit_obj.hexsha

@@ -7,6 +7,7 @@ differently from a cache hit is the bug these tests exist for).
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 
 from pipeline import compile as compile_stage
 from pipeline import fork, nginxbase, pin, toolchain
+from pipeline.config import Settings
 from pipeline.image import layer as layers
 from pipeline.oci.descriptor import Platform
 from pipeline.oci.layout import Layout
@@ -89,6 +91,15 @@ def test_nginx_base_layout_is_described_as_the_cache_reads_it(tmp_path: Path) ->
 
 @pytest.mark.slow
 def test_nginx_base_cold_then_cached(nginx_base: nginxbase.BaseImage) -> None:
-    """The session's base (a first run when the test cache is empty, as in CI) equals a cache hit."""
+    """The session's base (a first run when the cache is empty, as in CI) equals a cache hit."""
     again = nginxbase.ensure(nginx_base.layout.parent.parent.parent)
     assert again == nginx_base
+
+
+@pytest.mark.slow
+def test_a_release_after_the_tests_finds_their_nginx_base(nginx_base: nginxbase.BaseImage) -> None:
+    """The tests make the base where the pipeline looks for it, so `invoke release` does not make it again."""
+    if os.environ.get("KANIKO_PIPELINE_TEST_CACHE"):
+        pytest.skip("KANIKO_PIPELINE_TEST_CACHE moves the tests' cache away from the pipeline's on purpose")
+    settings = Settings.load({}, env=os.environ)
+    assert nginxbase.ensure(settings.cache_dir) == nginx_base

@@ -1,6 +1,6 @@
 """Session fixtures for the container tests: podman with the project's config, the Debian-made nginx
-base (cached across runs under $XDG_CACHE_HOME/kaniko-pipeline-tests, ~/.cache when XDG_CACHE_HOME is not
-set, or $KANIKO_PIPELINE_TEST_CACHE), and the
+base (cached across runs in the pipeline's own cache, $XDG_CACHE_HOME/kaniko-pipeline, or
+$KANIKO_PIPELINE_TEST_CACHE), and the
 nginx test image built from the top-level Dockerfile on that base.
 
 The test image is built with `podman build` from the real Dockerfile (its COPY and RUN run for real),
@@ -23,12 +23,14 @@ from tests.conftest import require_tool
 
 
 def shared_test_cache() -> Path:
-    """The cache the tests share across runs: it follows XDG_CACHE_HOME like the pipeline's own cache,
-    so a run with an empty XDG_CACHE_HOME is a first run for the tests too."""
+    """Where the tests keep what is slow to make and depends only on its recipe (the nginx base): the
+    pipeline's own cache directory, following XDG_CACHE_HOME as the pipeline does, so `invoke release`
+    after the tests reuses their base instead of making it again (and an empty XDG_CACHE_HOME is a
+    first run for both). KANIKO_PIPELINE_TEST_CACHE overrides it."""
     configured = os.environ.get("KANIKO_PIPELINE_TEST_CACHE")
     if configured:
         return Path(configured)
-    return default_cache_dir(os.environ).parent / "kaniko-pipeline-tests"
+    return default_cache_dir(os.environ)
 
 
 @pytest.fixture(scope="session")
