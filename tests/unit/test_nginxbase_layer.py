@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import tarfile
 from pathlib import Path
 
@@ -15,59 +14,7 @@ from pipeline import nginxbase
 from pipeline.errors import ImageError
 from pipeline.oci.layout import Layout
 from pipeline.oci.manifest import Manifest
-
-STATUS = """Package: base-files
-Status: install ok installed
-Version: 12.4
-
-Package: nginx-light
-Status: install ok installed
-Priority: optional
-Version: 1.22.1-9+deb12u2
-Description: nginx web/proxy server
- (basic version)
-"""
-
-
-def _bootstrap_tar(path: Path, *, with_nginx: bool = True, mtime: int = 1_700_000_000) -> Path:
-    files = {
-        "./etc/passwd": b"root:x:0:0:root:/root:/bin/bash\n",
-        "./etc/group": b"root:x:0:\n",
-        "./etc/shadow": b"root:*:0:0:99999:7:::\n",
-        "./etc/nginx/nginx.conf": b"user www-data;\n",
-        "./usr/share/nginx/html/index.html": b"<h1>Welcome to nginx!</h1>\n",
-        "./var/lib/dpkg/status": STATUS.encode(),
-        "./var/cache/apt/pkgcache.bin": b"cache",
-        "./tmp/leftover": b"x",
-    }
-    if with_nginx:
-        files["./usr/sbin/nginx"] = b"\x7fELF"
-    dirs = ["./", "./dev/", "./etc/", "./etc/nginx/", "./etc/nginx/conf.d/", "./etc/nginx/sites-enabled/"]
-    dirs += [
-        "./tmp/",
-        "./usr/",
-        "./usr/sbin/",
-        "./usr/share/",
-        "./usr/share/nginx/",
-        "./usr/share/nginx/html/",
-    ]
-    dirs += ["./var/", "./var/cache/", "./var/cache/apt/", "./var/lib/", "./var/lib/dpkg/"]
-    with tarfile.open(path, "w", format=tarfile.GNU_FORMAT) as tar:
-        null = tarfile.TarInfo("./dev/null")
-        null.type, null.devmajor, null.devminor, null.mode = tarfile.CHRTYPE, 1, 3, 0o666
-        tar.addfile(null)  # mmdebstrap writes ./dev first, and device nodes
-        for name in dirs:
-            info = tarfile.TarInfo(name)
-            info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, mtime
-            tar.addfile(info)
-        site = tarfile.TarInfo("./etc/nginx/sites-enabled/default")
-        site.type, site.linkname = tarfile.SYMTYPE, "/etc/nginx/sites-available/default"
-        tar.addfile(site)
-        for name, data in sorted(files.items(), reverse=True):  # not in name order
-            info = tarfile.TarInfo(name)
-            info.size, info.mode, info.mtime, info.uname = len(data), 0o644, mtime, "root"
-            tar.addfile(info, io.BytesIO(data))
-    return path
+from tests.support.debian import bootstrap_tar
 
 
 def _layer(path: Path) -> dict[str, tuple[tarfile.TarInfo, bytes]]:
@@ -80,8 +27,8 @@ def _layer(path: Path) -> dict[str, tuple[tarfile.TarInfo, bytes]]:
 
 
 def test_layer_is_deterministic_sorted_and_configured_for_an_unprivileged_nginx(tmp_path: Path) -> None:
-    first = _bootstrap_tar(tmp_path / "a.tar")
-    second = _bootstrap_tar(tmp_path / "b.tar", mtime=1_800_000_000)  # another day, the same packages
+    first = bootstrap_tar(tmp_path / "a.tar")
+    second = bootstrap_tar(tmp_path / "b.tar", mtime=1_800_000_000)  # another day, the same packages
     diff_a, versions = nginxbase.write_layer(first, tmp_path / "a.tar.gz")
     diff_b, _ = nginxbase.write_layer(second, tmp_path / "b.tar.gz")
     assert diff_a == diff_b
@@ -112,7 +59,7 @@ def test_layer_is_deterministic_sorted_and_configured_for_an_unprivileged_nginx(
 
 
 def test_the_recipe_is_recorded_in_the_layer_annotations(tmp_path: Path) -> None:
-    desc = nginxbase.write_layout(_bootstrap_tar(tmp_path / "rootfs.tar"), tmp_path / "layout")
+    desc = nginxbase.write_layout(bootstrap_tar(tmp_path / "rootfs.tar"), tmp_path / "layout")
     base = nginxbase.BaseImage(tmp_path / "layout", desc)
     assert nginxbase.recipe(base) == {
         "suite": "bookworm",
@@ -127,6 +74,6 @@ def test_the_recipe_is_recorded_in_the_layer_annotations(tmp_path: Path) -> None
 
 
 def test_a_rootfs_without_nginx_is_refused_with_the_reason(tmp_path: Path) -> None:
-    tar = _bootstrap_tar(tmp_path / "rootfs.tar", with_nginx=False)
+    tar = bootstrap_tar(tmp_path / "rootfs.tar", with_nginx=False)
     with pytest.raises(ImageError, match="has no /usr/sbin/nginx: nginx-light was not installed"):
         nginxbase.write_layer(tar, tmp_path / "layer.tar.gz")
