@@ -169,18 +169,53 @@ def build(
     _emit(out_dict, json, build_stage.summary)
 
 
-@task(help={"json": "print one JSON object on stdout"})
+@task(
+    help={
+        "user": "the user who will run the pipeline (default: SUDO_USER under sudo, else you); as root, "
+        "also fix what only root can fix for that user",
+        "json": "print one JSON object on stdout",
+    }
+)
 @_guarded
-def setup(c: Context, json: bool = False) -> None:
-    """Install the system packages the pipeline and its tests need (apt-get; root or sudo)."""
+def setup(c: Context, user: str = "", json: bool = False) -> None:
+    """Install the system packages the pipeline needs (apt-get; root or sudo), then run the doctor's checks."""
+    import os
+
+    from pipeline import doctor as checks
     from pipeline import system
 
     installed = system.install(progress=Progress())
+    target = checks.target_user(user or None)
+    fixing = os.geteuid() == 0 and target.pw_uid != 0
+    result = checks.fix(target) if fixing else checks.diagnose(target)
     _emit(
-        {"installed": installed},
+        {"installed": installed, **result.to_dict()},
         json,
-        lambda r: "installed: " + " ".join(r["installed"]) if r["installed"] else "nothing to install",
+        lambda r: (
+            ("installed: " + " ".join(installed) if installed else "nothing to install")
+            + "\n"
+            + result.text()
+        ),
     )
+    if not result.ok:
+        raise Exit(code=1)
+
+
+@task(
+    help={
+        "user": "check for this user (default: SUDO_USER under sudo, else you)",
+        "json": "print one JSON object on stdout",
+    }
+)
+@_guarded
+def doctor(c: Context, user: str = "", json: bool = False) -> None:
+    """Check what rootless podman and mmdebstrap need (subuid/subgid, newuidmap, network, userns, storage)."""
+    from pipeline import doctor as checks
+
+    result = checks.diagnose(checks.target_user(user or None))
+    _emit(result.to_dict(), json, lambda r: result.text())
+    if not result.ok:
+        raise Exit(code=1)
 
 
 @task(
@@ -715,6 +750,9 @@ def _release_text(report: Any) -> str:
         "busybox": "busybox for debug (an OCI layout directory or an image reference); without it (or a "
         "registry mirror) debug is not built",
         "platforms": "comma-separated platforms (default: this machine's)",
+        "base_image": "the nginx test image's base (the Dockerfile's BASE_IMAGE build argument; default: "
+        "the Debian-made base through the test's registry)",
+        "registry_mirror": "kaniko's mirror for docker.io, host[:port] (also where busybox is looked up)",
         "json": "print one JSON object on stdout",
     },
 )
@@ -725,6 +763,8 @@ def test_e2e(
     keep: bool = False,
     busybox: str = "",
     platforms: str = "",
+    base_image: str = "",
+    registry_mirror: str = "",
     json: bool = False,
 ) -> None:
     """The whole release on one machine: fresh local registry, local Sigstore, real fork, kaniko, smoke."""
@@ -739,6 +779,8 @@ def test_e2e(
         platforms=config.parse_platforms(platforms, label=config.option_label("platforms", True))
         if platforms
         else None,
+        base_image=base_image or None,
+        registry_mirror=registry_mirror or None,
         progress=Progress(),
     )
     _emit(
@@ -761,7 +803,20 @@ def _quote(arg: str) -> str:
 
 
 ns = Collection(
-    fork, build, setup, test, publish, sign, verify, smoke, build_image, nginx_base, render, release, test_e2e
+    fork,
+    build,
+    setup,
+    doctor,
+    test,
+    publish,
+    sign,
+    verify,
+    smoke,
+    build_image,
+    nginx_base,
+    render,
+    release,
+    test_e2e,
 )
 ns.add_task(reproduce)
 registry_ns = Collection("registry")

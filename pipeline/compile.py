@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline import tooloutput
 from pipeline.errors import CompileError
 from pipeline.fork import Checkout
 from pipeline.oci import digest as digests
@@ -93,7 +94,7 @@ def _git(path: Path, *args: str) -> bytes:
     )
     if result.returncode != 0:
         raise CompileError(
-            f"`git {' '.join(args)}` failed in {path}: {result.stderr.decode(errors='replace').strip()}",
+            tooloutput.failure(f"`git {' '.join(args)}` in {path}", "git", result.returncode, result.stderr),
             hint="the fork checkout must be a git work tree (run `invoke fork`)",
         )
     return result.stdout
@@ -211,9 +212,10 @@ def compile_platform(
         started = time.monotonic()
         returncode, output = _run(argv, checkout.path, genv, progress, f"compiling for {platform}")
         if returncode != 0:
-            tail = "\n".join(output.strip().splitlines()[-15:])
             raise CompileError(
-                f"compiling the fork ({checkout.tag}) for {platform} failed:\n{tail}",
+                tooloutput.failure(
+                    f"compiling the fork ({checkout.tag}) for {platform}", "go", returncode, output, 15
+                ),
                 hint=f"the command was run in {checkout.path}: {' '.join(argv)}",
             )
         sums: dict[str, str] = {}

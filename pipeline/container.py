@@ -27,12 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline import tooloutput
 from pipeline.errors import ContainerError, ToolError
 from pipeline.progress import Progress, Silent
 from pipeline.system import require_program, search_path
 
 CONF_NAME = "containers.conf"
-STDERR_LINES = 8  # how many of podman's last stderr lines an error quotes
+STDERR_LINES = tooloutput.TAIL_LINES  # how many of podman's last lines an error quotes
 
 
 @dataclass(frozen=True)
@@ -109,11 +110,6 @@ def containers_conf(runtime: str | None) -> str:
     if runtime:
         lines.append(f'runtime = "{runtime}"')
     return "\n".join(lines) + "\n"
-
-
-def _tail(text: str, count: int = STDERR_LINES) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return "\n".join(lines[-count:])
 
 
 class Podman:
@@ -200,8 +196,7 @@ class Podman:
             ) from exc
         if check and result.returncode != 0:
             raise ContainerError(
-                f"{what} failed (podman exit status {result.returncode})"
-                + (f":\n{_tail(result.stderr)}" if result.stderr else ""),
+                tooloutput.failure(what, "podman", result.returncode, result.stderr or result.stdout),
                 hint=self._hint(result.stderr or ""),
             )
         return result
@@ -209,10 +204,12 @@ class Podman:
     def _hint(self, stderr: str) -> str:
         if "rlimit" in stderr:
             return f"podman ignored {self.conf_path}; check that CONTAINERS_CONF is honoured"
-        if self.rootless and ("newuidmap" in stderr or "subuid" in stderr):
-            return "rootless podman needs /etc/subuid and /etc/subgid ranges for this user (`usermod --add-subuids`)"
-        if self.rootless and "slirp4netns" in stderr:
-            return "rootless networking needs /dev/net/tun readable by this user and slirp4netns installed"
+        if self.rootless and ("newuidmap" in stderr or "subuid" in stderr or "slirp4netns" in stderr):
+            return (
+                "rootless podman needs subuid/subgid ranges, newuidmap and a network helper with /dev/net/tun "
+                "for this user: `invoke doctor` says what is missing; as root, `invoke setup --user "
+                f"{os.environ.get('USER') or os.getuid()}` fixes it"
+            )
         return f"this ran {self.describe()}; rerun the podman command by hand to see more"
 
     # -- operations ---------------------------------------------------------------------------

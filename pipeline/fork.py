@@ -11,6 +11,7 @@ import fcntl
 import hashlib
 import os
 import re
+import shlex
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -22,7 +23,7 @@ from urllib.parse import urlparse
 import git
 
 from pipeline import pin as pinfile
-from pipeline import versions
+from pipeline import tooloutput, versions
 from pipeline.errors import ForkError, ReleaseSelectionError, UsageError
 from pipeline.progress import Progress, Silent
 from pipeline.urls import git_access, redact, redact_text
@@ -93,6 +94,47 @@ def normalize_url(url: str) -> str:
     return str(local.resolve()) if parsed.scheme != "file" else url
 
 
+def _safe_paths(url: str) -> list[str]:
+    parsed = urlparse(url)
+    if parsed.scheme not in ("", "file") or re.match(r"^[\w.-]+@[\w.-]+:", url):
+        return []
+    local = Path(parsed.path if parsed.scheme == "file" else url).expanduser()
+    return list(dict.fromkeys([str(local), str(local.resolve()), str(local.resolve() / ".git")]))
+
+
+def safe_env(url: str) -> dict[str, str]:
+    """For a fork on a local path: that path as a ``safe.directory`` (git's config from the environment).
+
+    git refuses to read a repository that another user owns ("detected dubious ownership"), which is
+    what an ordinary user meets with a mirror that root made. Only the fork's own path is named, and
+    only for the clone, fetch and ls-remote that read it (with :func:`upload_pack`)."""
+    env: dict[str, str] = {}
+    paths = _safe_paths(url)
+    if paths:
+        env["GIT_CONFIG_COUNT"] = str(len(paths))
+        for index, path in enumerate(paths):
+            env[f"GIT_CONFIG_KEY_{index}"] = "safe.directory"
+            env[f"GIT_CONFIG_VALUE_{index}"] = path
+    return env
+
+
+def upload_pack(url: str) -> str | None:
+    """The ``--upload-pack`` command for a local fork: git clears GIT_CONFIG_* for the upload-pack it runs
+    on a local repository, so the safe.directory has to be on that command's own line."""
+    paths = _safe_paths(url)
+    if not paths:
+        return None
+    return " ".join(
+        ["git", *(f"-c {shlex.quote('safe.directory=' + path)}" for path in paths), "upload-pack"]
+    )
+
+
+def _upload_pack_option(url: str) -> dict[str, Any]:
+    """GitPython's keywords for :func:`upload_pack` (our own command, so allowed explicitly)."""
+    command = upload_pack(url)
+    return {"upload_pack": command, "allow_unsafe_options": True} if command else {}
+
+
 def _cache_slug(url: str) -> str:
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", url.rstrip("/").rsplit("/", 1)[-1]).strip("-.") or "fork"
     name = name.removesuffix(".git") or "fork"
@@ -137,12 +179,18 @@ class _GitProgress(git.RemoteProgress):
         self.progress.update(label, float(cur_count), total)
 
 
-def _git_failure(action: str, url: str, exc: git.GitCommandError) -> ForkError:
-    stderr = redact_text((exc.stderr or "").strip().replace("stderr: ", "").strip("'\n "))
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    detail = "; ".join(lines[-3:]) or f"git exited with status {exc.status}"
+def _git_failure(
+    action: str, url: str, exc: git.GitCommandError, progress: git.RemoteProgress | None = None
+) -> ForkError:
+    # With a progress handler, GitPython hands git's stderr to the handler, not to the exception:
+    # git's own words ("Permission denied", "does not exist") are in its error and other lines then.
+    said = tooloutput.tail(exc.stderr)
+    if not said and progress is not None:
+        said = tooloutput.tail("\n".join([*progress.other_lines, *progress.error_lines]))
+    said = redact_text(said)
+    detail = f"git exit status {exc.status}:\n{said}" if said else f"git exited with status {exc.status}"
     return ForkError(
-        f"could not {action} the fork from {url}: {detail}",
+        f"could not {action} the fork from {url} ({detail})",
         hint=(
             "check the URL and your network. Offline, point --url (or KANIKO_FORK_URL) at a local "
             "clone or mirror of github.com/chainguard-forks/kaniko"
@@ -157,16 +205,18 @@ def _fetch(repo: git.Repo, url: str, progress: Progress, env: Mapping[str, str] 
         origin = repo.create_remote("origin", url)
     elif origin.url != url:
         origin.set_url(url)
-    with repo.git.custom_environment(**env):
+    with repo.git.custom_environment(**{**env, **safe_env(url)}):
+        handler = _GitProgress(progress)
         try:
             origin.fetch(
                 refspec=["+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*"],
-                progress=_GitProgress(progress),
+                progress=handler,
                 prune=True,
                 force=True,
+                **_upload_pack_option(url),
             )
         except git.GitCommandError as exc:
-            raise _git_failure("fetch", url, exc) from exc
+            raise _git_failure("fetch", url, exc, handler) from exc
     progress.close()
 
 
@@ -190,16 +240,22 @@ def _open_or_clone(
         progress.step(f"cloning {url} into {path}")
         # `git clone` (not init + fetch): from a local path it copies the object store directly,
         # which also works for a mirror that lacks objects no release needs.
+        handler = _GitProgress(progress)
         try:
-            repo = git.Repo.clone_from(
-                url,
-                tmp,
-                no_checkout=True,
-                progress=_GitProgress(progress),  # type: ignore[arg-type]
-                env=dict(env),
-            )
+            repo = _clone(url, tmp, handler, env)
         except git.GitCommandError as exc:
-            raise _git_failure("clone", url, exc) from exc
+            failure = _git_failure("clone", url, exc, handler)
+            if not _safe_paths(url) or "Permission denied" not in failure.message:
+                raise failure from exc
+            # A mirror another user made may hold files only its owner can read (a partial clone's
+            # .promisor is 0600): borrow its objects instead of copying them.
+            progress.warn(f"cannot copy every file of {url}; borrowing its objects (git clone --shared)")
+            shutil.rmtree(tmp)
+            tmp.mkdir()
+            try:
+                repo = _clone(url, tmp, _GitProgress(progress), env, shared=True)
+            except git.GitCommandError:
+                raise failure from exc
         progress.close()
         _fetch(repo, url, progress, env)
         os.replace(tmp, path)  # a clone appears whole or not at all
@@ -207,6 +263,21 @@ def _open_or_clone(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return git.Repo(path)
+
+
+def _clone(
+    url: str, dest: Path, handler: _GitProgress, env: Mapping[str, str], *, shared: bool = False
+) -> git.Repo:
+    options: dict[str, Any] = {"shared": True} if shared else {}
+    return git.Repo.clone_from(
+        url,
+        dest,
+        no_checkout=True,
+        progress=handler,  # type: ignore[arg-type]
+        env={**env, **safe_env(url)},
+        **_upload_pack_option(url),
+        **options,
+    )
 
 
 def _resolve_ref(repo: git.Repo, ref: str, url: str, prerelease: bool) -> versions.Release:
@@ -264,11 +335,8 @@ def _apply_patches(repo: git.Repo, patches: list[Path], commit: str, tag: str) -
             repo.git.apply("--whitespace=nowarn", str(patch.resolve()))
         except git.GitCommandError as exc:
             _reset(repo, commit)
-            detail = "; ".join(
-                line.strip() for line in (exc.stderr or "").replace("stderr: ", "").strip("'\n ").splitlines()
-            )
             raise ForkError(
-                f"patch {patch.name} does not apply to {tag} ({commit[:12]}): {detail}",
+                f"patch {patch.name} does not apply to {tag} ({commit[:12]}):\n{tooloutput.tail(exc.stderr)}",
                 hint=f"refresh {patch} against {tag}, or remove it; the checkout was left unpatched",
             ) from exc
 

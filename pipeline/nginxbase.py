@@ -1,25 +1,30 @@
-"""The offline nginx base image, made from Debian packages and cached.
+"""The offline nginx base image, made from Debian packages without root, and cached.
 
 Offline there is no Docker Hub to pull the Dockerfile's pinned base from, so the pipeline makes an
-equivalent base itself: ``debootstrap --variant=minbase --include=nginx-light`` (Debian's default
-mirror), configured the way nginxinc/nginx-unprivileged is (user ``nginx`` uid/gid 101, port 8080, the
-pid file and temp paths under /tmp, no ``user`` directive), so it runs under ``--cap-drop=ALL`` as
-non-root. Debian's stock config fails there (``chown("/var/lib/nginx/body") failed``).
+equivalent base itself: ``mmdebstrap --mode=unshare --variant=minbase --include=nginx-light bookworm``
+(Debian's default mirror; user namespaces, so an ordinary user can do it, and root the same way), then
+rewrites that tar into one layer configured the way nginxinc/nginx-unprivileged is (user ``nginx``
+uid/gid 101, port 8080, the pid file and temp paths under /tmp, no ``user`` directive), so it runs under
+``--cap-drop=ALL`` as non-root. Debian's stock config fails there (``chown("/var/lib/nginx/body") failed``).
 
-The result is an OCI image layout in the cache, keyed by the recipe, built once and reused. It can be
-pushed to a registry as ``library/nginx-debian`` so that kaniko, with ``--registry-mirror``, pulls it as
-``docker.io/library/nginx-debian``.
+The layer is reproducible: mmdebstrap runs with a fixed SOURCE_DATE_EPOCH, and the layer has sorted
+entries, fixed mtimes and numeric owners, gzip'd without a timestamp; the same package versions give
+the same digest, as root or not. The recipe (suite, variant, packages and their versions) is recorded
+in the layer descriptor's annotations. The result is an OCI image layout in the cache, keyed by the
+recipe, built once and reused. It can be pushed to a registry as ``library/nginx-debian`` so that
+kaniko, with ``--registry-mirror``, pulls it as ``docker.io/library/nginx-debian``.
 """
 
 from __future__ import annotations
 
+import copy
 import gzip
 import hashlib
+import io
 import json
 import os
 import platform
 import shutil
-import subprocess
 import tarfile
 import tempfile
 from dataclasses import dataclass
@@ -27,23 +32,26 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.config import Settings
-from pipeline.errors import ImageError, ToolError
+from pipeline.errors import ImageError
+from pipeline.mmdebstrap import Recipe, bootstrap
 from pipeline.oci import mediatype
 from pipeline.oci.descriptor import Descriptor, Platform
 from pipeline.oci.layout import Layout
 from pipeline.oci.manifest import Manifest, canonical_json
 from pipeline.progress import Progress, Silent
-from pipeline.system import require_program
 
 if TYPE_CHECKING:
     from pipeline.registry.client import Client, PushResult
 
 SUITE = "bookworm"
 PACKAGES = ("nginx-light",)
+RECIPE = Recipe(SUITE, PACKAGES)
+ANNOTATION = "dev.kaniko-pipeline.base."  # + suite, variant, packages, versions, tool (layer annotations)
 REF_NAME = "nginx-base"
 MIRROR_REPOSITORY = "library/nginx-debian"  # kaniko pulls it as docker.io/library/nginx-debian
 USER_ID = 101
-EPOCH = 0  # every file's mtime in the layer: the layer depends on the packages, not on the day
+EPOCH = 0  # SOURCE_DATE_EPOCH and every file's mtime: the layer depends on the packages, not on the day
+HTML = "usr/share/nginx/html"
 
 NGINX_CONF = """\
 # nginx-debian base (kaniko-pipeline): unprivileged, like nginxinc/nginx-unprivileged.
@@ -78,9 +86,9 @@ server {
 }
 """
 
-# Left out of the layer: kernel filesystems, device nodes, package caches, logs of the bootstrap.
+# Left out of the layer: the contents of kernel filesystems, device nodes, package caches and lists.
 EXCLUDE_CONTENTS = ("dev", "proc", "sys", "run", "tmp", "var/cache/apt", "var/lib/apt/lists")
-EXCLUDE_FILES = ("debootstrap",)
+DROP = ("etc/nginx/sites-enabled/",)  # Debian's default site listens on 80: conf.d/default.conf replaces it
 
 
 @dataclass(frozen=True)
@@ -104,7 +112,9 @@ def recipe_key() -> str:
         "default.conf": DEFAULT_SERVER,
         "user": USER_ID,
         "arch": _architecture(),
-        "format": 1,
+        "variant": RECIPE.variant,
+        "tool": "mmdebstrap --mode=unshare",
+        "format": 2,
     }
     return hashlib.sha256(canonical_json(recipe)).hexdigest()[:16]
 
@@ -121,12 +131,11 @@ def ensure(cache_dir: Path, *, progress: Progress | None = None) -> BaseImage:
     root.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="build-", dir=root))
     try:
-        rootfs = work / "rootfs"
-        bootstrap(rootfs, progress=progress)
-        configure(rootfs)
+        rootfs_tar = work / "rootfs.tar"
+        bootstrap(RECIPE, rootfs_tar, epoch=EPOCH, progress=progress)
         progress.step("nginx base image: writing the layer and the OCI layout")
         staging = work / "layout"
-        write_layout(rootfs, staging)
+        write_layout(rootfs_tar, staging)
         if layout_dir.exists():
             shutil.rmtree(layout_dir)
         os.replace(staging, layout_dir)
@@ -148,75 +157,19 @@ def _cached(layout_dir: Path) -> BaseImage | None:
     return None if desc is None else BaseImage(layout_dir, desc)
 
 
-def bootstrap(rootfs: Path, *, progress: Progress | None = None) -> None:
-    """``debootstrap --variant=minbase --include=nginx-light`` into ``rootfs`` (about 30 s)."""
-    progress = progress or Silent()
-    program = require_program(
-        "debootstrap", "it makes the offline nginx base image from Debian packages", sbin=True
-    )
-    if os.geteuid() != 0:
-        raise ToolError(
-            "making the nginx base image needs root (debootstrap creates device nodes and chroots)",
-            hint="run this step once as root (it is cached), or pass --base-image with an nginx image you have",
-        )
-    progress.step(f"nginx base image: debootstrap {SUITE} with {' '.join(PACKAGES)} (about 30 s)")
-    argv = [program, "--variant=minbase", "--include=" + ",".join(PACKAGES), SUITE, str(rootfs)]
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    result = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        log = rootfs / "debootstrap" / "debootstrap.log"
-        tail = (result.stderr or result.stdout).strip().splitlines()[-6:]
-        raise ToolError(
-            f"debootstrap failed with status {result.returncode}: " + "\n".join(tail),
-            hint=f"check that the Debian package mirror is reachable; its log is {log}",
-        )
-
-
-def configure(rootfs: Path) -> None:
-    """Make Debian's nginx run unprivileged on port 8080, the way nginx-unprivileged does."""
-    nginx = rootfs / "etc" / "nginx"
-    if not (rootfs / "usr" / "sbin" / "nginx").exists():
-        raise ImageError(f"{rootfs} has no /usr/sbin/nginx: debootstrap did not install nginx-light")
-    (nginx / "nginx.conf").write_text(NGINX_CONF)
-    (nginx / "conf.d").mkdir(exist_ok=True)
-    (nginx / "conf.d" / "default.conf").write_text(DEFAULT_SERVER)
-    for site in (nginx / "sites-enabled").glob("*"):
-        site.unlink()
-    _add_line(rootfs / "etc" / "group", f"nginx:x:{USER_ID}:")
-    _add_line(
-        rootfs / "etc" / "passwd", f"nginx:x:{USER_ID}:{USER_ID}:nginx user:/nonexistent:/usr/sbin/nologin"
-    )
-    _add_line(rootfs / "etc" / "shadow", "nginx:!:19000::::::")
-    html = rootfs / "usr" / "share" / "nginx" / "html"
-    if not (html / "index.html").is_file():
-        raise ImageError(f"{html}/index.html (the nginx welcome page) is missing from the rootfs")
-    for path in (html, *html.rglob("*")):
-        os.chown(path, USER_ID, USER_ID, follow_symlinks=False)
-
-
-def _add_line(path: Path, line: str) -> None:
-    name = line.split(":", 1)[0] + ":"
-    text = path.read_text() if path.exists() else ""
-    if any(existing.startswith(name) for existing in text.splitlines()):
-        return
-    if text and not text.endswith("\n"):
-        text += "\n"
-    mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
-    path.write_text(text + line + "\n")
-    os.chmod(path, mode)
-
-
-def write_layout(rootfs: Path, layout_dir: Path) -> Descriptor:
-    """One gzip layer of ``rootfs``, an image config, a manifest, in a new OCI layout."""
+def write_layout(rootfs_tar: Path, layout_dir: Path) -> Descriptor:
+    """One gzip layer of the configured ``rootfs_tar``, an image config, a manifest, in a new OCI layout."""
     layout = Layout.create(layout_dir)
     with tempfile.TemporaryDirectory(dir=layout_dir) as tmp:
         layer_path = Path(tmp) / "layer.tar.gz"
-        diff_id = write_layer(rootfs, layer_path)
+        diff_id, versions = write_layer(rootfs_tar, layer_path)
         layer_digest, layer_size = layout.add_blob_file(layer_path)
     config = image_config(diff_id)
     config_bytes = canonical_json(config)
     config_desc = Descriptor(mediatype.OCI_CONFIG, layout.write_blob(config_bytes), len(config_bytes))
-    layer_desc = Descriptor(mediatype.OCI_LAYER_GZIP, layer_digest, layer_size)
+    layer_desc = Descriptor(
+        mediatype.OCI_LAYER_GZIP, layer_digest, layer_size, annotations=recipe_annotations(versions)
+    )
     manifest = Manifest(
         config=config_desc,
         layers=[layer_desc],
@@ -227,54 +180,133 @@ def write_layout(rootfs: Path, layout_dir: Path) -> Descriptor:
     return layout.set_ref(REF_NAME, desc)
 
 
-def write_layer(rootfs: Path, dest: Path) -> str:
-    """A deterministic tar of ``rootfs`` (sorted, fixed mtimes, numeric owners), gzip'd without a
-    timestamp. Returns the diff id (the digest of the uncompressed tar)."""
+def recipe_annotations(versions: dict[str, str]) -> dict[str, str]:
+    """The recipe, as the layer descriptor's annotations: suite, variant, packages, their versions, tool."""
+    return {
+        ANNOTATION + "suite": RECIPE.suite,
+        ANNOTATION + "variant": RECIPE.variant,
+        ANNOTATION + "packages": ",".join(RECIPE.packages),
+        ANNOTATION + "versions": ",".join(f"{name}={versions[name]}" for name in sorted(versions)),
+        ANNOTATION + "tool": "mmdebstrap --mode=unshare",
+    }
+
+
+def recipe(base: BaseImage) -> dict[str, str]:
+    """The recorded recipe of a base (its layer's annotations, without the prefix)."""
+    layout = Layout.open(base.layout)
+    manifest = layout.read_manifest(base.descriptor)
+    assert isinstance(manifest, Manifest)
+    notes = manifest.layers[0].annotations
+    return {key[len(ANNOTATION) :]: value for key, value in notes.items() if key.startswith(ANNOTATION)}
+
+
+def write_layer(rootfs_tar: Path, dest: Path) -> tuple[str, dict[str, str]]:
+    """Rewrite mmdebstrap's tar as the base's layer: sorted, fixed mtimes, numeric owners, no device
+    nodes, nginx configured (see :func:`overrides`), gzip'd without a timestamp. Returns the diff id (the
+    digest of the uncompressed tar) and the installed versions of the recipe's packages."""
     hasher = _HashingWriter()
-    with (
-        open(dest, "wb") as raw,
-        gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=3, mtime=0) as zipped,
-    ):
-        hasher.target = zipped
-        with tarfile.open(fileobj=hasher, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
-            for path in _walk(rootfs):
-                rel = path.relative_to(rootfs).as_posix()
-                info = tar.gettarinfo(str(path), arcname=rel)
-                if info.isdev() or info.type == tarfile.FIFOTYPE:
-                    continue
-                info.mtime = EPOCH
-                info.uname = info.gname = ""
-                info.pax_headers = {}
-                if info.isreg():
-                    with open(path, "rb") as handle:
-                        tar.addfile(info, handle)
-                else:
-                    tar.addfile(info)
-    return hasher.digest()
+    with tarfile.open(rootfs_tar, "r:") as source:
+        members = _members(source)
+        replaced = overrides(source, members)
+        versions = installed_versions(_read(source, members, "var/lib/dpkg/status").decode(), PACKAGES)
+        with (
+            open(dest, "wb") as raw,
+            gzip.GzipFile(filename="", fileobj=raw, mode="wb", compresslevel=3, mtime=0) as zipped,
+        ):
+            hasher.target = zipped
+            with tarfile.open(fileobj=hasher, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
+                for name in sorted(set(members) | set(replaced)):
+                    info = _entry(name, members.get(name), replaced.get(name))
+                    if name in replaced:
+                        tar.addfile(info, io.BytesIO(replaced[name]))
+                    elif info.isreg():
+                        tar.addfile(info, source.extractfile(members[name]))
+                    else:
+                        tar.addfile(info)
+    return hasher.digest(), versions
 
 
-def _walk(rootfs: Path) -> list[Path]:
-    out: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(rootfs):
-        here = Path(dirpath)
-        rel = here.relative_to(rootfs).as_posix()
-        dirnames.sort()
-        if rel in EXCLUDE_FILES:
-            dirnames[:] = []
+def _members(source: tarfile.TarFile) -> dict[str, tarfile.TarInfo]:
+    """The bootstrap tar's entries by clean name (no ``./``), without what the layer leaves out."""
+    out: dict[str, tarfile.TarInfo] = {}
+    for member in source.getmembers():
+        name = member.name.removeprefix("./").rstrip("/")
+        if not name or member.isdev() or member.type == tarfile.FIFOTYPE:
             continue
-        if rel != ".":
-            out.append(here)
-        if rel in EXCLUDE_CONTENTS:
-            dirnames[:] = []
+        if any(name.startswith(parent + "/") for parent in EXCLUDE_CONTENTS):
             continue
-        for name in sorted(filenames):
-            out.append(here / name)
-        # symlinks to directories are listed in dirnames but not followed by os.walk
-        for name in list(dirnames):
-            if (here / name).is_symlink():
-                out.append(here / name)
-                dirnames.remove(name)
+        if any(name.startswith(prefix) for prefix in DROP):
+            continue
+        out[name] = member
     return out
+
+
+def _read(source: tarfile.TarFile, members: dict[str, tarfile.TarInfo], name: str) -> bytes:
+    member = members.get(name)
+    handle = source.extractfile(member) if member is not None and member.isreg() else None
+    if handle is None:
+        raise ImageError(f"the Debian root filesystem has no /{name}: mmdebstrap's output is incomplete")
+    return handle.read()
+
+
+def overrides(source: tarfile.TarFile, members: dict[str, tarfile.TarInfo]) -> dict[str, bytes]:
+    """Files whose content the layer replaces: nginx's config, and the ``nginx`` user (uid/gid 101)."""
+    for required in ("usr/sbin/nginx", f"{HTML}/index.html"):
+        if required not in members:
+            raise ImageError(f"the Debian root filesystem has no /{required}: nginx-light was not installed")
+    out = {
+        "etc/nginx/nginx.conf": NGINX_CONF.encode(),
+        "etc/nginx/conf.d/default.conf": DEFAULT_SERVER.encode(),
+    }
+    lines = {
+        "etc/group": f"nginx:x:{USER_ID}:",
+        "etc/passwd": f"nginx:x:{USER_ID}:{USER_ID}:nginx user:/nonexistent:/usr/sbin/nologin",
+        "etc/shadow": "nginx:!:19000::::::",
+    }
+    for path, line in lines.items():
+        out[path] = _add_line(_read(source, members, path).decode(), line).encode()
+    return out
+
+
+def _add_line(text: str, line: str) -> str:
+    name = line.split(":", 1)[0] + ":"
+    if any(existing.startswith(name) for existing in text.splitlines()):
+        return text
+    if text and not text.endswith("\n"):
+        text += "\n"
+    return text + line + "\n"
+
+
+def _entry(name: str, member: tarfile.TarInfo | None, content: bytes | None) -> tarfile.TarInfo:
+    info = copy.copy(member) if member is not None else tarfile.TarInfo(name)
+    info.name = name
+    if member is None:
+        info.mode, info.uid, info.gid = 0o644, 0, 0
+    if content is not None:
+        info.type, info.size = tarfile.REGTYPE, len(content)
+    if info.islnk():
+        info.linkname = info.linkname.removeprefix("./")
+    if name == HTML or name.startswith(HTML + "/"):
+        info.uid = info.gid = USER_ID
+    info.mtime = EPOCH
+    info.uname = info.gname = ""
+    info.pax_headers = {}
+    return info
+
+
+def installed_versions(status: str, packages: tuple[str, ...]) -> dict[str, str]:
+    """The versions of ``packages`` that dpkg's status file says are installed."""
+    found: dict[str, str] = {}
+    for paragraph in status.split("\n\n"):
+        fields = dict(
+            line.split(": ", 1) for line in paragraph.splitlines() if ": " in line and not line[0].isspace()
+        )
+        if fields.get("Package") in packages and fields.get("Status", "").endswith(" installed"):
+            found[fields["Package"]] = fields.get("Version", "")
+    missing = [name for name in packages if name not in found]
+    if missing:
+        raise ImageError(f"the Debian root filesystem does not have {', '.join(missing)} installed")
+    return found
 
 
 class _HashingWriter:

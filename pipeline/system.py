@@ -21,6 +21,7 @@ REQUIREMENTS: tuple[tuple[str, str], ...] = (
     ("podman", "podman"),
     ("runc", "runc"),
     ("newuidmap", "uidmap"),
+    ("newgidmap", "uidmap"),
     ("slirp4netns", "slirp4netns"),
     ("fuse-overlayfs", "fuse-overlayfs"),
     ("docker-registry", "docker-registry"),
@@ -28,7 +29,7 @@ REQUIREMENTS: tuple[tuple[str, str], ...] = (
     ("htpasswd", "apache2-utils"),
     ("node", "nodejs"),
     ("npm", "npm"),
-    ("debootstrap", "debootstrap"),
+    ("mmdebstrap", "mmdebstrap"),  # the nginx base, made without root (pipeline/mmdebstrap.py)
     ("update-ca-certificates", "ca-certificates"),
     ("busybox", "busybox-static"),  # the fixture busybox image of the build tests
 )

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline import tooloutput
 from pipeline.errors import CompileError, ToolError
 
 _GO_LINE = re.compile(r"^go\s+(\d+(?:\.\d+){0,2})\s*$", re.MULTILINE)
@@ -114,8 +115,9 @@ def probe(go: Path, origin: str) -> Toolchain:
         raise ToolError(f"cannot run the Go toolchain {go}: {exc}") from exc
     lines = result.stdout.split()
     if result.returncode != 0 or len(lines) != 2:
-        detail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise ToolError(f"`{go} env` failed (status {result.returncode}): {detail[0]}")
+        raise ToolError(
+            tooloutput.failure(f"`{go} env`", "go", result.returncode, result.stderr or result.stdout)
+        )
     return Toolchain(go=go, goroot=Path(lines[1]), version=lines[0], origin=origin)
 
 

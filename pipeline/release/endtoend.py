@@ -47,6 +47,7 @@ class E2EResult:
             "ok": self.report.ok,
             "executor": self.report.executor,
             "image": self.report.image,
+            "base": self.report.base,
             "stages": self.report.stage_seconds(),
             "seconds": round(sum(self.report.stage_seconds().values()), 2),
             "variants": self.variants,
@@ -63,6 +64,8 @@ def e2e(
     keep: bool = False,
     busybox: str | None = None,
     platforms: Sequence[str] | None = None,
+    base_image: str | None = None,
+    registry_mirror: str | None = None,
     progress: Progress | None = None,
 ) -> E2EResult:
     """`invoke test-e2e`: the release on embedded defaults against a fresh local registry in a temporary
@@ -94,13 +97,14 @@ def e2e(
         prefix=registry.host,
         platforms=tuple(platforms or (native_platform(),)),
         trust_config=None,
+        registry_mirror=registry_mirror or settings.registry_mirror,
         env={k: v for k, v in settings.env.items() if k != "SIGSTORE_ID_TOKEN"},
     )
     report: Report | None = None
     try:
         report = run(
             e2e_settings,
-            Options(busybox=busybox, report_dir=settings.cache_dir / "runs" / "e2e"),
+            Options(busybox=busybox, base_image=base_image, report_dir=settings.cache_dir / "runs" / "e2e"),
             progress=progress,
         )
     finally:
@@ -123,7 +127,7 @@ def e2e(
             shutil.rmtree(state, ignore_errors=True)
     assert report is not None
     if "debug" in report.variants:
-        note = f"debug built with busybox from {busybox or settings.registry_mirror}"
+        note = f"debug built with busybox from {busybox or e2e_settings.registry_mirror}"
     else:
         note = " ".join(report.notes) or "debug not built: not in pipeline.variants"
     return E2EResult(report, registry.host, keep, report.variants, note)

@@ -46,6 +46,7 @@ class Report:
     images: dict[str, dict[str, Any]] = field(default_factory=dict)
     signature: dict[str, Any] = field(default_factory=dict)
     image: str | None = None  # the nginx image build-image pushed, REF@DIGEST
+    base: dict[str, Any] | None = None  # the nginx image's base: its name, and the recipe when Debian-made
     smoke: dict[str, Any] | None = None
     attestations: list[dict[str, Any]] = field(default_factory=list)  # attached this run
     plan: dict[str, Any] | None = None
@@ -100,6 +101,7 @@ class Report:
             "executor": self.executor,
             "signature": self.signature,
             "image": self.image,
+            "base": self.base,
             "smoke": self.smoke,
             "attestations": self.attestations,
             "plan": self.plan,
@@ -134,6 +136,11 @@ class Report:
             lines.append(f"- bytes uploaded: {self.bytes_uploaded}")
         if self.image:
             lines.append(f"- test image: `{self.image}`")
+        if self.base:
+            recipe = ", ".join(f"{k} {v}" for k, v in self.base.items() if k not in ("image", "digest"))
+            lines.append(
+                f"- test image base: `{self.base.get('image')}`" + (f" ({recipe})" if recipe else "")
+            )
         if self.error:
             lines += ["", "**Error:**", "", "```", self.error, "```"]
         if self.images:

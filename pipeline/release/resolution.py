@@ -53,6 +53,8 @@ def remote_tags(url: str, *, timeout: float = LS_REMOTE_TIMEOUT) -> dict[str, st
 
 def _ls_remote(url: str, access: dict[str, str], timeout: float) -> dict[str, str]:
     """``git ls-remote --tags`` of ``url`` (no user info: ``access`` carries the credentials)."""
+    from pipeline.fork import safe_env, upload_pack
+
     target = url
     git = shutil.which("git")
     if git is None:
@@ -65,9 +67,15 @@ def _ls_remote(url: str, access: dict[str, str], timeout: float) -> dict[str, st
         f"http.lowSpeedTime={max(1, int(timeout))}",
         "ls-remote",
         "--tags",
+        *([f"--upload-pack={upload_pack(target)}"] if upload_pack(target) else []),
         target,
     ]
-    env = {**os.environ, **access, "GIT_SSH_COMMAND": f"ssh -o ConnectTimeout={max(1, int(timeout))}"}
+    env = {
+        **os.environ,
+        **access,
+        **safe_env(target),
+        "GIT_SSH_COMMAND": f"ssh -o ConnectTimeout={max(1, int(timeout))}",
+    }
     try:
         result = subprocess.run(
             argv, capture_output=True, text=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL

@@ -356,7 +356,10 @@ def _release(
             pushed = nginxbase.publish(base, client, _registry_of(prefix))
             base_image = nginxbase.docker_hub_name(pushed.digest)
             mirror = _registry_of(prefix)
+            report.base = {"image": base_image, "digest": pushed.digest, **nginxbase.recipe(base)}
             stage.detail = f"{base_image} through the mirror {mirror}"
+    elif base_image:
+        report.base = {"image": base_image}
 
     executor = published.get("executor")
     if executor is None:

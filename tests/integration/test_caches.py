@@ -22,6 +22,7 @@ from pipeline.oci.layout import Layout
 from pipeline.signing import npm
 from tests.conftest import require_tool
 from tests.support import fixture_fork
+from tests.support.debian import bootstrap_tar
 from tests.support.gitrepos import UpstreamRepo
 from tests.support.sigstore import SIGSTORE_JS
 
@@ -80,9 +81,7 @@ def test_node_packages_cold_then_cached(tmp_path: Path) -> None:
 
 def test_nginx_base_layout_is_described_as_the_cache_reads_it(tmp_path: Path) -> None:
     """write_layout() returns the descriptor exactly as a later cache hit reads it from index.json."""
-    rootfs = tmp_path / "rootfs"
-    (rootfs / "etc").mkdir(parents=True)
-    (rootfs / "etc" / "hostname").write_text("nginx\n")
+    rootfs = bootstrap_tar(tmp_path / "rootfs.tar")
     written = nginxbase.write_layout(rootfs, tmp_path / "layout")
     read_back = Layout.open(tmp_path / "layout").ref(nginxbase.REF_NAME)
     assert written == read_back

@@ -199,6 +199,9 @@ def test_unreachable_url(tmp_path: Path, patches: Path, cache_dir: Path) -> None
             cache_dir=cache_dir,
         )
     assert "could not clone the fork from http://127.0.0.1:9/kaniko.git" in str(info.value)
+    assert "git exit status 128" in str(info.value)
+    # git's own words, not only its exit status
+    assert "Failed to connect to 127.0.0.1 port 9" in str(info.value)
     assert "KANIKO_FORK_URL" in str(info.value)
     assert not any((cache_dir / "forks").glob("kaniko-*/")), "no half-made clone is left in the cache"
 
@@ -215,13 +218,14 @@ def test_missing_local_path(tmp_path: Path, patches: Path, cache_dir: Path) -> N
 
 def test_local_directory_that_is_not_a_repository(tmp_path: Path, patches: Path, cache_dir: Path) -> None:
     (tmp_path / "plain").mkdir()
-    with pytest.raises(ForkError, match="could not clone the fork"):
+    with pytest.raises(ForkError, match="could not clone the fork") as info:
         fork.checkout(
             ref="latest",
             pin=pin.Pin(str(tmp_path / "plain"), "v1", "0" * 40),
             patches_dir=patches,
             cache_dir=cache_dir,
         )
+    assert "fatal: repository" in str(info.value) and "does not exist" in str(info.value)
 
 
 def test_file_url_and_bare_mirror(

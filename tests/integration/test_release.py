@@ -187,6 +187,10 @@ def test_first_run_releases_a_second_is_up_to_date_and_force_republishes_nothing
     for stage in names:
         assert f"| {stage} | ok |" in markdown
     assert "| welcome-page | pass |" in markdown and localsigstore.LOCAL_IDENTITY in markdown
+    # the Debian-made base and its recipe, in both reports
+    assert first.base is not None and first.base["digest"] in first.base["image"]
+    assert (first.base["suite"], first.base["packages"]) == ("bookworm", "nginx-light")
+    assert data["base"]["versions"].startswith("nginx-light=") and "suite bookworm" in markdown
 
     build_record = record.read(settings.record_file)["build"]
     layout_index = (Path(build_record["layout"]) / "index.json").stat().st_mtime_ns

@@ -41,7 +41,7 @@ def podman(tmp_path_factory: pytest.TempPathFactory) -> Podman:
 
 @pytest.fixture(scope="session")
 def nginx_base() -> nginxbase.BaseImage:
-    require_tool("debootstrap", "the nginx base image is made from Debian packages")
+    require_tool("mmdebstrap", "the nginx base image is made from Debian packages")
     return nginxbase.ensure(shared_test_cache())
 
 

@@ -1,0 +1,280 @@
+"""Rootless first: what an ordinary user runs gives what root's run gives.
+
+- the same release, run as root and as an ordinary user (rootless podman, mmdebstrap in unshare mode),
+  publishes the same image digests and makes the same nginx base;
+- `invoke setup --user NAME` gives a user without subuid/subgid ranges its ranges, and says so;
+- a clone from a repository the user cannot read shows git's own "Permission denied";
+- `invoke test-e2e` takes --base-image and --registry-mirror, and passes them to kaniko.
+
+The root-and-user tests need root and the user .ci/run creates (KANIKO_PIPELINE_ROOTLESS_USER).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import secrets
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline import nginxbase
+from pipeline.container import Podman
+from pipeline.registry.client import Client
+from pipeline.registry.credentials import Credentials
+from pipeline.registry.local import LocalRegistry
+from tests.conftest import require_tool
+from tests.support import fakeexecutor, fixture_fork
+from tests.support.rootless import clean_env, give, rootless_user, run_as, shared_dir
+from tests.support.sigstore import node_cache, seed_cache  # noqa: F401 - fixture
+
+pytestmark = pytest.mark.slow
+
+
+@dataclass
+class Fork:
+    path: Path
+    fork_dir: Path  # holds pin.json
+    busybox: Path
+
+
+@pytest.fixture(scope="module")
+def fork() -> Iterator[Fork]:
+    """The fixture fork (its executor is the fake executor), in a directory every user can read."""
+    require_tool("go", "the release compiles the fixture fork")
+    require_tool("git", "the fixture fork is a git repository")
+    with shared_dir("kp-rootless-fork-") as root:
+        busybox = root / "busybox"
+        digest = fixture_fork.make_busybox_layout(busybox, platforms=("linux/amd64",))
+        path = root / "fork"
+        fixture_fork.make_fork(path, digest)
+        shutil.copyfile(fakeexecutor.SOURCE / "main.go", path / "cmd" / "executor" / "main.go")
+        fixture_fork.commit_all(path, "the fake executor as cmd/executor")
+        subprocess.run(
+            ["git", "-C", str(path), "tag", "-f", fixture_fork.TAG], check=True, capture_output=True
+        )
+        commit = fixture_fork.checkout_of(path).commit
+        fork_dir = root / "pin"
+        fork_dir.mkdir()
+        (fork_dir / "pin.json").write_text(
+            json.dumps({"url": str(path), "tag": fixture_fork.TAG, "commit": commit})
+        )
+        for dirpath, dirnames, filenames in os.walk(root):
+            for name in [*dirnames, *filenames]:
+                target = Path(dirpath) / name
+                if not target.is_symlink():
+                    os.chmod(target, os.stat(target).st_mode | 0o444 | (0o111 if target.is_dir() else 0))
+        yield Fork(path, fork_dir, busybox)
+
+
+def _pipeline_env(cache: Path, home: Path, fork: Fork, prefix: str) -> dict[str, str]:
+    return clean_env(
+        home,
+        {
+            "INVOKE_PIPELINE_CACHE_DIR": str(cache),
+            "INVOKE_PIPELINE_FORK_DIR": str(fork.fork_dir),
+            "INVOKE_PIPELINE_PLATFORMS": "linux/amd64",
+            "INVOKE_PIPELINE_VARIANTS": "executor,debug,slim,warmer",
+            "INVOKE_PIPELINE_PREFIX": prefix,
+        },
+    )
+
+
+def _release_as(
+    user: pwd.struct_passwd | None, work: Path, fork: Fork, prefix: str, smoke_image: str, node: Path
+) -> dict[str, Any]:
+    """One release of the fixture fork to ``prefix``, run in its own process as ``user`` (None: root)."""
+    cache, home = work / "cache", work / "home"
+    for path in (cache, home):
+        path.mkdir()
+    seed_cache(node, cache)
+    for link in (cache / "node").iterdir():  # a copy the user can read, not links into root's temp dir
+        target = link.resolve()
+        link.unlink()
+        shutil.copytree(target, link, symlinks=True)
+    if user is not None:
+        give(work, user)
+    spec = {
+        "settings": {
+            "cache_dir": str(cache),
+            "fork_dir": str(fork.fork_dir),
+            "fork_url": str(fork.path),
+            "prefix": prefix,
+            "platforms": "linux/amd64",
+            "variants": "executor,debug,slim,warmer",
+        },
+        "busybox": str(fork.busybox),
+        "smoke_image": smoke_image,
+        "report_dir": str(work / "reports"),
+    }
+    env = clean_env(home)
+    result = run_as(user, [sys.executable, "-m", "tests.support.run_release", json.dumps(spec)], env)
+    lines = result.stdout.strip().splitlines()
+    assert result.returncode == 0 and lines, (
+        f"release as {user.pw_name if user else 'root'}: {result.stdout[-2000:]}\n{result.stderr[-3000:]}"
+    )
+    report: dict[str, Any] = json.loads(lines[-1])
+    return report
+
+
+def test_rootful_and_rootless_releases_give_the_same_digests(
+    fork: Fork,
+    registry: LocalRegistry,
+    nginx_image: str,
+    podman: Podman,
+    node_cache: Path,  # noqa: F811
+) -> None:
+    user = rootless_user()
+    require_tool("mmdebstrap", "the rootless run makes its own nginx base without root")
+    smoke_image = f"{registry.host}/test/nginx:smoke"
+    podman.command(
+        ["push", "--tls-verify=false", nginx_image, f"docker://{smoke_image}"], what="pushing the smoke image"
+    )
+    with shared_dir("kp-rootful-") as rootful_work, shared_dir("kp-rootless-", owner=user) as rootless_work:
+        rootful = _release_as(None, rootful_work, fork, f"{registry.host}/rootful", smoke_image, node_cache)
+        rootless = _release_as(
+            user, rootless_work, fork, f"{registry.host}/rootless", smoke_image, node_cache
+        )
+
+    assert rootful["status"] == rootless["status"] == "released"
+    digests = {variant: image["digest"] for variant, image in rootful["images"].items()}
+    assert sorted(digests) == ["debug", "executor", "slim", "warmer"]
+    assert {variant: image["digest"] for variant, image in rootless["images"].items()} == digests
+    # the nginx base: made by mmdebstrap as root, and again without root, to the same digest and recipe
+    assert rootful["base"] == rootless["base"]
+    assert rootless["base"]["tool"] == "mmdebstrap --mode=unshare"
+    # kaniko ran rootless in the user's run, and pushed the same test image
+    assert rootful["image"].split("@")[1] == rootless["image"].split("@")[1]
+    assert [s["status"] for s in rootless["stages"] if s["name"] in ("build-image", "smoke")] == ["ok", "ok"]
+
+
+def _doctor(name: str, task: str = "doctor") -> tuple[int, dict[str, Any]]:
+    env = clean_env(Path(pwd.getpwnam("root").pw_dir))
+    result = run_as(None, [sys.executable, "-m", "invoke", task, "--user", name, "--json"], env, timeout=300)
+    assert result.stdout.strip(), result.stderr
+    return result.returncode, json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_setup_gives_a_user_without_subuid_ranges_its_ranges_and_says_so() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("`invoke setup --user NAME` changes /etc/subuid: it needs root (.ci/run's root run)")
+    require_tool("podman", "the doctor checks podman's storage for the user")
+    name = f"kp-nosub-{secrets.token_hex(3)}"
+    subprocess.run(
+        ["useradd", "--create-home", "-K", "SUB_UID_COUNT=0", "-K", "SUB_GID_COUNT=0", name], check=True
+    )
+    try:
+        code, before = _doctor(name)
+        assert code == 1 and not before["ok"] and before["rootless"]
+        failed = {check["name"]: check for check in before["checks"] if not check["ok"]}
+        assert set(failed) >= {"subuid", "subgid"}
+        assert failed["subuid"]["detail"].startswith(f"no range for {name} in /etc/subuid")
+        assert failed["subuid"]["fix"].startswith("usermod --add-subuids ")
+
+        code, after = _doctor(name, "setup")
+        assert code == 0, after
+        assert after["ok"] and all(check["ok"] for check in after["checks"])
+        changed = " | ".join(after["changed"])
+        assert f"gave {name} subuid range" in changed and f"gave {name} subgid range" in changed
+        lines = [line for line in Path("/etc/subuid").read_text().splitlines() if line.startswith(name + ":")]
+        assert len(lines) == 1 and lines[0].endswith(":65536")
+        code, again = _doctor(name, "setup")
+        assert code == 0 and again["changed"] == []  # nothing left to fix: nothing changed
+    finally:
+        subprocess.run(["userdel", "--remove", name], check=False, capture_output=True)
+
+
+def _mirror(root: Path) -> Path:
+    """A bare repository with one tagged commit in one pack, readable by everyone."""
+    repo = root / "fork.git"
+    subprocess.run(["git", "init", "--quiet", "--bare", str(repo)], check=True)
+    work = root / "work"
+    subprocess.run(["git", "init", "--quiet", str(work)], check=True)
+    (work / "README").write_text("fork\n")
+    (work / "go.mod").write_text("module example.com/fork\n\ngo 1.22\n")
+    git = ["git", "-C", str(work), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "--quiet", "-m", "one"], check=True)
+    subprocess.run([*git, "tag", "v1.0.0"], check=True)
+    subprocess.run([*git, "push", "--quiet", str(repo), "HEAD:refs/heads/main", "v1.0.0"], check=True)
+    subprocess.run(["git", "-C", str(repo), "repack", "-a", "-d", "--quiet"], check=True)
+    subprocess.run(["chmod", "-R", "a+rX", str(root)], check=True)
+    return repo
+
+
+def _fork_as(user: pwd.struct_passwd | None, repo: Path) -> subprocess.CompletedProcess[str]:
+    with shared_dir("kp-clone-", owner=user) as home:
+        env = clean_env(home, {"INVOKE_PIPELINE_CACHE_DIR": str(home / "cache")})
+        argv = [sys.executable, "-m", "invoke", "fork", "--url", str(repo), "--ref", "v1.0.0"]
+        return run_as(user, argv, env, timeout=120)
+
+
+def test_a_clone_the_user_cannot_read_shows_gits_permission_denied() -> None:
+    """As root the clone runs as the ordinary user; as an ordinary user, as ourselves."""
+    user = rootless_user() if os.geteuid() == 0 else None
+    with shared_dir("kp-unreadable-") as root:
+        repo = _mirror(root)
+        for pack in (repo / "objects" / "pack").glob("*.pack"):
+            os.chmod(pack, 0o600 if user is not None else 0)  # root's own, or nobody's
+        result = _fork_as(user, repo)
+    assert result.returncode == 1, result.stderr
+    # copying fails, and so does reading the borrowed objects: either way git's own words are shown
+    assert f"could not clone the fork from {repo}" in result.stderr or (
+        f"could not fetch the fork from {repo}" in result.stderr
+    )
+    assert "Permission denied" in result.stderr  # git's own words, not only its exit status
+    assert "Traceback" not in result.stderr
+
+
+def test_a_mirror_root_made_with_files_only_root_reads_still_clones() -> None:
+    """A partial clone's .promisor is 0600: git cannot copy it, so the fork borrows the mirror's objects."""
+    user = rootless_user()
+    with shared_dir("kp-mirror-") as root:
+        repo = _mirror(root)
+        for pack in (repo / "objects" / "pack").glob("*.pack"):
+            promisor = pack.with_suffix(".promisor")
+            promisor.write_text("")
+            os.chmod(promisor, 0o600)
+        result = _fork_as(user, repo)
+    assert result.returncode == 0, result.stderr
+    assert "borrowing its objects (git clone --shared)" in result.stderr
+    assert result.stdout.startswith("v1.0.0 (")
+
+
+def test_test_e2e_takes_base_image_and_registry_mirror(
+    fork: Fork,
+    registry: LocalRegistry,
+    nginx_base: nginxbase.BaseImage,
+    node_cache: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """The fake executor reports its argv: kaniko got the base and the mirror given, and the release made no
+    base of its own. (The fake pushes a trivial image, so smoke then fails: that is checked too.)"""
+    with Client(credentials=Credentials.anonymous()) as client:
+        pushed = nginxbase.publish(nginx_base, client, registry.host)
+    base = nginxbase.docker_hub_name(pushed.digest)
+    # as whoever runs the suite: .ci/run runs it as root and as its ordinary user
+    with shared_dir("kp-e2e-") as work:
+        cache, home = work / "cache", work / "home"
+        home.mkdir()
+        seed_cache(node_cache, cache)
+        env = _pipeline_env(cache, home, fork, "")
+        argv = [sys.executable, "-m", "invoke", "test-e2e", "--fork-url", str(fork.path), "--busybox"]
+        argv += [str(fork.busybox), "--base-image", base, "--registry-mirror", registry.host, "--json"]
+        result = run_as(None, argv, env)
+    assert result.returncode == 1, result.stderr[-3000:]
+    reports = fakeexecutor.reports(result.stderr)
+    assert reports, result.stderr[-3000:]
+    kaniko_argv = reports[-1]["argv"]
+    assert f"--build-arg=BASE_IMAGE={base}" in kaniko_argv
+    assert f"--registry-mirror={registry.host}" in kaniko_argv
+    assert reports[-1]["mirror_status"] == 200  # the fake reached the mirror from inside the container
+    assert "== nginx-base" not in result.stderr  # given a base, the release makes none
+    assert "== smoke" in result.stderr and "error:" in result.stderr
