@@ -77,3 +77,13 @@ def test_the_test_workflow_runs_the_readme_test_command_and_the_linters() -> Non
     assert all(job["runs-on"].startswith("ubuntu-") for job in workflow["jobs"].values())
     lint = scripts["lint"].splitlines()
     assert "ruff check ." in lint and "mypy" in lint
+
+
+def test_readme_links_only_to_files_in_the_repository() -> None:
+    links = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", _readme())
+    local = [link for link in links if "://" not in link]
+    assert local, "README links to the docs"
+    for link in local:
+        target = (PROJECT_ROOT / link).resolve()
+        assert target.is_relative_to(PROJECT_ROOT), f"{link} points outside the repository"
+        assert target.exists(), f"{link} does not exist"
