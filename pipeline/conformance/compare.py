@@ -1,0 +1,148 @@
+"""Compare the image kaniko built with the one the reference builder (buildah) built from the same case.
+
+Every path's type, mode, owner, size, content hash and link target, and the config's Env, Entrypoint,
+Cmd, User, WorkingDir, ExposedPorts, Volumes and Labels. Timestamps are never compared. A difference
+fails the case unless it is on :data:`KNOWN`, the short list of known kaniko-vs-buildah differences,
+each with its reason; those are reported as known, never hidden.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from pipeline.conformance.snapshot import CONFIG_KEYS, PathEntry, Snapshot
+
+FIELDS = ("type", "mode", "uid", "gid", "size", "sha256", "target")
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One way the two images differ. ``where`` is a path or ``config.KEY``."""
+
+    where: str
+    field: str  # a PathEntry field, "presence", or the config key
+    kaniko: str
+    reference: str
+
+    def text(self) -> str:
+        return f"{self.where}: {self.field} kaniko={self.kaniko} buildah={self.reference}"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"where": self.where, "field": self.field, "kaniko": self.kaniko, "reference": self.reference}
+
+
+@dataclass(frozen=True)
+class KnownDifference:
+    name: str
+    reason: str
+    matches: Callable[[Difference], bool]
+
+
+def _only_in_reference(pattern: str) -> Callable[[Difference], bool]:
+    regex = re.compile(pattern)
+    return lambda d: d.field == "presence" and d.kaniko == "absent" and bool(regex.fullmatch(d.where))
+
+
+def _label_only_in_reference(label: str) -> Callable[[Difference], bool]:
+    def match(d: Difference) -> bool:
+        return d.where == "config.Labels" and d.field == f"label {label}" and d.kaniko == "absent"
+
+    return match
+
+
+# The documented list (README "Conformance"): each entry says why the difference is not a kaniko bug.
+KNOWN: tuple[KnownDifference, ...] = (
+    KnownDifference(
+        "buildah-version-label",
+        "buildah stamps every image it builds with the label io.buildah.version; kaniko adds no label",
+        _label_only_in_reference("io.buildah.version"),
+    ),
+    KnownDifference(
+        "run-mountpoints",
+        "buildah leaves the mount points of a RUN container (/dev, /proc, /sys, /run, /etc/hosts, "
+        "/etc/resolv.conf, /etc/hostname, /run/.containerenv) in the layer when the base lacks them; "
+        "kaniko runs RUN in its own root and never snapshots them",
+        _only_in_reference(r"/(dev|proc|sys|run)(/.*)?|/etc|/etc/(hosts|hostname|resolv\.conf)"),
+    ),
+)
+
+
+def diff(kaniko: Snapshot, reference: Snapshot) -> list[Difference]:
+    """Every difference, paths in sorted order, then the config."""
+    out: list[Difference] = []
+    for path in sorted(set(kaniko.files) | set(reference.files)):
+        mine, theirs = kaniko.files.get(path), reference.files.get(path)
+        if mine is None or theirs is None:
+            out.append(
+                Difference(
+                    path,
+                    "presence",
+                    mine.describe() if mine else "absent",
+                    theirs.describe() if theirs else "absent",
+                )
+            )
+            continue
+        out += _entry_differences(path, mine, theirs)
+    for key in CONFIG_KEYS:
+        out += _config_differences(key, kaniko.config.get(key), reference.config.get(key))
+    return out
+
+
+def _entry_differences(path: str, mine: PathEntry, theirs: PathEntry) -> list[Difference]:
+    found = []
+    for name in FIELDS:
+        a, b = getattr(mine, name), getattr(theirs, name)
+        if name == "size" and mine.type == "dir":
+            continue
+        if a != b:
+            show = (lambda v: f"{v:04o}") if name == "mode" else str
+            found.append(Difference(path, name, show(a), show(b)))
+    return found
+
+
+def _config_differences(key: str, mine: object, theirs: object) -> list[Difference]:
+    if mine == theirs:
+        return []
+    if key == "Labels" and isinstance(mine, dict) and isinstance(theirs, dict):
+        return [
+            Difference(
+                "config.Labels",
+                f"label {name}",
+                str(mine.get(name, "absent")),
+                str(theirs.get(name, "absent")),
+            )
+            for name in sorted(set(mine) | set(theirs))
+            if mine.get(name) != theirs.get(name)
+        ]
+    return [Difference(f"config.{key}", key, str(mine), str(theirs))]
+
+
+def known_reason(difference: Difference, known: Sequence[KnownDifference] = KNOWN) -> str | None:
+    for entry in known:
+        if entry.matches(difference):
+            return entry.name
+    return None
+
+
+@dataclass(frozen=True)
+class Comparison:
+    unexpected: list[Difference]
+    known: dict[str, int]  # known difference name -> how many times it applied
+
+    @property
+    def same(self) -> bool:
+        return not self.unexpected
+
+
+def compare(kaniko: Snapshot, reference: Snapshot, known: Sequence[KnownDifference] = KNOWN) -> Comparison:
+    unexpected: list[Difference] = []
+    applied: dict[str, int] = {}
+    for difference in diff(kaniko, reference):
+        name = known_reason(difference, known)
+        if name is None:
+            unexpected.append(difference)
+        else:
+            applied[name] = applied.get(name, 0) + 1
+    return Comparison(unexpected, applied)
