@@ -31,6 +31,7 @@ from pipeline.registry.reference import Reference
 from pipeline.system import require_program
 
 EPOCH = 1700000000
+FORMAT = 2  # bump when the stand-ins change shape, so cached ones are made again
 PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 BUSYBOX_TAGS = ("latest", "musl", "1.36", "1.37")
 DEBIAN_TAGS = ("12.10", "12", "bookworm", "bookworm-slim", "latest")
@@ -58,6 +59,9 @@ def _platform_config(diff_id: str, cmd: list[str]) -> bytes:
             "created": "1970-01-01T00:00:00Z",
             "config": {"Env": [PATH_ENV], "Cmd": cmd},
             "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+            # One history entry per layer, as every Docker Hub image has: kaniko's --reproducible
+            # (go-containerregistry's mutate.Time) panics on a base whose history is shorter than its layers.
+            "history": [{"created": "1970-01-01T00:00:00Z", "created_by": "kaniko-pipeline stand-in base"}],
         }
     )
 
@@ -76,7 +80,7 @@ def busybox(cache_dir: Path) -> Base:
     )
     binary = program.resolve()
     key = hashlib.sha256(binary.read_bytes()).hexdigest()[:16]
-    root = Path(cache_dir) / "conformance" / "bases" / f"busybox-{key}"
+    root = Path(cache_dir) / "conformance" / "bases" / f"busybox-{key}-v{FORMAT}"
     if not (root / "index.json").is_file():
         applets = subprocess.run(
             [str(binary), "--list"], capture_output=True, text=True, check=True
@@ -117,7 +121,7 @@ def debian(cache_dir: Path, progress: Progress | None = None) -> Base:
     assert isinstance(manifest, Manifest)
     layer = manifest.layers[0]
     diff_id = json.loads(src_layout.read_blob(manifest.config.digest))["rootfs"]["diff_ids"][0]
-    root = Path(cache_dir) / "conformance" / "bases" / f"debian-{layer.digest[7:23]}"
+    root = Path(cache_dir) / "conformance" / "bases" / f"debian-{layer.digest[7:23]}-v{FORMAT}"
     if not (root / "index.json").is_file():
         staging = root.with_name(root.name + ".tmp")
         shutil.rmtree(staging, ignore_errors=True)

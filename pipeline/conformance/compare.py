@@ -33,23 +33,46 @@ class Difference:
         return {"where": self.where, "field": self.field, "kaniko": self.kaniko, "reference": self.reference}
 
 
+# Whether a difference is the known one; it sees both images (kaniko's first) for context.
+Matcher = Callable[[Difference, Snapshot, Snapshot], bool]
+
+
 @dataclass(frozen=True)
 class KnownDifference:
     name: str
     reason: str
-    matches: Callable[[Difference], bool]
+    matches: Matcher
 
 
-def _only_in_reference(pattern: str) -> Callable[[Difference], bool]:
+def _only_in_reference(pattern: str) -> Matcher:
     regex = re.compile(pattern)
-    return lambda d: d.field == "presence" and d.kaniko == "absent" and bool(regex.fullmatch(d.where))
+    return lambda d, k, r: d.field == "presence" and d.kaniko == "absent" and bool(regex.fullmatch(d.where))
 
 
-def _label_only_in_reference(label: str) -> Callable[[Difference], bool]:
-    def match(d: Difference) -> bool:
+def _label_only_in_reference(label: str) -> Matcher:
+    def match(d: Difference, kaniko: Snapshot, reference: Snapshot) -> bool:
         return d.where == "config.Labels" and d.field == f"label {label}" and d.kaniko == "absent"
 
     return match
+
+
+def _is_under(path: str, roots: list[str]) -> bool:
+    return any(root == path or root.startswith(path.rstrip("/") + "/") for root in roots)
+
+
+def _volume_directory(d: Difference, kaniko: Snapshot, reference: Snapshot) -> bool:
+    """A directory only kaniko has, that is a VOLUME or leads to one."""
+    if d.field != "presence" or d.reference != "absent" or not d.kaniko.startswith("dir "):
+        return False
+    return _is_under(d.where, list(kaniko.config.get("Volumes") or []))
+
+
+def _workdir_parent_owner(d: Difference, kaniko: Snapshot, reference: Snapshot) -> bool:
+    """The owner of a parent directory that WORKDIR created for a non-root USER."""
+    workdir = str(kaniko.config.get("WorkingDir") or "")
+    if d.field not in ("uid", "gid") or d.kaniko != "0" or not workdir or d.where == workdir:
+        return False
+    return workdir.startswith(d.where.rstrip("/") + "/")
 
 
 # The documented list (README "Conformance"): each entry says why the difference is not a kaniko bug.
@@ -64,7 +87,19 @@ KNOWN: tuple[KnownDifference, ...] = (
         "buildah leaves the mount points of a RUN container (/dev, /proc, /sys, /run, /etc/hosts, "
         "/etc/resolv.conf, /etc/hostname, /run/.containerenv) in the layer when the base lacks them; "
         "kaniko runs RUN in its own root and never snapshots them",
-        _only_in_reference(r"/(dev|proc|sys|run)(/.*)?|/etc|/etc/(hosts|hostname|resolv\.conf)"),
+        _only_in_reference(r"/(dev|proc|sys|run)(/.*)?|/etc/(hosts|hostname|resolv\.conf)"),
+    ),
+    KnownDifference(
+        "volume-directories",
+        "kaniko creates each VOLUME path (and its parents) as a directory in the image, as Docker's "
+        "classic builder did; buildah records the volume in the config only",
+        _volume_directory,
+    ),
+    KnownDifference(
+        "workdir-parent-owner",
+        "WORKDIR after a non-root USER: both builders give the working directory to that user, but "
+        "buildah also gives it the parent directories WORKDIR had to create, kaniko leaves them to root",
+        _workdir_parent_owner,
     ),
 )
 
@@ -119,9 +154,11 @@ def _config_differences(key: str, mine: object, theirs: object) -> list[Differen
     return [Difference(f"config.{key}", key, str(mine), str(theirs))]
 
 
-def known_reason(difference: Difference, known: Sequence[KnownDifference] = KNOWN) -> str | None:
+def known_reason(
+    difference: Difference, kaniko: Snapshot, reference: Snapshot, known: Sequence[KnownDifference] = KNOWN
+) -> str | None:
     for entry in known:
-        if entry.matches(difference):
+        if entry.matches(difference, kaniko, reference):
             return entry.name
     return None
 
@@ -140,7 +177,7 @@ def compare(kaniko: Snapshot, reference: Snapshot, known: Sequence[KnownDifferen
     unexpected: list[Difference] = []
     applied: dict[str, int] = {}
     for difference in diff(kaniko, reference):
-        name = known_reason(difference, known)
+        name = known_reason(difference, kaniko, reference, known)
         if name is None:
             unexpected.append(difference)
         else:

@@ -69,7 +69,7 @@ def normalize_config(config: Mapping[str, Any]) -> dict[str, Any]:
     for key in CONFIG_KEYS:
         value = config.get(key)
         if key in ("ExposedPorts", "Volumes"):
-            out[key] = sorted((value or {}).keys())
+            out[key] = sorted(value or ())  # a map's keys (or a list of them, as a check gives it)
         elif key == "Labels":
             out[key] = dict(sorted((value or {}).items()))
         elif key in ("Entrypoint", "Cmd", "Env"):

@@ -4,7 +4,7 @@
   push, print the digest), as a GitLab CI job with ``entrypoint: [""]`` runs it;
 - warmer: fills a cache directory with a base image; the executor then builds a case with
   ``--cache-dir`` and kaniko's output shows the base came from that cache;
-- the three credential helpers in the image run (``version``).
+- the three credential helpers in the image run (version or help).
 
 All under the kaniko README's profile.
 """
@@ -22,7 +22,12 @@ from pipeline.conformance.cases import Case
 from pipeline.conformance.result import CaseResult
 from pipeline.container import Mount
 
-HELPERS = ("docker-credential-gcr", "docker-credential-ecr-login", "docker-credential-acr-env")
+# Each helper's own way to say what it is, and a word its answer must hold.
+HELPERS = {
+    "docker-credential-gcr": ("version", "Docker credential helper"),
+    "docker-credential-ecr-login": ("-v", "amazon-ecr-credential-helper"),
+    "docker-credential-acr-env": ("--help", "Azure Container Registry"),
+}
 LOCAL_CACHE_LINE = re.compile(r"Found sha256:[0-9a-f]{64} in local cache")
 _DIGEST = re.compile(r"^DIGEST=(sha256:[0-9a-f]{64})$", re.M)
 
@@ -141,9 +146,9 @@ def prove_helpers(images: Mapping[str, Kaniko]) -> list[CaseResult]:
             continue
         started = time.monotonic()
         failures: list[str] = []
-        for helper in HELPERS:
-            run = image.command([f"/kaniko/{helper}", "version"])
-            if run.returncode != 0:
-                failures.append(f"/kaniko/{helper} version exited {run.returncode}: {' '.join(run.tail(2))}")
+        for helper, (flag, word) in HELPERS.items():
+            run = image.command([f"/kaniko/{helper}", flag])
+            if run.returncode != 0 or word not in run.log:
+                failures.append(f"/kaniko/{helper} {flag} exited {run.returncode}: {' '.join(run.tail(2))}")
         results.append(_result("credential-helpers", variant, started, "; ".join(failures)))
     return results

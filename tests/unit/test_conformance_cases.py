@@ -18,7 +18,7 @@ ISSUE_COVERAGE = {
     "workdir": ["WORKDIR /a/b/c", "WORKDIR relative/d"],
     "add-tar": ["ADD archive.tar", "ADD plain.txt"],
     "copy-chown-chmod": ["--chown=1000:1000", "--chmod=0640"],
-    "links-whiteouts": ["ln -s", "ln /d/file", "rm /d/sub/doomed", '> /replace/me'],
+    "links-whiteouts": ["ln -s", "ln /d/file", "rm /d/sub/doomed", "> /replace/me"],
     "image-config": ["LABEL", "EXPOSE", "VOLUME", "USER", "ENTRYPOINT", "CMD"],
     "run-as-user": ["USER 1000:1000\nRUN"],
 }

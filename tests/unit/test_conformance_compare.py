@@ -103,7 +103,9 @@ def test_the_comparison_names_each_field_that_differs_and_ignores_timestamps(tmp
     ]
     kaniko = snapshot.read_archive(_archive(tmp_path / "k.tar", [_layer(files)], {"Cmd": ["a"]}))
     same = snapshot.read_archive(
-        _archive(tmp_path / "s.tar", [_layer([(n, k, {**f, "mtime": 5}) for n, k, f in files])], {"Cmd": ["a"]})
+        _archive(
+            tmp_path / "s.tar", [_layer([(n, k, {**f, "mtime": 5}) for n, k, f in files])], {"Cmd": ["a"]}
+        )
     )
     assert compare.diff(kaniko, same) == []
     buildah = snapshot.read_archive(
@@ -126,7 +128,9 @@ def test_the_comparison_names_each_field_that_differs_and_ignores_timestamps(tmp
     result = compare.compare(kaniko, buildah)
     # buildah's own label is a known difference; the other label, and everything else, is not
     assert result.known == {"buildah-version-label": 1}
-    assert {(d.where, d.field) for d in result.unexpected} == found - {("config.Labels", "label io.buildah.version")}
+    assert {(d.where, d.field) for d in result.unexpected} == found - {
+        ("config.Labels", "label io.buildah.version")
+    }
     assert not result.same
 
 
