@@ -350,6 +350,43 @@ def build_image(
 
 
 @task(
+    help={
+        "executor": "test this executor image, REF@sha256:... (default: every variant publish recorded)",
+        "variants": "comma-separated variants to test (executor, debug, slim, warmer; default: all published)",
+        "cases": "a directory of case directories (a Dockerfile each, optional case.json); default: the suite",
+        "reference": "buildah (compare every image with buildah's) or none",
+        "quick": "only the quick subset of the cases",
+        "json": "print one JSON object on stdout",
+    },
+)
+@_guarded
+def conformance(
+    c: Context,
+    executor: str = "",
+    variants: str = "",
+    cases: str = "",
+    reference: str = "buildah",
+    quick: bool = False,
+    json: bool = False,
+) -> None:
+    """Prove the executor images on real builds (the conformance suite), each compared with buildah's."""
+    from pipeline.conformance import stage
+
+    result = stage.run(
+        _settings(c),
+        executor=executor,
+        variant_names=[v.strip() for v in variants.split(",") if v.strip()],
+        cases_dir=cases,
+        quick=quick,
+        reference=reference,
+        progress=Progress(),
+    )
+    _emit(result.to_dict(), json, lambda r: result.text())
+    if not result.ok:
+        raise Exit(f"error: conformance failed: {result.summary()}", code=1)
+
+
+@task(
     name="nginx-base",
     help={
         "push_to": "also push it to this registry (host:port), as library/nginx-debian, for kaniko's mirror",
@@ -666,6 +703,7 @@ def _quote(arg: str) -> str:
 ns = Collection(
     fork, build, setup, test, publish, sign, verify, smoke, build_image, nginx_base, render, release, test_e2e
 )
+ns.add_task(conformance)
 registry_ns = Collection("registry")
 registry_ns.add_task(registry_up, name="up")
 registry_ns.add_task(registry_down, name="down")
