@@ -573,6 +573,7 @@ def render(
         "force": "rebuild and republish even when the release is up to date",
         "dry_run": "print the plan (what would be built, set or moved, what is there) and change nothing",
         "report_dir": "where the JSON and Markdown reports go (default: <cache>/runs)",
+        "conformance": "the conformance stage before smoke: full (default), quick or off",
         "json": "print one JSON object on stdout",
     }
 )
@@ -594,9 +595,10 @@ def release(
     force: bool = False,
     dry_run: bool = False,
     report_dir: str = "",
+    conformance: str = "full",
     json: bool = False,
 ) -> None:
-    """Release: fork, build, publish, sign, verify, build-image, smoke, then move the rolling tags."""
+    """Release: fork, build, publish, sign, verify, build-image, conformance, smoke, then the rolling tags."""
     from pathlib import Path
 
     from pipeline import release as release_stage
@@ -622,10 +624,17 @@ def release(
             force=force,
             dry_run=dry_run,
             report_dir=Path(report_dir).expanduser() if report_dir else None,
+            conformance=_conformance_mode(conformance),
         ),
         progress=Progress(),
     )
     _emit(report.to_dict(), json, lambda r: _release_text(report))
+
+
+def _conformance_mode(mode: str) -> str:
+    from pipeline.conformance.stage import check_mode
+
+    return check_mode(mode)
 
 
 def _release_text(report: Any) -> str:
@@ -657,6 +666,7 @@ def _release_text(report: Any) -> str:
         "busybox": "busybox for debug (an OCI layout directory or an image reference); without it (or a "
         "registry mirror) debug is not built",
         "platforms": "comma-separated platforms (default: this machine's)",
+        "conformance": "the conformance stage: quick (default), full or off",
         "json": "print one JSON object on stdout",
     },
 )
@@ -667,6 +677,7 @@ def test_e2e(
     keep: bool = False,
     busybox: str = "",
     platforms: str = "",
+    conformance: str = "quick",
     json: bool = False,
 ) -> None:
     """The whole release on one machine: fresh local registry, local Sigstore, real fork, kaniko, smoke."""
@@ -679,6 +690,7 @@ def test_e2e(
         keep=keep,
         busybox=busybox or None,
         platforms=config.parse_platforms(platforms) if platforms else None,
+        conformance=_conformance_mode(conformance),
         progress=Progress(),
     )
     _emit(

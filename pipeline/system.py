@@ -31,6 +31,7 @@ REQUIREMENTS: tuple[tuple[str, str], ...] = (
     ("debootstrap", "debootstrap"),
     ("update-ca-certificates", "ca-certificates"),
     ("busybox", "busybox-static"),  # the fixture busybox image of the build tests
+    ("buildah", "buildah"),  # the conformance stage's reference builder
 )
 
 

@@ -25,7 +25,7 @@ from pipeline.conformance.builders import Buildah, Kaniko
 from pipeline.conformance.cases import Case
 from pipeline.conformance.result import CaseResult, ConformanceResult
 from pipeline.conformance.run import Context, run_cases
-from pipeline.errors import RecordError, ToolError, UsageError
+from pipeline.errors import ConformanceError, RecordError, ToolError, UsageError
 from pipeline.progress import Progress, Silent
 from pipeline.registry.reference import Reference
 
@@ -230,3 +230,50 @@ def run(
     result = execute(the_plan, podman=podman, cache_dir=settings.cache_dir, progress=progress)
     record.save(settings.record_file, "conformance", result.to_dict())
     return result
+
+
+MODES = ("full", "quick", "off")
+
+
+def check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise UsageError(f"--conformance {mode!r} is not known", hint="use --conformance full, quick or off")
+    return mode
+
+
+def for_release(
+    settings: Settings,
+    published: Mapping[str, str],
+    *,
+    mode: str,
+    progress: Progress | None = None,
+) -> ConformanceResult:
+    """The release's conformance stage: every published variant (``published``: variant -> REF@DIGEST)
+    on the suite (``mode`` full or quick); raises ConformanceError when it fails, so rolling tags stay."""
+    from pipeline.container import Podman
+
+    if mode not in MODES or mode == "off":
+        raise UsageError(
+            f"conformance mode {mode!r} cannot run", hint="use full or quick (off skips the stage)"
+        )
+    executors = parse_executors("", [v for v in VARIANTS if v in published], published)
+    the_plan = plan(executors=executors, cases_dir=None, quick=mode == "quick", reference="buildah")
+    result = execute(
+        the_plan,
+        podman=Podman(settings.cache_dir, progress=progress),
+        cache_dir=settings.cache_dir,
+        progress=progress,
+    )
+    record.save(settings.record_file, "conformance", result.to_dict())
+    return result
+
+
+def raise_for_failure(result: ConformanceResult) -> None:
+    if result.ok:
+        return
+    first = result.failed()[:3]
+    raise ConformanceError(
+        f"the conformance suite failed: {result.summary()}; first: "
+        + "; ".join(f"{c.variant} {c.name}: {c.reason.splitlines()[0] if c.reason else ''}" for c in first),
+        hint="see the conformance section of the release report; rolling tags were not moved",
+    )

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from pipeline.config import Settings
 
 
-SHARED_CACHES = ("forks", "go-build", "binaries", "layers", "nginx-base", "node")
+SHARED_CACHES = ("forks", "go-build", "binaries", "layers", "nginx-base", "node", "conformance")
 
 
 def native_platform() -> str:
@@ -62,6 +62,7 @@ def e2e(
     keep: bool = False,
     busybox: str | None = None,
     platforms: Sequence[str] | None = None,
+    conformance: str = "quick",
     progress: Progress | None = None,
 ) -> E2EResult:
     """`invoke test-e2e`: the release on embedded defaults against a fresh local registry in a temporary
@@ -99,7 +100,7 @@ def e2e(
     try:
         report = run(
             e2e_settings,
-            Options(busybox=busybox, report_dir=settings.cache_dir / "runs" / "e2e"),
+            Options(busybox=busybox, report_dir=settings.cache_dir / "runs" / "e2e", conformance=conformance),
             progress=progress,
         )
     finally:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import record
+from pipeline.conformance.result import ConformanceResult, matrix_table
 
 
 @dataclass
@@ -45,6 +46,7 @@ class Report:
     signature: dict[str, Any] = field(default_factory=dict)
     image: str | None = None  # the nginx image build-image pushed, REF@DIGEST
     smoke: dict[str, Any] | None = None
+    conformance: ConformanceResult | None = None  # per case and variant (pipeline/conformance)
     plan: dict[str, Any] | None = None
     stages: list[Stage] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -86,6 +88,7 @@ class Report:
             "signature": self.signature,
             "image": self.image,
             "smoke": self.smoke,
+            "conformance": self.conformance.to_dict() if self.conformance else None,
             "plan": self.plan,
             "stages": [stage.to_dict() for stage in self.stages],
             "seconds": round(sum(stage.seconds for stage in self.stages), 2),
@@ -132,6 +135,9 @@ class Report:
             for check in self.smoke.get("checks", []):
                 detail = str(check["detail"]).replace("\n", " ").replace("|", "\\|")
                 lines.append(f"| {check['name']} | {'pass' if check['ok'] else 'FAIL'} | {detail} |")
+        if self.conformance:
+            lines += ["", f"### Conformance: {self.conformance.summary()}", ""]
+            lines += [matrix_table(self.conformance.matrix)]
         if self.plan:
             lines += ["", "### Plan", "", "```", plan_text(self.plan), "```"]
         for note in self.notes:

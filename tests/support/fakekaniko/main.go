@@ -2,7 +2,8 @@
 // the container (its arguments, capabilities, no-new-privileges, which mounts are read-only, the Docker
 // config it was given) as one JSON line on stderr, and pushes a tiny real image to --destination with
 // the credentials from /kaniko/.docker/config.json, writing the pushed digest to --digest-file.
-// --build-arg=FAKE_MODE=fail|nodigest|baddigest makes it misbehave on purpose.
+// --build-arg=FAKE_MODE=fail|nodigest|baddigest makes it misbehave on purpose. With --tar-path it builds
+// the smallest Dockerfiles for real instead (tarball.go), for the conformance tests.
 package main
 
 import (
@@ -216,7 +217,18 @@ func main() {
 		resp.Body.Close()
 	}
 	exit := 0
-	if mode == "fail" {
+	if tarPath, ok := flags["tar-path"]; ok {
+		// a real (if tiny) build: see tarball.go
+		context := strings.TrimPrefix(flags["context"], "dir://")
+		if digest, err := buildTarball(flags["dockerfile"], context, tarPath, dest, mode); err != nil {
+			rep.Error = "build: " + err.Error()
+			fmt.Fprintf(os.Stderr, "error building image: %s\n", err)
+			exit = 1
+		} else if err := os.WriteFile(flags["digest-file"], []byte(digest), 0o644); err != nil {
+			rep.Error = "digest file: " + err.Error()
+			exit = 1
+		}
+	} else if mode == "fail" {
 		rep.Error = "failing on purpose"
 		exit = 3
 	} else if digest, err := push(reg, repo, tag); err != nil {
