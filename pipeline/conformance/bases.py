@@ -33,7 +33,7 @@ from pipeline.system import require_program
 EPOCH = 1700000000
 FORMAT = 2  # bump when the stand-ins change shape, so cached ones are made again
 PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-BUSYBOX_TAGS = ("latest", "musl", "1.36", "1.37")
+BUSYBOX_TAGS = ("latest", "musl", "1.31", "1.36", "1.37")
 DEBIAN_TAGS = ("12.10", "12", "bookworm", "bookworm-slim", "latest")
 
 

@@ -9,6 +9,7 @@ optional ``case.json``::
       "quick": true,                          # in the quick subset (invoke test-e2e's default)
       "reference": true,                      # compare with buildah (false: checks only)
       "skip": "",                             # a reason to skip the case (reported, never dropped)
+      "ignore": {"/date": "RUN date"},        # paths not compared with buildah, each with its reason
       "checks": [                             # what the built image must hold, whatever buildah does
         {"path": "/app/a.txt", "type": "file", "content": "hello\\n", "mode": "0640", "owner": "1000:1000"},
         {"path": "/link", "type": "symlink", "target": "a.txt"},
@@ -51,7 +52,18 @@ RUNNER_FLAGS = (
     "--cache-dir",
 )
 CHECK_KEYS = {"path", "type", "content", "mode", "owner", "target", "absent", "config", "equals", "log"}
-CASE_KEYS = {"args", "build_args", "target", "kind", "quick", "reference", "skip", "checks", "description"}
+CASE_KEYS = {
+    "args",
+    "build_args",
+    "target",
+    "kind",
+    "quick",
+    "reference",
+    "skip",
+    "checks",
+    "description",
+    "ignore",
+}
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
 
@@ -85,6 +97,9 @@ class Case:
     skip: str = ""
     checks: tuple[Check, ...] = ()
     description: str = ""
+    variants: tuple[str, ...] = ()  # the variants that build it (empty: every building variant)
+    ignore: Mapping[str, str] = field(default_factory=dict)  # path -> why its content differs run to run
+    gating: bool = True  # a failure fails the stage (the fork's own Dockerfiles are reported only)
 
 
 def _bad(where: Path, what: str) -> UsageError:
@@ -188,6 +203,11 @@ def load_case(directory: Path) -> Case:
     kind = raw.get("kind", "build")
     if kind not in KINDS:
         raise _bad(spec_file, f'"kind" is {kind!r}; it must be one of {", ".join(KINDS)}')
+    ignore = raw.get("ignore", {})
+    if not isinstance(ignore, dict) or not all(
+        isinstance(k, str) and k.startswith("/") and isinstance(v, str) and v for k, v in ignore.items()
+    ):
+        raise _bad(spec_file, '"ignore" must map absolute paths to the reason each is not compared')
     checks = raw.get("checks", [])
     if not isinstance(checks, list):
         raise _bad(spec_file, '"checks" must be a list')
@@ -203,6 +223,7 @@ def load_case(directory: Path) -> Case:
         skip=raw.get("skip", ""),
         checks=tuple(_check(spec_file, n, c) for n, c in enumerate(checks)),
         description=raw.get("description", ""),
+        ignore=dict(ignore),
     )
 
 

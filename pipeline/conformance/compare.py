@@ -8,8 +8,9 @@ each with its reason; those are reported as known, never hidden.
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from pipeline.conformance.snapshot import CONFIG_KEYS, PathEntry, Snapshot
@@ -61,10 +62,54 @@ def _is_under(path: str, roots: list[str]) -> bool:
 
 
 def _volume_directory(d: Difference, kaniko: Snapshot, reference: Snapshot) -> bool:
-    """A directory only kaniko has, that is a VOLUME or leads to one."""
-    if d.field != "presence" or d.reference != "absent" or not d.kaniko.startswith("dir "):
+    """A directory only one image has, that is a VOLUME or leads to one."""
+    if d.field != "presence" or not (d.kaniko.startswith("dir ") or d.reference.startswith("dir ")):
         return False
     return _is_under(d.where, list(kaniko.config.get("Volumes") or []))
+
+
+def _lists(d: Difference) -> tuple[list[str], list[str]] | None:
+    import ast
+
+    try:
+        mine, theirs = ast.literal_eval(d.kaniko), ast.literal_eval(d.reference)
+    except (ValueError, SyntaxError):
+        return None
+    if isinstance(mine, list) and isinstance(theirs, list):
+        return [str(v) for v in mine], [str(v) for v in theirs]
+    return None
+
+
+def _env_order(d: Difference, kaniko: Snapshot, reference: Snapshot) -> bool:
+    found = _lists(d) if d.where == "config.Env" else None
+    return found is not None and sorted(found[0]) == sorted(found[1]) and found[0] != found[1]
+
+
+def _json_with_trailing_comment(d: Difference, kaniko: Snapshot, reference: Snapshot) -> bool:
+    found = _lists(d) if d.where in ("config.Entrypoint", "config.Cmd") else None
+    if found is None or len(found[0]) != 3 or found[0][:2] != ["/bin/sh", "-c"]:
+        return False
+    text = found[0][2]
+    if not text.startswith("[") or "]" not in text:
+        return False
+    head, tail = text[: text.index("]") + 1], text[text.index("]") + 1 :]
+    try:
+        return bool(json.loads(head) == found[1] and tail.strip().startswith("#"))
+    except ValueError:
+        return False
+
+
+def _expose_two_protocols(d: Difference, kaniko: Snapshot, reference: Snapshot) -> bool:
+    found = _lists(d) if d.where == "config.ExposedPorts" else None
+    if found is None or not set(found[1]) < set(found[0]):
+        return False
+    ports = {p.split("/")[0] for p in found[1]}
+    return all(p.split("/")[0] in ports for p in set(found[0]) - set(found[1]))
+
+
+def _gid_of_uid_without_group(d: Difference, kaniko: Snapshot, reference: Snapshot) -> bool:
+    entry = kaniko.files.get(d.where)
+    return d.field == "gid" and d.reference == "0" and entry is not None and str(entry.uid) == d.kaniko
 
 
 def _workdir_parent_owner(d: Difference, kaniko: Snapshot, reference: Snapshot) -> bool:
@@ -91,9 +136,34 @@ KNOWN: tuple[KnownDifference, ...] = (
     ),
     KnownDifference(
         "volume-directories",
-        "kaniko creates each VOLUME path (and its parents) as a directory in the image, as Docker's "
-        "classic builder did; buildah records the volume in the config only",
+        "whether a VOLUME path exists as a directory in the image: kaniko creates it (and its parents) "
+        "when it takes its next snapshot, buildah when it runs a later RUN or commits after one; both "
+        "record the volume in the config",
         _volume_directory,
+    ),
+    KnownDifference(
+        "env-order",
+        "ENV redefining an inherited variable (PATH): the same variables and values, but buildah moves the "
+        "variable to the end, kaniko (like Docker) keeps it in place",
+        _env_order,
+    ),
+    KnownDifference(
+        "json-form-trailing-comment",
+        'ENTRYPOINT ["x"] # comment: the text is not a JSON array, so kaniko (like Docker\'s parser) '
+        "takes the shell form; buildah 1.28 drops the comment and takes the JSON form",
+        _json_with_trailing_comment,
+    ),
+    KnownDifference(
+        "expose-two-protocols",
+        "EXPOSE 83/udp then EXPOSE 83/tcp: kaniko (like Docker) exposes both; buildah 1.28 keeps one "
+        "protocol per port number",
+        _expose_two_protocols,
+    ),
+    KnownDifference(
+        "gid-of-uid-without-group",
+        "USER with a numeric UID, no group and no /etc/passwd entry: kaniko runs RUN with GID = UID, "
+        "buildah (like runc's default for an unknown user) with GID 0, so files RUN creates differ in group",
+        _gid_of_uid_without_group,
     ),
     KnownDifference(
         "workdir-parent-owner",
@@ -173,10 +243,19 @@ class Comparison:
         return not self.unexpected
 
 
-def compare(kaniko: Snapshot, reference: Snapshot, known: Sequence[KnownDifference] = KNOWN) -> Comparison:
+def compare(
+    kaniko: Snapshot,
+    reference: Snapshot,
+    known: Sequence[KnownDifference] = KNOWN,
+    ignore: Mapping[str, str] | None = None,
+) -> Comparison:
+    """``ignore``: paths the case itself says differ run to run (counted as ``ignored:PATH``)."""
     unexpected: list[Difference] = []
     applied: dict[str, int] = {}
     for difference in diff(kaniko, reference):
+        if ignore and difference.where in ignore:
+            applied[f"ignored:{difference.where}"] = applied.get(f"ignored:{difference.where}", 0) + 1
+            continue
         name = known_reason(difference, kaniko, reference, known)
         if name is None:
             unexpected.append(difference)

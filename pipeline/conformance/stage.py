@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from pipeline import record
 from pipeline.conformance import bases as standin
 from pipeline.conformance import cases as case_files
-from pipeline.conformance import matrix, variants
+from pipeline.conformance import forkcases, matrix, variants
 from pipeline.conformance.builders import Buildah, Kaniko
 from pipeline.conformance.cases import Case
 from pipeline.conformance.result import CaseResult, ConformanceResult
@@ -90,6 +90,7 @@ def plan(
     cases_dir: Path | None,
     quick: bool,
     reference: str,
+    fork_checkout: Path | None = None,
 ) -> Plan:
     """Everything checked before anything runs: a bad input is a UsageError (exit 2)."""
     if reference not in REFERENCES:
@@ -102,7 +103,9 @@ def plan(
             hint="run `invoke setup` (Debian package buildah), or pass --reference none to skip the comparison",
         )
     loaded = case_files.load(cases_dir, quick=quick)
-    needs_debian = any(_uses_debian(case) for case in loaded)
+    if fork_checkout is not None and not quick:
+        loaded += forkcases.load(fork_checkout)
+    needs_debian = any(_uses_debian(case) for case in loaded if not case.skip)
     return Plan(executors=executors, cases=loaded, reference=reference, needs_debian=needs_debian)
 
 

@@ -140,3 +140,76 @@ def test_a_tarball_that_is_not_an_image_is_a_clear_error(tmp_path: Path) -> None
         tar.addfile(tarfile.TarInfo("nothing"), io.BytesIO(b""))
     with pytest.raises(ImageError, match="no manifest.json"):
         snapshot.read_archive(path)
+
+
+def _image(config: dict[str, Any], files: dict[str, snapshot.PathEntry] | None = None) -> snapshot.Snapshot:
+    return snapshot.Snapshot(files=files or {}, config=snapshot.normalize_config(config))
+
+
+@pytest.mark.parametrize(
+    ("kaniko", "buildah", "name"),
+    [
+        ({"Env": ["PATH=x", "A=1"]}, {"Env": ["A=1", "PATH=x"]}, "env-order"),
+        (
+            {"Entrypoint": ["/bin/sh", "-c", '["run"] # a comment']},
+            {"Entrypoint": ["run"]},
+            "json-form-trailing-comment",
+        ),
+        (
+            {"ExposedPorts": {"83/udp": {}, "83/tcp": {}}},
+            {"ExposedPorts": {"83/udp": {}}},
+            "expose-two-protocols",
+        ),
+    ],
+)
+def test_each_known_config_difference_matches_only_its_own_shape(
+    kaniko: dict[str, Any], buildah: dict[str, Any], name: str
+) -> None:
+    result = compare.compare(_image(kaniko), _image(buildah))
+    assert result.same and result.known == {name: 1}
+
+
+@pytest.mark.parametrize(
+    ("kaniko", "buildah"),
+    [
+        ({"Env": ["PATH=x", "A=1"]}, {"Env": ["A=2", "PATH=x"]}),  # a value differs, not only the order
+        ({"Entrypoint": ["/bin/sh", "-c", '["run"]']}, {"Entrypoint": ["run"]}),  # no comment: a real bug
+        ({"ExposedPorts": {"84/tcp": {}, "83/udp": {}}}, {"ExposedPorts": {"83/udp": {}}}),  # another port
+    ],
+)
+def test_a_difference_that_only_looks_like_a_known_one_still_fails(
+    kaniko: dict[str, Any], buildah: dict[str, Any]
+) -> None:
+    result = compare.compare(_image(kaniko), _image(buildah))
+    assert not result.same and result.known == {}
+
+
+def test_file_differences_known_only_in_context_and_paths_a_case_ignores() -> None:
+    entry = snapshot.PathEntry
+    kaniko = _image(
+        {"Volumes": {"/data/v": {}}, "WorkingDir": "/home/app"},
+        {
+            "/data": entry("dir", 0o755, 0, 0),
+            "/data/v": entry("dir", 0o755, 0, 0),
+            "/home": entry("dir", 0o755, 0, 0),
+            "/tmp/f": entry("file", 0o644, 1001, 1001, 1, "a"),
+            "/date": entry("file", 0o644, 0, 0, 1, "b"),
+            "/other": entry("dir", 0o755, 0, 0),
+        },
+    )
+    buildah = _image(
+        {"Volumes": {"/data/v": {}}, "WorkingDir": "/home/app"},
+        {
+            "/home": entry("dir", 0o755, 1000, 1000),
+            "/tmp/f": entry("file", 0o644, 1001, 0, 1, "a"),
+            "/date": entry("file", 0o644, 0, 0, 1, "c"),
+        },
+    )
+    result = compare.compare(kaniko, buildah, ignore={"/date": "the time of the build"})
+    assert result.known == {
+        "volume-directories": 2,
+        "workdir-parent-owner": 2,
+        "gid-of-uid-without-group": 1,
+        "ignored:/date": 1,
+    }
+    assert [d.text() for d in result.unexpected] == ["/other: presence kaniko=dir 0755 0:0 buildah=absent"]
