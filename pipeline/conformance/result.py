@@ -82,7 +82,7 @@ class ConformanceResult:
         lines = [f"conformance of {self.executor} (reference: {self.reference})"]
         for case in self.cases:
             extra = f" (needs {'+'.join(case.needs)})" if case.needs else ""
-            extra += "" if case.gating else " [reported only]"
+            extra += " [reported only]" if case.status == "failed" and not case.gating else ""
             lines.append(f"  {case.status:7} {case.variant:8} {case.name}{extra}  {case.seconds:.1f} s")
             if case.status == "skipped":
                 lines.append(f"          {case.reason}")

@@ -91,7 +91,7 @@ def test_cases_pass_fail_and_skip_for_what_the_executor_really_built(
     assert run.status == "failed"
     # kaniko's (here the fixture's) own last lines say why; no extra capability helped
     assert "fakekaniko builds FROM scratch only, not FROM busybox" in run.reason
-    assert result.matrix["needs-run"] == "fails even with SETUID+SETGID+SETFCAP"
+    assert result.matrix["needs-run"] == "fails (no extra capability on the list helps)"
     assert result.matrix["copy"] == "README profile"
 
     assert (
