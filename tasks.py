@@ -13,17 +13,23 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from invoke import Collection, Context, Exit, task
+import invoke
+from invoke import Collection, Context, Exit
 
 from pipeline import config, record
 from pipeline.errors import PipelineError
 from pipeline.progress import Progress
 
+# No automatic short flags: Invoke derives them from letters of the option names (-o for --force,
+# -f for --fork-url, and `--` for --report-dir once the letters run out), which misleads more than it helps.
+task = functools.partial(invoke.task, auto_shortflags=False)
+
 
 def _settings(c: Context, **overrides: Any) -> config.Settings:
     values = {key: c.config.pipeline[key] for key in c.config.pipeline}
-    values.update({key: value for key, value in overrides.items() if value is not None})
-    return config.Settings.load(values)
+    given = {key: value for key, value in overrides.items() if value is not None}
+    values.update(given)
+    return config.Settings.load(values, command_line=frozenset(given))
 
 
 def _emit(result: dict[str, Any], as_json: bool, human: Callable[[dict[str, Any]], str]) -> None:
@@ -146,7 +152,7 @@ def build(
     pinned_url = pinfile.load(settings.pin_file).url if settings.pin_file.is_file() else None
     result = build_stage.build(
         checkout,
-        out=Path(out).expanduser().resolve() if out else settings.cache_dir / "build" / "layout",
+        out=Path(out).expanduser().resolve() if out else settings.build_layout,
         cache_dir=settings.cache_dir,
         platforms=settings.platforms,
         variants=settings.variants,
@@ -641,10 +647,13 @@ def _release_text(report: Any) -> str:
     if report.status == "dry run":
         from pipeline.release import plan_text
 
-        return (
-            "dry run (nothing changed):\n"
-            + plan_text(report.plan)
-            + f"\nreport: {report.files.get('markdown')}"
+        return "\n".join(
+            [
+                "dry run (nothing changed):",
+                plan_text(report.plan),
+                *[f"note: {note}" for note in report.notes],
+                f"report: {report.files.get('markdown')}",
+            ]
         )
     lines = [f"{report.tag}: {report.status} at {report.prefix}"]
     lines += [
@@ -654,6 +663,7 @@ def _release_text(report: Any) -> str:
     if report.images:
         lines.append(f"  bytes uploaded: {report.bytes_uploaded}")
     lines += [f"  {s.name}: {s.status} {s.seconds:.1f} s" for s in report.stages]
+    lines += [f"note: {note}" for note in report.notes]  # e.g. a variant left out, and why
     lines.append(f"report: {report.files.get('markdown')}")
     return "\n".join(lines)
 
@@ -689,7 +699,9 @@ def test_e2e(
         fork_url=fork_url or None,
         keep=keep,
         busybox=busybox or None,
-        platforms=config.parse_platforms(platforms) if platforms else None,
+        platforms=config.parse_platforms(platforms, label=config.option_label("platforms", True))
+        if platforms
+        else None,
         conformance=_conformance_mode(conformance),
         progress=Progress(),
     )

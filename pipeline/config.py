@@ -47,23 +47,31 @@ def default_cache_dir(env: Mapping[str, str]) -> Path:
     return Path(base) / "kaniko-pipeline"
 
 
-def _split_list(name: str, value: Any) -> tuple[str, ...]:
+def option_label(name: str, from_command_line: bool = False) -> str:
+    """How an error names a setting: the option the user typed, with the config key in brackets
+    (``--platforms [pipeline.platforms]``), or the config key alone when it came from the config."""
+    key = f"pipeline.{name}"
+    return f"--{name.replace('_', '-')} [{key}]" if from_command_line else key
+
+
+def _split_list(name: str, value: Any, label: str | None = None) -> tuple[str, ...]:
+    label = label or option_label(name)
     if isinstance(value, str):
         items = [part.strip() for part in value.split(",")]
     elif isinstance(value, list | tuple):
         items = [str(part).strip() for part in value]
     else:
         raise ConfigError(
-            f"configuration value pipeline.{name} must be a comma-separated list, not {value!r}",
+            f"{label} must be a comma-separated list, not {value!r}",
             hint=f"set it in invoke.yaml or INVOKE_PIPELINE_{name.upper()}, e.g. 'a,b'",
         )
     items = [item for item in items if item]
     if not items:
-        raise ConfigError(f"configuration value pipeline.{name} is empty", hint="name at least one item")
+        raise ConfigError(f"{label} is empty", hint="name at least one item")
     return tuple(dict.fromkeys(items))
 
 
-def _as_bool(name: str, value: Any) -> bool:
+def _as_bool(name: str, value: Any, label: str | None = None) -> bool:
     if isinstance(value, bool):
         return value
     text = str(value).strip().lower()
@@ -72,7 +80,7 @@ def _as_bool(name: str, value: Any) -> bool:
     if text in ("0", "false", "no", "off", ""):
         return False
     raise ConfigError(
-        f"configuration value pipeline.{name} must be true or false, not {value!r}",
+        f"{label or option_label(name)} must be true or false, not {value!r}",
         hint=f"set pipeline.{name} (or INVOKE_PIPELINE_{name.upper()}) to true or false",
     )
 
@@ -82,23 +90,25 @@ def _as_path(value: Any) -> Path | None:
     return Path(text).expanduser() if text else None
 
 
-def parse_platforms(value: Any, name: str = "platforms") -> tuple[str, ...]:
-    platforms = _split_list(name, value)
+def parse_platforms(value: Any, name: str = "platforms", label: str | None = None) -> tuple[str, ...]:
+    label = label or option_label(name)
+    platforms = _split_list(name, value, label)
     for platform in platforms:
         if platform not in KNOWN_PLATFORMS:
             raise ConfigError(
-                f"unknown platform {platform!r} in pipeline.{name}",
+                f"unknown platform {platform!r} in {label}",
                 hint="choose from " + ", ".join(KNOWN_PLATFORMS),
             )
     return platforms
 
 
-def parse_variants(value: Any, name: str = "variants") -> tuple[str, ...]:
-    variants = _split_list(name, value)
+def parse_variants(value: Any, name: str = "variants", label: str | None = None) -> tuple[str, ...]:
+    label = label or option_label(name)
+    variants = _split_list(name, value, label)
     for variant in variants:
         if variant not in VARIANTS:
             raise ConfigError(
-                f"unknown image variant {variant!r} in pipeline.{name}",
+                f"unknown image variant {variant!r} in {label}",
                 hint="choose from " + ", ".join(VARIANTS),
             )
     return variants
@@ -130,13 +140,31 @@ class Settings:
         return self.fork_dir / "patches"
 
     @property
+    def build_layout(self) -> Path:
+        """Where `invoke build` (and the release's build stage) writes the OCI layout by default."""
+        return self.cache_dir / "build" / "layout"
+
+    @property
     def record_file(self) -> Path:
         return self.cache_dir / "runs" / "last.json"
 
     @classmethod
-    def load(cls, values: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Settings:
-        """Validate ``values`` (the ``pipeline`` section of Invoke's config) once, by name."""
+    def load(
+        cls,
+        values: Mapping[str, Any],
+        env: Mapping[str, str] | None = None,
+        *,
+        command_line: frozenset[str] = frozenset(),
+    ) -> Settings:
+        """Validate ``values`` (the ``pipeline`` section of Invoke's config) once, by name.
+
+        ``command_line`` names the keys the user gave as options, so an error names the option typed.
+        """
         env = dict(os.environ if env is None else env)
+
+        def label(name: str) -> str:
+            return option_label(name, name in command_line)
+
         known = {f.name for f in fields(cls)} - {"env"}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -150,11 +178,11 @@ class Settings:
             cache_dir=_as_path(merged["cache_dir"]) or default_cache_dir(env),
             fork_dir=_as_path(merged["fork_dir"]) or PROJECT_ROOT / "fork",
             fork_url=fork_url,
-            prerelease=_as_bool("prerelease", merged["prerelease"]),
-            platforms=parse_platforms(merged["platforms"]),
-            variants=parse_variants(merged["variants"]),
+            prerelease=_as_bool("prerelease", merged["prerelease"], label("prerelease")),
+            platforms=parse_platforms(merged["platforms"], label=label("platforms")),
+            variants=parse_variants(merged["variants"], label=label("variants")),
             prefix=str(merged["prefix"] or "").strip() or None,
-            insecure=_as_bool("insecure", merged["insecure"]),
+            insecure=_as_bool("insecure", merged["insecure"], label("insecure")),
             go=str(merged["go"] or "").strip() or None,
             trust_config=_as_path(merged["trust_config"]),
             registry_mirror=str(merged["registry_mirror"] or "").strip() or None,

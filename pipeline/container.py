@@ -14,10 +14,15 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import secrets
 import shutil
 import subprocess
+import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+import threading
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -171,17 +176,8 @@ class Podman:
         argv = [self.binary, *args]
         try:
             if stream:
-                # The container's output (kaniko's log) goes straight to the user; nothing is captured.
-                result = subprocess.run(
-                    argv,
-                    env=self.env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=_stderr_fd(),
-                    stderr=None,
-                    text=True,
-                    timeout=timeout,
-                    check=False,
-                )
+                # The container's output (kaniko's log) goes to the user as it comes; its tail is kept.
+                result = _stream(argv, self.env, timeout)
             else:
                 result = subprocess.run(
                     argv,
@@ -250,18 +246,39 @@ class Podman:
         result = self.command([*args, image], what=f"pulling {image}", timeout=timeout)
         return result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
 
+    @contextlib.contextmanager
+    def borrowed(self, image: str, *, tls_verify: bool = True) -> Iterator[bool]:
+        """``image`` in local storage for the duration of the block: pulled if it is not there yet,
+        and then removed again, so a run leaves the user's image storage as it found it. Yields
+        whether it was pulled."""
+        pulled = False
+        if not self.image_exists(image):
+            self.progress.step(f"pulling {image}")
+            self.pull(image, tls_verify=tls_verify)
+            pulled = True
+        try:
+            yield pulled
+        finally:
+            if pulled:
+                self.rmi(image)
+
     def load_layout(self, layout_dir: Path, ref_name: str, name: str) -> str:
         """Copy the image ``ref_name`` of an OCI layout into podman's storage as ``name``; returns its id.
 
         podman names an image pulled from ``oci:DIR`` after DIR, and rejects path components such as
         ``.cache``; so it reads the layout through a symlink with a plain name, then tags the image.
         """
-        with tempfile.TemporaryDirectory(prefix="kp-layout-") as tmp:
-            link = Path(tmp) / "layout"
+        # tempfile's random names may hold "_" next to "-", which a reference path component refuses.
+        tmp = Path(tempfile.gettempdir()) / f"kp-layout-{secrets.token_hex(6)}"
+        tmp.mkdir(mode=0o700)
+        try:
+            link = tmp / "layout"
             link.symlink_to(Path(layout_dir).resolve())
             image_id = self.pull(f"oci:{link}:{ref_name}")
             self.tag(image_id, name)
             self.command(["untag", image_id, f"localhost{link}:latest"], what="untagging", check=False)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
         return image_id
 
     def tag(self, image: str, name: str) -> None:
@@ -306,10 +323,46 @@ class Podman:
         return data
 
 
-def _stderr_fd() -> int:
-    import sys
+# ANSI escape sequences (CSI: colours, cursor moves), as kaniko's default `--log-format=color` writes.
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
 
-    try:
-        return sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):
-        return 2
+
+def strip_ansi(text: str) -> str:
+    return _ANSI.sub("", text)
+
+
+def _stream(
+    argv: Sequence[str], env: Mapping[str, str], timeout: float | None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` with its stdout and stderr copied, line by line, to our stderr, without colour codes
+    when our stderr is not a terminal (CI logs, files). The last lines come back as ``stderr``, so an
+    error can quote them."""
+    sink = sys.stderr
+    plain = not (getattr(sink, "isatty", None) and sink.isatty())
+    tail: deque[str] = deque(maxlen=STDERR_LINES)
+    with subprocess.Popen(
+        list(argv), env=dict(env), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    ) as process:
+        assert process.stdout is not None
+        out = process.stdout
+
+        def pump() -> None:
+            for raw in out:
+                line = raw.decode(errors="replace")
+                if plain:
+                    line = strip_ansi(line)
+                sink.write(line)
+                sink.flush()
+                tail.append(line.rstrip("\n"))
+
+        reader = threading.Thread(target=pump, daemon=True)
+        reader.start()
+        try:
+            returncode = process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            reader.join(timeout=5)
+            raise
+        reader.join()
+    return subprocess.CompletedProcess(list(argv), returncode, "", "\n".join(tail))

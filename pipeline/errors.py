@@ -48,7 +48,9 @@ class PinError(ForkError):
 
 
 class ReleaseSelectionError(ForkError):
-    """No release tag matches what was asked for."""
+    """No release tag matches what was asked for (bad input: the user named the tag or the fork)."""
+
+    exit_code = 2
 
 
 class ToolError(PipelineError):
@@ -79,6 +81,10 @@ class AuthError(RegistryError):
 
 class SignError(PipelineError):
     """Signing an image or attaching its signature failed."""
+
+
+class TrustRootError(SignError):
+    """The public Sigstore instance's trust root could not be fetched (the network, not the input)."""
 
 
 class VerifyError(PipelineError):

@@ -255,11 +255,12 @@ def build_image(
         progress.warn(f"not verifying the executor's signature (--no-verify): {request.executor}")
 
     progress.step(f"pulling the executor {request.executor} ({podman.describe()})")
-    podman.pull(str(request.executor), tls_verify=not request.executor.is_loopback)
-
     config = docker_config(credentials, request.registries)
     name = f"kp-kaniko-{secrets.token_hex(4)}"
-    with private_files(config) as (config_file, output_dir):
+    with (
+        podman.borrowed(str(request.executor), tls_verify=not request.executor.is_loopback),
+        private_files(config) as (config_file, output_dir),
+    ):
         spec = run_spec(request, config_file, output_dir, name)
         progress.step(f"kaniko: building {request.context / request.dockerfile} -> {request.destination}")
         try:

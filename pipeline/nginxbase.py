@@ -114,11 +114,10 @@ def ensure(cache_dir: Path, *, progress: Progress | None = None) -> BaseImage:
     progress = progress or Silent()
     root = Path(cache_dir) / "nginx-base" / recipe_key()
     layout_dir = root / "layout"
-    if (layout_dir / "index.json").is_file():
-        refs = Layout.open(layout_dir).refs()
-        if REF_NAME in refs:
-            progress.step(f"nginx base image: cached at {layout_dir}")
-            return BaseImage(layout_dir, refs[REF_NAME])
+    cached = _cached(layout_dir)
+    if cached is not None:
+        progress.step(f"nginx base image: cached at {layout_dir}")
+        return cached
     root.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="build-", dir=root))
     try:
@@ -127,14 +126,26 @@ def ensure(cache_dir: Path, *, progress: Progress | None = None) -> BaseImage:
         configure(rootfs)
         progress.step("nginx base image: writing the layer and the OCI layout")
         staging = work / "layout"
-        desc = write_layout(rootfs, staging)
+        write_layout(rootfs, staging)
         if layout_dir.exists():
             shutil.rmtree(layout_dir)
         os.replace(staging, layout_dir)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    progress.step(f"nginx base image: {desc.digest} at {layout_dir}")
-    return BaseImage(layout_dir, desc)
+    # Described by the same reader as a cache hit, so a first run and a cached run return equal values.
+    built = _cached(layout_dir)
+    if built is None:
+        raise ImageError(f"the nginx base written to {layout_dir} has no {REF_NAME!r} ref in its index.json")
+    progress.step(f"nginx base image: {built.descriptor.digest} at {layout_dir}")
+    return built
+
+
+def _cached(layout_dir: Path) -> BaseImage | None:
+    """The base image in ``layout_dir``, described from its index.json, or None if it is not there."""
+    if not (layout_dir / "index.json").is_file():
+        return None
+    desc = Layout.open(layout_dir).ref(REF_NAME)
+    return None if desc is None else BaseImage(layout_dir, desc)
 
 
 def bootstrap(rootfs: Path, *, progress: Progress | None = None) -> None:
@@ -213,8 +224,7 @@ def write_layout(rootfs: Path, layout_dir: Path) -> Descriptor:
     )
     desc = layout.write_manifest(manifest)
     desc = Descriptor(desc.media_type, desc.digest, desc.size, platform=Platform("linux", _architecture()))
-    layout.set_ref(REF_NAME, desc)
-    return desc
+    return layout.set_ref(REF_NAME, desc)
 
 
 def write_layer(rootfs: Path, dest: Path) -> str:

@@ -211,9 +211,19 @@ def publish_images(
 
 
 def destination_prefix(
-    settings: Settings, prefix: str | None, has_docker_hub_credentials: bool, progress: Progress
+    settings: Settings,
+    prefix: str | None,
+    has_docker_hub_credentials: bool,
+    progress: Progress,
+    *,
+    warn: bool = True,
 ) -> tuple[str, bool]:
-    """The prefix to publish under, and whether it is the embedded local registry (started if need be)."""
+    """The prefix to publish under, and whether it is the embedded local registry (started if need be).
+
+    With ``warn`` (the default) it says so when the embedded registry is used; a caller that may
+    end up publishing nothing (a release that is up to date) passes False and calls
+    :func:`embedded_warning` once it does publish.
+    """
     from pipeline.registry import local
 
     dest = tagplan.resolve_destination(
@@ -224,12 +234,17 @@ def destination_prefix(
     if dest.prefix is not None:
         return dest.prefix, False
     embedded = local.up(settings.cache_dir, progress=progress)
-    progress.warn(
-        f"{dest.reason}: publishing to the embedded local registry at {embedded.host} "
+    if warn:
+        progress.warn(embedded_warning(dest.reason, embedded.host))
+    return embedded.host, True
+
+
+def embedded_warning(reason: str, host: str) -> str:
+    return (
+        f"{reason}: publishing to the embedded local registry at {host} "
         "(stop it with `invoke registry.down`; pass --prefix or set DOCKER_HUB_USERNAME and "
         "DOCKER_HUB_KANIKO_PAT to publish elsewhere)"
     )
-    return embedded.host, True
 
 
 def run(

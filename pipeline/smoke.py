@@ -66,16 +66,6 @@ class SmokeResult:
             )
 
 
-def ensure_image(podman: Podman, image: str, progress: Progress) -> None:
-    """Make the image available to podman: local storage first, else pull (plain HTTP only for loopback)."""
-    if podman.image_exists(image):
-        return
-    host = registry_of(image)
-    insecure = host is not None and is_loopback_host(host)
-    progress.step(f"pulling {image}")
-    podman.pull(image, tls_verify=not insecure)
-
-
 def check_image(
     podman: Podman,
     image: str,
@@ -86,7 +76,15 @@ def check_image(
 ) -> SmokeResult:
     """Run ``image`` and check it. Returns every check's result; never leaves the container behind."""
     progress = progress or Silent()
-    ensure_image(podman, image, progress)
+    host = registry_of(image)
+    insecure = host is not None and is_loopback_host(host)
+    with podman.borrowed(image, tls_verify=not insecure):
+        return _check_image(podman, image, wait=wait, name=name, progress=progress)
+
+
+def _check_image(
+    podman: Podman, image: str, *, wait: float, name: str | None, progress: Progress
+) -> SmokeResult:
     result = SmokeResult(image=image)
     config = podman.image_inspect(image).get("Config") or {}
     result.checks.append(_check_image_user(config))

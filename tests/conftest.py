@@ -3,11 +3,36 @@
 from __future__ import annotations
 
 import os
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_left_behind() -> Iterator[None]:
+    """Fails the session (an error at teardown) if the tests leave processes, podman containers or
+    podman images behind. Set up before every other session fixture, so it is torn down after them.
+
+    Processes are matched exactly (a token in their environment). Podman's storage is the machine's:
+    where several test sessions share it at once, KANIKO_PIPELINE_TEST_SHARED_PODMAN=1 reports new
+    images and containers as a warning instead, since they may be another session's.
+    """
+    from tests.support.leftovers import Snapshot
+
+    snapshot = Snapshot.take()
+    yield
+    left = snapshot.leftovers()
+    if os.environ.get("KANIKO_PIPELINE_TEST_SHARED_PODMAN") == "1":
+        shared = [item for item in left if item.startswith("podman ")]
+        if shared:
+            warnings.warn("podman storage changed during the session:\n" + "\n".join(shared), stacklevel=1)
+        left = [item for item in left if not item.startswith("podman ")]
+    if left:
+        pytest.fail("the tests left these behind:\n" + "\n".join(left), pytrace=False)
 
 
 @pytest.fixture

@@ -119,8 +119,16 @@ class Layout:
             if REF_NAME in desc.annotations
         }
 
-    def set_ref(self, name: str, desc: Descriptor) -> None:
-        """Point ref ``name`` at ``desc`` in index.json (replacing an older entry of that name)."""
+    def ref(self, name: str) -> Descriptor | None:
+        """The descriptor index.json holds for ref ``name`` (as :meth:`set_ref` stored it), if any."""
+        return self.refs().get(name)
+
+    def set_ref(self, name: str, desc: Descriptor) -> Descriptor:
+        """Point ref ``name`` at ``desc`` in index.json (replacing an older entry of that name).
+
+        Returns the descriptor exactly as stored, ref name annotation included, so a caller that
+        writes a ref describes it the same way as one that reads it back later with :meth:`ref`.
+        """
         index = self.index()
         entry = Descriptor(
             media_type=desc.media_type,
@@ -134,6 +142,7 @@ class Layout:
         kept.append(entry)
         kept.sort(key=lambda d: d.annotations.get(REF_NAME, ""))
         self._write_atomic(self.root / "index.json", Index(manifests=kept).to_bytes())
+        return entry
 
     def walk(self, desc: Descriptor) -> Iterator[Descriptor]:
         """Every descriptor reachable from ``desc`` (itself first, then children, depth first)."""

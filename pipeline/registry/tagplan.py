@@ -175,6 +175,9 @@ def normalize_prefix(prefix: str) -> str:
     return text
 
 
+EMBEDDED_REASON = "no prefix and no credentials are configured"
+
+
 def resolve_destination(
     prefix: str | None, env: Mapping[str, str], *, has_docker_hub_credentials: bool
 ) -> Destination:
@@ -201,7 +204,7 @@ def resolve_destination(
             "Docker Hub credentials are configured but not the namespace to publish under",
             hint="set DOCKER_HUB_USERNAME, or pass --prefix docker.io/NAMESPACE",
         )
-    return Destination(None, "no prefix and no credentials are configured")
+    return Destination(None, EMBEDDED_REASON)
 
 
 def check_tag(tag: str) -> str:

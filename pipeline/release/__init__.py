@@ -29,7 +29,7 @@ from pipeline.release.endtoend import SHARED_CACHES, E2EResult, e2e, native_plat
 from pipeline.release.identity import LOCAL_TRUST_CONFIGS, Signing, choose_signing, signed_by, trust_configs
 from pipeline.release.report import Report, Stage, plan_text
 from pipeline.release.resolution import LS_REMOTE_TIMEOUT, Resolved, remote_tags, resolve
-from pipeline.release.stages import DEBUG_NOTE, NGINX_REPOSITORY, Options, StageHook, run
+from pipeline.release.stages import DEBUG_NOTE, NGINX_REPOSITORY, STAGES, Options, StageHook, run
 from pipeline.release.state import VariantState, inspect_registry
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "LS_REMOTE_TIMEOUT",
     "NGINX_REPOSITORY",
     "SHARED_CACHES",
+    "STAGES",
     "E2EResult",
     "Options",
     "Report",

@@ -87,12 +87,17 @@ def remote_tags(url: str, *, timeout: float = LS_REMOTE_TIMEOUT) -> dict[str, st
     return tags
 
 
+def requested(settings: Settings, ref: str, *, url: str | None = None) -> tuple[str, str]:
+    """The fork URL and the release ref a run asks for, before anything is resolved (for the report)."""
+    pin = pinfile.load(settings.pin_file)
+    return url or settings.fork_url or pin.url, (ref or "").strip() or pin.tag
+
+
 def resolve(settings: Settings, ref: str, *, url: str | None = None) -> Resolved:
     """The release ``ref`` names (a tag, or ``latest``; default the pin's tag), checked against the pin."""
     pin = pinfile.load(settings.pin_file)
-    fork_url = url or settings.fork_url or pin.url
+    fork_url, wanted = requested(settings, ref, url=url)
     tags = remote_tags(fork_url)
-    wanted = (ref or "").strip() or pin.tag
     if wanted == "latest":
         release = versions.newest(tags, prerelease=settings.prerelease, source=f"the fork at {fork_url}")
     else:

@@ -18,7 +18,7 @@ from pipeline.registry import tagplan
 from pipeline.registry.reference import is_loopback_host
 from pipeline.release.identity import Signing, choose_signing, signed_by, trust_configs
 from pipeline.release.report import Report, Stage
-from pipeline.release.resolution import Resolved, resolve
+from pipeline.release.resolution import Resolved, requested, resolve
 from pipeline.release.state import VariantState, inspect_registry
 
 if TYPE_CHECKING:
@@ -27,6 +27,22 @@ if TYPE_CHECKING:
 
 
 NGINX_REPOSITORY = "kaniko-nginx"
+
+# The stages of a release that does the whole job, in order (README lists the same).
+STAGES = (
+    "resolve",
+    "check",
+    "fork",
+    "build",
+    "publish",
+    "sign",
+    "verify",
+    "nginx-base",
+    "build-image",
+    "conformance",
+    "smoke",
+    "rolling",
+)
 
 # Called after each stage that completed (a test seam: raising there is a run killed between stages).
 StageHook = Callable[[str], None]
@@ -94,7 +110,8 @@ def _destination(settings: Settings, dry_run: bool, progress: Progress) -> tuple
         if running is None:
             return f"127.0.0.1:{local.EMBEDDED_PORT}", True
         return running.host, True
-    return publish.destination_prefix(settings, None, has_hub, progress)
+    # Said only when the release publishes (an up-to-date run publishes nothing): see _release.
+    return publish.destination_prefix(settings, None, has_hub, progress, warn=False)
 
 
 def _registry_of(prefix: str) -> str:
@@ -133,6 +150,7 @@ def _run(settings: Settings, options: Options, report: Report, timer: _Timer, pr
     from pipeline.registry.credentials import Credentials
 
     with timer.stage("resolve") as stage:
+        report.url, report.tag = requested(settings, options.ref)  # named in the report even if it fails
         resolved = resolve(settings, options.ref)
         report.version, report.tag, report.commit, report.url = (
             resolved.version,
@@ -288,7 +306,7 @@ def _release(
     with timer.stage("build") as stage:
         built = build_stage.build(
             checkout,
-            out=settings.cache_dir / "build" / "layout",
+            out=settings.build_layout,
             cache_dir=settings.cache_dir,
             platforms=settings.platforms,
             variants=settings.variants,
@@ -305,6 +323,8 @@ def _release(
         )
 
     with timer.stage("publish") as stage:
+        if embedded:
+            progress.warn(publish.embedded_warning(tagplan.EMBEDDED_REASON, prefix))
         layout, images = publish.images_from_record(built.to_dict())
         published = publish.publish_images(
             client, layout, images, prefix, version=resolved.version, rolling=False, progress=progress

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from sigstore.errors import Error as SigstoreError
 from sigstore.models import ClientTrustConfig
 
-from pipeline.errors import ConfigError, PipelineError, SignError
+from pipeline.errors import ConfigError, PipelineError, SignError, TrustRootError
 from pipeline.registry.reference import is_loopback_host
 
 CLIENT_TRUST_CONFIG = "application/vnd.dev.sigstore.clienttrustconfig.v0.1+json"
@@ -26,9 +26,12 @@ def load(path: Path | None, *, error: type[PipelineError] = ConfigError) -> Clie
         try:
             return ClientTrustConfig.production()
         except (SigstoreError, OSError, ValueError) as exc:
-            raise error(
-                f"cannot fetch the public Sigstore instance's trust root: {exc}",
-                hint="pass --trust-config FILE (a ClientTrustConfig JSON) for another instance",
+            # Nothing the user typed is wrong here: it is a failure (exit 1), not bad input.
+            raise TrustRootError(
+                f"cannot fetch the public Sigstore instance's trust root (its TUF repository): {exc}",
+                hint="check that this machine reaches the network; or pass --trust-config FILE (a "
+                "ClientTrustConfig JSON) for another instance, e.g. the local one a release on the "
+                "embedded defaults used (see README, 'Verify what a local run signed')",
             ) from exc
     try:
         text = path.read_text(encoding="utf-8")

@@ -24,6 +24,7 @@ from pipeline.registry.credentials import Credentials  # noqa: E402
 from pipeline.registry.local import LocalRegistry  # noqa: E402
 from pipeline.registry.reference import Reference  # noqa: E402
 from tests.support import fakeexecutor  # noqa: E402
+from tests.support.images import shared_test_cache  # noqa: E402
 
 
 def main(binary: Path, cache: Path) -> dict[str, object]:
@@ -68,6 +69,5 @@ def main(binary: Path, cache: Path) -> dict[str, object]:
 if __name__ == "__main__":
     if len(sys.argv) < 2:
         sys.exit(__doc__)
-    default_cache = Path.home() / ".cache" / "kaniko-pipeline-tests"
-    cache_dir = Path(sys.argv[2]) if len(sys.argv) > 2 else default_cache
+    cache_dir = Path(sys.argv[2]) if len(sys.argv) > 2 else shared_test_cache()
     print(json.dumps(main(Path(sys.argv[1]), cache_dir), indent=2))

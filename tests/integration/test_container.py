@@ -31,3 +31,30 @@ def test_conf_is_rewritten_when_it_changed(podman: Podman, tmp_path: Path) -> No
     first.conf_path.write_text("[containers]\n")
     second = Podman(tmp_path)
     assert "default_ulimits = []" in second.conf_path.read_text()
+
+
+def test_streamed_output_loses_colour_codes_when_stderr_is_not_a_terminal(
+    podman: Podman, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """kaniko logs in colour by default; a CI log or a file gets the same lines without escape codes."""
+    import secrets
+
+    from pipeline.container import RunSpec
+    from tests.support import fixture_fork
+
+    fixture_fork.make_busybox_layout(tmp_path / "busybox", platforms=("linux/amd64",))
+    name = f"localhost/kp-test-ansi-{secrets.token_hex(4)}:latest"
+    podman.load_layout(tmp_path / "busybox", "musl", name)
+    try:
+        script = (
+            r"printf '\033[36mINFO\033[0m[0000] Retrieving image\n'; printf '\033[31mERRO\033[0m boom\n' >&2"
+        )
+        spec = RunSpec(image=name, args=("/bin/sh", "-c", script), remove=True)
+        result = podman.run(spec, what="colour test", stream=True)
+    finally:
+        podman.rmi(name)
+    err = capsys.readouterr().err
+    assert "INFO[0000] Retrieving image" in err and "ERRO boom" in err
+    assert "\x1b" not in err
+    # the streamed lines' tail comes back for error messages, also without escape codes
+    assert result.stderr.splitlines()[-2:] == ["INFO[0000] Retrieving image", "ERRO boom"]

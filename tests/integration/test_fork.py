@@ -296,7 +296,7 @@ def test_task_errors_are_one_message_without_traceback(
     upstream: UpstreamRepo, fork_dir: Path, cache_dir: Path
 ) -> None:
     result = run_task(["fork", "--ref", "v7.7.7", "--json"], cache_dir, fork_dir)
-    assert result.returncode == 1
+    assert result.returncode == 2  # a tag that does not exist is bad input
     assert result.stdout == ""
     assert "error: the fork at" in result.stderr and "has no tag 'v7.7.7'" in result.stderr
     assert "Traceback" not in result.stderr

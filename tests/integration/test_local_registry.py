@@ -103,3 +103,25 @@ def test_registry_up_and_down_tasks(embedded_cache: Path) -> None:
     down = run_invoke(["registry.down", "--json"], cache=embedded_cache, timeout=60)
     assert json.loads(down.stdout) == {"stopped": True}
     assert not _alive(state["pid"])
+
+
+def test_the_release_says_it_publishes_to_the_embedded_registry_only_when_it_publishes(
+    embedded_cache: Path,
+) -> None:
+    """Choosing the destination is silent (an up-to-date release publishes nothing); `invoke publish`
+    and the release's publish stage say where the images go."""
+    import io
+
+    from pipeline import config, publish
+    from pipeline.progress import Progress
+    from pipeline.release import stages
+
+    settings = config.Settings.load({"cache_dir": str(embedded_cache)}, env={"HOME": str(embedded_cache)})
+    quiet = io.StringIO()
+    prefix, embedded = stages._destination(settings, False, Progress(quiet))
+    assert embedded and prefix.startswith("127.0.0.1:")
+    assert "publishing to the embedded local registry" not in quiet.getvalue()
+
+    said = io.StringIO()
+    assert publish.destination_prefix(settings, None, False, Progress(said)) == (prefix, True)
+    assert f"publishing to the embedded local registry at {prefix}" in said.getvalue()

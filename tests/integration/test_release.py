@@ -163,20 +163,7 @@ def test_first_run_releases_a_second_is_up_to_date_and_force_republishes_nothing
     first = release.run(settings, _options(fork, tmp_path, smoke_image=nginx))
     assert first.status == "released", first.to_dict()
     names = [stage.name for stage in first.stages]
-    assert names == [
-        "resolve",
-        "check",
-        "fork",
-        "build",
-        "publish",
-        "sign",
-        "verify",
-        "nginx-base",
-        "build-image",
-        "conformance",
-        "smoke",
-        "rolling",
-    ]
+    assert names == list(release.STAGES)
     snap = _snapshot(registry)
     executor = snap["kaniko-executor"]
     assert executor["v1.2.3"] == executor["latest"] == executor["v1"] == executor["v1.2"]
@@ -369,3 +356,63 @@ def test_invoke_release_exits_2_for_bad_input(tmp_path: Path) -> None:
     )
     assert result.returncode == 2, result.stderr
     assert "unknown platform 'linux/bogus'" in result.stderr and "Traceback" not in result.stderr
+
+
+def _cli_env(fork: Fork, registry: LocalRegistry, tmp_path: Path) -> dict[str, str]:
+    """The environment of an `invoke release` subprocess on the fixture fork and the test registry."""
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DOCKER_", "INVOKE_PIPELINE_", "SIGSTORE_", "KANIKO_", "GITHUB_", "GITLAB_"))
+    }
+    return {
+        **env,
+        "HOME": str(home),
+        "DOCKER_CONFIG": str(home / ".docker"),
+        "INVOKE_PIPELINE_CACHE_DIR": str(tmp_path / "cache"),
+        "INVOKE_PIPELINE_FORK_DIR": str(fork.fork_dir),
+        "INVOKE_PIPELINE_FORK_URL": str(fork.path),
+        "INVOKE_PIPELINE_PREFIX": registry.host,
+        "INVOKE_PIPELINE_PLATFORMS": "linux/amd64",
+    }
+
+
+def test_a_release_tag_that_does_not_exist_is_bad_input_and_the_report_names_it(
+    fork: Fork, registry: LocalRegistry, tmp_path: Path
+) -> None:
+    reports = tmp_path / "reports"
+    result = subprocess.run(
+        [sys.executable, "-m", "invoke", "release", "--ref", "v9.9.9", "--report-dir", str(reports)],
+        cwd=ROOT,
+        env=_cli_env(fork, registry, tmp_path),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert f"the fork at {fork.path} has no release tag 'v9.9.9'" in result.stderr
+    assert "Traceback" not in result.stderr
+    [report] = reports.glob("release-*.json")
+    data = json.loads(report.read_text())
+    assert data["status"] == "failed"
+    assert data["url"] == str(fork.path) and data["tag"] == "v9.9.9"
+    markdown = next(reports.glob("release-*.md")).read_text()
+    assert "kaniko v9.9.9: failed" in markdown and f"- fork: `{fork.path}`" in markdown
+
+
+def test_the_terminal_summary_says_which_variant_was_left_out_and_why(
+    fork: Fork, registry: LocalRegistry, tmp_path: Path
+) -> None:
+    """A loopback release with no busybox source leaves debug out: the terminal says so, not only the report."""
+    result = subprocess.run(
+        [sys.executable, "-m", "invoke", "release", "--dry-run", "--report-dir", str(tmp_path / "reports")],
+        cwd=ROOT,
+        env=_cli_env(fork, registry, tmp_path),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"note: {release.DEBUG_NOTE}" in result.stdout.splitlines()

@@ -412,3 +412,40 @@ def test_sign_what_publish_recorded(
             ref.with_digest(image.digest), client=client, policy=policy, config=local_config
         )
         assert result.verified, (variant, result.explain())
+
+
+def test_verify_without_a_trust_config_offline_is_a_failure_not_bad_input(tmp_path: Path) -> None:
+    """The public trust root cannot be fetched (no route to it: every HTTPS request goes to a port that
+    refuses): exit 1 with that said, never exit 2, which would blame the user's input."""
+    import os
+    import socket
+
+    from tests.support.cli import run_invoke
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    env = {
+        **os.environ,
+        "HOME": str(tmp_path),
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+        "XDG_DATA_HOME": str(tmp_path / "data"),
+        "HTTPS_PROXY": f"http://127.0.0.1:{port}",
+        "https_proxy": f"http://127.0.0.1:{port}",
+    }
+    result = run_invoke(
+        [
+            "verify",
+            "--image",
+            "127.0.0.1:1/kaniko-executor@sha256:" + "0" * 64,
+            "--certificate-identity",
+            "someone@example.com",
+            "--certificate-oidc-issuer",
+            "https://issuer.example",
+        ],
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode == 1, result.stderr
+    assert "cannot fetch the public Sigstore instance's trust root" in result.stderr
+    assert "--trust-config" in result.stderr and "Traceback" not in result.stderr

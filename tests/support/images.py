@@ -1,5 +1,6 @@
 """Session fixtures for the container tests: podman with the project's config, the Debian-made nginx
-base (cached across runs under ~/.cache/kaniko-pipeline-tests, or $KANIKO_PIPELINE_TEST_CACHE), and the
+base (cached across runs in the pipeline's own cache, $XDG_CACHE_HOME/kaniko-pipeline, or
+$KANIKO_PIPELINE_TEST_CACHE), and the
 nginx test image built from the top-level Dockerfile on that base.
 
 The test image is built with `podman build` from the real Dockerfile (its COPY and RUN run for real),
@@ -16,16 +17,20 @@ from pathlib import Path
 import pytest
 
 from pipeline import nginxbase
-from pipeline.config import PROJECT_ROOT
+from pipeline.config import PROJECT_ROOT, default_cache_dir
 from pipeline.container import Podman
 from tests.conftest import require_tool
 
 
 def shared_test_cache() -> Path:
+    """Where the tests keep what is slow to make and depends only on its recipe (the nginx base): the
+    pipeline's own cache directory, following XDG_CACHE_HOME as the pipeline does, so `invoke release`
+    after the tests reuses their base instead of making it again (and an empty XDG_CACHE_HOME is a
+    first run for both). KANIKO_PIPELINE_TEST_CACHE overrides it."""
     configured = os.environ.get("KANIKO_PIPELINE_TEST_CACHE")
     if configured:
         return Path(configured)
-    return Path.home() / ".cache" / "kaniko-pipeline-tests"
+    return default_cache_dir(os.environ)
 
 
 @pytest.fixture(scope="session")

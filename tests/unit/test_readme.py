@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from pipeline.config import PROJECT_ROOT
 
 
@@ -20,3 +22,42 @@ def test_readme_starts_with_the_main_job_and_the_tests() -> None:
 def test_ci_runs_the_readme_test_command_verbatim() -> None:
     ci = (PROJECT_ROOT / ".ci" / "run").read_text().splitlines()
     assert readme_commands()[1] in ci
+
+
+def test_ci_runs_the_tests_on_an_empty_cache() -> None:
+    """CI is always a first run: a fresh XDG_CACHE_HOME, exported before README's test command."""
+    ci = (PROJECT_ROOT / ".ci" / "run").read_text().splitlines()
+    test_line = ci.index(readme_commands()[1])
+    before = "\n".join(ci[:test_line])
+    assert 'XDG_CACHE_HOME="$(mktemp -d' in before
+    assert "export XDG_CACHE_HOME" in before
+
+
+def _readme() -> str:
+    return (PROJECT_ROOT / "README.md").read_text()
+
+
+def test_readme_lists_the_stages_a_release_runs() -> None:
+    from pipeline.release import STAGES
+
+    text = _readme().split("- A release runs these stages, in order: ", 1)[1].split(". ", 1)[0]
+    assert re.findall(r"`([a-z-]+)`", text) == list(STAGES)
+
+
+def test_readme_and_help_give_the_builds_default_output() -> None:
+    import tasks
+    from pipeline.config import Settings
+
+    settings = Settings.load({"cache_dir": "/c"}, env={})
+    assert settings.build_layout.relative_to(settings.cache_dir).as_posix() == "build/layout"
+    assert "(default `<cache>/build/layout`)" in _readme()
+    assert "(default: <cache>/build/layout)" in tasks.build.help["out"]
+
+
+def test_readme_says_how_to_verify_what_the_embedded_defaults_signed() -> None:
+    from pipeline.signing.localsigstore import LOCAL_IDENTITY, LOCAL_ISSUER
+
+    section = _readme().split("- Verify what a local run signed:", 1)[1].split("\n- ", 1)[0]
+    assert f"--certificate-identity {LOCAL_IDENTITY}" in section
+    assert f"--certificate-oidc-issuer {LOCAL_ISSUER}" in section
+    assert '["signature"]["trust_config"]' in section and "runs/release.json" in section

@@ -1,0 +1,80 @@
+"""What the test session leaves behind: processes it started and podman images and containers it made.
+
+Every process the tests start inherits ``KANIKO_PIPELINE_TEST_SESSION=<token>`` from the session's
+environment (even registries that detach and reparent to init), so a process still alive at the end
+with that token in its environment is one of ours. Podman images and containers are compared with the
+ones that existed when the session started.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MARKER = "KANIKO_PIPELINE_TEST_SESSION"
+
+
+def mark_session() -> str:
+    token = secrets.token_hex(8)
+    os.environ[MARKER] = token
+    return token
+
+
+def _podman_list(args: list[str]) -> set[str]:
+    podman = shutil.which("podman")
+    if podman is None:
+        return set()
+    result = subprocess.run(
+        [podman, *args], capture_output=True, text=True, check=False, timeout=120, stdin=subprocess.DEVNULL
+    )
+    if result.returncode != 0:
+        return set()
+    return {line.strip() for line in result.stdout.splitlines() if line.strip()}
+
+
+def podman_images() -> set[str]:
+    return _podman_list(["images", "--all", "--noheading", "--format", "{{.ID}} {{.Repository}}:{{.Tag}}"])
+
+
+def podman_containers() -> set[str]:
+    return _podman_list(["ps", "--all", "--noheading", "--format", "{{.ID}} {{.Image}} {{.Names}}"])
+
+
+def marked_processes(token: str) -> list[str]:
+    """Live processes (not zombies, not this one) whose environment carries the session's token."""
+    needle = f"{MARKER}={token}".encode()
+    found: list[str] = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            if needle not in (proc / "environ").read_bytes().split(b"\0"):
+                continue
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue
+        if state != "Z":
+            found.append(f"pid {proc.name}: {cmdline[:200]}")
+    return found
+
+
+@dataclass
+class Snapshot:
+    token: str
+    images: set[str] = field(default_factory=set)
+    containers: set[str] = field(default_factory=set)
+
+    @classmethod
+    def take(cls) -> Snapshot:
+        return cls(mark_session(), podman_images(), podman_containers())
+
+    def leftovers(self) -> list[str]:
+        out = [f"process {line}" for line in marked_processes(self.token)]
+        out += [f"podman container {line}" for line in sorted(podman_containers() - self.containers)]
+        out += [f"podman image {line}" for line in sorted(podman_images() - self.images)]
+        return out
