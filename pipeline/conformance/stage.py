@@ -135,6 +135,7 @@ def execute(
         base_images.append(standin.debian(cache_dir, progress))
     scratch = Path(tempfile.mkdtemp(prefix="kp-conformance-"))
     registry = LocalRegistry(scratch / "registry")
+    pulled: list[str] = []
     try:
         registry.start()
         progress.step(f"conformance: stand-in bases through the local registry {registry.host}")
@@ -149,6 +150,8 @@ def execute(
         }
         for variant, builder in builders.items():
             progress.step(f"conformance: pulling the {variant} image {builder.executor}")
+            if not podman.image_exists(str(builder.executor)):
+                pulled.append(str(builder.executor))
             builder.pull()
         ctx = Context(builders, reference, registry.host, scratch / "work", progress)
         ctx.workdir.mkdir()
@@ -158,6 +161,8 @@ def execute(
     finally:
         registry.stop()
         shutil.rmtree(scratch, ignore_errors=True)
+        for image in pulled:  # what this run pulled, and nothing else
+            podman.rmi(image)
     result.seconds = time.monotonic() - started
     return result
 
