@@ -129,14 +129,8 @@ class Kaniko:
                     digest = digest_file.read_text(encoding="utf-8").strip()
         return Run(result.returncode, log, tarball, digest, time.monotonic() - started)
 
-    def shell(self, script: str, *, shell: str = "/busybox/sh", timeout: float = 300.0) -> Run:
-        """Run ``script`` in the image with ``shell -c`` (a GitLab-style job script), README profile."""
-        return self._exec([shell, "-c", script], timeout)
-
     def command(self, argv: Sequence[str], *, mounts: Sequence[Mount] = (), timeout: float = 300.0) -> Run:
-        return self._exec(list(argv), timeout, mounts)
-
-    def _exec(self, argv: list[str], timeout: float, mounts: Sequence[Mount] = ()) -> Run:
+        """Run ``argv`` (its first word the entrypoint) in the image, README profile, host network."""
         from pipeline.container import RunSpec
 
         spec = RunSpec(

@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 
 VARIANTS = ("executor", "debug", "slim", "warmer")
 REFERENCES = ("buildah", "none")
-QUICK_VARIANTS = ("executor", "debug", "warmer")
 
 
 @dataclass(frozen=True)
