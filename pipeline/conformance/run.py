@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -35,7 +36,9 @@ class Context:
     progress: Progress = field(default_factory=Silent)
     skopeo: str | None = field(default_factory=lambda: shutil.which("skopeo"))
     needs: dict[str, tuple[str, ...] | None] = field(default_factory=dict)  # case -> caps found (None: fails)
-    reference_images: dict[str, snapshot.Snapshot | str] = field(default_factory=dict)  # or an error
+    # buildah's image of each case (or why there is none), built on one worker thread beside kaniko
+    reference_images: dict[str, Future[snapshot.Snapshot | str]] = field(default_factory=dict)
+    pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(max_workers=1))
 
 
 def run_case(ctx: Context, case: Case, variant: str) -> CaseResult:
@@ -43,6 +46,8 @@ def run_case(ctx: Context, case: Case, variant: str) -> CaseResult:
     if case.skip:
         outcome = CaseResult(case.name, variant, "skipped", reason=case.skip)
     else:
+        if ctx.reference is not None and case.reference:
+            _start_reference(ctx, case)
         try:
             outcome = _build(ctx, ctx.builders[variant], case, variant)
         except PipelineError as exc:
@@ -121,23 +126,28 @@ def _load_check(ctx: Context, tarball: Path) -> list[str]:
 
 def _reference_image(ctx: Context, case: Case) -> snapshot.Snapshot | str:
     """buildah's image of the case (built once per case, whatever the variant), or why there is none."""
+    return _start_reference(ctx, case).result()
+
+
+def _start_reference(ctx: Context, case: Case) -> Future[snapshot.Snapshot | str]:
+    """Start buildah's build of the case beside kaniko's (once per case); both mostly wait on processes."""
     if case.name not in ctx.reference_images:
-        assert ctx.reference is not None
-        out = ctx.workdir / f"{case.name}-buildah.tar"
-        run = ctx.reference.build(case, out)
-        if not run.ok or run.tarball is None:
-            tail = "\n".join(run.tail(8))
-            ctx.reference_images[case.name] = (
-                f"buildah could not build the case (exit status {run.returncode}):\n{tail}"
-            )
-        else:
-            try:
-                ctx.reference_images[case.name] = snapshot.read_archive(run.tarball)
-            except ImageError as exc:
-                ctx.reference_images[case.name] = exc.message
-            finally:
-                run.tarball.unlink(missing_ok=True)
+        ctx.reference_images[case.name] = ctx.pool.submit(_build_reference, ctx, case)
     return ctx.reference_images[case.name]
+
+
+def _build_reference(ctx: Context, case: Case) -> snapshot.Snapshot | str:
+    assert ctx.reference is not None
+    out = ctx.workdir / f"{case.name}-buildah.tar"
+    run = ctx.reference.build(case, out)
+    if not run.ok or run.tarball is None:
+        return f"buildah could not build the case (exit status {run.returncode}):\n" + "\n".join(run.tail(8))
+    try:
+        return snapshot.read_archive(run.tarball)
+    except ImageError as exc:
+        return exc.message
+    finally:
+        run.tarball.unlink(missing_ok=True)
 
 
 # -- the kinds of case: each returns the run whose tarball and log are checked, and a problem or "" ----

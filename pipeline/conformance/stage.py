@@ -72,6 +72,13 @@ def parse_executors(
     return found
 
 
+def recorded_checkout(settings: Settings) -> Path | None:
+    """The fork checkout `invoke fork` recorded (its integration Dockerfiles join the full suite)."""
+    data = record.read(settings.record_file).get("fork")
+    path = data.get("path") if isinstance(data, Mapping) else None
+    return Path(path) if path and Path(path).is_dir() else None
+
+
 def published_images(settings: Settings) -> dict[str, str]:
     data = record.read(settings.record_file).get("publish") or {}
     images = data.get("images") if isinstance(data, Mapping) else None
@@ -154,7 +161,10 @@ def execute(
             builder.pull()
         ctx = Context(builders, reference, registry.host, scratch / "work", progress)
         ctx.workdir.mkdir()
-        result.cases += run_cases(ctx, the_plan.cases, list(builders))
+        try:
+            result.cases += run_cases(ctx, the_plan.cases, list(builders))
+        finally:
+            ctx.pool.shutdown(wait=True, cancel_futures=True)
         result.cases += _variant_proofs(ctx, the_plan.cases, builders, registry.host)
         result.matrix = {name: matrix.describe(needs) for name, needs in ctx.needs.items()}
     finally:
@@ -229,6 +239,7 @@ def run(
         cases_dir=Path(cases_dir) if cases_dir else None,
         quick=quick,
         reference=reference,
+        fork_checkout=None if cases_dir else recorded_checkout(settings),
     )
     try:
         podman = Podman(settings.cache_dir, progress=progress)
@@ -253,10 +264,12 @@ def for_release(
     published: Mapping[str, str],
     *,
     mode: str,
+    fork_checkout: Path | None = None,
     progress: Progress | None = None,
 ) -> ConformanceResult:
     """The release's conformance stage: every published variant (``published``: variant -> REF@DIGEST)
-    on the suite (``mode`` full or quick); raises ConformanceError when it fails, so rolling tags stay."""
+    on the suite (``mode`` full or quick; full adds the fork checkout's own integration Dockerfiles).
+    Returns the result; raise_for_failure then stops the release, so rolling tags stay."""
     from pipeline.container import Podman
 
     if mode not in MODES or mode == "off":
@@ -264,7 +277,13 @@ def for_release(
             f"conformance mode {mode!r} cannot run", hint="use full or quick (off skips the stage)"
         )
     executors = parse_executors("", [v for v in VARIANTS if v in published], published)
-    the_plan = plan(executors=executors, cases_dir=None, quick=mode == "quick", reference="buildah")
+    the_plan = plan(
+        executors=executors,
+        cases_dir=None,
+        quick=mode == "quick",
+        reference="buildah",
+        fork_checkout=fork_checkout if mode == "full" else None,
+    )
     result = execute(
         the_plan,
         podman=Podman(settings.cache_dir, progress=progress),

@@ -428,7 +428,7 @@ def _release(
         with timer.stage("conformance") as stage:
             refs = {variant: f"{image.repository}@{image.digest}" for variant, image in published.items()}
             report.conformance = conformance.for_release(
-                settings, refs, mode=options.conformance, progress=progress
+                settings, refs, mode=options.conformance, fork_checkout=checkout.path, progress=progress
             )
             stage.detail = report.conformance.summary()
             conformance.raise_for_failure(report.conformance)
