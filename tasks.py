@@ -166,14 +166,7 @@ def build(
     )
     out_dict = result.to_dict()
     record.save(settings.record_file, "build", out_dict)
-    _emit(
-        out_dict,
-        json,
-        lambda r: "\n".join(
-            [f"OCI layout {r['layout']} (version {r['version']}):"]
-            + [f"  {name}: {image['digest']}" for name, image in r["images"].items()]
-        ),
-    )
+    _emit(out_dict, json, build_stage.summary)
 
 
 @task(help={"json": "print one JSON object on stdout"})
@@ -440,7 +433,10 @@ def test(c: Context, k: str = "", unit: bool = False) -> None:
         "docker.io/$DOCKER_HUB_USERNAME, or the embedded local registry when no credentials are set)",
         "version": "the release version for the tags (default: the images' version annotation)",
         "no_rolling": "push only the exact version tags; leave the rolling tags (latest, vX, vX.Y) alone",
-        "insecure": "allow plain HTTP to a registry that is not on loopback",
+        "insecure": "allow plain HTTP (or unverified TLS) to the destination registry only",
+        "ca_file": "verify registries' TLS against this CA bundle (default: REQUESTS_CA_BUNDLE/SSL_CERT_FILE)",
+        "replace_version_tags": "replace images that exact version tags already name with other digests "
+        "(a reproducibility failure otherwise stops the publish; see README)",
         "json": "print one JSON object on stdout",
     }
 )
@@ -452,6 +448,8 @@ def publish(
     version: str = "",
     no_rolling: bool = False,
     insecure: bool = False,
+    ca_file: str = "",
+    replace_version_tags: bool = False,
     json: bool = False,
 ) -> None:
     """Push the built images (blobs, manifests, index, then tags) to the registry under the prefix."""
@@ -459,13 +457,14 @@ def publish(
 
     from pipeline import publish as publish_stage
 
-    settings = _settings(c, prefix=prefix or None, insecure=insecure or None)
+    settings = _settings(c, prefix=prefix or None, insecure=insecure or None, ca_file=ca_file or None)
     result = publish_stage.run(
         settings,
         layout_dir=Path(layout).expanduser() if layout else None,
         prefix=prefix or None,
         version=version or None,
         rolling=not no_rolling,
+        replace_version_tags=replace_version_tags,
         progress=Progress(),
     )
     _emit(
@@ -577,6 +576,9 @@ def render(
         "registry_mirror": "kaniko's mirror for docker.io, host[:port] (also where busybox is looked up)",
         "busybox": "busybox for debug: an OCI layout directory or an image reference",
         "force": "rebuild and republish even when the release is up to date",
+        "replace_version_tags": "let a rebuild whose digests differ replace what the exact version tags "
+        "name (otherwise a reproducibility failure stops before any tag moves; see README)",
+        "ca_file": "verify registries' TLS against this CA bundle (default: REQUESTS_CA_BUNDLE/SSL_CERT_FILE)",
         "dry_run": "print the plan (what would be built, set or moved, what is there) and change nothing",
         "report_dir": "where the JSON and Markdown reports go (default: <cache>/runs)",
         "conformance": "the conformance stage before smoke: full (default), quick or off",
@@ -599,6 +601,8 @@ def release(
     registry_mirror: str = "",
     busybox: str = "",
     force: bool = False,
+    replace_version_tags: bool = False,
+    ca_file: str = "",
     dry_run: bool = False,
     report_dir: str = "",
     conformance: str = "full",
@@ -617,6 +621,7 @@ def release(
         variants=variants or None,
         trust_config=trust_config or None,
         registry_mirror=registry_mirror or None,
+        ca_file=ca_file or None,
     )
     report = release_stage.run(
         settings,
@@ -628,6 +633,7 @@ def release(
             base_image=base_image or None,
             busybox=busybox or None,
             force=force,
+            replace_version_tags=replace_version_tags,
             dry_run=dry_run,
             report_dir=Path(report_dir).expanduser() if report_dir else None,
             conformance=_conformance_mode(conformance),

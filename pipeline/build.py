@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from pipeline.image import layer as layers
 from pipeline.oci.descriptor import Platform
 from pipeline.oci.layout import Layout
 from pipeline.progress import Progress, Silent
+from pipeline.urls import redact
 
 CA_PATH = "/kaniko/ssl/certs/ca-certificates.crt"
 
@@ -29,13 +30,32 @@ class BuildResult:
     layout: Path
     version: str
     images: dict[str, assembly.Image] = field(default_factory=dict)
+    go: dict[str, object] = field(default_factory=dict)  # the toolchain: version, origin, path, pinned
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "layout": str(self.layout),
             "version": self.version,
+            "go": dict(self.go),
             "images": {name: image.to_dict() for name, image in self.images.items()},
         }
+
+
+def summary(result: Mapping[str, Any]) -> str:
+    """The human summary of a build's JSON result: the layout, each variant's digest, the Go toolchain."""
+    go = result.get("go") or {}
+    toolchain_line = (
+        f"  Go toolchain: {go.get('version', '?')} ({go.get('origin', '?')} {go.get('path', '')})"
+    )
+    if not go.get("pinned"):
+        toolchain_line += (
+            f": NOT the pinned {toolchain.PINNED_VERSION}, digests may differ from a pinned build"
+        )
+    return "\n".join(
+        [f"OCI layout {result['layout']} (version {result['version']}):"]
+        + [f"  {name}: {image['digest']}" for name, image in result["images"].items()]
+        + [toolchain_line]
+    )
 
 
 def source_url(checkout: Checkout, pinned_url: str | None = None) -> str:
@@ -44,11 +64,11 @@ def source_url(checkout: Checkout, pinned_url: str | None = None) -> str:
     A build of the pinned release from a local mirror names the pin's URL, so its digests equal those
     of a build from the network. Other local checkouts name their path.
     """
-    url = checkout.url
+    url = redact(checkout.url)  # never user info (a token) in an image annotation
     if urlparse(url).scheme in ("http", "https", "git", "ssh"):
         return url.removesuffix(".git")
     if checkout.pinned and pinned_url:
-        return pinned_url.removesuffix(".git")
+        return redact(pinned_url).removesuffix(".git")
     return url.removesuffix(".git")
 
 
@@ -98,6 +118,8 @@ def build(
             )
     chain = toolchain.find(checkout.path, override=go)
     progress.info(f"Go toolchain: {chain.go} ({chain.version}, from {chain.origin})")
+    if not chain.pinned:
+        progress.warn(f"Go toolchain {chain.describe()}")
     binaries = compiler.compile_all(
         checkout, [Platform.parse(p) for p in platforms], chain, cache_dir, gocache=gocache, progress=progress
     )
@@ -113,6 +135,7 @@ def build(
     )
     images = assembly.assemble(layout, inputs, variants, platforms, cache_dir, progress)
     progress.step(
-        f"built {', '.join(variants)} for {', '.join(platforms)} in {time.monotonic() - started:.1f} s"
+        f"built {', '.join(variants)} for {', '.join(platforms)} in {time.monotonic() - started:.1f} s "
+        f"with Go {chain.describe()}"
     )
-    return BuildResult(layout=out, version=checkout.version, images=images)
+    return BuildResult(layout=out, version=checkout.version, images=images, go=chain.to_dict())

@@ -36,6 +36,7 @@ DEFAULTS: dict[str, Any] = {
     "variants": ",".join(VARIANTS),
     "prefix": "",
     "insecure": False,
+    "ca_file": "",
     "go": "",
     "trust_config": "",
     "registry_mirror": "",
@@ -129,7 +130,19 @@ class Settings:
     go: str | None
     trust_config: Path | None
     registry_mirror: str | None
+    ca_file: Path | None = None  # the CA bundle registries' TLS is verified against (a private CA)
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def ca_bundle(self) -> Path | None:
+        """``ca_file``, else REQUESTS_CA_BUNDLE or SSL_CERT_FILE from the environment, else None."""
+        from pipeline.registry.tls import ca_bundle_from
+
+        return self.ca_file or ca_bundle_from(self.env)
+
+    def insecure_for(self, *hosts: str | None) -> frozenset[str]:
+        """The hosts ``--insecure`` turns TLS verification off for: these registries, nothing else."""
+        return frozenset(h.lower() for h in hosts if h) if self.insecure else frozenset()
 
     @property
     def pin_file(self) -> Path:
@@ -186,5 +199,6 @@ class Settings:
             go=str(merged["go"] or "").strip() or None,
             trust_config=_as_path(merged["trust_config"]),
             registry_mirror=str(merged["registry_mirror"] or "").strip() or None,
+            ca_file=_as_path(merged["ca_file"]),
             env=env,
         )

@@ -23,7 +23,7 @@ FINAL_STAGES = {
     "debug": "kaniko-debug",
     "slim": "kaniko-slim",
 }
-_BUSYBOX_FROM = re.compile(r"^busybox:musl@(sha256:[0-9a-f]{64})$")
+_BUSYBOX_FROM = re.compile(r"busybox:musl@(sha256:[0-9a-f]{64})", re.ASCII)
 _CONFIG_KINDS = ("ENV", "WORKDIR", "VOLUME", "ENTRYPOINT")
 
 # Stage -> (its FROM, the content instructions in order). RUN in exec form is compared as parsed JSON.
@@ -217,7 +217,7 @@ def check(stages: Sequence[Stage], path: Path) -> Dockerfile:
     if busybox is None:
         problems.append("there is no `busybox` stage")
     else:
-        match = _BUSYBOX_FROM.match(busybox.base)
+        match = _BUSYBOX_FROM.fullmatch(busybox.base)
         if not match:
             problems.append(
                 f"line {busybox.line}: the busybox stage is FROM {busybox.base}, not busybox:musl@sha256:<digest>"

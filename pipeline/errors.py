@@ -75,6 +75,10 @@ class ReferenceError_(RegistryError):
     exit_code = 2
 
 
+class ReproducibilityError(RegistryError):
+    """A rebuild of a published version gives other digests than its exact version tag names."""
+
+
 class AuthError(RegistryError):
     """Credentials are missing or were refused."""
 

@@ -13,7 +13,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from pipeline import pin as pinfile
 from pipeline import versions
 from pipeline.errors import ForkError, ReleaseSelectionError, UsageError
 from pipeline.progress import Progress, Silent
+from pipeline.urls import git_access, redact, redact_text
 
 GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "LC_ALL": "C"}
 _MODULE_LINE = re.compile(r"^module\s+\"?([^\s\"]+)\"?\s*$", re.MULTILINE)
@@ -79,7 +80,7 @@ def normalize_url(url: str) -> str:
         return url
     elif parsed.scheme and len(parsed.scheme) > 1:
         raise UsageError(
-            f"the fork URL {url!r} has a scheme git cannot use here ({parsed.scheme}:)",
+            f"the fork URL {redact(url)!r} has a scheme git cannot use here ({parsed.scheme}:)",
             hint="use https://, ssh://, git://, file:// or a local path",
         )
     else:
@@ -137,7 +138,7 @@ class _GitProgress(git.RemoteProgress):
 
 
 def _git_failure(action: str, url: str, exc: git.GitCommandError) -> ForkError:
-    stderr = (exc.stderr or "").strip().replace("stderr: ", "").strip("'\n ")
+    stderr = redact_text((exc.stderr or "").strip().replace("stderr: ", "").strip("'\n "))
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
     detail = "; ".join(lines[-3:]) or f"git exited with status {exc.status}"
     return ForkError(
@@ -149,14 +150,14 @@ def _git_failure(action: str, url: str, exc: git.GitCommandError) -> ForkError:
     )
 
 
-def _fetch(repo: git.Repo, url: str, progress: Progress) -> None:
+def _fetch(repo: git.Repo, url: str, progress: Progress, env: Mapping[str, str] = GIT_ENV) -> None:
     """Fetch branches and every tag, forcing moved tags and pruning deleted ones."""
     origin = repo.remote("origin") if "origin" in [r.name for r in repo.remotes] else None
     if origin is None:
         origin = repo.create_remote("origin", url)
     elif origin.url != url:
         origin.set_url(url)
-    with repo.git.custom_environment(**GIT_ENV):
+    with repo.git.custom_environment(**env):
         try:
             origin.fetch(
                 refspec=["+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*"],
@@ -169,14 +170,16 @@ def _fetch(repo: git.Repo, url: str, progress: Progress) -> None:
     progress.close()
 
 
-def _open_or_clone(url: str, cache_dir: Path, progress: Progress) -> git.Repo:
+def _open_or_clone(
+    url: str, cache_dir: Path, progress: Progress, env: Mapping[str, str] = GIT_ENV
+) -> git.Repo:
     forks = cache_dir / "forks"
     path = forks / _cache_slug(url)
     if path.exists():
         try:
             repo = git.Repo(path)
             progress.step(f"fetching {url} into the cached clone {path}")
-            _fetch(repo, url, progress)
+            _fetch(repo, url, progress, env)
             return repo
         except (git.InvalidGitRepositoryError, git.NoSuchPathError):
             progress.warn(f"the cached clone {path} is not a git repository; cloning again")
@@ -193,12 +196,12 @@ def _open_or_clone(url: str, cache_dir: Path, progress: Progress) -> git.Repo:
                 tmp,
                 no_checkout=True,
                 progress=_GitProgress(progress),  # type: ignore[arg-type]
-                env=GIT_ENV,
+                env=dict(env),
             )
         except git.GitCommandError as exc:
             raise _git_failure("clone", url, exc) from exc
         progress.close()
-        _fetch(repo, url, progress)
+        _fetch(repo, url, progress, env)
         os.replace(tmp, path)  # a clone appears whole or not at all
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -283,14 +286,29 @@ def checkout(
     """Clone or fetch the fork, check out ``ref`` (a tag, or ``latest``), and apply the patches.
 
     ``url`` defaults to the pin's. When the resolved tag is the pinned tag, it must resolve to the
-    pinned commit.
+    pinned commit. User info in the URL (``https://user:token@...``) reaches git through GIT_ASKPASS
+    only: git, the cached clone, the Checkout and every message see the URL without it.
     """
     progress = progress or Silent()
-    url = normalize_url(url or pin.url)
     ref = ref.strip() or pin.tag
     patches = sorted(patches_dir.glob("*.patch")) if patches_dir.is_dir() else []
+    with git_access(normalize_url(url or pin.url), GIT_ENV) as (url, env):
+        return _checkout(url, env, ref, pin, patches, patches_dir, cache_dir, prerelease, progress)
+
+
+def _checkout(
+    url: str,
+    env: Mapping[str, str],
+    ref: str,
+    pin: pinfile.Pin,
+    patches: list[Path],
+    patches_dir: Path,
+    cache_dir: Path,
+    prerelease: bool,
+    progress: Progress,
+) -> Checkout:
     with _locked(cache_dir / "forks" / f"{_cache_slug(url)}.lock"):
-        repo = _open_or_clone(url, cache_dir, progress)
+        repo = _open_or_clone(url, cache_dir, progress, env)
         release = _resolve_ref(repo, ref, url, prerelease)
         commit_obj = repo.tags[release.tag].commit
         commit = commit_obj.hexsha

@@ -10,9 +10,11 @@ rootless when the pipeline runs as an ordinary user. The build context is mounte
 environment. kaniko writes the pushed digest to ``--digest-file`` in a mounted temporary directory, and
 that file, not a guess, is what the stage reports. kaniko's own output streams to the user's stderr.
 
-Loopback registries (the local registry, a local mirror) are reached from inside the container with
-``--network=host``, which works rootful and rootless alike (ENVIRONMENT.md); plain HTTP is allowed for
-loopback registries only (``--insecure-pull``, ``--insecure-registry``, ``--insecure``).
+Host networking is a trade-off: with ``--network=host`` every RUN step of the user's Dockerfile can
+reach every service on the host's 127.0.0.1. So the executor gets it only when it must reach a
+loopback registry (the destination, the mirror, or the base image's registry: 127.0.0.0/8, ::1,
+``localhost``), and the log says so; otherwise it runs on podman's default network. Plain HTTP is
+allowed for loopback registries only (``--insecure-pull``, ``--insecure-registry``, ``--insecure``).
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ OUTPUT_DIR = "/kaniko/pipeline-output"
 DIGEST_FILE = f"{OUTPUT_DIR}/digest"
 DEFAULT_REPOSITORY = "kaniko-nginx"
 BASE_IMAGE_ARG = "BASE_IMAGE"
-_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}", re.ASCII)
 
 # Checks the executor's signature before it runs (pipeline.sign.verify behind it); raises on failure.
 ExecutorVerifier = Callable[[Reference], None]
@@ -142,6 +144,17 @@ def loopback_hosts(request: BuildRequest) -> list[str]:
     return [host for host in request.registries if is_loopback_host(host)]
 
 
+def network_for(request: BuildRequest) -> tuple[str | None, str]:
+    """podman's network for the executor, and the log line that says why."""
+    hosts = loopback_hosts(request)
+    if not hosts:
+        return None, "kaniko runs on podman's default network (no registry of this build is on loopback)"
+    return "host", (
+        f"kaniko runs with --network=host to reach the loopback registry {', '.join(hosts)}: RUN steps of "
+        "the Dockerfile can reach every service on this machine's 127.0.0.1"
+    )
+
+
 def executor_args(request: BuildRequest) -> list[str]:
     """The executor's arguments: no secret is ever among them."""
     args = [
@@ -179,7 +192,7 @@ def run_spec(request: BuildRequest, config_file: Path, output_dir: Path, name: s
             Mount(config_file, DOCKER_CONFIG_FILE, read_only=True),
             Mount(output_dir, OUTPUT_DIR, read_only=False),
         ),
-        network="host" if loopback_hosts(request) else None,
+        network=network_for(request)[0],
     )
 
 
@@ -231,7 +244,7 @@ def read_digest(output_dir: Path) -> str:
             "kaniko finished but wrote no digest file, so the pushed image is unknown",
             hint="check kaniko's log above; the executor must support --digest-file",
         ) from None
-    if not _DIGEST.match(text):
+    if not _DIGEST.fullmatch(text):
         raise KanikoError(f"kaniko's digest file holds {text[:80]!r}, not a sha256 digest")
     return text
 
@@ -262,6 +275,8 @@ def build_image(
         private_files(config) as (config_file, output_dir),
     ):
         spec = run_spec(request, config_file, output_dir, name)
+        network, why = network_for(request)
+        (progress.warn if network == "host" else progress.info)(why)
         progress.step(f"kaniko: building {request.context / request.dockerfile} -> {request.destination}")
         try:
             result = podman.command(spec.argv(), what="kaniko", timeout=timeout, stream=True, check=False)

@@ -348,6 +348,7 @@ def run(settings: Settings, *, push_to: str = "", progress: Progress | None = No
     """`invoke nginx-base`: make the base (cached) and, with ``push_to``, push it to that registry."""
     from pipeline.registry.client import Client
     from pipeline.registry.credentials import Credentials
+    from pipeline.registry.reference import host_of_prefix
 
     progress = progress or Silent()
     base = ensure(settings.cache_dir, progress=progress)
@@ -355,7 +356,8 @@ def run(settings: Settings, *, push_to: str = "", progress: Progress | None = No
     if push_to:
         with Client(
             credentials=Credentials.from_environment(settings.env),
-            insecure=settings.insecure,
+            insecure=settings.insecure_for(host_of_prefix(push_to)),
+            ca_file=settings.ca_bundle,
             progress=progress,
         ) as client:
             pushed = publish(base, client, push_to)

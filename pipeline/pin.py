@@ -11,7 +11,7 @@ from pipeline.errors import PinError
 from pipeline.record import atomic_write_text
 
 DEFAULT_URL = "https://github.com/chainguard-forks/kaniko.git"
-_SHA = re.compile(r"^[0-9a-f]{40}$")
+_SHA = re.compile(r"[0-9a-f]{40}", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ def load(path: Path) -> Pin:
     commit = data.get("commit")
     if not isinstance(url, str) or not isinstance(tag, str) or not tag.strip():
         raise PinError(f"the fork pin {path} needs a string 'tag' (and optional 'url')", hint=fix)
-    if not isinstance(commit, str) or not _SHA.match(commit):
+    if not isinstance(commit, str) or not _SHA.fullmatch(commit):
         raise PinError(
             f"the fork pin {path} has commit {commit!r}, which is not a full 40-character SHA-1",
             hint=fix,

@@ -164,9 +164,15 @@ def publish_images(
     *,
     version: str | None = None,
     rolling: bool = True,
+    replace_version_tags: bool = False,
     progress: Progress | None = None,
 ) -> dict[str, PublishedImage]:
-    """Push each variant with its version tags, then (``rolling``) move its rolling tags."""
+    """Push each variant with its version tags, then (``rolling``) move its rolling tags.
+
+    A version tag that already names another image stops the publish before anything is pushed
+    (:mod:`pipeline.reproducibility`), unless ``replace_version_tags`` says to replace it.
+    """
+    from pipeline import reproducibility
     from pipeline.registry.reference import Reference
 
     progress = progress or Silent()
@@ -180,6 +186,11 @@ def publish_images(
                 hint="pass --version vX.Y.Z",
             )
         plans[variant] = (tagplan.plan_variant(found, variant, prefix), desc)
+    differences = reproducibility.compare(client, layout, plans)
+    if differences and not replace_version_tags:
+        raise reproducibility.refuse(differences)
+    for difference in differences:
+        progress.warn(f"{reproducibility.OVERRIDE_FLAG}: replacing " + "\n".join(difference.lines()))
     published: dict[str, PublishedImage] = {}
     # Version tags first, for every variant; rolling tags after all of them are in place.
     for variant, (plan, desc) in plans.items():
@@ -255,6 +266,7 @@ def run(
     version: str | None = None,
     rolling: bool = True,
     variants: Iterable[str] | None = None,
+    replace_version_tags: bool = False,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """`invoke publish`: read the input, choose the destination, push, record. Returns the JSON result."""
@@ -276,9 +288,23 @@ def run(
     credentials = Credentials.from_environment(settings.env)
     has_hub = credentials.lookup("docker.io") is not None
     chosen, embedded = destination_prefix(settings, prefix, has_hub, progress)
-    with Client(credentials=credentials, insecure=settings.insecure, progress=progress) as client:
+    from pipeline.registry.reference import host_of_prefix
+
+    with Client(
+        credentials=credentials,
+        insecure=settings.insecure_for(host_of_prefix(chosen)),
+        ca_file=settings.ca_bundle,
+        progress=progress,
+    ) as client:
         published = publish_images(
-            client, layout, images, chosen, version=version, rolling=rolling, progress=progress
+            client,
+            layout,
+            images,
+            chosen,
+            version=version,
+            rolling=rolling,
+            replace_version_tags=replace_version_tags,
+            progress=progress,
         )
     result = {"images": {variant: image.to_dict() for variant, image in published.items()}}
     record.save(

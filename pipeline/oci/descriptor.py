@@ -74,15 +74,43 @@ class Descriptor:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Descriptor:
-        try:
-            platform = data.get("platform")
-            return cls(
-                media_type=str(data["mediaType"]),
-                digest=str(data["digest"]),
-                size=int(data["size"]),
-                annotations=dict(data.get("annotations") or {}),
-                platform=Platform.from_dict(platform) if isinstance(platform, Mapping) else None,
-                artifact_type=data.get("artifactType"),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ImageError(f"malformed descriptor {dict(data)!r}: {exc}") from exc
+        """A descriptor from its JSON; anything not of the spec's types is an ImageError."""
+        if not isinstance(data, Mapping):
+            raise ImageError(f"malformed descriptor: {type(data).__name__}, not a JSON object")
+        media_type, digest, size = data.get("mediaType"), data.get("digest"), data.get("size")
+        if not isinstance(media_type, str) or not isinstance(digest, str):
+            raise ImageError(f"malformed descriptor: mediaType and digest must be strings ({digest!r})")
+        if not isinstance(size, int) or isinstance(size, bool):
+            raise ImageError(f"malformed descriptor {digest!r}: size {size!r} is not an integer")
+        platform = data.get("platform")
+        if platform is not None and not (
+            isinstance(platform, Mapping)
+            and all(isinstance(platform.get(k, ""), str) for k in ("os", "architecture"))
+            and isinstance(platform.get("variant"), str | None)
+        ):
+            raise ImageError(f"malformed descriptor {digest!r}: platform {platform!r} is not os/architecture")
+        return cls(
+            media_type=media_type,
+            digest=digest,
+            size=size,
+            annotations=string_map(data.get("annotations"), f"descriptor {digest!r}"),
+            platform=Platform.from_dict(platform) if platform is not None else None,
+            artifact_type=optional_string(data.get("artifactType"), f"descriptor {digest!r}"),
+        )
+
+
+def string_map(value: Any, where: str) -> dict[str, str]:
+    """Annotations: absent/null, or an object of strings to strings."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise ImageError(f"malformed {where}: annotations must map strings to strings")
+    return dict(value)
+
+
+def optional_string(value: Any, where: str) -> str | None:
+    if value is None or isinstance(value, str):
+        return value or None
+    raise ImageError(f"malformed {where}: artifactType {value!r} is not a string")

@@ -9,21 +9,23 @@ from typing import BinaryIO
 
 from pipeline.errors import ImageError
 
-_DIGEST = re.compile(r"^(?P<algorithm>[a-z0-9]+(?:[.+_-][a-z0-9]+)*):(?P<encoded>[a-zA-Z0-9=_-]+)$")
+# Matched whole (fullmatch) and ASCII only: "sha256:<hex>\n" is not a digest.
+_DIGEST = re.compile(r"(?P<algorithm>[a-z0-9]+(?:[.+_-][a-z0-9]+)*):(?P<encoded>[a-zA-Z0-9=_-]+)", re.ASCII)
+_HEX = re.compile(r"[0-9a-f]+", re.ASCII)
 _LENGTHS = {"sha256": 64, "sha512": 128}
 CHUNK = 1 << 20
 
 
 def validate(digest: str) -> str:
     """Return ``digest`` if it is a well-formed sha256 or sha512 digest, else raise ImageError."""
-    match = _DIGEST.match(digest or "")
+    match = _DIGEST.fullmatch(digest) if isinstance(digest, str) else None
     if not match:
         raise ImageError(f"{digest!r} is not a digest (expected sha256:<64 hex digits>)")
     algorithm, encoded = match.group("algorithm"), match.group("encoded")
     length = _LENGTHS.get(algorithm)
     if length is None:
         raise ImageError(f"digest {digest!r} uses an unsupported algorithm {algorithm!r}")
-    if len(encoded) != length or not re.fullmatch(r"[0-9a-f]+", encoded):
+    if len(encoded) != length or not _HEX.fullmatch(encoded):
         raise ImageError(f"digest {digest!r} is not {length} lowercase hex digits")
     return digest
 

@@ -10,7 +10,7 @@ from typing import Any
 from pipeline.errors import ImageError
 from pipeline.oci import digest as digests
 from pipeline.oci import mediatype
-from pipeline.oci.descriptor import Descriptor, Platform
+from pipeline.oci.descriptor import Descriptor, Platform, optional_string, string_map
 
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # registries may refuse larger manifests; the spec says 4 MiB
 
@@ -40,10 +40,27 @@ def _optional_fields(data: Mapping[str, Any]) -> dict[str, Any]:
     """The shared optional fields of a manifest or an index, read from its JSON."""
     subject = data.get("subject")
     return {
-        "annotations": dict(data.get("annotations") or {}),
-        "subject": Descriptor.from_dict(subject) if isinstance(subject, Mapping) else None,
-        "artifact_type": data.get("artifactType"),
+        "annotations": string_map(data.get("annotations"), "manifest"),
+        "subject": Descriptor.from_dict(subject) if subject is not None else None,
+        "artifact_type": optional_string(data.get("artifactType"), "manifest"),
     }
+
+
+def _descriptors(value: Any, field_name: str) -> list[Descriptor]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ImageError(f"malformed manifest: {field_name} is not a list")
+    return [Descriptor.from_dict(item) for item in value]
+
+
+def _media_type(data: Mapping[str, Any], default: str) -> str:
+    value = data.get("mediaType")
+    if value is None or value == "":
+        return default
+    if not isinstance(value, str):
+        raise ImageError(f"malformed manifest: mediaType {value!r} is not a string")
+    return value
 
 
 @dataclass(frozen=True)
@@ -69,15 +86,14 @@ class Manifest:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Manifest:
-        try:
-            return cls(
-                config=Descriptor.from_dict(data["config"]),
-                layers=[Descriptor.from_dict(layer) for layer in data.get("layers") or []],
-                media_type=str(data.get("mediaType") or mediatype.OCI_MANIFEST),
-                **_optional_fields(data),
-            )
-        except (KeyError, TypeError) as exc:
-            raise ImageError(f"malformed image manifest: missing {exc}") from exc
+        if "config" not in data:
+            raise ImageError("malformed image manifest: missing 'config'")
+        return cls(
+            config=Descriptor.from_dict(data["config"]),
+            layers=_descriptors(data.get("layers"), "layers"),
+            media_type=_media_type(data, mediatype.OCI_MANIFEST),
+            **_optional_fields(data),
+        )
 
 
 @dataclass(frozen=True)
@@ -101,14 +117,11 @@ class Index:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Index:
-        try:
-            return cls(
-                manifests=[Descriptor.from_dict(desc) for desc in data.get("manifests") or []],
-                media_type=str(data.get("mediaType") or mediatype.OCI_INDEX),
-                **_optional_fields(data),
-            )
-        except (KeyError, TypeError) as exc:
-            raise ImageError(f"malformed image index: missing {exc}") from exc
+        return cls(
+            manifests=_descriptors(data.get("manifests"), "manifests"),
+            media_type=_media_type(data, mediatype.OCI_INDEX),
+            **_optional_fields(data),
+        )
 
 
 def parse(data: bytes, media_type: str | None = None) -> Manifest | Index:
@@ -117,11 +130,13 @@ def parse(data: bytes, media_type: str | None = None) -> Manifest | Index:
         raise ImageError(f"manifest of {len(data)} bytes is over the 4 MiB limit")
     try:
         obj = json.loads(data)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise ImageError(f"manifest is not JSON: {exc}") from exc
     if not isinstance(obj, dict):
         raise ImageError("manifest is not a JSON object")
     kind = obj.get("mediaType") or media_type
+    if not isinstance(kind, str | None):
+        raise ImageError(f"manifest mediaType {kind!r} is not a string")
     if kind in mediatype.INDEX_TYPES or (kind is None and "manifests" in obj):
         return Index.from_dict(obj)
     if kind in mediatype.MANIFEST_TYPES or (kind is None and "config" in obj):

@@ -5,6 +5,10 @@ The token flow is Docker's (docs "Token Authentication Specification"): a 401 na
 ``scope`` parameter), with Basic credentials when it has them (or an OAuth2 refresh-token POST for an
 identity token), and reads ``token`` or ``access_token`` from the answer. Tokens are cached per host
 and scope set until shortly before they expire; a 401 ``invalid_token`` drops the cached one.
+
+The realm is named by the registry's answer, so a hostile or misconfigured registry chooses where
+credentials go. They go only over TLS: a plain-HTTP realm is refused unless the registry and the realm
+are both on loopback, and credentials never go to a realm whose scheme differs from the registry's.
 """
 
 from __future__ import annotations
@@ -15,11 +19,13 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
 from pipeline.errors import AuthError
 from pipeline.registry.credentials import Credential, Credentials
+from pipeline.registry.reference import is_loopback_host
 
 TOKEN_MARGIN = 10.0  # seconds before a token's expiry that it is no longer used
 DEFAULT_TOKEN_LIFETIME = 60.0  # the token spec's default for expires_in
@@ -136,6 +142,46 @@ class Authenticator:
         self._challenges: dict[str, Challenge] = {}
         self._tokens: dict[tuple[str, frozenset[str]], _Token] = {}
         self._fetch_locks: dict[tuple[str, frozenset[str]], threading.Lock] = {}
+        self._schemes: dict[str, str] = {}
+
+    def registry_scheme(self, host: str, scheme: str) -> None:
+        """Note the scheme the registry ``host`` is spoken to with (the transport knows it)."""
+        with self._lock:
+            self._schemes[host] = scheme
+
+    def _scheme_of(self, host: str) -> str:
+        with self._lock:
+            known = self._schemes.get(host)
+        return known or ("http" if is_loopback_host(host) else "https")
+
+    def _check_realm(self, host: str, realm: str, cred: Credential | None) -> None:
+        """Refuse a realm that credentials or tokens must not go to (see the module's docstring)."""
+        try:
+            parts = urlsplit(realm)
+            realm_host = parts.hostname or ""
+            has_userinfo = parts.username is not None or parts.password is not None
+        except ValueError:
+            parts, realm_host, has_userinfo = urlsplit(""), "", False
+        if parts.scheme not in ("https", "http") or not realm_host or has_userinfo:
+            raise AuthError(
+                f"{host} sent a Bearer challenge without a usable realm ({_shown(realm)})",
+                hint="the registry's auth configuration must name an https:// token server",
+            )
+        origin = f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}"
+        registry_scheme = self._scheme_of(host)
+        if parts.scheme == "http" and not (is_loopback_host(host) and is_loopback_host(realm_host)):
+            raise AuthError(
+                f"{host} names a plain-HTTP token realm ({origin}): credentials and tokens go only over "
+                "TLS, so no token was asked for",
+                hint="the registry's token server must be https:// (plain HTTP is accepted only when the "
+                "registry and its token server are both on this machine's loopback)",
+            )
+        if cred is not None and parts.scheme != registry_scheme:
+            raise AuthError(
+                f"{host} is spoken to over {registry_scheme} but names a token realm over {parts.scheme} "
+                f"({origin}): credentials are never sent to a realm on another scheme",
+                hint="configure the registry's token realm with the registry's own scheme",
+            )
 
     def _credential(self, registry: str) -> Credential | None:
         return self.credentials.lookup(registry)
@@ -199,9 +245,8 @@ class Authenticator:
 
     def _fetch_token(self, host: str, registry: str, scopes: list[str], challenge: Challenge) -> _Token:
         realm = challenge.realm
-        if not realm.startswith(("https://", "http://")):
-            raise AuthError(f"{host} sent a Bearer challenge without a usable realm ({realm!r})")
         cred = self._credential(registry)
+        self._check_realm(host, realm, cred)
         service = challenge.params.get("service", "")
         started = time.monotonic()
         response: requests.Response
@@ -258,3 +303,14 @@ class Authenticator:
 
 def repository_scope(repository: str, *actions: str) -> str:
     return f"repository:{repository}:{','.join(actions)}"
+
+
+def _shown(url: str) -> str:
+    """A realm for a message: scheme, host and path, never user info or query."""
+    try:
+        parts = urlsplit(url)
+        return repr(
+            f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}{parts.path}" if parts.scheme else url[:80]
+        )
+    except ValueError:
+        return "(unparsable)"

@@ -14,7 +14,7 @@ import contextlib
 import os
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,7 +96,8 @@ class Client:
         self,
         *,
         credentials: Credentials | None = None,
-        insecure: bool = False,
+        insecure: Collection[str] = (),
+        ca_file: Path | None = None,
         progress: Progress | None = None,
         timeout: float = 60.0,
         deadline: float = 600.0,
@@ -109,6 +110,7 @@ class Client:
         self.transport = Transport(
             self.credentials,
             insecure=insecure,
+            ca_file=ca_file,
             timeout=timeout,
             deadline=deadline,
             pool_size=max(16, workers * 2),
@@ -309,7 +311,7 @@ class Client:
                 except ValueError:
                     raise RegistryError(f"{what}: the registry did not answer JSON") from None
                 tags.extend(str(tag) for tag in (body.get("tags") or []))
-                url = _next_link(response)
+                url = next_link(response)
         return tags
 
     # -- blobs -----------------------------------------------------------------------------
@@ -764,8 +766,20 @@ def _media_type_of(data: bytes, fallback: str) -> str:
     return parse(data, fallback).media_type
 
 
-def _next_link(response: requests.Response) -> str | None:
+def next_link(response: requests.Response) -> str | None:
+    """The ``Link: <...>; rel="next"`` page of a paged answer (tags, referrers), or None.
+
+    The next page must be on the registry's own origin: the request for it carries the registry's
+    Authorization header, which never goes to another host.
+    """
     link = response.links.get("next")
     if not link or not link.get("url"):
         return None
-    return urljoin(response.url, link["url"])
+    url = urljoin(response.url, link["url"])
+    here, there = urlsplit(response.url), urlsplit(url)
+    if (here.scheme, here.netloc) != (there.scheme, there.netloc):
+        raise RegistryError(
+            f"the registry's next page is on another origin ({there.scheme}://{there.netloc})",
+            hint="a registry pages its lists on its own host; this answer is not trusted",
+        )
+    return url

@@ -19,30 +19,61 @@ DOCKER_HUB_ALIASES = frozenset(
     {"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"}
 )
 
+# The one reference grammar of the project (distribution's ``reference`` package), ASCII only and
+# always matched whole (``fullmatch``): no ``$`` that lets a trailing newline through, no Unicode ``\w``.
 _LABEL = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)"
-_HOST = re.compile(rf"^(?:{_LABEL}(?:\.{_LABEL})*|\[[a-fA-F0-9:.]+\])(?::(?P<port>[0-9]+))?$")
-_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
-_TAG = re.compile(r"^[\w][\w.-]{0,127}$")
+HOST = re.compile(rf"(?:{_LABEL}(?:\.{_LABEL})*|\[[a-fA-F0-9:.]+\])(?::(?P<port>[0-9]{{1,5}}))?", re.ASCII)
+COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*", re.ASCII)
+TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", re.ASCII)
+TAG_RULE = "a tag is 1-128 of ASCII letters, digits, '_', '.', '-', not starting with '.' or '-'"
 _MAX_NAME = 255
+
+
+def is_tag(text: object) -> bool:
+    return isinstance(text, str) and TAG.fullmatch(text) is not None
+
+
+def is_component(text: object) -> bool:
+    return isinstance(text, str) and COMPONENT.fullmatch(text) is not None
+
+
+def is_host(text: object) -> bool:
+    """``host[:port]`` as a reference may name it (the port, if any, 1-65535)."""
+    if not isinstance(text, str):
+        return False
+    match = HOST.fullmatch(text)
+    port = match.group("port") if match else None
+    return match is not None and (port is None or 0 < int(port) < 65536)
+
 
 _EXAMPLE = "e.g. docker.io/team/kaniko-executor:v1.25.16 or 127.0.0.1:5000/team/app@sha256:<64 hex>"
 
 
 def is_loopback_host(host: str) -> bool:
-    """True for a host on this machine: 127.0.0.0/8, ::1, localhost or *.localhost, with or without
-    a port (``127.0.0.1:5000``, ``[::1]:5000``, bare ``::1``). Plain HTTP is allowed for these only."""
-    name = host.strip()
+    """True for a host on this machine: 127.0.0.0/8, ::1 or ``localhost`` itself, with or without a
+    port (``127.0.0.1:5000``, ``[::1]:5000``, bare ``::1``). Plain HTTP is allowed for these only.
+
+    ``*.localhost`` is not loopback here: whether it resolves to this machine depends on the resolver
+    (and an /etc/hosts line can send it anywhere), so it gets TLS like any other name."""
+    if not isinstance(host, str):
+        return False
+    name = host
     if name.startswith("["):  # [::1]:5000
         name = name[1:].split("]", 1)[0]
     elif name.count(":") == 1:
         name = name.rsplit(":", 1)[0]
     name = name.lower()
-    if name == "localhost" or name.endswith(".localhost"):
+    if name == "localhost":
         return True
     try:
         return ipaddress.ip_address(name).is_loopback
     except ValueError:
         return False
+
+
+def host_of_prefix(prefix: str) -> str:
+    """The API host a repository prefix (``docker.io/me``, ``127.0.0.1:5000/team``) is served from."""
+    return Reference.parse(f"{prefix.strip().rstrip('/')}/kaniko-executor").host
 
 
 def registry_of(image: str) -> str | None:
@@ -63,10 +94,8 @@ def _looks_like_host(part: str) -> bool:
 
 
 def validate_tag(tag: str) -> str:
-    if not _TAG.match(tag or ""):
-        raise ReferenceError_(
-            f"invalid tag {tag!r}: a tag is 1-128 of letters, digits, '_', '.', '-', not starting with '.' or '-'"
-        )
+    if not is_tag(tag):
+        raise ReferenceError_(f"invalid tag {tag!r}: {TAG_RULE}")
     return tag
 
 
@@ -89,7 +118,8 @@ class Reference:
         if not isinstance(text, str) or not text.strip():
             raise _bad(str(text), "it is empty")
         original = text
-        text = text.strip()
+        if not text.isascii():
+            raise _bad(original, "it contains non-ASCII characters")
         if "://" in text:
             raise _bad(original, "leave out the scheme (http:// or https://)")
         if any(ch.isspace() for ch in text):
@@ -108,22 +138,18 @@ class Reference:
         colon = text.rfind(":")
         if colon > slash:
             text, tag = text[:colon], text[colon + 1 :]
-            if not _TAG.match(tag):
-                raise _bad(
-                    original,
-                    f"tag {tag!r} is not 1-128 of letters, digits, '_', '.', '-' (not starting with '.' or '-')",
-                )
+            if not is_tag(tag):
+                raise _bad(original, f"tag {tag!r} is invalid: {TAG_RULE}")
         if not text:
             raise _bad(original, "the repository name is empty")
         first, sep, rest = text.partition("/")
         if sep and _looks_like_host(first):
             registry, path = first, rest
-            match = _HOST.match(registry)
+            match = HOST.fullmatch(registry)
             if not match:
                 raise _bad(original, f"{registry!r} is not a valid registry host[:port]")
-            port = match.group("port")
-            if port is not None and not 0 < int(port) < 65536:
-                raise _bad(original, f"port {port} is out of range")
+            if not is_host(registry):
+                raise _bad(original, f"port {match.group('port')} is out of range")
             registry = DOCKER_HUB if registry.lower() in DOCKER_HUB_ALIASES else registry.lower()
         else:
             registry, path = DOCKER_HUB, text
@@ -134,8 +160,8 @@ class Reference:
                 raise _bad(
                     original, "the repository name has an empty path component ('//' or a trailing '/')"
                 )
-            if not _COMPONENT.match(component):
-                if component.lower() != component and _COMPONENT.match(component.lower()):
+            if not is_component(component):
+                if component.lower() != component and is_component(component.lower()):
                     raise _bad(original, f"repository names must be lowercase ({component!r})")
                 raise _bad(
                     original,

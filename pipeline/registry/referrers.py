@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import json
 
-from pipeline.errors import RegistryError
+from pipeline.errors import ImageError, RegistryError
 from pipeline.oci import digest as digests
 from pipeline.oci import mediatype
 from pipeline.oci.descriptor import Descriptor
 from pipeline.oci.manifest import Index, Manifest, parse
-from pipeline.registry.client import Client
+from pipeline.registry.client import Client, next_link
 from pipeline.registry.reference import Reference
 
 WRITE_ATTEMPTS = 5
+MAX_PAGES = 1000
 
 
 def fallback_tag(subject_digest: str) -> str:
@@ -42,25 +43,41 @@ def artifact_descriptor(artifact: Manifest, data: bytes) -> Descriptor:
 
 
 def _api_referrers(client: Client, ref: Reference, subject_digest: str) -> list[Descriptor] | None:
-    """The referrers API's answer, or None when the registry has no referrers API."""
+    """The referrers API's answer, every page of it (``Link: rel="next"``, as for the tag list), or
+    None when the registry has no referrers API."""
     base = Reference(ref.registry, ref.repository)
-    url = client._url(base, f"referrers/{subject_digest}")
+    url: str | None = client._url(base, f"referrers/{subject_digest}")
     what = f"list referrers of {subject_digest} in {base.repo_str}"
-    response = client._request("GET", base, url, headers={"Accept": mediatype.OCI_INDEX}, what=what)
-    with response:
-        if response.status_code != 200:
-            if response.status_code in (400, 404, 405, 406, 501):
+    found: list[Descriptor] = []
+    pages = 0
+    while url is not None:
+        pages += 1
+        if pages > MAX_PAGES:
+            raise RegistryError(f"{what}: more than {MAX_PAGES} pages", hint="the registry keeps paging")
+        response = client._request("GET", base, url, headers={"Accept": mediatype.OCI_INDEX}, what=what)
+        with response:
+            if response.status_code != 200:
+                if pages == 1 and response.status_code in (400, 404, 405, 406, 501):
+                    return None
+                raise client._fail(what, response)
+            if response.headers.get("Content-Type", "").split(";")[0].strip() != mediatype.OCI_INDEX:
+                if pages == 1:
+                    return None
+                raise RegistryError(f"{what}: page {pages} is not an OCI image index")
+            try:
+                body = json.loads(response.content)
+            except ValueError:
+                body = None
+            url = next_link(response)
+        if not isinstance(body, dict) or body.get("mediaType", mediatype.OCI_INDEX) != mediatype.OCI_INDEX:
+            if pages == 1:
                 return None
-            raise client._fail(what, response)
-        if response.headers.get("Content-Type", "").split(";")[0].strip() != mediatype.OCI_INDEX:
-            return None
+            raise RegistryError(f"{what}: page {pages} is not an OCI image index")
         try:
-            body = json.loads(response.content)
-        except ValueError:
-            return None
-    if not isinstance(body, dict) or body.get("mediaType", mediatype.OCI_INDEX) != mediatype.OCI_INDEX:
-        return None
-    return list(Index.from_dict(body).manifests)
+            found += Index.from_dict(body).manifests
+        except ImageError as exc:
+            raise RegistryError(f"{what}: {exc.message}") from None
+    return found
 
 
 def _tag_referrers(client: Client, ref: Reference, subject_digest: str) -> tuple[list[Descriptor], bool]:

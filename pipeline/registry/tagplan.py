@@ -15,13 +15,13 @@ gets only its exact tag.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import semver
 
 from pipeline.errors import ConfigError
+from pipeline.registry.reference import TAG_RULE, is_component, is_host, is_tag
 
 VERSION_ANNOTATION = "org.opencontainers.image.version"
 EXECUTOR_REPOSITORY = "kaniko-executor"
@@ -32,11 +32,6 @@ DOCKER_HUB = "docker.io"
 # Suffix of each variant's tags ("" for the plain ones), and the bare rolling tag it gets.
 _SUFFIX = {"executor": "", "debug": "-debug", "slim": "-slim", "warmer": ""}
 _BARE = {"executor": "latest", "debug": "debug", "slim": "slim", "warmer": "latest"}
-_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
-_HOST = re.compile(
-    r"^(?:localhost|\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]*[.][A-Za-z0-9.-]+|[A-Za-z0-9.-]+)(?::[0-9]+)?$"
-)
 
 
 def parse_version(text: str) -> semver.Version:
@@ -154,6 +149,11 @@ def normalize_prefix(prefix: str) -> str:
     text = str(prefix).strip().rstrip("/")
     if "://" in text:
         text = text.split("://", 1)[1]
+    if not text.isascii():
+        raise ConfigError(
+            f"repository prefix {prefix!r} contains non-ASCII characters",
+            hint="pass --prefix REGISTRY/NAMESPACE, e.g. docker.io/myuser or 127.0.0.1:5000/team",
+        )
     parts = text.split("/")
     if not text or any(not p for p in parts):
         raise ConfigError(
@@ -163,11 +163,12 @@ def normalize_prefix(prefix: str) -> str:
     first, rest = parts[0], parts[1:]
     # A first part with a dot or a port (or localhost) is a registry host; alone, it is the whole prefix
     # (``127.0.0.1:5000`` puts the images at ``127.0.0.1:5000/kaniko-executor``).
-    is_host = "." in first or ":" in first or first == "localhost"
-    if is_host and not _HOST.match(first):
+    # (The same test and grammar as pipeline.registry.reference, the project's one reference grammar.)
+    names_host = "." in first or ":" in first or first == "localhost"
+    if names_host and not is_host(first):
         raise ConfigError(f"registry host {first!r} in prefix {prefix!r} is not a valid host[:port]")
-    for component in rest if is_host else parts:
-        if not _COMPONENT.match(component):
+    for component in rest if names_host else parts:
+        if not is_component(component):
             raise ConfigError(
                 f"repository prefix {prefix!r}: {component!r} is not a valid repository name component",
                 hint="use lowercase letters, digits and separators (., _, __, -), e.g. docker.io/myuser",
@@ -208,6 +209,6 @@ def resolve_destination(
 
 
 def check_tag(tag: str) -> str:
-    if not _TAG.match(tag):
-        raise ConfigError(f"{tag!r} is not a valid tag", hint="a tag is [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+    if not is_tag(tag):
+        raise ConfigError(f"{tag!r} is not a valid tag", hint=TAG_RULE)
     return tag

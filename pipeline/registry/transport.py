@@ -5,7 +5,10 @@ with jittered exponential backoff until an overall deadline, waiting as long as 
 (seconds or an HTTP date). Bodies are bytes or a file re-opened on each attempt, never a consumed
 stream. Redirects are followed here, not by requests, so the Authorization header never goes to
 another host (blob GETs are often redirected to object storage). Plain HTTP is used only for loopback
-registries, or when the caller says ``insecure`` (then HTTPS without verification is tried first).
+registries, or for a registry host the caller names as ``insecure`` (then HTTPS without verification
+is tried first). ``insecure`` covers those hosts only: a token realm or a redirect target elsewhere is
+verified as usual. A private CA needs no ``insecure`` at all: ``ca_file`` (or ``REQUESTS_CA_BUNDLE`` /
+``SSL_CERT_FILE`` in the environment) names the bundle TLS is verified against.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import re
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +35,7 @@ import urllib3
 from pipeline.errors import AuthError, RegistryError
 from pipeline.registry.auth import Authenticator, parse_challenges
 from pipeline.registry.credentials import Credentials
+from pipeline.registry.tls import ca_bundle_from, verification
 
 RETRY_STATUSES = frozenset({408, 429}) | frozenset(range(500, 600)) - {501, 505}
 MAX_REDIRECTS = 10
@@ -173,12 +177,21 @@ class Transport:
         self,
         credentials: Credentials,
         *,
-        insecure: bool = False,
+        insecure: Collection[str] = (),
+        ca_file: Path | None = None,
         timeout: float = 60.0,
         deadline: float = 600.0,
         pool_size: int = 16,
     ) -> None:
-        self.insecure = insecure
+        if isinstance(insecure, str | bool):
+            raise TypeError("insecure names registry hosts (host[:port]), it is not a flag")
+        self.insecure = frozenset(host.lower() for host in insecure)
+        self.ca_file = ca_file if ca_file is not None else ca_bundle_from(os.environ)
+        if self.ca_file is not None and not self.ca_file.is_file():
+            raise RegistryError(
+                f"the CA bundle {self.ca_file} does not exist",
+                hint="point --ca-file (or REQUESTS_CA_BUNDLE / SSL_CERT_FILE) at a PEM file of CA certificates",
+            )
         self.timeout = timeout
         self.deadline = deadline
         self.session = requests.Session()
@@ -197,8 +210,8 @@ class Transport:
         self.session.close()
 
     # -- URLs -----------------------------------------------------------------------------
-    def _verify(self, url: str) -> bool:
-        return not self.insecure
+    def _verify(self, url: str) -> bool | str:
+        return verification(url, self.insecure, self.ca_file)
 
     def base_url(self, host: str, loopback: bool) -> str:
         with self._lock:
@@ -206,12 +219,13 @@ class Transport:
         if scheme is None:
             if loopback:
                 scheme = self._probe_loopback(host)
-            elif self.insecure:
+            elif host.lower() in self.insecure:
                 scheme = self._probe(host)
             else:
                 scheme = "https"
             with self._lock:
                 self._schemes[host] = scheme
+        self.auth.registry_scheme(host, scheme)
         return f"{scheme}://{host}"
 
     def _probe_loopback(self, host: str) -> str:
@@ -257,6 +271,12 @@ class Transport:
                     **kwargs,
                 )
             except requests.exceptions.RequestException as exc:
+                if isinstance(exc, requests.exceptions.SSLError):  # retrying cannot help, and says so late
+                    raise AuthError(
+                        f"the token server {_origin(url)} failed TLS verification: {_short(exc)}",
+                        hint="a token server must present a certificate this machine trusts (--insecure "
+                        "covers the named registry only); for a private CA pass --ca-file",
+                    ) from None
                 if attempt + 1 >= MAX_ATTEMPTS:
                     raise AuthError(f"cannot reach the token server {_origin(url)}: {_short(exc)}") from None
                 deadline.sleep(backoff_delay(attempt), f"token request to {_origin(url)}")
@@ -313,7 +333,8 @@ class Transport:
                 if isinstance(exc, requests.exceptions.SSLError):
                     raise RegistryError(
                         f"{what}: TLS failed: {_short(exc)}",
-                        hint="if this is a test registry with a self-signed certificate, use --insecure",
+                        hint="if the registry's certificate comes from a private CA, pass --ca-file (or set "
+                        "REQUESTS_CA_BUNDLE); --insecure turns verification off for that registry only",
                     ) from None
                 if not retry or attempt + 1 >= MAX_ATTEMPTS:
                     raise RegistryError(

@@ -19,6 +19,7 @@ from pipeline.progress import Progress, Silent
 from pipeline.release.report import Report
 from pipeline.release.resolution import remote_tags
 from pipeline.release.stages import Options, run
+from pipeline.urls import redact
 
 if TYPE_CHECKING:
     from pipeline.config import Settings
@@ -75,7 +76,7 @@ def e2e(
     url = fork_url or settings.fork_url or pin.url
     started = time.monotonic()
     remote_tags(url)  # fails in seconds, with the way to use a mirror, when the fork is unreachable
-    progress.info(f"the fork at {url} answers ({time.monotonic() - started:.1f} s)")
+    progress.info(f"the fork at {redact(url)} answers ({time.monotonic() - started:.1f} s)")
 
     state = Path(tempfile.mkdtemp(prefix="kaniko-e2e-"))
     cache = state / "cache"

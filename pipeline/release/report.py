@@ -11,6 +11,7 @@ from typing import Any
 
 from pipeline import record
 from pipeline.conformance.result import ConformanceResult, matrix_table
+from pipeline.urls import redact
 
 
 @dataclass
@@ -42,6 +43,7 @@ class Report:
     embedded: bool = False
     variants: list[str] = field(default_factory=list)
     platforms: list[str] = field(default_factory=list)
+    go: dict[str, Any] = field(default_factory=dict)  # the Go toolchain of the build: version, pinned
     images: dict[str, dict[str, Any]] = field(default_factory=dict)
     signature: dict[str, Any] = field(default_factory=dict)
     image: str | None = None  # the nginx image build-image pushed, REF@DIGEST
@@ -77,11 +79,12 @@ class Report:
             "version": self.version,
             "tag": self.tag,
             "commit": self.commit,
-            "url": self.url,
+            "url": redact(self.url),  # a fork URL's user info (a token) is never written
             "prefix": self.prefix,
             "embedded": self.embedded,
             "variants": self.variants,
             "platforms": self.platforms,
+            "go": self.go,
             "images": self.images,
             "bytes_uploaded": self.bytes_uploaded,
             "executor": self.executor,
@@ -102,11 +105,16 @@ class Report:
         icon = {"released": "✅", "up to date": "✅", "dry run": "📝"}.get(self.status, "❌")
         lines = [f"## {icon} kaniko {self.tag or self.version or '?'}: {self.status}", ""]
         lines += [
-            f"- fork: `{self.url}` at `{self.commit[:12] or '?'}`",
+            f"- fork: `{redact(self.url)}` at `{self.commit[:12] or '?'}`",
             f"- destination: `{self.prefix or '?'}`"
             + (" (embedded local registry)" if self.embedded else ""),
             f"- variants: {', '.join(self.variants)}; platforms: {', '.join(self.platforms)}",
         ]
+        if self.go:
+            lines.append(
+                f"- Go toolchain: `{self.go.get('version')}`"
+                + ("" if self.go.get("pinned") else " (**not the pinned toolchain**: digests may differ)")
+            )
         if self.signature:
             lines.append(
                 f"- signature identity: `{self.signature.get('identity')}` "

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from pipeline import pin as pinfile
 from pipeline import versions
 from pipeline.errors import ForkError, ReleaseSelectionError
+from pipeline.urls import redact, redact_text
 
 if TYPE_CHECKING:
     from pipeline.config import Settings
@@ -44,8 +45,15 @@ def remote_tags(url: str, *, timeout: float = LS_REMOTE_TIMEOUT) -> dict[str, st
     Fails within ``timeout`` seconds when the fork cannot be reached, saying how to use a mirror.
     """
     from pipeline.fork import GIT_ENV, normalize_url
+    from pipeline.urls import git_access
 
-    target = normalize_url(url)
+    with git_access(normalize_url(url), {**GIT_ENV}) as (target, access):
+        return _ls_remote(target, access, timeout)
+
+
+def _ls_remote(url: str, access: dict[str, str], timeout: float) -> dict[str, str]:
+    """``git ls-remote --tags`` of ``url`` (no user info: ``access`` carries the credentials)."""
+    target = url
     git = shutil.which("git")
     if git is None:
         raise ForkError("git is not installed", hint="run `invoke setup`")
@@ -59,7 +67,7 @@ def remote_tags(url: str, *, timeout: float = LS_REMOTE_TIMEOUT) -> dict[str, st
         "--tags",
         target,
     ]
-    env = {**os.environ, **GIT_ENV, "GIT_SSH_COMMAND": f"ssh -o ConnectTimeout={max(1, int(timeout))}"}
+    env = {**os.environ, **access, "GIT_SSH_COMMAND": f"ssh -o ConnectTimeout={max(1, int(timeout))}"}
     try:
         result = subprocess.run(
             argv, capture_output=True, text=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL
@@ -69,7 +77,7 @@ def remote_tags(url: str, *, timeout: float = LS_REMOTE_TIMEOUT) -> dict[str, st
             f"the fork at {url} did not answer within {timeout:.0f} s", hint=_offline_hint(url)
         ) from None
     if result.returncode != 0:
-        lines = [line.strip() for line in result.stderr.strip().splitlines() if line.strip()]
+        lines = [line.strip() for line in redact_text(result.stderr).strip().splitlines() if line.strip()]
         raise ForkError(
             f"cannot reach the fork at {url}: {'; '.join(lines[-2:]) or f'git exited {result.returncode}'}",
             hint=_offline_hint(url),
@@ -98,8 +106,9 @@ def resolve(settings: Settings, ref: str, *, url: str | None = None) -> Resolved
     pin = pinfile.load(settings.pin_file)
     fork_url, wanted = requested(settings, ref, url=url)
     tags = remote_tags(fork_url)
+    shown = redact(fork_url)  # messages name the URL without user info; git gets it via askpass
     if wanted == "latest":
-        release = versions.newest(tags, prerelease=settings.prerelease, source=f"the fork at {fork_url}")
+        release = versions.newest(tags, prerelease=settings.prerelease, source=f"the fork at {shown}")
     else:
         candidates = [wanted, wanted[1:] if wanted[:1] in ("v", "V") else "v" + wanted]
         found = next((name for name in candidates if name in tags), None)
@@ -107,7 +116,7 @@ def resolve(settings: Settings, ref: str, *, url: str | None = None) -> Resolved
         if found is None or version is None:
             newest = [r.tag for r in versions.releases(tags)[:5]]
             raise ReleaseSelectionError(
-                f"the fork at {fork_url} has no release tag {wanted!r}",
+                f"the fork at {shown} has no release tag {wanted!r}",
                 hint="its newest release tags: " + (", ".join(newest) or "none") + "; or use --ref latest",
             )
         release = versions.Release(found, version)
@@ -115,7 +124,7 @@ def resolve(settings: Settings, ref: str, *, url: str | None = None) -> Resolved
     pinned = release.tag == pin.tag
     if pinned and commit != pin.commit:
         raise ForkError(
-            f"tag {release.tag} of the fork at {fork_url} names commit {commit}, but the pin says "
+            f"tag {release.tag} of the fork at {shown} names commit {commit}, but the pin says "
             f"{pin.commit}: the tag was moved",
             hint="refusing to release a moved tag; if the new commit is trusted, update fork/pin.json",
         )

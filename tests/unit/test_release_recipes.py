@@ -77,7 +77,7 @@ def test_the_release_task_has_the_stage_options_by_their_names() -> None:
 
 def test_the_github_workflow_can_sign_keyless_and_never_races() -> None:
     workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "release.yml").read_text())
-    assert workflow["permissions"]["id-token"] == "write"
+    assert workflow["jobs"]["release"]["permissions"]["id-token"] == "write"  # the job only (zizmor)
     assert workflow["concurrency"]["cancel-in-progress"] is False
     triggers = workflow[True] if True in workflow else workflow["on"]  # YAML 1.1 reads `on` as true
     assert "schedule" in triggers and "workflow_dispatch" in triggers
