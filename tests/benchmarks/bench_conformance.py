@@ -10,6 +10,7 @@ fork's own integration Dockerfiles, with each run's totals.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -17,9 +18,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from pipeline.config import default_cache_dir  # noqa: E402
 from pipeline.conformance import stage  # noqa: E402
 from pipeline.container import Podman  # noqa: E402
-from tests.support.images import shared_test_cache  # noqa: E402
 
 
 def _run(
@@ -48,7 +49,7 @@ def main(argv: list[str]) -> dict[str, object]:
     refs = dict(arg.split("=", 1) for arg in argv if "=" in arg and not arg.startswith("--"))
     fork = Path(argv[argv.index("--fork") + 1]) if "--fork" in argv else None
     rest = [a for a in argv if "=" not in a and not a.startswith("--") and (fork is None or a != str(fork))]
-    cache = Path(rest[0]) if rest else shared_test_cache()
+    cache = Path(rest[0]) if rest else default_cache_dir(dict(os.environ))
     out: dict[str, object] = {"variants": sorted(refs)}
     out["warm_up"] = _run(refs, cache, quick=True, fork=None)
     out["quick"] = _run(refs, cache, quick=True, fork=None)
