@@ -61,3 +61,19 @@ def test_readme_says_how_to_verify_what_the_embedded_defaults_signed() -> None:
     assert f"--certificate-identity {LOCAL_IDENTITY}" in section
     assert f"--certificate-oidc-issuer {LOCAL_ISSUER}" in section
     assert '["signature"]["trust_config"]' in section and "runs/release.json" in section
+
+
+def test_the_test_workflow_runs_the_readme_test_command_and_the_linters() -> None:
+    import yaml
+
+    workflow = yaml.safe_load((PROJECT_ROOT / ".github" / "workflows" / "test.yml").read_text())
+    triggers = workflow[True]  # YAML 1.1 reads the key `on` as True
+    assert set(triggers) == {"push", "pull_request"}
+    scripts = {
+        name: "\n".join(step.get("run", "") for step in job["steps"])
+        for name, job in workflow["jobs"].items()
+    }
+    assert readme_commands()[1] in scripts["tests"].splitlines()
+    assert all(job["runs-on"].startswith("ubuntu-") for job in workflow["jobs"].values())
+    lint = scripts["lint"].splitlines()
+    assert "ruff check ." in lint and "mypy" in lint
