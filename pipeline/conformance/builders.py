@@ -26,6 +26,7 @@ from pipeline.system import require_program
 TAR_NAME = "image.tar"
 CACHE_DIR = "/cache"  # where a --cache-dir (the warmer's output) is mounted
 LOG_LINES = 12
+PODMAN_COULD_NOT_START = 125  # podman's exit status when the container never started
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,11 @@ class Kaniko:
             spec = replace(spec, cap_add=(*spec.cap_add, *caps), mounts=(*spec.mounts, *mounts))
             try:
                 result = self.podman.command(spec.argv(), what="kaniko", timeout=timeout, check=False)
+                if (
+                    result.returncode == PODMAN_COULD_NOT_START
+                ):  # podman's own trouble, not kaniko's: once more
+                    self.podman.rm(name)
+                    result = self.podman.command(spec.argv(), what="kaniko", timeout=timeout, check=False)
             except ContainerError as exc:
                 self.podman.rm(name)
                 return Run(124, exc.message, None, "", time.monotonic() - started)
