@@ -208,6 +208,8 @@ class Buildah:
                 tagged = self._call(["tag", image_id, name], f"tag {name}")
                 if tagged.returncode != 0:
                     raise ToolError(f"buildah could not tag {name}: {tagged.stderr.strip()[-400:]}")
+            # keep only the Docker Hub names: the run's registry (a random port) goes away with the run
+            self._call(["rmi", source.removeprefix("docker://")], f"untag {source}")
 
     def build(self, case: Case, out: Path, *, timeout: float = 600.0) -> Run:
         name = f"localhost/kp-conformance/{case.name}-{secrets.token_hex(3)}:latest"
@@ -215,6 +217,8 @@ class Buildah:
             "bud",
             "--pull=never",
             "--quiet",
+            "--layers",  # buildah caches each step: a warm run rebuilds nothing that did not change
+            "--force-rm",  # and leaves no working container behind when a build fails
             f"--file={case.directory / case.dockerfile}",
             f"--tag={name}",
         ]

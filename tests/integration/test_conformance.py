@@ -107,6 +107,19 @@ def test_cases_pass_fail_and_skip_for_what_the_executor_really_built(
     assert data["totals"] == {"passed": 1, "failed": 3, "skipped": 1}
     assert {"name", "variant", "status", "seconds", "differences", "needs"} <= set(data["cases"][0])
     assert "kp-conformance" not in _containers(podman)
+    # buildah's storage keeps the stand-in bases under their Docker Hub names only, and no working container
+    storage = cache_dir / "conformance" / "buildah"
+    buildah = [
+        require_tool("buildah", "reference"),
+        f"--root={storage / 'storage'}",
+        f"--runroot={storage / 'run'}",
+    ]
+    listed = subprocess.run(
+        [*buildah, "images", "--format={{.Name}}"], capture_output=True, text=True, check=True
+    )
+    assert set(listed.stdout.split()) == {"docker.io/library/busybox"}
+    working = subprocess.run([*buildah, "containers", "--quiet"], capture_output=True, text=True, check=True)
+    assert working.stdout.strip() == ""
 
 
 def test_invoke_conformance_prints_json_and_exits_1_when_a_case_fails(
