@@ -211,14 +211,15 @@ class Buildah:
             # keep only the Docker Hub names: the run's registry (a random port) goes away with the run
             self._call(["rmi", source.removeprefix("docker://")], f"untag {source}")
 
+    def _containers(self) -> set[str]:
+        return set(self._call(["containers", "--quiet", "--notruncate"], "containers").stdout.split())
+
     def build(self, case: Case, out: Path, *, timeout: float = 600.0) -> Run:
         name = f"localhost/kp-conformance/{case.name}-{secrets.token_hex(3)}:latest"
         args = [
             "bud",
             "--pull=never",
             "--quiet",
-            "--layers",  # buildah caches each step: a warm run rebuilds nothing that did not change
-            "--force-rm",  # and leaves no working container behind when a build fails
             f"--file={case.directory / case.dockerfile}",
             f"--tag={name}",
         ]
@@ -228,9 +229,15 @@ class Buildah:
             args.append(f"--target={case.target}")
         args += [f"--build-arg={k}={v}" for k, v in sorted(case.build_args.items())]
         started = time.monotonic()
+        before = self._containers()
         built = self._call([*args, str(case.directory)], f"bud {case.name}", timeout)
         log = built.stdout + built.stderr
         if built.returncode != 0:
+            # a failed bud leaves its working containers (--force-rm needs --layers, which changes what
+            # WORKDIR leaves in the image): remove the ones this build made
+            left = sorted(self._containers() - before)
+            if left:
+                self._call(["rm", *left], f"rm {' '.join(left)}")
             return Run(built.returncode, log, None, "", time.monotonic() - started)
         try:
             out.parent.mkdir(parents=True, exist_ok=True)

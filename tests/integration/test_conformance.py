@@ -62,6 +62,7 @@ def _suite(root: Path) -> Path:
     _case(root, "wrong-mode", copy, {"build_args": {"FAKE_MODE": "wrongmode"}})
     _case(root, "needs-run", "FROM busybox\nRUN echo hi > /hi\n")
     _case(root, "not-today", copy, {"skip": "kept for later on purpose"})
+    _case(root, "breaks-buildah", "FROM busybox\nRUN exit 3\n")  # buildah's RUN fails: nothing may be left
     return root
 
 
@@ -104,7 +105,8 @@ def test_cases_pass_fail_and_skip_for_what_the_executor_really_built(
 
     assert not result.ok
     data = result.to_dict()
-    assert data["totals"] == {"passed": 1, "failed": 3, "skipped": 1}
+    assert by_name["breaks-buildah"].status == "failed"
+    assert data["totals"] == {"passed": 1, "failed": 4, "skipped": 1}
     assert {"name", "variant", "status", "seconds", "differences", "needs"} <= set(data["cases"][0])
     assert "kp-conformance" not in _containers(podman)
     # buildah's storage keeps the stand-in bases under their Docker Hub names only, and no working container
