@@ -240,6 +240,7 @@ def sign(
         "certificate_identity": "the identity the signing certificate must carry (its SAN)",
         "certificate_oidc_issuer": "the OIDC issuer the signing certificate must name",
         "trust_config": "a ClientTrustConfig JSON for another Sigstore instance (default: the public one)",
+        "type": "an attestation instead of the signature: sbom, provenance or test-result (prints its predicate)",
         "json": "print one JSON object on stdout",
     }
 )
@@ -250,11 +251,28 @@ def verify(
     certificate_identity: str = "",
     certificate_oidc_issuer: str = "",
     trust_config: str = "",
+    type: str = "",  # noqa: A002 - the option is --type, as cosign names it
     json: bool = False,
 ) -> None:
-    """Verify an image's attached Sigstore signatures against an identity and an OIDC issuer."""
+    """Verify an image's attached Sigstore signatures (or --type attestations) against an identity and an OIDC issuer."""
     from pipeline import sign as sign_stage
 
+    if type and type != "signature":
+        from pipeline import attest
+
+        found = attest.run_verify(
+            _settings(c),
+            image=image,
+            kind=type,
+            certificate_identity=certificate_identity,
+            certificate_oidc_issuer=certificate_oidc_issuer,
+            trust_config=trust_config or None,
+            progress=Progress(),
+        )
+        _emit(found.to_dict(), json, lambda r: attest.describe(found))
+        if not found.verified:
+            raise Exit(code=1)
+        return
     result = sign_stage.run_verify(
         _settings(c),
         image=image,
@@ -265,6 +283,44 @@ def verify(
     )
     _emit(result.to_dict(), json, lambda r: result.explain())
     if not result.verified:
+        raise Exit(code=1)
+
+
+@task(
+    positional=["image"],
+    help={
+        "image": "the published image: REGISTRY/REPO[:TAG|@sha256:...]",
+        "certificate_identity": "the identity its provenance must be signed by (the certificate's SAN)",
+        "certificate_oidc_issuer": "the OIDC issuer the signing certificate must name",
+        "trust_config": "a ClientTrustConfig JSON for another Sigstore instance (default: the public one)",
+        "busybox": "debug only: the pinned busybox image (REF or OCI layout DIR) when Docker Hub is out of reach",
+        "json": "print one JSON object on stdout",
+    },
+)
+@_guarded
+def reproduce(
+    c: Context,
+    image: str,
+    certificate_identity: str = "",
+    certificate_oidc_issuer: str = "",
+    trust_config: str = "",
+    busybox: str = "",
+    json: bool = False,
+) -> None:
+    """Rebuild a published image from its verified SLSA provenance; exit 0 'reproduced', 1 with what differs."""
+    from pipeline import reproduce as reproducer
+
+    result = reproducer.run(
+        _settings(c),
+        image=image,
+        certificate_identity=certificate_identity,
+        certificate_oidc_issuer=certificate_oidc_issuer,
+        trust_config=trust_config or None,
+        busybox=busybox or None,
+        progress=Progress(),
+    )
+    _emit(result.to_dict(), json, lambda r: result.text())
+    if not result.reproduced:
         raise Exit(code=1)
 
 
@@ -514,12 +570,17 @@ def registry_down(c: Context, json: bool = False) -> None:
 
 @task(
     help={
-        "target": "k8s-pod (a Kubernetes Pod), gitlab-runner (config.toml) or gitlab-ci (.gitlab-ci.yml)",
+        "target": "k8s-pod (a Kubernetes Pod), k8s-job (a Job in its own namespace), gitlab-runner "
+        "(config.toml) or gitlab-ci (.gitlab-ci.yml)",
         "executor": "the executor image pinned by digest, REPOSITORY@sha256:... (default: the one the last "
         "`invoke publish` published)",
-        "destination": "k8s-pod: the image kaniko pushes (default: PREFIX/kaniko-nginx:latest from the publish "
+        "variant": "the variant to run (default: debug for gitlab-ci and gitlab-runner, whose runner needs a shell; else executor)",
+        "destination": "k8s: the image kaniko pushes (default: PREFIX/kaniko-nginx:latest from the publish "
         "record)",
-        "context": "k8s-pod: kaniko's build context (default: dir:///workspace)",
+        "context": "k8s: kaniko's build context (default: dir:///workspace)",
+        "name": "k8s: the Pod or Job name; the Secret and claim are NAME-docker-config, NAME-workspace",
+        "namespace": "k8s-job: the namespace (made with the baseline Pod Security Standard)",
+        "tar_path": "k8s: build into this tarball instead of pushing (--no-push --tar-path)",
         "out": "write the recipe to this file (default: print it)",
         "json": "print one JSON object on stdout",
     }
@@ -529,12 +590,16 @@ def render(
     c: Context,
     target: str = "",
     executor: str = "",
+    variant: str = "",
     destination: str = "",
     context: str = "dir:///workspace",
+    name: str = "kaniko",
+    namespace: str = "kaniko",
+    tar_path: str = "",
     out: str = "",
     json: bool = False,
 ) -> None:
-    """Write a deploy recipe for the published executor: Kubernetes Pod, GitLab runner or GitLab CI job."""
+    """Write a deploy recipe for the published executor: Kubernetes Pod or Job, GitLab runner or CI job."""
     from pathlib import Path
 
     from pipeline import render as render_stage
@@ -543,13 +608,26 @@ def render(
     if not target:
         raise UsageError("--target is required", hint="choose one of: " + ", ".join(render_stage.TARGETS))
     settings = _settings(c)
-    if not executor:
+    published = record.read(settings.record_file).get("publish") or {}
+    if executor:
+        variant = render_stage.variant_of(target, executor, variant, published)
+    else:
+        variant = variant or render_stage.default_variant(target)
         executor = render_stage.executor_from_record(
-            record.stage(settings.record_file, "publish", needed_by="invoke render")
+            record.stage(settings.record_file, "publish", needed_by="invoke render"), variant
         )
     if not destination:
         destination = render_stage.default_destination(executor)
-    recipe = render_stage.render(target, executor, context=context, destination=destination)
+    recipe = render_stage.render(
+        target,
+        executor,
+        context=context,
+        destination=destination,
+        variant=variant or None,
+        name=name,
+        namespace=namespace,
+        tar_path=tar_path or None,
+    )
     if out:
         record.atomic_write_text(Path(out), recipe.text)
     _emit(
@@ -563,8 +641,8 @@ def render(
     help={
         "ref": "release tag to release, or 'latest' for the fork's newest release (default: the pin's tag)",
         "fork_url": "fork URL or a local mirror's path (default: KANIKO_FORK_URL, else the pin's URL)",
-        "prefix": "repository prefix, e.g. docker.io/NAME (default: docker.io/$DOCKER_HUB_USERNAME with "
-        "credentials, else the embedded local registry)",
+        "prefix": "repository prefix, e.g. docker.io/NAME; give it more than once to release to several "
+        "registries (default: docker.io/$DOCKER_HUB_USERNAME with credentials, else the embedded local registry)",
         "platforms": "comma-separated platforms (default: pipeline.platforms)",
         "variants": "comma-separated variants (default: pipeline.variants, all four)",
         "trust_config": "a Sigstore ClientTrustConfig JSON (default: public Sigstore; a local instance "
@@ -583,14 +661,15 @@ def render(
         "report_dir": "where the JSON and Markdown reports go (default: <cache>/runs)",
         "conformance": "the conformance stage before smoke: full (default), quick or off",
         "json": "print one JSON object on stdout",
-    }
+    },
+    iterable=["prefix"],
 )
 @_guarded
 def release(
     c: Context,
     ref: str = "",
     fork_url: str = "",
-    prefix: str = "",
+    prefix: list[str] | None = None,
     platforms: str = "",
     variants: str = "",
     trust_config: str = "",
@@ -616,7 +695,7 @@ def release(
     settings = _settings(
         c,
         fork_url=fork_url or None,
-        prefix=prefix or None,
+        prefix=list(prefix) if prefix else None,
         platforms=platforms or None,
         variants=variants or None,
         trust_config=trust_config or None,
@@ -734,6 +813,7 @@ ns = Collection(
     fork, build, setup, test, publish, sign, verify, smoke, build_image, nginx_base, render, release, test_e2e
 )
 ns.add_task(conformance)
+ns.add_task(reproduce)
 registry_ns = Collection("registry")
 registry_ns.add_task(registry_up, name="up")
 registry_ns.add_task(registry_down, name="down")

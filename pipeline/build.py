@@ -30,6 +30,8 @@ class BuildResult:
     layout: Path
     version: str
     images: dict[str, assembly.Image] = field(default_factory=dict)
+    # What went in besides the source (toolchain, CA bundle, busybox): the SBOM and provenance say it.
+    inputs: dict[str, Any] = field(default_factory=dict)
     go: dict[str, object] = field(default_factory=dict)  # the toolchain: version, origin, path, pinned
 
     def to_dict(self) -> dict[str, Any]:
@@ -38,6 +40,7 @@ class BuildResult:
             "version": self.version,
             "go": dict(self.go),
             "images": {name: image.to_dict() for name, image in self.images.items()},
+            "inputs": dict(self.inputs),
         }
 
 
@@ -62,7 +65,7 @@ def source_url(checkout: Checkout, pinned_url: str | None = None) -> str:
     """The org.opencontainers.image.source annotation: the fork's public URL, never a local path.
 
     A build of the pinned release from a local mirror names the pin's URL, so its digests equal those
-    of a build from the network. Other local checkouts name their path.
+    of a build from the network. Other local checkouts name their path. Credentials never appear.
     """
     url = redact(checkout.url)  # never user info (a token) in an image annotation
     if urlparse(url).scheme in ("http", "https", "git", "ssh"):
@@ -138,4 +141,12 @@ def build(
         f"built {', '.join(variants)} for {', '.join(platforms)} in {time.monotonic() - started:.1f} s "
         f"with Go {chain.describe()}"
     )
-    return BuildResult(layout=out, version=checkout.version, images=images, go=chain.to_dict())
+    used: dict[str, Any] = {
+        "go_version": chain.version,
+        "go_origin": chain.origin,
+        "ca_bundle": bundle.origin,
+        "ca_bundle_digest": bundle.digest,
+        "busybox": model.busybox_digest if box is not None and box.pinned else None,
+        "busybox_source": box.description if box is not None else None,
+    }
+    return BuildResult(layout=out, version=checkout.version, images=images, go=chain.to_dict(), inputs=used)

@@ -115,6 +115,22 @@ def parse_variants(value: Any, name: str = "variants", label: str | None = None)
     return variants
 
 
+def parse_prefixes(value: Any, label: str | None = None) -> tuple[str, ...]:
+    """``pipeline.prefix``: one prefix, or several (a list, or comma-separated) for several registries."""
+    if not value:
+        return ()
+    label = label or option_label("prefix")
+    prefixes = _split_list("prefix", value, label)  # validated, repeats dropped: look for them in the input
+    given = [str(p).strip() for p in (value.split(",") if isinstance(value, str) else value)]
+    repeated = sorted({p for p in given if p and given.count(p) > 1})
+    if repeated:
+        raise ConfigError(
+            f"{label} names {', '.join(repeated)} more than once",
+            hint="name each destination once",
+        )
+    return prefixes
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every setting the stages read, validated."""
@@ -132,6 +148,13 @@ class Settings:
     registry_mirror: str | None
     ca_file: Path | None = None  # the CA bundle registries' TLS is verified against (a private CA)
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+    # More destinations for a release: `prefix` may be a list (or --prefix given more than once); the
+    # first is `prefix`, the rest are these.
+    extra_prefixes: tuple[str, ...] = ()
+
+    @property
+    def prefixes(self) -> tuple[str, ...]:
+        return ((self.prefix,) if self.prefix else ()) + self.extra_prefixes
 
     @property
     def ca_bundle(self) -> Path | None:
@@ -178,7 +201,7 @@ class Settings:
         def label(name: str) -> str:
             return option_label(name, name in command_line)
 
-        known = {f.name for f in fields(cls)} - {"env"}
+        known = {f.name for f in fields(cls)} - {"env", "extra_prefixes"}
         unknown = sorted(set(values) - known)
         if unknown:
             raise ConfigError(
@@ -187,6 +210,7 @@ class Settings:
             )
         merged = {**DEFAULTS, **{k: v for k, v in values.items() if v is not None}}
         fork_url = str(merged["fork_url"] or env.get("KANIKO_FORK_URL") or "").strip() or None
+        prefixes = parse_prefixes(merged["prefix"], label("prefix"))
         return cls(
             cache_dir=_as_path(merged["cache_dir"]) or default_cache_dir(env),
             fork_dir=_as_path(merged["fork_dir"]) or PROJECT_ROOT / "fork",
@@ -194,11 +218,12 @@ class Settings:
             prerelease=_as_bool("prerelease", merged["prerelease"], label("prerelease")),
             platforms=parse_platforms(merged["platforms"], label=label("platforms")),
             variants=parse_variants(merged["variants"], label=label("variants")),
-            prefix=str(merged["prefix"] or "").strip() or None,
+            prefix=prefixes[0] if prefixes else None,
             insecure=_as_bool("insecure", merged["insecure"], label("insecure")),
             go=str(merged["go"] or "").strip() or None,
             trust_config=_as_path(merged["trust_config"]),
             registry_mirror=str(merged["registry_mirror"] or "").strip() or None,
             ca_file=_as_path(merged["ca_file"]),
             env=env,
+            extra_prefixes=prefixes[1:],
         )

@@ -129,20 +129,24 @@ def held_version(client: Client, ref: Reference) -> str | None:
 
 def move_rolling(
     client: Client,
-    layout: Layout,
+    layout: Layout | None,
     desc: Descriptor,
     plan: tagplan.TagPlan,
     *,
     progress: Progress | None = None,
 ) -> tagplan.RollingDecision:
-    """Point the plan's rolling tags at ``desc`` where that does not move them backwards."""
+    """Point the plan's rolling tags at ``desc`` where that does not move them backwards (its manifest
+    from ``layout``, or with none from the registry, where it is published by digest)."""
     from pipeline.registry.reference import Reference
 
     progress = progress or Silent()
     repo = Reference.parse(plan.repository)
     current = {tag: held_version(client, repo.with_tag(tag)) for tag in plan.rolling_tags}
     decision = tagplan.decide_rolling(plan, current)
-    data = layout.read_blob(desc.digest)
+    if layout is not None:
+        data = layout.read_blob(desc.digest)
+    else:
+        data, _ = client.get_manifest(repo.with_digest(desc.digest))
     for tag in decision.move:
         tagged = repo.with_tag(tag)
         now = client.head_manifest(tagged)

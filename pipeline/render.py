@@ -1,23 +1,25 @@
-"""Deploy recipes for the published executor: a Kubernetes Pod, a GitLab runner, a GitLab CI job.
+"""`invoke render`: the deploy recipe for a target, for the published executor pinned by digest.
 
-Each pins the executor by digest and runs it with the security profile this project tests with
-podman: every capability dropped but CHOWN, FOWNER and DAC_OVERRIDE, no privilege escalation, and (in
-Kubernetes) its own user namespace (`hostUsers: false`), so root in the container is not root on the node.
+Targets: ``k8s-pod`` and ``k8s-job`` (Kubernetes, :mod:`pipeline.recipes.kubernetes`), ``gitlab-runner``
+and ``gitlab-ci`` (:mod:`pipeline.recipes.gitlab`). The gitlab-ci job runs its script with a shell, so it
+and the runner's default image are rendered for the debug variant only.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
 from pipeline.errors import UsageError
+from pipeline.recipes import gitlab
+from pipeline.recipes import kubernetes as k8s
 from pipeline.registry.reference import Reference
 
-TARGETS = ("k8s-pod", "gitlab-runner", "gitlab-ci")
-CAPABILITIES = ("CHOWN", "FOWNER", "DAC_OVERRIDE")
+TARGETS = ("k8s-pod", "k8s-job", "gitlab-runner", "gitlab-ci")
+VARIANTS = ("executor", "debug", "slim", "warmer")
+DEFAULT_NAMESPACE = "kaniko"
 
 
 @dataclass(frozen=True)
@@ -26,7 +28,7 @@ class Recipe:
     text: str
 
 
-def _pinned(executor: str) -> Reference:
+def pinned(executor: str) -> Reference:
     ref = Reference.parse(executor)
     if not ref.digest:
         raise UsageError(
@@ -36,136 +38,100 @@ def _pinned(executor: str) -> Reference:
     return ref
 
 
-def k8s_pod(
-    executor: str, *, context: str, destination: str, dockerfile: str = "Dockerfile"
-) -> dict[str, Any]:
-    """The kaniko Pod: its own user namespace, no privilege escalation, only the three capabilities."""
-    ref = _pinned(executor)
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": "kaniko", "labels": {"app.kubernetes.io/name": "kaniko"}},
-        "spec": {
-            # Root in the container maps to an unprivileged user on the node (Kubernetes 1.33+ by default).
-            "hostUsers": False,
-            "restartPolicy": "Never",
-            "automountServiceAccountToken": False,
-            "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
-            "containers": [
-                {
-                    "name": "kaniko",
-                    "image": str(ref),
-                    "args": [
-                        f"--context={context}",
-                        f"--dockerfile={dockerfile}",
-                        f"--destination={destination}",
-                    ],
-                    "securityContext": {
-                        "allowPrivilegeEscalation": False,
-                        "privileged": False,
-                        "capabilities": {"drop": ["ALL"], "add": list(CAPABILITIES)},
-                    },
-                    "volumeMounts": [
-                        {"name": "docker-config", "mountPath": "/kaniko/.docker", "readOnly": True},
-                    ],
-                }
-            ],
-            "volumes": [
-                {
-                    "name": "docker-config",
-                    "secret": {
-                        "secretName": "kaniko-docker-config",
-                        "items": [{"key": ".dockerconfigjson", "path": "config.json"}],
-                    },
-                }
-            ],
-        },
-    }
+def default_variant(target: str) -> str:
+    """The variant a target runs: the debug image for GitLab (its runner needs a shell), else the executor."""
+    return "debug" if target.startswith("gitlab-") else "executor"
 
 
-def _toml_string(value: str) -> str:
-    return json.dumps(value)  # a JSON string is a valid TOML basic string
-
-
-def gitlab_runner(executor: str) -> str:
-    """A GitLab runner (Kubernetes executor) section that runs jobs with the same profile."""
-    ref = _pinned(executor)
-    caps = ", ".join(_toml_string(cap) for cap in CAPABILITIES)
-    return "\n".join(
-        [
-            "# GitLab runner configuration (config.toml) for kaniko jobs on Kubernetes.",
-            "# Every build pod gets its own user namespace and only the capabilities kaniko needs.",
-            "[[runners]]",
-            '  name = "kaniko"',
-            '  executor = "kubernetes"',
-            "  [runners.kubernetes]",
-            f"    image = {_toml_string(str(ref))}",
-            f"    allowed_images = [{_toml_string(str(ref))}]",
-            "    host_users = false",
-            "    privileged = false",
-            "    allow_privilege_escalation = false",
-            '    cap_drop = ["ALL"]',
-            f"    cap_add = [{caps}]",
-            "",
-        ]
-    )
-
-
-def gitlab_ci(executor: str) -> dict[str, Any]:
-    """A .gitlab-ci.yml job that builds the repository's Dockerfile with the pinned executor."""
-    ref = _pinned(executor)
-    script = [
-        # Credentials go to kaniko only as its Docker config file, never on the command line.
-        "mkdir -p /kaniko/.docker",
-        'printf \'{"auths":{"%s":{"auth":"%s"}}}\' "$CI_REGISTRY" '
-        '"$(printf \'%s:%s\' "$CI_REGISTRY_USER" "$CI_REGISTRY_PASSWORD" | base64 | tr -d \'\\n\')" '
-        "> /kaniko/.docker/config.json",
-        '/kaniko/executor --context "$CI_PROJECT_DIR" --dockerfile "$CI_PROJECT_DIR/Dockerfile" '
-        '--destination "$CI_REGISTRY_IMAGE:$CI_COMMIT_SHORT_SHA"',
-    ]
-    return {
-        "build-image": {
-            "stage": "build",
-            "image": {"name": str(ref), "entrypoint": [""]},
-            "variables": {"DOCKER_CONFIG": "/kaniko/.docker"},
-            "script": script,
-            "rules": [{"if": "$CI_COMMIT_BRANCH"}],
-        }
-    }
-
-
-def executor_from_record(publish: dict[str, Any]) -> str:
-    """``REPOSITORY@DIGEST`` of the executor that the last `invoke publish` recorded."""
-    image = (publish.get("images") or {}).get("executor")
+def executor_from_record(publish: dict[str, Any], variant: str = "executor") -> str:
+    """``REPOSITORY@DIGEST`` of the ``variant`` image that the last `invoke publish` recorded."""
+    image = (publish.get("images") or {}).get(variant)
     if not isinstance(image, dict) or not image.get("repository") or not image.get("digest"):
         raise UsageError(
-            "the last `invoke publish` published no executor image",
-            hint="publish the executor variant, or pass --executor REPOSITORY@sha256:...",
+            f"the last `invoke publish` published no {variant} image",
+            hint=f"publish the {variant} variant, or pass --executor REPOSITORY@sha256:...",
         )
     return f"{image['repository']}@{image['digest']}"
 
 
+def variant_in_record(publish: dict[str, Any], executor: str) -> str | None:
+    """Which published variant ``executor`` is, when the publish record knows its digest."""
+    digest = Reference.parse(executor).digest
+    for variant, image in (publish.get("images") or {}).items():
+        if isinstance(image, dict) and digest and image.get("digest") == digest:
+            return str(variant)
+    return None
+
+
+def variant_of(target: str, executor: str, variant: str, publish: dict[str, Any]) -> str:
+    """Which variant an ``--executor`` given by the user is: the publish record's word when it knows the
+    digest (a contradicting ``--variant`` is refused), else ``--variant``. A GitLab recipe needs to know:
+    it runs only in an image with a shell, and a digest alone does not say whether it has one."""
+    known = variant_in_record(publish, executor)
+    if known and variant and variant != known:
+        raise UsageError(
+            f"--executor {executor} is the {known} image (the last `invoke publish` published it), "
+            f"not {variant}",
+            hint=f"drop --variant, or pass the {variant} image's digest",
+        )
+    found = known or variant
+    if not found and target.startswith("gitlab-"):
+        raise UsageError(
+            f"--executor {executor} is not in the last publish record, so whether it has a shell (which "
+            f"GitLab's runner needs) is unknown",
+            hint="say which image it is: --variant debug for the debug image",
+        )
+    return found or default_variant(target)
+
+
 def default_destination(executor: str) -> str:
     """``PREFIX/kaniko-nginx:latest``: the test image beside the executor's repository."""
-    ref = _pinned(executor)
+    ref = pinned(executor)
     prefix = f"{ref.registry}/{ref.repository}".rsplit("/", 1)[0]
     return f"{prefix}/kaniko-nginx:latest"
+
+
+def _header(lines: list[str]) -> str:
+    return "".join(f"# {line}\n" for line in lines)
+
+
+def _yaml(documents: list[dict[str, Any]]) -> str:
+    return yaml.safe_dump_all(documents, sort_keys=False, width=1000)
 
 
 def render(
     target: str,
     executor: str,
     *,
-    context: str = "dir:///workspace",
     destination: str,
+    context: str = "dir:///workspace",
     dockerfile: str = "Dockerfile",
+    variant: str | None = None,
+    name: str = "kaniko",
+    namespace: str = DEFAULT_NAMESPACE,
+    tar_path: str | None = None,
 ) -> Recipe:
-    """The recipe for ``target``; the Pod's context and destination are kaniko's own flags."""
-    if target == "k8s-pod":
-        body = k8s_pod(executor, context=context, destination=destination, dockerfile=dockerfile)
-        return Recipe(target, yaml.safe_dump(body, sort_keys=False))
-    if target == "gitlab-runner":
-        return Recipe(target, gitlab_runner(executor))
+    """The recipe for ``target``; ``variant`` is the variant ``executor`` is (default: the target's)."""
+    if target not in TARGETS:
+        raise UsageError(f"unknown render target {target!r}", hint="choose one of: " + ", ".join(TARGETS))
+    variant = variant or default_variant(target)
+    if variant not in VARIANTS:
+        raise UsageError(f"unknown variant {variant!r}", hint="choose one of: " + ", ".join(VARIANTS))
+    ref = pinned(executor)
     if target == "gitlab-ci":
-        return Recipe(target, yaml.safe_dump(gitlab_ci(executor), sort_keys=False, width=1000))
-    raise UsageError(f"unknown render target {target!r}", hint="choose one of: " + ", ".join(TARGETS))
+        return Recipe(target, yaml.safe_dump(gitlab.ci_job(ref, variant), sort_keys=False, width=1000))
+    if target == "gitlab-runner":
+        return Recipe(target, gitlab.runner(ref, variant))
+    build = k8s.Build(ref, destination, context, dockerfile, name, tar_path)
+    needs = [f"a PersistentVolumeClaim {build.claim} holding the build context (mounted at /workspace)"]
+    if build.pushes:
+        needs.append(
+            f"the Secret {build.secret}: "
+            + k8s.secret_command(build, namespace if target == "k8s-job" else None)
+        )
+    if target == "k8s-pod":
+        return Recipe(target, _header(["kaniko Pod; it needs:", *needs]) + _yaml([k8s.pod(build)]))
+    documents = [k8s.namespace(namespace), k8s.job(build, namespace)]
+    return Recipe(
+        target, _header([f"kaniko Job in namespace {namespace}; it needs:", *needs]) + _yaml(documents)
+    )

@@ -11,7 +11,8 @@ identity and issuer; it reports what it found and why each failed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from pipeline.registry.credentials import Credentials
 from pipeline.registry.reference import Reference
 from pipeline.signing import attach, identity, localsigstore, trust
 from pipeline.signing import bundle as bundles
+from pipeline.signing.statement import COSIGN_SIGN_PREDICATE
 from pipeline.signing.verify import Outcome, Policy, signer_of, verify_bundle
 
 # Descriptors in an index that are not images of a platform (buildx attestation manifests).
@@ -243,6 +245,8 @@ def verify(
         if found.data is None:
             outcomes.append(Outcome(found.source, "unknown", False, found.problem))
             continue
+        if bundles.claimed_predicate_type(found.data) not in (None, COSIGN_SIGN_PREDICATE):
+            continue  # an attestation (SBOM, provenance, test result), not a signature
         outcomes.append(verify_bundle(found.data, digest, policy, config, source=found.source))
     sig_tag = None
     tag = attach.signature_tag(digest)
@@ -281,39 +285,61 @@ def run_sign(
             )
     else:
         targets = targets_from_record(record.stage(settings.record_file, "publish", needed_by="invoke sign"))
-    with Client(
-        credentials=Credentials.from_environment(settings.env),
-        insecure=settings.insecure_for(*(target.repository.host for target in targets)),
-        ca_file=settings.ca_bundle,
-        progress=progress,
-    ) as client:
+    with (
+        Client(
+            credentials=Credentials.from_environment(settings.env),
+            insecure=settings.insecure_for(*(target.repository.host for target in targets)),
+            ca_file=settings.ca_bundle,
+            progress=progress,
+        ) as client,
+        session(
+            settings,
+            registries=[target.repository.registry for target in targets],
+            identity_token=identity_token,
+            trust_config=trust_config,
+            local=local,
+            progress=progress,
+        ) as (config, token, path),
+    ):
+        result = sign(
+            targets,
+            client=client,
+            config=config,
+            token=token,
+            per_platform=per_platform,
+            simple_signing=sig_tag,
+            expected=expected,
+            progress=progress,
+        )
+        return {**result.to_dict(), "trust_config": path}
 
-        def signed(config: ClientTrustConfig, token: IdentityToken, path: str | None) -> dict[str, Any]:
-            result = sign(
-                targets,
-                client=client,
-                config=config,
-                token=token,
-                per_platform=per_platform,
-                simple_signing=sig_tag,
-                expected=expected,
-                progress=progress,
-            )
-            return {**result.to_dict(), "trust_config": path}
 
-        if local:
-            if trust_config:
-                raise SignError("--local-sigstore and --trust-config exclude each other")
-            for target in targets:
-                trust.refuse_local_for(target.repository.registry)
-            with localsigstore.start(settings.cache_dir, progress=progress) as instance:
-                config = trust.load(instance.trust_config, error=SignError)
-                token = identity.parse(localsigstore.mint_identity_token(), "the local Sigstore instance")
-                return signed(config, token, str(instance.trust_config))
-        path = trust_config or (str(settings.trust_config) if settings.trust_config else None)
-        config = trust.load(Path(path) if path else None)
-        token = identity.acquire(config, token=identity_token, env=settings.env)
-        return signed(config, token, path)
+@contextmanager
+def session(
+    settings: Settings,
+    *,
+    registries: Sequence[str],
+    identity_token: str | None,
+    trust_config: str | None,
+    local: bool,
+    progress: Progress,
+) -> Iterator[tuple[ClientTrustConfig, IdentityToken, str | None]]:
+    """What signing needs: the trust config, an identity token and the config's path (``local``: a
+    local Sigstore instance started for the duration, only for loopback ``registries``)."""
+    if local:
+        if trust_config:
+            raise SignError("--local-sigstore and --trust-config exclude each other")
+        for registry in registries:
+            trust.refuse_local_for(registry)
+        with localsigstore.start(settings.cache_dir, progress=progress) as instance:
+            config = trust.load(instance.trust_config, error=SignError)
+            token = identity.parse(localsigstore.mint_identity_token(), "the local Sigstore instance")
+            yield config, token, str(instance.trust_config)
+        return
+    path = trust_config or (str(settings.trust_config) if settings.trust_config else None)
+    config = trust.load(Path(path) if path else None)
+    token = identity.acquire(config, token=identity_token, env=settings.env)
+    yield config, token, path
 
 
 def run_verify(

@@ -72,10 +72,13 @@ def parse_executors(
     return found
 
 
-def recorded_checkout(settings: Settings) -> Path | None:
-    """The fork checkout `invoke fork` recorded (its integration Dockerfiles join the full suite)."""
+def recorded_checkout(settings: Settings, tag: str = "") -> Path | None:
+    """The fork checkout the fork stage recorded (its integration Dockerfiles join the full suite);
+    with ``tag``, only when it is that release's."""
     data = record.read(settings.record_file).get("fork")
-    path = data.get("path") if isinstance(data, Mapping) else None
+    if not isinstance(data, Mapping) or (tag and data.get("tag") != tag):
+        return None
+    path = data.get("path")
     return Path(path) if path and Path(path).is_dir() else None
 
 

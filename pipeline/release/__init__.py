@@ -3,11 +3,14 @@
 Stages: ``resolve`` (the fork's release tag and commit, with ``git ls-remote``: cheap, and a reachability
 check that fails in seconds), then, unless the release is already complete, ``fork``, ``build``,
 ``publish`` (by digest, version tags only), ``sign`` (skipped when a valid signature from the configured
-identity is already attached), ``verify``, ``nginx-base`` (embedded defaults only), ``build-image``,
-``smoke``, and last ``rolling`` (``latest``, ``debug``, ``slim``, ``vX.Y``, ``vX``; never backwards).
+identity is already attached), ``attest`` (SBOMs and provenance), ``verify``, ``nginx-base`` (embedded
+defaults only), ``build-image``, ``smoke``, ``test-result``, and last ``rolling`` (``latest``, ``debug``,
+``slim``, ``vX.Y``, ``vX``; never backwards).
 
-A release is *up to date* when every variant's version tag exists, carries a valid signature from the
-configured identity, and every rolling tag that may move already names it: then nothing is built. A run
+A release is *up to date* when every variant's version tag exists, carries a valid signature AND a latest
+valid test result PASSED from the configured identity, and every rolling tag that may move already names
+it: then nothing is built. Signed digests without a passing result are tested again without rebuilding
+(``retest``); the build's SBOMs and provenance and the tests' results are attestations (``evidence``). A run
 killed at any point finishes the job when started again: every stage is idempotent (the build is
 reproducible, publish skips blobs the registry has, signing is skipped when done). A failed stage, the
 smoke checks included, leaves every rolling tag where it was.
@@ -21,8 +24,8 @@ as its docker.io mirror; and no debug variant unless ``--busybox`` or a registry
 Every run writes a report: JSON and Markdown (fit for ``$GITHUB_STEP_SUMMARY``) in ``--report-dir``.
 
 Modules: ``resolution`` (the release tag and commit), ``identity`` (the signing identity and trust configs),
-``state`` (what the registry holds), ``report`` (the report and the dry run's plan), ``stages`` (the run),
-``endtoend`` (``invoke test-e2e``).
+``state`` (what the registry holds), ``evidence`` and ``retest`` (attestations, testing again),
+``report`` (the report and the dry run's plan), ``stages`` (the run), ``endtoend`` (``invoke test-e2e``).
 """
 
 from pipeline.release.endtoend import SHARED_CACHES, E2EResult, e2e, native_platform

@@ -49,12 +49,23 @@ class Report:
     image: str | None = None  # the nginx image build-image pushed, REF@DIGEST
     smoke: dict[str, Any] | None = None
     conformance: ConformanceResult | None = None  # per case and variant (pipeline/conformance)
+    attestations: list[dict[str, Any]] = field(default_factory=list)  # attached this run
     plan: dict[str, Any] | None = None
     stages: list[Stage] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     error: str | None = None
     started: str = ""
     files: dict[str, str] = field(default_factory=dict)
+    # the registries beyond the primary (pipeline.release.registries.Destinations), when there are some
+    destinations: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def registries(self) -> list[dict[str, Any]]:
+        """Every registry of the release: the primary (``prefix``) first."""
+        if self.destinations:
+            rows: list[dict[str, Any]] = self.destinations.rows(self.prefix, self.status)
+            return rows
+        return [{"prefix": self.prefix, "status": self.status, "primary": True}]
 
     @property
     def ok(self) -> bool:
@@ -81,6 +92,7 @@ class Report:
             "commit": self.commit,
             "url": redact(self.url),  # a fork URL's user info (a token) is never written
             "prefix": self.prefix,
+            "registries": self.registries,
             "embedded": self.embedded,
             "variants": self.variants,
             "platforms": self.platforms,
@@ -92,6 +104,7 @@ class Report:
             "image": self.image,
             "smoke": self.smoke,
             "conformance": self.conformance.to_dict() if self.conformance else None,
+            "attestations": self.attestations,
             "plan": self.plan,
             "stages": [stage.to_dict() for stage in self.stages],
             "seconds": round(sum(stage.seconds for stage in self.stages), 2),
@@ -134,6 +147,11 @@ class Report:
                 if kept:
                     tags += " (kept: " + ", ".join(f"`{t}` at {v}" for t, v in kept.items()) + ")"
                 lines.append(f"| {variant} | `{image.get('digest')}` | {tags} |")
+        if len(self.registries) > 1:
+            lines += ["", "| registry | status | error |", "|---|---|---|"]
+            for row in self.registries:
+                error = str(row.get("error") or "").replace("\n", " ").replace("|", "\\|")
+                lines.append(f"| `{row['prefix']}` | {row['status']} | {error} |")
         if self.stages:
             lines += ["", "| stage | status | seconds |", "|---|---|---:|"]
             lines += [f"| {s.name} | {s.status} | {s.seconds:.1f} |" for s in self.stages]
@@ -146,6 +164,7 @@ class Report:
         if self.conformance:
             lines += ["", f"### Conformance: {self.conformance.summary()}", ""]
             lines += [matrix_table(self.conformance.matrix)]
+        lines += attestation_lines(self.attestations, self.signature)
         if self.plan:
             lines += ["", "### Plan", "", "```", plan_text(self.plan), "```"]
         for note in self.notes:
@@ -167,11 +186,38 @@ class Report:
         record.atomic_write_text(directory / "release.md", markdown)
 
 
+def attestation_lines(attestations: list[dict[str, Any]], signature: Mapping[str, Any]) -> list[str]:
+    """The report's attestations table, and the cosign command that checks each type."""
+    from pipeline.attest import cosign_check
+
+    if not attestations:
+        return []
+    lines = ["", "| attestation | subject | referrer | bytes |", "|---|---|---|---:|"]
+    commands: dict[str, str] = {}
+    for item in attestations:
+        subject = f"{item['repository']}@{item['digest']}"
+        lines.append(f"| {item['predicate_type']} | `{subject}` | `{item['referrer']}` | {item['bytes']} |")
+        commands.setdefault(
+            item["predicate_type"],
+            cosign_check(
+                item["predicate_type"],
+                subject,
+                str(signature.get("identity")),
+                str(signature.get("issuer")),
+            ),
+        )
+    lines += ["", "Check them with (one per type; the same for each subject):", "", "```"]
+    lines += [*commands.values(), "```"]
+    return lines
+
+
 def plan_text(plan: Mapping[str, Any]) -> str:
     """The dry run's plan for people: what would be built, and each tag's action."""
     lines = [f"kaniko {plan['tag']} (version {plan['version']}, commit {str(plan['commit'])[:12]})"]
     if plan.get("up_to_date"):
-        lines.append("up to date: every version tag exists, is signed, and the rolling tags are in place")
+        lines.append(
+            "up to date: every version tag exists, is signed and tested PASSED, and the rolling tags are in place"
+        )
     building = plan.get("would_build")
     if building:
         lines.append(
@@ -185,6 +231,7 @@ def plan_text(plan: Mapping[str, Any]) -> str:
         for tag, digest in repo["version_tags"].items():
             if digest:
                 there = f"exists at {digest}" + (", signed" if repo.get("signed") else ", NOT validly signed")
+                there += f", tests {repo.get('tested') or 'not attested'}"
             else:
                 there = "absent: would be set"
             lines.append(f"  {tag:<22} {there}")

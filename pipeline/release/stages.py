@@ -12,11 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline import pin as pinfile
 from pipeline import record
-from pipeline.errors import PipelineError, SmokeError, UsageError, VerifyError
+from pipeline.errors import PipelineError, UsageError, VerifyError
 from pipeline.progress import Progress, Silent
 from pipeline.registry import tagplan
 from pipeline.registry.reference import host_of_prefix, is_loopback_host
+from pipeline.release import evidence, retest
 from pipeline.release.identity import Signing, choose_signing, signed_by, trust_configs
+from pipeline.release.registries import Destinations
 from pipeline.release.report import Report, Stage
 from pipeline.release.resolution import Resolved, requested, resolve
 from pipeline.release.state import VariantState, inspect_registry
@@ -38,11 +40,13 @@ STAGES = (
     "build",
     "publish",
     "sign",
+    "attest",
     "verify",
     "nginx-base",
     "build-image",
     "conformance",
     "smoke",
+    "test-result",
     "rolling",
 )
 
@@ -176,7 +180,12 @@ def _run(settings: Settings, options: Options, report: Report, timer: _Timer, pr
         )
         report.signature = {"identity": signing.identity, "issuer": signing.issuer, "local": signing.local}
         plans = tagplan.plan(resolved.version, prefix, settings.variants)
-        stage.detail = f"{resolved.tag} ({resolved.commit[:12]}) from {redact(resolved.url)} -> {prefix}"
+        others = Destinations(settings.extra_prefixes, resolved.version, settings.variants)
+        others.check_signing(signing)
+        report.destinations = others
+        stage.detail = f"{resolved.tag} ({resolved.commit[:12]}) from {redact(resolved.url)} -> " + ", ".join(
+            [prefix, *(dest.prefix for dest in others.extra)]
+        )
 
     credentials = Credentials.from_environment(settings.env)
     with Client(
@@ -190,6 +199,8 @@ def _run(settings: Settings, options: Options, report: Report, timer: _Timer, pr
             configs = trust_configs(settings, signing) if reachable else []
             states = inspect_registry(client, plans, signing, configs) if reachable else {}
             complete = bool(states) and all(state.complete for state in states.values())
+            if reachable and others:
+                complete = others.check(client, signing, configs, progress) and complete
             stage.detail = "complete" if complete else "work to do"
         if options.dry_run:
             report.status = "dry run"
@@ -209,7 +220,20 @@ def _run(settings: Settings, options: Options, report: Report, timer: _Timer, pr
             report.signature["trust_config"] = trusted or None
             progress.step(f"{resolved.tag} is up to date at {prefix}: nothing to do")
             return
-        _release(settings, options, report, timer, progress, resolved, prefix, embedded, signing, client)
+        _release(
+            settings,
+            options,
+            report,
+            timer,
+            progress,
+            resolved,
+            prefix,
+            embedded,
+            signing,
+            client,
+            states,
+            others,
+        )
 
 
 DEBUG_NOTE = (
@@ -292,98 +316,19 @@ def _release(
     embedded: bool,
     signing: Signing,
     client: Client,
+    states: Mapping[str, VariantState],
+    others: Destinations,
 ) -> None:
-    from pipeline import build as build_stage
-    from pipeline import fork as fork_stage
     from pipeline import kaniko, nginxbase, publish, smoke
     from pipeline import sign as sign_stage
 
-    with timer.stage("fork") as stage:
-        pin = pinfile.load(settings.pin_file)
-        checkout = fork_stage.checkout(
-            ref=resolved.tag,
-            pin=pin,
-            patches_dir=settings.patches_dir,
-            cache_dir=settings.cache_dir,
-            url=resolved.url,
-            prerelease=settings.prerelease,
-            progress=progress,
-        )
-        record.save(settings.record_file, "fork", checkout.to_dict())
-        stage.detail = f"{checkout.tag} ({checkout.commit[:12]}) at {checkout.path}"
-
-    with timer.stage("build") as stage:
-        built = build_stage.build(
-            checkout,
-            out=settings.build_layout,
-            cache_dir=settings.cache_dir,
-            platforms=settings.platforms,
-            variants=settings.variants,
-            go=settings.go,
-            busybox=options.busybox,
-            registry_mirror=settings.registry_mirror,
-            insecure=settings.insecure,
-            pinned_url=pin.url,
-            progress=progress,
-        )
-        record.save(settings.record_file, "build", built.to_dict())
-        report.go = dict(built.go)
-        stage.detail = ", ".join(
-            f"{name} {image['digest']}" for name, image in built.to_dict()["images"].items()
-        )
-
-    with timer.stage("publish") as stage:
-        if embedded:
-            progress.warn(publish.embedded_warning(tagplan.EMBEDDED_REASON, prefix))
-        layout, images = publish.images_from_record(built.to_dict())
-        published = publish.publish_images(
-            client,
-            layout,
-            images,
-            prefix,
-            version=resolved.version,
-            rolling=False,
-            replace_version_tags=options.replace_version_tags,
-            progress=progress,
-        )
-        _save_publish(settings, published, prefix, embedded)
-        for variant, image in published.items():
-            report.images[variant] = {
-                **image.to_dict(),
-                "bytes_uploaded": image.bytes_uploaded,
-                "kept": {},
-            }
-        stage.detail = f"{report.bytes_uploaded} bytes uploaded"
-
-    plans = {variant: tagplan.plan_variant(resolved.version, variant, prefix) for variant in published}
-    configs = trust_configs(settings, signing)
-    done = {
-        variant: signed_by(client, image.repository, image.digest, signing, configs)
-        for variant, image in published.items()
-    }
-    if all(found is not None for found in done.values()):
-        trust_config = next(iter(done.values())) or None
-        timer.skipped("sign", "every image already has a valid signature from " + signing.identity)
+    if not options.force and states and all(s.digest and s.signed is not None for s in states.values()):
+        made = retest.reuse(states, client, report, timer)
     else:
-        with timer.stage("sign") as stage:
-            signed = sign_stage.run_sign(
-                settings,
-                identity_token=signing.identity_token,
-                trust_config=signing.trust_config,
-                local=signing.local,
-                expected=Policy(signing.identity, signing.issuer),
-                progress=progress,
-            )
-            record.save(settings.record_file, "sign", signed)
-            trust_config = signed.get("trust_config")
-            stage.detail = f"{len(signed['signatures'])} signature(s) as {signed['identity']}"
-            if signed["identity"] != signing.identity or signed["issuer"] != signing.issuer:
-                raise VerifyError(
-                    f"signed as {signed['identity']} (issuer {signed['issuer']}), but verification "
-                    f"expects {signing.identity} (issuer {signing.issuer})",
-                    hint="make --certificate-identity and --certificate-oidc-issuer match the signing "
-                    "identity; rolling tags were not moved",
-                )
+        made = _make(
+            settings, options, report, timer, progress, resolved, prefix, embedded, signing, client, others
+        )
+    published, layout, images, plans, trust_config = made
     report.signature["trust_config"] = trust_config
 
     with timer.stage("verify") as stage:
@@ -446,7 +391,11 @@ def _release(
         with timer.stage("conformance") as stage:
             refs = {variant: f"{image.repository}@{image.digest}" for variant, image in published.items()}
             report.conformance = conformance.for_release(
-                settings, refs, mode=options.conformance, fork_checkout=checkout.path, progress=progress
+                settings,
+                refs,
+                mode=options.conformance,
+                fork_checkout=conformance.recorded_checkout(settings, tag=resolved.tag),
+                progress=progress,
             )
             stage.detail = report.conformance.summary()
             conformance.raise_for_failure(report.conformance)
@@ -458,13 +407,26 @@ def _release(
         stage.detail = "passed" if checked.ok else "FAILED: " + ", ".join(c.name for c in checked.failed())
         if not checked.ok:
             stage.status = "failed"
-            try:
-                checked.raise_for_failure()
-            except SmokeError as exc:
-                raise SmokeError(exc.message, hint=f"{exc.hint}\nrolling tags were not moved") from None
+
+    retest.test_result(
+        settings, signing, client, report, timer, progress, published, checked, pushed_image.executor
+    )
+
+    if others:  # every other registry gets the same bundles: signatures, attestations, test results
+        with timer.stage("signatures") as stage:
+            others.copy_signatures(client, published, progress)
+            others.raise_if_failed(prefix)
+            others.verify(settings, signing, trust_config, progress)
+            others.raise_if_failed(prefix)
+            stage.detail = "the same bundles attached and verified in " + ", ".join(
+                d.prefix for d in others.extra
+            )
 
     with timer.stage("rolling") as stage:
         moved: list[str] = []
+        configs = trust_configs(settings, signing)
+        for image in published.values():  # never to a digest whose latest result is not PASSED
+            evidence.require_passed(client, image.repository, image.digest, signing, configs)
         for variant, image in published.items():
             decision = publish.move_rolling(
                 client, layout, images[variant], plans[variant], progress=progress
@@ -476,8 +438,135 @@ def _release(
             report.images[variant]["kept"] = dict(decision.keep)
             moved += [f"{image.repository}:{tag}" for tag in decision.move]
         _save_publish(settings, published, prefix, embedded)
+        moved += others.move_rolling(client, layout, images, progress)
         stage.detail = ", ".join(moved) or "none moved"
     report.status = "released"
+
+
+def _make(
+    settings: Settings,
+    options: Options,
+    report: Report,
+    timer: _Timer,
+    progress: Progress,
+    resolved: Resolved,
+    prefix: str,
+    embedded: bool,
+    signing: Signing,
+    client: Client,
+    others: Destinations,
+) -> retest.Made:
+    """fork, build, publish (to every registry) and sign (skipped when every image is validly signed
+    already)."""
+    from pipeline import build as build_stage
+    from pipeline import fork as fork_stage
+    from pipeline import publish
+    from pipeline import sign as sign_stage
+
+    with timer.stage("fork") as stage:
+        pin = pinfile.load(settings.pin_file)
+        checkout = fork_stage.checkout(
+            ref=resolved.tag,
+            pin=pin,
+            patches_dir=settings.patches_dir,
+            cache_dir=settings.cache_dir,
+            url=resolved.url,
+            prerelease=settings.prerelease,
+            progress=progress,
+        )
+        record.save(settings.record_file, "fork", checkout.to_dict())
+        stage.detail = f"{checkout.tag} ({checkout.commit[:12]}) at {checkout.path}"
+
+    build_started = time.time()
+    with timer.stage("build") as stage:
+        built = build_stage.build(
+            checkout,
+            out=settings.build_layout,
+            cache_dir=settings.cache_dir,
+            platforms=settings.platforms,
+            variants=settings.variants,
+            go=settings.go,
+            busybox=options.busybox,
+            registry_mirror=settings.registry_mirror,
+            insecure=settings.insecure,
+            pinned_url=pin.url,
+            progress=progress,
+        )
+        record.save(settings.record_file, "build", built.to_dict())
+        report.go = dict(built.go)
+        stage.detail = ", ".join(
+            f"{name} {image['digest']}" for name, image in built.to_dict()["images"].items()
+        )
+
+    with timer.stage("publish") as stage:
+        if embedded:
+            progress.warn(publish.embedded_warning(tagplan.EMBEDDED_REASON, prefix))
+        layout, images = publish.images_from_record(built.to_dict())
+        published = publish.publish_images(
+            client,
+            layout,
+            images,
+            prefix,
+            version=resolved.version,
+            rolling=False,
+            replace_version_tags=options.replace_version_tags,
+            progress=progress,
+        )
+        _save_publish(settings, published, prefix, embedded)
+        for variant, image in published.items():
+            report.images[variant] = {
+                **image.to_dict(),
+                "bytes_uploaded": image.bytes_uploaded,
+                "kept": {},
+            }
+        stage.detail = f"{report.bytes_uploaded} bytes uploaded"
+        others.publish(client, layout, images, progress)
+        others.raise_if_failed(prefix)
+
+    plans = {variant: tagplan.plan_variant(resolved.version, variant, prefix) for variant in published}
+    configs = trust_configs(settings, signing)
+    done = {
+        variant: signed_by(client, image.repository, image.digest, signing, configs)
+        for variant, image in published.items()
+    }
+    if all(found is not None for found in done.values()):
+        trust_config = next(iter(done.values())) or None
+        timer.skipped("sign", "every image already has a valid signature from " + signing.identity)
+    else:
+        with timer.stage("sign") as stage:
+            signed = sign_stage.run_sign(
+                settings,
+                identity_token=signing.identity_token,
+                trust_config=signing.trust_config,
+                local=signing.local,
+                expected=Policy(signing.identity, signing.issuer),
+                progress=progress,
+            )
+            record.save(settings.record_file, "sign", signed)
+            trust_config = signed.get("trust_config")
+            stage.detail = f"{len(signed['signatures'])} signature(s) as {signed['identity']}"
+            if signed["identity"] != signing.identity or signed["issuer"] != signing.issuer:
+                raise VerifyError(
+                    f"signed as {signed['identity']} (issuer {signed['issuer']}), but verification "
+                    f"expects {signing.identity} (issuer {signing.issuer})",
+                    hint="make --certificate-identity and --certificate-oidc-issuer match the signing "
+                    "identity; rolling tags were not moved",
+                )
+    with timer.stage("attest") as stage:
+        build_seconds = next(s.seconds for s in report.stages if s.name == "build")
+        made = evidence.attest_build(
+            settings,
+            signing,
+            client,
+            evidence.build_facts(checkout, built.inputs, pin.url),
+            {v: (i.repository, images[v]) for v, i in published.items()},
+            layout,
+            (build_started, build_started + build_seconds),
+            progress,
+        )
+        report.attestations += [item.to_dict() for item in made]
+        stage.detail = f"{len(made)} SBOM and provenance attestation(s)" if made else "already attached"
+    return published, layout, images, plans, trust_config
 
 
 def _save_publish(settings: Settings, published: Mapping[str, Any], prefix: str, embedded: bool) -> None:

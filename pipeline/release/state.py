@@ -1,4 +1,6 @@
-"""What the registry holds for each variant: version tag, rolling tags, and a valid signature or not."""
+"""What the registry holds for each variant: version tag, rolling tags, a valid signature or not, and
+the latest valid test result. Complete ("up to date") needs all of it: a digest that is signed but
+whose tests failed, or were never attested (a run killed after signing), is tested again."""
 
 from __future__ import annotations
 
@@ -6,7 +8,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pipeline import testresult
 from pipeline.registry import tagplan
+from pipeline.release import evidence
 from pipeline.release.identity import Signing, signed_by
 
 if TYPE_CHECKING:
@@ -23,6 +27,7 @@ class VariantState:
     digest: str | None  # what the version tag names now (None: not there)
     rolling: dict[str, tuple[str | None, str | None]]  # tag -> (digest, version it holds)
     signed: str | None = None  # trust config that verified the digest (None: no valid signature)
+    tested: str | None = None  # the latest valid test result's result (PASSED, FAILED...), or None
 
     @property
     def decision(self) -> tagplan.RollingDecision:
@@ -36,7 +41,12 @@ class VariantState:
 
     @property
     def complete(self) -> bool:
-        return self.digest is not None and self.signed is not None and self.rolling_done
+        return (
+            self.digest is not None
+            and self.signed is not None
+            and self.tested == testresult.PASSED
+            and self.rolling_done
+        )
 
     def to_dict(self) -> dict[str, Any]:
         decision = self.decision
@@ -56,6 +66,7 @@ class VariantState:
                 for tag, (digest, version) in self.rolling.items()
             },
             "signed": self.signed is not None,
+            "tested": self.tested,
         }
 
 
@@ -82,5 +93,7 @@ def inspect_registry(
         state = VariantState(plan, digest, rolling)
         if digest is not None and signing is not None and configs:
             state.signed = signed_by(client, plan.repository, digest, signing, configs)
+            if state.signed is not None:
+                state.tested = evidence.latest_result(client, plan.repository, digest, signing, configs)
         states[variant] = state
     return states

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from cryptography import x509
 
-from pipeline.errors import RegistryError
+from pipeline.errors import ImageError, RegistryError
 from pipeline.oci import digest as digests
 from pipeline.oci import mediatype
 from pipeline.oci.descriptor import Descriptor
@@ -33,27 +33,36 @@ PREDICATE_ANNOTATION = "dev.sigstore.bundle.predicateType"
 EMPTY_CONFIG = Descriptor(mediatype.OCI_EMPTY, mediatype.EMPTY_DIGEST, len(mediatype.EMPTY_JSON))
 
 
-def bundle_artifact(subject: Descriptor, bundle_json: bytes) -> Manifest:
-    """The artifact manifest that refers a cosign v3 bundle to ``subject``."""
+def bundle_artifact(
+    subject: Descriptor, bundle_json: bytes, predicate_type: str = statement.COSIGN_SIGN_PREDICATE
+) -> Manifest:
+    """The artifact manifest that refers a cosign v3 bundle (a signature, or an attestation of
+    ``predicate_type``) to ``subject``."""
     layer = Descriptor(bundles.BUNDLE_MEDIA_TYPE, digests.of_bytes(bundle_json), len(bundle_json))
     return Manifest(
         config=EMPTY_CONFIG,
         layers=[layer],
         annotations={
             CONTENT_ANNOTATION: "dsse-envelope",
-            PREDICATE_ANNOTATION: statement.COSIGN_SIGN_PREDICATE,
+            PREDICATE_ANNOTATION: predicate_type,
         },
         subject=Descriptor(subject.media_type, subject.digest, subject.size),
         artifact_type=bundles.BUNDLE_MEDIA_TYPE,
     )
 
 
-def attach_bundle(client: Client, ref: Reference, subject: Descriptor, bundle_json: bytes) -> Descriptor:
+def attach_bundle(
+    client: Client,
+    ref: Reference,
+    subject: Descriptor,
+    bundle_json: bytes,
+    predicate_type: str = statement.COSIGN_SIGN_PREDICATE,
+) -> Descriptor:
     """Push ``bundle_json`` and its artifact manifest; returns the referrer's descriptor."""
     base = Reference(ref.registry, ref.repository)
     if not client.blob_exists(base, digests.of_bytes(bundle_json), push=True):
         client.upload_blob(base, bundle_json)
-    return referrers.attach(client, base, bundle_artifact(subject, bundle_json))
+    return referrers.attach(client, base, bundle_artifact(subject, bundle_json, predicate_type))
 
 
 def signature_tag(digest: str) -> str:
@@ -150,25 +159,28 @@ class FoundBundle:
 
 
 def find_bundles(client: Client, ref: Reference, digest: str) -> list[FoundBundle]:
-    """The Sigstore bundles attached to ``digest`` as referrers (each, or why it is unreadable)."""
+    """The Sigstore bundles attached to ``digest`` as referrers (each, or why it is unreadable).
+
+    Every referrer manifest is opened: a fallback tag's descriptors may carry the wrong artifactType
+    and no annotations (cosign's own writer did), so they decide nothing. Referrers that hold no
+    bundle (other artifacts) are left out.
+    """
     base = Reference(ref.registry, ref.repository)
     found: list[FoundBundle] = []
-    for desc in referrers.list_referrers(client, base, digest, artifact_type=bundles.BUNDLE_MEDIA_TYPE):
+    for desc in referrers.list_referrers(client, base, digest):
         try:
             data, _ = client.get_manifest(base.with_digest(desc.digest))
             artifact = parse(data)
             if not isinstance(artifact, Manifest):
-                found.append(FoundBundle(desc.digest, None, "the referrer is an index, not a manifest"))
                 continue
             if artifact.subject is None or artifact.subject.digest != digest:
                 found.append(FoundBundle(desc.digest, None, "the referrer's subject is another digest"))
                 continue
             layers = [x for x in artifact.layers if x.media_type == bundles.BUNDLE_MEDIA_TYPE]
             if not layers:
-                found.append(FoundBundle(desc.digest, None, "the referrer has no bundle layer"))
-                continue
+                continue  # another kind of artifact
             for layer in layers:
                 found.append(FoundBundle(desc.digest, client.get_blob(base, layer.digest)))
-        except RegistryError as exc:
+        except (RegistryError, ImageError) as exc:
             found.append(FoundBundle(desc.digest, None, f"cannot read it: {exc.message}"))
     return found

@@ -93,6 +93,28 @@ def sign_digest(
     return SignedDigest(digest=digest, repository=repository, bundle=bundle, simple_signing=simple)
 
 
+def sign_statement(signer: Signer, payload: bytes, what: str) -> Bundle:
+    """Sign an in-toto statement (``payload``) as DSSE: an attestation, as ``cosign attest`` makes it."""
+    try:
+        return signer.sign_dsse(dsse.Statement(payload))
+    except (SigstoreError, OSError, ValueError) as exc:
+        raise SignError(
+            f"signing {what} failed: {_describe(exc)}",
+            hint="check that the Sigstore instance is reachable and the identity token still valid",
+        ) from None
+
+
+def claimed_predicate_type(data: bytes) -> str | None:
+    """The predicateType a DSSE bundle's statement claims, before any verification (None: not a DSSE
+    bundle, or unreadable). Only for choosing which bundles to verify as what."""
+    try:
+        envelope = json.loads(data).get("dsseEnvelope")
+        payload = base64.b64decode(envelope["payload"], validate=True)
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None
+    return statement.predicate_type_of(payload)
+
+
 def parse(data: bytes | str, source: str) -> Bundle:
     """A Sigstore bundle from JSON, or a VerifyError that says where it came from."""
     try:

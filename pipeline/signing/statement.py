@@ -16,6 +16,8 @@ from pipeline.errors import VerifyError
 from pipeline.oci import digest as digests
 
 IN_TOTO_STATEMENT_V1 = "https://in-toto.io/Statement/v1"
+# cosign attest writes v0.1 statements; both are read.
+IN_TOTO_STATEMENT_TYPES = (IN_TOTO_STATEMENT_V1, "https://in-toto.io/Statement/v0.1")
 IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 COSIGN_SIGN_PREDICATE = "https://sigstore.dev/cosign/sign/v1"
 SIMPLE_SIGNING_TYPE = "cosign container image signature"
@@ -30,15 +32,31 @@ def _sha256_hex(digest: str) -> str:
     return hex_
 
 
-def cosign_statement(digest: str, name: str = "") -> bytes:
-    """The cosign v3 in-toto statement for ``digest`` (``name``: the repository, or "")."""
+def in_toto_statement(digest: str, name: str, predicate_type: str, predicate: dict[str, Any]) -> bytes:
+    """An in-toto Statement v1 about ``digest`` (``name``: the repository, or ""), compact JSON with
+    sorted predicate keys: the same predicate always gives the same bytes."""
     statement = {
         "_type": IN_TOTO_STATEMENT_V1,
         "subject": [{"name": name, "digest": {"sha256": _sha256_hex(digest)}}],
-        "predicateType": COSIGN_SIGN_PREDICATE,
-        "predicate": {},
+        "predicateType": predicate_type,
+        "predicate": predicate,
     }
-    return json.dumps(statement, separators=(",", ":")).encode("utf-8")
+    return json.dumps(statement, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def cosign_statement(digest: str, name: str = "") -> bytes:
+    """The cosign v3 in-toto statement for ``digest`` (``name``: the repository, or "")."""
+    return in_toto_statement(digest, name, COSIGN_SIGN_PREDICATE, {})
+
+
+def predicate_type_of(payload: bytes) -> str | None:
+    """The predicateType an (unverified) in-toto payload claims: only to pick what to verify."""
+    try:
+        data: Any = json.loads(payload)
+    except ValueError:
+        return None
+    found = data.get("predicateType") if isinstance(data, dict) else None
+    return found if isinstance(found, str) else None
 
 
 def simple_signing_payload(repository: str, digest: str) -> bytes:
@@ -61,10 +79,14 @@ class StatementCheck:
 
     names: tuple[str, ...]
     reason: str | None
+    statement: dict[str, Any] | None = None  # the decoded statement, when it names the digest
 
 
-def check_statement(payload_type: str, payload: bytes, digest: str) -> StatementCheck:
-    """Whether a verified DSSE payload is a cosign signature statement naming ``digest``."""
+def check_statement(
+    payload_type: str, payload: bytes, digest: str, predicate_type: str = COSIGN_SIGN_PREDICATE
+) -> StatementCheck:
+    """Whether a verified DSSE payload is an in-toto statement of ``predicate_type`` (by default a
+    cosign signature) naming ``digest``; the predicate type must match exactly, as cosign requires."""
     hex_ = _sha256_hex(digest)
     if payload_type != IN_TOTO_PAYLOAD_TYPE:
         return StatementCheck((), f"the envelope's payload type is {payload_type!r}, not in-toto")
@@ -72,11 +94,12 @@ def check_statement(payload_type: str, payload: bytes, digest: str) -> Statement
         statement: Any = json.loads(payload)
     except ValueError:
         return StatementCheck((), "the signed payload is not JSON")
-    if not isinstance(statement, dict) or statement.get("_type") != IN_TOTO_STATEMENT_V1:
-        return StatementCheck((), "the signed payload is not an in-toto Statement v1")
-    if statement.get("predicateType") != COSIGN_SIGN_PREDICATE:
+    if not isinstance(statement, dict) or statement.get("_type") not in IN_TOTO_STATEMENT_TYPES:
+        return StatementCheck((), "the signed payload is not an in-toto Statement")
+    if statement.get("predicateType") != predicate_type:
+        wanted = "a signature" if predicate_type == COSIGN_SIGN_PREDICATE else repr(predicate_type)
         return StatementCheck(
-            (), f"the statement's predicateType is {statement.get('predicateType')!r}, not a signature"
+            (), f"the statement's predicateType is {statement.get('predicateType')!r}, not {wanted}"
         )
     subjects = statement.get("subject")
     if not isinstance(subjects, list):
@@ -85,7 +108,7 @@ def check_statement(payload_type: str, payload: bytes, digest: str) -> Statement
     for subject in subjects:
         digest_set = subject.get("digest") if isinstance(subject, dict) else None
         if isinstance(digest_set, dict) and digest_set.get("sha256") == hex_:
-            return StatementCheck(names, None)
+            return StatementCheck(names, None, statement)
     found = [
         f"sha256:{s['digest'].get('sha256')}"
         for s in subjects

@@ -15,7 +15,7 @@ from cryptography.x509.general_name import RFC822Name
 from sigstore.errors import Error as SigstoreError
 from sigstore.models import Bundle, ClientTrustConfig
 from sigstore.verify import Verifier
-from sigstore.verify.policy import Identity
+from sigstore.verify.policy import Identity, UnsafeNoOp
 
 from pipeline.errors import UsageError, VerifyError
 from pipeline.signing import bundle as bundles
@@ -49,6 +49,8 @@ class Outcome:
     reason: str | None = None
     identity: list[str] = field(default_factory=list)
     issuer: str | None = None
+    statement: dict[str, Any] | None = field(default=None, repr=False)  # a verified DSSE statement
+    signed_at: int = 0  # when it was signed: the log's integrated time (else the certificate's start)
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -98,11 +100,13 @@ def verify_bundle(
     *,
     source: str = "bundle",
     payload: bytes | None = None,
+    predicate_type: str = statement.COSIGN_SIGN_PREDICATE,
 ) -> Outcome:
     """Check one bundle for ``digest``. Never raises for a bad signature: it returns the reason.
 
     A DSSE bundle carries its statement; a message-signature bundle (cosign v2) needs ``payload``,
-    the simple-signing payload it signed.
+    the simple-signing payload it signed. ``predicate_type``: what a DSSE statement must be (an
+    attestation's type; by default a cosign signature).
     """
     try:
         bundle = data if isinstance(data, Bundle) else bundles.parse(data, source)
@@ -119,9 +123,10 @@ def verify_bundle(
     try:
         if kind == "dsse":
             payload_type, signed = verifier.verify_dsse(bundle, identity)
-            check = statement.check_statement(payload_type, signed, digest)
+            check = statement.check_statement(payload_type, signed, digest, predicate_type)
             if check.reason:
                 return failed(check.reason)
+            return Outcome(source, kind, True, None, names, issuer, check.statement, _signed_at(bundle))
         else:
             if payload is None:
                 return failed("a message-signature bundle without the payload it signed")
@@ -132,6 +137,26 @@ def verify_bundle(
     except (SigstoreError, ValueError) as exc:
         return failed(_reason(exc))
     return Outcome(source, kind, True, None, names, issuer)
+
+
+def trusted_by(data: bytes, config: ClientTrustConfig) -> bool:
+    """Whether ``config``'s trust root accepts a DSSE bundle, whoever signed it (to tell, among several
+    trust configs, which one a rejection by identity or issuer should be reported under)."""
+    try:
+        _verifier(config).verify_dsse(bundles.parse(data, "bundle"), UnsafeNoOp())
+    except (SigstoreError, ValueError, VerifyError):
+        return False
+    return True
+
+
+def _signed_at(bundle: Bundle) -> int:
+    try:
+        integrated = int(bundle.log_entry._inner.integrated_time or 0)
+    except (AttributeError, ValueError, TypeError):
+        integrated = 0
+    if integrated:
+        return integrated
+    return int(bundle.signing_certificate.not_valid_before_utc.timestamp())
 
 
 def _reason(exc: BaseException) -> str:

@@ -38,7 +38,9 @@ def executor(
     fake_binary: Path, registry: LocalRegistry, tmp_path: Path, podman: Podman
 ) -> Iterator[Reference]:
     require_tool("buildah", "buildah is the conformance stage's reference builder")
-    ref = fakeexecutor.push(fake_binary, tmp_path / "executor-layout", registry.host)
+    ref = fakeexecutor.push(
+        fake_binary, tmp_path / "executor-layout", registry.host, env=("FAKEKANIKO_BUILD=1",)
+    )
     yield ref
     podman.rmi(str(ref))
 

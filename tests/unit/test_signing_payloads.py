@@ -54,7 +54,7 @@ def test_only_sha256_digests_are_signed() -> None:
     [
         ("text/plain", statement.cosign_statement(DIGEST), "payload type"),
         (statement.IN_TOTO_PAYLOAD_TYPE, b"{not json", "not JSON"),
-        (statement.IN_TOTO_PAYLOAD_TYPE, b'{"_type": "x"}', "Statement v1"),
+        (statement.IN_TOTO_PAYLOAD_TYPE, b'{"_type": "x"}', "not an in-toto Statement"),
         (
             statement.IN_TOTO_PAYLOAD_TYPE,
             json.dumps(

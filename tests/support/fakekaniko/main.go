@@ -2,8 +2,11 @@
 // the container (its arguments, capabilities, no-new-privileges, which mounts are read-only, the Docker
 // config it was given) as one JSON line on stderr, and pushes a tiny real image to --destination with
 // the credentials from /kaniko/.docker/config.json, writing the pushed digest to --digest-file.
-// --build-arg=FAKE_MODE=fail|nodigest|baddigest makes it misbehave on purpose. With --tar-path it builds
-// the smallest Dockerfiles for real instead (tarball.go), for the conformance tests.
+// With --no-push and --tar-path it writes the image as a docker-archive tarball instead (what kaniko's
+// --tar-path writes). The image's one layer holds fakekaniko.txt, naming the sha256 of the Dockerfile read.
+// --build-arg=FAKE_MODE=fail|nodigest|baddigest makes it misbehave on purpose. In an image whose
+// environment sets FAKEKANIKO_BUILD=1, --tar-path builds the smallest Dockerfiles for real instead
+// (tarball.go), for the conformance tests.
 package main
 
 import (
@@ -113,21 +116,51 @@ func (r registry) uploadBlob(repo string, data []byte) (string, error) {
 	return digest, nil
 }
 
-func push(r registry, repo, tag string) (string, error) {
-	var layer bytes.Buffer
-	tw := tar.NewWriter(&layer)
-	content := []byte("built by fakekaniko\n")
+// image is the tiny image fakekaniko builds: one uncompressed layer with fakekaniko.txt, and its config.
+func image(content []byte) (layer *bytes.Buffer, config []byte) {
+	layer = &bytes.Buffer{}
+	tw := tar.NewWriter(layer)
 	tw.WriteHeader(&tar.Header{Name: "fakekaniko.txt", Mode: 0o644, Size: int64(len(content))})
 	tw.Write(content)
 	tw.Close()
+	config, _ = json.Marshal(map[string]any{
+		"architecture": "amd64", "os": "linux",
+		"rootfs": map[string]any{"type": "layers", "diff_ids": []string{digestOf(layer.Bytes())}},
+	})
+	return layer, config
+}
+
+// writeTarball writes the image as a docker-archive (manifest.json, the config, the layer), as --tar-path does.
+func writeTarball(path, name string, content []byte) error {
+	layer, config := image(content)
+	configName := digestOf(config)
+	layerName := strings.TrimPrefix(digestOf(layer.Bytes()), "sha256:") + ".tar"
+	manifest, _ := json.Marshal([]map[string]any{{"Config": configName, "RepoTags": []string{name}, "Layers": []string{layerName}}})
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	tw := tar.NewWriter(f)
+	for _, entry := range []struct {
+		name string
+		data []byte
+	}{{configName, config}, {layerName, layer.Bytes()}, {"manifest.json", manifest}} {
+		tw.WriteHeader(&tar.Header{Name: entry.name, Mode: 0o644, Size: int64(len(entry.data))})
+		tw.Write(entry.data)
+	}
+	if err := tw.Close(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func push(r registry, repo, tag string, content []byte) (string, error) {
+	layer, config := image(content)
 	layerDigest, err := r.uploadBlob(repo, layer.Bytes())
 	if err != nil {
 		return "", err
 	}
-	config, _ := json.Marshal(map[string]any{
-		"architecture": "amd64", "os": "linux",
-		"rootfs": map[string]any{"type": "layers", "diff_ids": []string{layerDigest}},
-	})
 	configDigest, err := r.uploadBlob(repo, config)
 	if err != nil {
 		return "", err
@@ -179,8 +212,10 @@ func main() {
 	} else {
 		rep.ConfigWrite = err.Error()
 	}
+	content := "built by fakekaniko\n"
 	if data, err := os.ReadFile(strings.TrimPrefix(flags["dockerfile"], "")); err == nil {
 		rep.DockerfileBytes = len(data)
+		content += "dockerfile " + digestOf(data) + "\n"
 	}
 	var cfg struct {
 		Auths map[string]struct {
@@ -212,12 +247,15 @@ func main() {
 		scheme = "http://"
 	}
 	reg := registry{base: scheme + host, auth: cfg.Auths[host].Auth}
-	if resp, err := reg.do("GET", "/v2/", nil, ""); err == nil {
-		rep.DestinationCheck = resp.StatusCode
-		resp.Body.Close()
+	_, noPush := flags["no-push"]
+	if !noPush {
+		if resp, err := reg.do("GET", "/v2/", nil, ""); err == nil {
+			rep.DestinationCheck = resp.StatusCode
+			resp.Body.Close()
+		}
 	}
 	exit := 0
-	if tarPath, ok := flags["tar-path"]; ok {
+	if tarPath, ok := flags["tar-path"]; ok && os.Getenv("FAKEKANIKO_BUILD") == "1" {
 		// a real (if tiny) build: see tarball.go
 		context := strings.TrimPrefix(flags["context"], "dir://")
 		if digest, err := buildTarball(flags["dockerfile"], context, tarPath, dest, mode); err != nil {
@@ -231,7 +269,14 @@ func main() {
 	} else if mode == "fail" {
 		rep.Error = "failing on purpose"
 		exit = 3
-	} else if digest, err := push(reg, repo, tag); err != nil {
+	} else if noPush {
+		if path := flags["tar-path"]; path != "" {
+			if err := writeTarball(path, dest, []byte(content)); err != nil {
+				rep.Error = "tar-path: " + err.Error()
+				exit = 1
+			}
+		}
+	} else if digest, err := push(reg, repo, tag, []byte(content)); err != nil {
 		rep.Error = "push: " + errText(err)
 		exit = 1
 	} else {
@@ -241,6 +286,9 @@ func main() {
 		case "baddigest":
 			os.WriteFile(flags["digest-file"], []byte("not-a-digest"), 0o644)
 		default:
+			if flags["digest-file"] == "" {
+				break
+			}
 			if err := os.WriteFile(flags["digest-file"], []byte(digest), 0o644); err != nil {
 				rep.Error = "digest file: " + err.Error()
 				exit = 1

@@ -1,0 +1,265 @@
+"""Several registries in one release (``--prefix`` more than once, or a list in invoke.yaml).
+
+The first prefix is the *primary*: the release builds, publishes, signs, verifies and tests there as it
+always has. Every other prefix is handled here, in one place, at the same points of the run:
+
+- ``check``: a release is up to date only when every registry holds every version, validly signed,
+  with its rolling tags in place;
+- ``publish``: the same OCI layout is pushed to each, so each gets the same digests (checked);
+- ``copy_signatures``: each digest is signed once, in the primary (one transparency log entry); the
+  same Sigstore bundles, and the cosign v2 ``.sig`` image, are attached in every other registry;
+- ``verify``: each registry's images are verified where they are;
+- ``move_rolling``: only after every registry holds and verifies every image.
+
+A registry that fails is marked failed with its error and the others carry on, so the report lists what
+each holds; then the release fails (:meth:`Destinations.raise_if_failed`) before any rolling tag moves,
+in any registry. Credentials come per registry from the one Credentials object (the Docker config's
+``auths`` and ``credHelpers``; Docker Hub's from the environment).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pipeline.errors import PipelineError, RegistryError, UsageError
+from pipeline.progress import Progress
+from pipeline.registry import tagplan
+from pipeline.registry.reference import Reference, is_loopback_host
+
+if TYPE_CHECKING:
+    from sigstore.models import ClientTrustConfig
+
+    from pipeline.config import Settings
+    from pipeline.oci.descriptor import Descriptor
+    from pipeline.oci.layout import Layout
+    from pipeline.publish import PublishedImage
+    from pipeline.registry.client import Client
+    from pipeline.release.identity import Signing
+
+
+@dataclass
+class Destination:
+    """One more registry of the release, and what happened there."""
+
+    prefix: str
+    plans: dict[str, tagplan.TagPlan]
+    status: str = "pending"  # pending, up to date, published, signed, verified, released, failed
+    error: str | None = None
+    digests: dict[str, str] = field(default_factory=dict)  # variant -> digest held
+    signatures: int = 0  # bundles attached here
+    moved: list[str] = field(default_factory=list)
+
+    @property
+    def registry(self) -> str:
+        return Reference.parse(f"{self.prefix}/{tagplan.EXECUTOR_REPOSITORY}").registry
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
+
+    def fail(self, stage: str, exc: PipelineError, progress: Progress) -> None:
+        self.status, self.error = "failed", f"{stage}: {exc.message}"
+        progress.warn(f"{self.prefix}: {stage} failed: {exc.message}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "prefix": self.prefix,
+            "status": self.status,
+            "error": self.error,
+            "images": {
+                variant: {"repository": self.plans[variant].repository, "digest": digest}
+                for variant, digest in self.digests.items()
+            },
+            "signatures": self.signatures,
+            "moved": list(self.moved),
+        }
+
+
+class Destinations:
+    """The release's registries beyond the primary; every method handles each and records failures."""
+
+    def __init__(self, prefixes: Sequence[str], version: str, variants: Sequence[str]) -> None:
+        self.version = version
+        self.extra = [
+            Destination(prefix, tagplan.plan(version, prefix, variants))
+            for prefix in (tagplan.normalize_prefix(p) for p in prefixes)
+        ]
+
+    def __bool__(self) -> bool:
+        return bool(self.extra)
+
+    def live(self) -> list[Destination]:
+        return [dest for dest in self.extra if not dest.failed]
+
+    def check_signing(self, signing: Signing) -> None:
+        """Local signing is for loopback registries only: refuse it when another registry is not one."""
+        remote = [dest.prefix for dest in self.extra if not is_loopback_host(dest.registry)]
+        if signing.local and remote:
+            raise UsageError(
+                f"a local Sigstore instance signs this release, but {', '.join(remote)} is not a loopback "
+                "registry: its images would carry signatures nobody can verify",
+                hint="configure a real Sigstore instance (--trust-config, SIGSTORE_ID_TOKEN and the "
+                "certificate identity), or release to loopback registries only",
+            )
+
+    def check(
+        self,
+        client: Client,
+        signing: Signing,
+        configs: Sequence[tuple[str | None, ClientTrustConfig]],
+        progress: Progress,
+    ) -> bool:
+        """Whether every other registry is complete (every version signed, rolling tags in place)."""
+        from pipeline.release.state import inspect_registry
+
+        complete = True
+        for dest in self.extra:
+            try:
+                states = inspect_registry(client, dest.plans, signing, configs)
+            except PipelineError as exc:
+                dest.fail("check", exc, progress)
+                complete = False
+                continue
+            dest.digests = {v: s.digest for v, s in states.items() if s.digest is not None}
+            done = all(state.complete for state in states.values())
+            dest.status = "up to date" if done else "work to do"
+            complete = complete and done
+        return complete
+
+    def publish(
+        self, client: Client, layout: Layout, images: Mapping[str, Descriptor], progress: Progress
+    ) -> None:
+        """Push the layout's images by digest with their version tags to every other registry."""
+        from pipeline import publish
+
+        for dest in self.live():
+            try:
+                published = publish.publish_images(
+                    client,
+                    layout,
+                    images,
+                    dest.prefix,
+                    version=self.version,
+                    rolling=False,
+                    progress=progress,
+                )
+            except PipelineError as exc:
+                dest.fail("publish", exc, progress)
+                continue
+            dest.digests = {variant: image.digest for variant, image in published.items()}
+            dest.status = "published"
+
+    def copy_signatures(
+        self, client: Client, primary: Mapping[str, PublishedImage], progress: Progress
+    ) -> None:
+        """Attach the primary's bundles (signatures and attestations) and `.sig` image of each digest
+        in every other registry. Attaching a bundle that is there already changes nothing."""
+        from pipeline.signing import attach
+        from pipeline.signing.bundle import claimed_predicate_type
+        from pipeline.signing.statement import COSIGN_SIGN_PREDICATE
+
+        for variant, image in primary.items():
+            source = Reference.parse(image.repository)
+            bundles = [b.data for b in attach.find_bundles(client, source, image.digest) if b.data]
+            sig_tag = source.with_tag(attach.signature_tag(image.digest))
+            sig = client.find_manifest(sig_tag)
+            for dest in self.live():
+                target = Reference.parse(dest.plans[variant].repository)
+                try:
+                    subject = client.head_manifest(target.with_digest(image.digest))
+                    if subject is None:
+                        raise RegistryError(f"{target.repo_str}@{image.digest} is not there")
+                    for data in bundles:  # signatures and attestations, each under its own predicate type
+                        kind = claimed_predicate_type(data) or COSIGN_SIGN_PREDICATE
+                        attach.attach_bundle(client, target, subject, data, kind)
+                        dest.signatures += 1
+                    if sig is not None:
+                        _copy_manifest(
+                            client, source, sig[0], sig[1].media_type, target.with_tag(sig_tag.tag or "")
+                        )
+                except PipelineError as exc:
+                    dest.fail("signatures", exc, progress)
+                    continue
+                progress.info(f"{target.repo_str}@{image.digest}: {len(bundles)} bundle(s) attached")
+        for dest in self.live():
+            dest.status = "signed"
+
+    def verify(
+        self, settings: Settings, signing: Signing, trust_config: str | None, progress: Progress
+    ) -> None:
+        """Verify each image where it is, in every other registry."""
+        from pipeline import sign as sign_stage
+
+        for dest in self.live():
+            for variant, digest in dest.digests.items():
+                image = f"{dest.plans[variant].repository}@{digest}"
+                try:
+                    result = sign_stage.run_verify(
+                        settings,
+                        image=image,
+                        certificate_identity=signing.identity,
+                        certificate_oidc_issuer=signing.issuer,
+                        trust_config=trust_config,
+                        progress=progress,
+                    )
+                    if not result.verified:
+                        raise RegistryError(f"{image} has no valid signature", hint=result.explain())
+                except PipelineError as exc:
+                    dest.fail("verify", exc, progress)
+                    break
+            else:
+                dest.status = "verified"
+
+    def raise_if_failed(self, primary: str) -> None:
+        """The release fails when any registry did; nothing rolling has moved anywhere yet."""
+        failed = [dest for dest in self.extra if dest.failed]
+        if not failed:
+            return
+        held = [primary, *(dest.prefix for dest in self.extra if not dest.failed)]
+        raise RegistryError(
+            f"{len(failed)} of {len(self.extra) + 1} registries failed: "
+            + "; ".join(f"{dest.prefix}: {dest.error}" for dest in failed),
+            hint=f"no rolling tag was moved in any registry ({', '.join(held)} hold what was pushed); "
+            "run the release again when every registry is reachable: it pushes only what is missing",
+        )
+
+    def move_rolling(
+        self, client: Client, layout: Layout | None, images: Mapping[str, Descriptor], progress: Progress
+    ) -> list[str]:
+        """Move the rolling tags in every other registry (after every check passed everywhere)."""
+        from pipeline import publish
+
+        moved: list[str] = []
+        for dest in self.extra:
+            for variant, plan in dest.plans.items():
+                if variant not in images:
+                    continue
+                decision = publish.move_rolling(client, layout, images[variant], plan, progress=progress)
+                dest.moved += [f"{plan.repository}:{tag}" for tag in decision.move]
+            dest.status = "released"
+            moved += dest.moved
+        return moved
+
+    def rows(self, primary: str, status: str) -> list[dict[str, Any]]:
+        """Every registry of the release, for the report: the primary first."""
+        return [{"prefix": primary, "status": status, "primary": True}] + [
+            {**dest.to_dict(), "primary": False} for dest in self.extra
+        ]
+
+
+def _copy_manifest(
+    client: Client, source: Reference, data: bytes, media_type: str, target: Reference
+) -> None:
+    """Copy one image manifest (its config and layers first) from ``source``'s repository to ``target``."""
+    from pipeline.oci.manifest import Manifest, parse
+
+    manifest = parse(data, media_type)
+    if not isinstance(manifest, Manifest):
+        raise RegistryError(f"{source.repo_str}: expected an image manifest, found an index")
+    base = Reference(target.registry, target.repository)
+    for blob in (manifest.config, *manifest.layers):
+        if not client.blob_exists(base, blob.digest, push=True):
+            client.upload_blob(base, client.get_blob(source, blob.digest))
+    client.put_manifest(target, data, media_type)

@@ -1,0 +1,108 @@
+"""Testing a release again: reusing what is published and signed (no rebuild) when its test results
+are missing or FAILED, and attaching the tests' result (PASSED or FAILED) after smoke."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from pipeline.errors import PipelineError, SmokeError, VerifyError
+from pipeline.registry import tagplan
+from pipeline.release import evidence
+from pipeline.release.identity import Signing
+from pipeline.release.report import Report
+from pipeline.release.state import VariantState
+
+if TYPE_CHECKING:
+    from pipeline.config import Settings
+    from pipeline.oci.descriptor import Descriptor
+    from pipeline.oci.layout import Layout
+    from pipeline.progress import Progress
+    from pipeline.publish import PublishedImage
+    from pipeline.registry.client import Client
+    from pipeline.release.stages import _Timer
+    from pipeline.smoke import SmokeResult
+
+# What the build side of a release hands on: published images, the layout (None: reused from the
+# registry), each variant's index descriptor, tag plans, and the trust config that verified the signatures.
+Made = tuple[
+    dict[str, "PublishedImage"],
+    "Layout | None",
+    dict[str, "Descriptor"],
+    dict[str, tagplan.TagPlan],
+    str | None,
+]
+
+
+def test_result(
+    settings: Settings,
+    signing: Signing,
+    client: Client,
+    report: Report,
+    timer: _Timer,
+    progress: Progress,
+    published: Mapping[str, PublishedImage],
+    checked: SmokeResult,
+    executor: str,
+) -> None:
+    """Attach the smoke checks' result (PASSED or FAILED) to every published digest; then, when
+    they failed, raise the smoke error."""
+    smoke_error: SmokeError | None = None
+    if not checked.ok:
+        try:
+            checked.raise_for_failure()
+        except SmokeError as exc:
+            smoke_error = SmokeError(exc.message, hint=f"{exc.hint}\nrolling tags were not moved")
+    try:
+        with timer.stage("test-result") as stage:
+            attested = evidence.attest_tests(
+                settings,
+                signing,
+                client,
+                {variant: (image.repository, image.digest) for variant, image in published.items()},
+                evidence.smoke_results(checked),
+                evidence.smoke_configuration(executor, checked.image),
+                progress,
+            )
+            report.attestations += [item.to_dict() for item in attested]
+            result = "PASSED" if checked.ok else "FAILED"
+            stage.detail = f"{result} attached to {len(attested)} image(s)"
+    except PipelineError as exc:
+        if smoke_error is None:
+            raise
+        raise SmokeError(
+            smoke_error.message,
+            hint=f"{smoke_error.hint}\nand its FAILED test result could not be attached: {exc}",
+        ) from None
+    if smoke_error is not None:
+        raise smoke_error
+
+
+def reuse(states: Mapping[str, VariantState], client: Client, report: Report, timer: _Timer) -> Made:
+    """Every variant's digest is published and signed, but not (validly) tested PASSED: test it again
+    without building anything (the version tags name what was built and signed)."""
+    from pipeline.publish import PublishedImage
+    from pipeline.registry.reference import Reference
+
+    detail = "every image is published and signed; testing it again"
+    for name in ("fork", "build", "publish", "sign"):
+        timer.skipped(name, detail)
+    published: dict[str, PublishedImage] = {}
+    images: dict[str, Descriptor] = {}
+    for variant, state in states.items():
+        assert state.digest is not None
+        desc = client.head_manifest(Reference.parse(f"{state.plan.repository}@{state.digest}"))
+        if desc is None:
+            raise VerifyError(f"{state.plan.repository}@{state.digest} vanished from the registry")
+        images[variant] = desc
+        published[variant] = PublishedImage(
+            variant,
+            state.plan.repository,
+            state.digest,
+            list(state.plan.version_tags),
+            state.plan.version,
+            pending_rolling=list(state.plan.rolling_tags),
+        )
+        report.images[variant] = {**published[variant].to_dict(), "bytes_uploaded": 0, "kept": {}}
+    trust_config = next(iter(states.values())).signed or None
+    return published, None, images, {v: s.plan for v, s in states.items()}, trust_config

@@ -1,0 +1,53 @@
+"""Test results as in-toto says them: the predicate ``https://in-toto.io/attestation/test-result/v0.1``.
+
+Any test stage (smoke today, conformance later) hands over a plain list of ``(test name, passed)``
+and the resource descriptors of what it ran; :func:`predicate` makes the predicate. ``result`` is
+``PASSED`` only when there was at least one test and none failed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pipeline.errors import UsageError
+
+TEST_RESULT = "https://in-toto.io/attestation/test-result/v0.1"
+PASSED, WARNED, FAILED = "PASSED", "WARNED", "FAILED"
+RESULTS = (PASSED, WARNED, FAILED)
+
+
+def predicate(
+    results: Sequence[tuple[str, bool]],
+    configuration: Sequence[Mapping[str, Any]],
+    *,
+    url: str | None = None,
+) -> dict[str, Any]:
+    """The test-result predicate for ``results`` (each test's name and whether it passed).
+
+    ``configuration``: resource descriptors (``name``, ``uri``, ``digest``...) of what was run;
+    ``url``: where the run can be seen (a CI job), if anywhere.
+    """
+    if not results:
+        raise UsageError("a test result needs at least one test", hint="run the tests first")
+    if not configuration:
+        raise UsageError("a test result must name what was run (its configuration)")
+    names = [name for name, _ in results]
+    if len(set(names)) != len(names) or not all(name.strip() for name in names):
+        raise UsageError(f"test names must be unique and not empty: {names}")
+    failed = [name for name, ok in results if not ok]
+    body: dict[str, Any] = {
+        "result": FAILED if failed else PASSED,
+        "configuration": [dict(item) for item in configuration],
+        "passedTests": [name for name, ok in results if ok],
+        "failedTests": failed,
+    }
+    if url:
+        body["url"] = url
+    return body
+
+
+def result_of(body: Mapping[str, Any]) -> str | None:
+    """The ``result`` of a test-result predicate (None when it has none that in-toto defines)."""
+    found = body.get("result")
+    return found if isinstance(found, str) and found in RESULTS else None

@@ -1,0 +1,144 @@
+"""Benchmark: what the attestations add to a release, and `invoke reproduce` warm and cold, against the
+real fork (a URL, or the mirror named by KANIKO_FORK_URL), for linux/amd64 and the variants that need no
+busybox (executor, slim, warmer). Prints:
+
+1. the sign stage (signatures) for reference, then the attest stage (SBOM per platform image, SLSA
+   provenance per index) and the test-result stage: seconds (local Sigstore instance start included, as
+   in a release) and bytes added to the registry (bundles + referrer manifests);
+2. `reproduce` of the executor: cold (an empty cache: clone, Go build from nothing) and warm (again).
+
+Usage: python tests/benchmarks/bench_attest.py [FORK_URL]     Nothing here asserts timings.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from pipeline import build as build_stage  # noqa: E402
+from pipeline import config, publish, reproduce  # noqa: E402
+from pipeline import fork as fork_stage  # noqa: E402
+from pipeline import pin as pinfile  # noqa: E402
+from pipeline import sign as sign_stage  # noqa: E402
+from pipeline.progress import Silent  # noqa: E402
+from pipeline.registry.client import Client  # noqa: E402
+from pipeline.registry.credentials import Credentials  # noqa: E402
+from pipeline.registry.local import LocalRegistry  # noqa: E402
+from pipeline.release import evidence  # noqa: E402
+from pipeline.release.identity import Signing  # noqa: E402
+from pipeline.signing import localsigstore  # noqa: E402
+
+VARIANTS = ("executor", "slim", "warmer")
+
+
+def _settings(cache: Path, fork_url: str, prefix: str) -> config.Settings:
+    return config.Settings.load(
+        {
+            "cache_dir": str(cache),
+            "fork_url": fork_url,
+            "prefix": prefix,
+            "platforms": "linux/amd64",
+            "variants": ",".join(VARIANTS),
+        },
+        env=dict(os.environ),
+    )
+
+
+def main(argv: list[str]) -> int:
+    fork_url = argv[0] if argv else os.environ.get("KANIKO_FORK_URL", "")
+    if not fork_url:
+        print("pass FORK_URL or set KANIKO_FORK_URL", file=sys.stderr)
+        return 2
+    # The release side's cache may persist (BENCH_ATTEST_CACHE): its build is not what is measured.
+    kept = os.environ.get("BENCH_ATTEST_CACHE")
+    with tempfile.TemporaryDirectory(prefix="bench-attest-") as tmp, LocalRegistry(Path(tmp) / "reg") as reg:
+        work = Path(tmp)
+        settings = _settings(Path(kept) if kept else work / "cache", fork_url, reg.host)
+        pin = pinfile.load(settings.pin_file)
+        checkout = fork_stage.checkout(
+            ref=pin.tag, pin=pin, patches_dir=settings.patches_dir, cache_dir=settings.cache_dir, url=fork_url
+        )
+        started = time.time()
+        built = build_stage.build(
+            checkout,
+            out=work / "layout",
+            cache_dir=settings.cache_dir,
+            platforms=settings.platforms,
+            variants=VARIANTS,
+            pinned_url=pin.url,
+        )
+        finished = time.time()
+        print(f"build (cold, for reference): {finished - started:.1f} s")
+        signing = Signing(True, localsigstore.LOCAL_IDENTITY, localsigstore.LOCAL_ISSUER, None)
+        with Client(credentials=Credentials.anonymous()) as client:
+            layout, images = publish.images_from_record(built.to_dict())
+            published = publish.publish_images(
+                client, layout, images, reg.host, version=checkout.version, rolling=False
+            )
+            t0 = time.perf_counter()
+            signed = sign_stage.run_sign(
+                settings, images=[f"{i.repository}@{i.digest}" for i in published.values()], local=True
+            )
+            t1 = time.perf_counter()
+            facts = evidence.build_facts(checkout, built.inputs, pin.url)
+            subjects = {v: (i.repository, images[v]) for v, i in published.items()}
+            made = evidence.attest_build(
+                settings, signing, client, facts, subjects, layout, (started, finished), Silent()
+            )
+            t2 = time.perf_counter()
+            executor = f"{published['executor'].repository}@{published['executor'].digest}"
+            tests = evidence.attest_tests(
+                settings,
+                signing,
+                client,
+                {v: (i.repository, i.digest) for v, i in published.items()},
+                [("smoke/welcome-page", True), ("smoke/answers", True)],
+                evidence.smoke_configuration(executor, f"{reg.host}/kaniko-nginx@sha256:{'0' * 64}"),
+                Silent(),
+            )
+            t3 = time.perf_counter()
+        images_bytes = sum(p.bytes_uploaded for p in published.values())
+        print(f"images published: {images_bytes} bytes")
+        print(f"sign (reference): {t1 - t0:.1f} s, {len(signed['signatures'])} signature(s)")
+        for name, items, seconds in (
+            ("attest (SBOM + provenance)", made, t2 - t1),
+            ("test-result", tests, t3 - t2),
+        ):
+            by_type: dict[str, list[int]] = {}
+            for item in items:
+                by_type.setdefault(item.predicate_type, []).append(item.bytes)
+            detail = ", ".join(f"{k}: {len(v)} x ~{sum(v) // len(v)} B" for k, v in sorted(by_type.items()))
+            print(f"{name}: {seconds:.1f} s, {sum(i.bytes for i in items)} bytes ({detail})")
+        trust = sorted(
+            settings.cache_dir.glob("sigstore/*/trust_config.json"), key=lambda p: p.stat().st_mtime
+        )
+        cold = _settings(work / "cache-reproduce", fork_url, reg.host)
+        for label in ("cold", "warm"):
+            for candidate in reversed(trust):
+                try:
+                    t = time.perf_counter()
+                    result = reproduce.run(
+                        cold,
+                        image=executor,
+                        certificate_identity=localsigstore.LOCAL_IDENTITY,
+                        certificate_oidc_issuer=localsigstore.LOCAL_ISSUER,
+                        trust_config=str(candidate),
+                    )
+                except Exception as exc:  # noqa: BLE001 - another instance's trust config: try the next
+                    last = exc
+                    continue
+                print(f"reproduce {label}: {time.perf_counter() - t:.1f} s, reproduced={result.reproduced}")
+                break
+            else:
+                print(f"reproduce {label} failed: {last}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

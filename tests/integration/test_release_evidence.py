@@ -1,0 +1,333 @@
+"""The release trusts only the registry's evidence: "up to date" needs, for each variant's digest, a
+valid signature AND a valid PASSED test result from the release's identity. Same fixture fork, real
+registry, local Sigstore instance and podman as tests/integration/test_release.py."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pipeline import config, release
+from pipeline.errors import SmokeError
+from pipeline.registry.local import LocalRegistry
+from pipeline.registry.reference import Reference
+from pipeline.signing import localsigstore
+from pipeline.signing.verify import Policy
+from tests.integration.test_release import (  # noqa: F401 - fixtures
+    OLD,
+    Fork,
+    _options,
+    _rolling,
+    _snapshot,
+    env,
+    fork,
+)
+from tests.support.sigstore import (  # noqa: F401 - fixtures
+    node_cache,
+    sigstore_js,
+    verify_with_sigstore_js,
+)
+
+pytestmark = pytest.mark.slow
+
+POLICY = Policy(localsigstore.LOCAL_IDENTITY, localsigstore.LOCAL_ISSUER)
+
+
+def _results(settings: config.Settings, registry: LocalRegistry, repository: str, tag: str) -> list[str]:
+    """Every valid test result attached to REPOSITORY:TAG's digest, oldest first."""
+    from pipeline import attest
+    from pipeline.registry.client import Client
+    from pipeline.registry.credentials import Credentials
+    from pipeline.release.identity import Signing, trust_configs
+    from pipeline.testresult import TEST_RESULT
+
+    signing = Signing(True, localsigstore.LOCAL_IDENTITY, localsigstore.LOCAL_ISSUER, None)
+    configs = [c for _, c in trust_configs(settings, signing)]
+    with Client(credentials=Credentials.anonymous()) as client:
+        ref = Reference.parse(f"{registry.host}/{repository}:{tag}")
+        found = attest.verify(ref, TEST_RESULT, client=client, policy=POLICY, configs=configs)
+    valid = sorted((o for o in found.outcomes if o.verified), key=lambda o: o.signed_at)
+    return [str((o.statement or {}).get("predicate", {}).get("result")) for o in valid]
+
+
+def test_a_failed_older_release_is_tested_again_without_rebuilding_not_reported_up_to_date(
+    env: tuple[config.Settings, str],  # noqa: F811
+    fork: Fork,  # noqa: F811
+    registry: LocalRegistry,
+    tmp_path: Path,
+) -> None:
+
+    tmp = tmp_path
+    settings, nginx = env
+    newest = release.run(settings, _options(fork, tmp, smoke_image=nginx))
+    assert newest.status == "released"
+    rolling = _rolling(_snapshot(registry))
+
+    # An older patch (every rolling tag stays on the newer version) fails its smoke checks: a FAILED
+    # result goes to each of its digests, and nothing rolls.
+    with pytest.raises(SmokeError, match="failed its smoke checks") as failed:
+        release.run(settings, _options(fork, tmp, ref=OLD))
+    assert "rolling tags were not moved" in str(failed.value)
+    assert _rolling(_snapshot(registry)) == rolling
+
+    # The next run is NOT "up to date" (the loophole): it tests again, building nothing.
+    again = release.run(settings, _options(fork, tmp, ref=OLD, smoke_image=nginx))
+    assert again.status == "released", again.to_dict()
+    results = "https://in-toto.io/attestation/test-result/v0.1"
+    assert len([a for a in newest.attestations if a["predicate_type"] == results]) == len(newest.images)
+    # testing again attaches a test result only: the build's SBOMs and provenance are there already
+    assert {a["predicate_type"] for a in again.attestations} == {results}
+    stages = {stage.name: stage.status for stage in again.stages}
+    assert [stages[name] for name in ("fork", "build", "publish", "sign")] == ["skipped"] * 4
+    assert stages["smoke"] == "ok" and stages["test-result"] == "ok" and stages["rolling"] == "ok"
+    assert again.bytes_uploaded == 0
+    assert _results(settings, registry, "kaniko-executor", OLD) == ["FAILED", "PASSED"]
+    assert _rolling(_snapshot(registry)) == rolling  # still the newer version's
+
+    # and only now is it up to date
+    last = release.run(settings, _options(fork, tmp, ref=OLD, smoke_image=nginx))
+    assert last.status == "up to date"
+    assert [stage.name for stage in last.stages] == ["resolve", "check"]
+
+
+def _raw_bundles(registry: LocalRegistry, repository: str, digest: str) -> dict[str, list[bytes]]:
+    """Every bundle attached to REPOSITORY@DIGEST, read raw over HTTP (fallback tag, manifest, blob),
+    by the predicate type its statement claims."""
+    import base64
+    import json
+
+    import requests
+
+    from pipeline.oci import mediatype
+
+    base = f"{registry.url}/v2/{repository}"
+    accept = {"Accept": mediatype.OCI_INDEX + ", " + mediatype.OCI_MANIFEST}
+    listed = requests.get(f"{base}/manifests/{digest.replace(':', '-')}", headers=accept, timeout=10)
+    assert listed.status_code == 200, listed.text
+    out: dict[str, list[bytes]] = {}
+    for desc in listed.json()["manifests"]:
+        artifact = requests.get(f"{base}/manifests/{desc['digest']}", headers=accept, timeout=10).json()
+        for layer in artifact["layers"]:
+            data = requests.get(f"{base}/blobs/{layer['digest']}", timeout=10).content
+            envelope = json.loads(data)["dsseEnvelope"]
+            kind = json.loads(base64.b64decode(envelope["payload"]))["predicateType"]
+            out.setdefault(kind, []).append(data)
+    return out
+
+
+def _tamper(registry: LocalRegistry, repository: str, index_digest: str, path: str) -> str:
+    """Push a copy of the index whose amd64 image has ``path`` changed in its layer; its digest."""
+    import gzip
+    import io
+    import tarfile
+
+    from pipeline.oci import digest as digests
+    from pipeline.oci.descriptor import Descriptor
+    from pipeline.oci.manifest import Index, Manifest, parse
+    from pipeline.registry.client import Client
+    from pipeline.registry.credentials import Credentials
+
+    ref = Reference.parse(f"{registry.host}/{repository}")
+    with Client(credentials=Credentials.anonymous()) as client:
+        index = parse(client.get_manifest(ref.with_digest(index_digest))[0])
+        assert isinstance(index, Index)
+        [platform] = index.manifests
+        manifest = parse(client.get_manifest(ref.with_digest(platform.digest))[0])
+        assert isinstance(manifest, Manifest)
+
+        def tar(digest: str) -> tarfile.TarFile:
+            return tarfile.open(fileobj=io.BytesIO(gzip.decompress(client.get_blob(ref, digest))))
+
+        def names(digest: str) -> list[str]:
+            with tar(digest) as archive:
+                return [m.name.removeprefix("./").strip("/") for m in archive.getmembers()]
+
+        i = next(n for n, layer in enumerate(manifest.layers) if path in names(layer.digest))
+        layer = manifest.layers[i]
+        out = io.BytesIO()
+        with (
+            tar(layer.digest) as source,
+            tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as target,
+        ):
+            for member in source.getmembers():
+                data = source.extractfile(member).read() if member.isreg() else None  # type: ignore[union-attr]
+                if member.name.removeprefix("./").strip("/") == path:
+                    data = b"changed by hand\n"
+                    member.size = len(data)
+                target.addfile(member, io.BytesIO(data) if data is not None else None)
+        blob = gzip.compress(out.getvalue(), mtime=0)
+        client.upload_blob(ref, blob)
+        layers = list(manifest.layers)
+        layers[i] = Descriptor(layer.media_type, digests.of_bytes(blob), len(blob))
+        changed = Manifest(config=manifest.config, layers=layers, annotations=manifest.annotations)
+        data = changed.to_bytes()
+        client.put_manifest(ref.with_digest(digests.of_bytes(data)), data, changed.media_type)
+        new_index = Index(
+            manifests=[
+                Descriptor(changed.media_type, digests.of_bytes(data), len(data), platform=platform.platform)
+            ],
+            annotations=index.annotations,
+        )
+        body = new_index.to_bytes()
+        return client.put_manifest(ref.with_tag("tampered"), body, new_index.media_type)
+
+
+def test_a_release_attaches_all_three_attestations_and_reproduce_rebuilds_it(
+    env: tuple[config.Settings, str],  # noqa: F811
+    fork: Fork,  # noqa: F811
+    registry: LocalRegistry,
+    sigstore_js: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    import dataclasses
+    import json
+
+    from pipeline import attest, reproduce, sign
+    from pipeline.errors import VerifyError
+    from pipeline.registry.client import Client
+    from pipeline.registry.credentials import Credentials
+    from pipeline.testresult import TEST_RESULT
+
+    settings, nginx = env
+    first = release.run(settings, _options(fork, tmp_path, smoke_image=nginx))
+    assert first.status == "released"
+    kinds: dict[str, int] = {}
+    for item in first.attestations:
+        kinds[item["predicate_type"]] = kinds.get(item["predicate_type"], 0) + 1
+    variants = len(first.images)
+    assert kinds == {
+        attest.SLSA_PROVENANCE_V1: variants,
+        attest.SPDX_DOCUMENT: variants,
+        TEST_RESULT: variants,
+    }
+    markdown = Path(first.files["markdown"]).read_text()
+    assert "cosign verify-attestation --type slsaprovenance1" in markdown
+    assert "cosign verify-attestation --type spdxjson" in markdown
+
+    trusts = sorted(settings.cache_dir.glob("sigstore/*/trust_config.json"))
+    with Client(credentials=Credentials.anonymous()) as client:
+        configs = [sign.trust.load(path) for path in trusts]
+        executor = Reference.parse(f"{registry.host}/kaniko-executor:{first.tag}")
+        for predicate in (attest.SLSA_PROVENANCE_V1, TEST_RESULT):
+            found = attest.verify(executor, predicate, client=client, policy=POLICY, configs=configs)
+            assert found.verified, found.explain()
+            other = Policy("https://someone.else/ci", localsigstore.LOCAL_ISSUER)
+            refused = attest.verify(executor, predicate, client=client, policy=other, configs=configs)
+            assert not refused.verified and "do not match https://someone.else/ci" in refused.explain()
+        digest = found.digest
+        index = json.loads(client.get_manifest(executor.with_digest(digest))[0])
+        [platform_digest] = [m["digest"] for m in index["manifests"]]
+        [amd64] = [a for a in first.attestations if a["digest"] == platform_digest]
+        assert amd64["predicate_type"] == attest.SPDX_DOCUMENT
+        platform = Reference.parse(f"{registry.host}/kaniko-executor@{amd64['digest']}")
+        sbom = attest.verify(platform, attest.SPDX_DOCUMENT, client=client, policy=POLICY, configs=configs)
+        assert sbom.verified and sbom.predicate is not None and sbom.predicate["spdxVersion"] == "SPDX-2.3"
+
+    # sigstore-js verifies one of each type, read raw from the registry
+    raw = {
+        **_raw_bundles(registry, "kaniko-executor", digest),
+        **_raw_bundles(registry, "kaniko-executor", amd64["digest"]),
+    }
+    for predicate in (attest.SLSA_PROVENANCE_V1, attest.SPDX_DOCUMENT, TEST_RESULT):
+        subject = amd64["digest"] if predicate == attest.SPDX_DOCUMENT else digest
+        bundle = tmp_path / "bundle.json"
+        bundle.write_bytes(raw[predicate][0])
+        answers = [
+            verify_with_sigstore_js(
+                sigstore_js, bundle, trust, identity=POLICY.identity, issuer=POLICY.issuer, digest=subject
+            )
+            for trust in trusts
+        ]
+        assert any(a["verified"] and a["predicateType"] == predicate for a in answers), answers
+
+    # reproduce: the published release rebuilds to the same digest
+    trust_config = str(next(p for p in trusts if _verifies(settings, executor, p)))
+    same = reproduce.run(
+        settings,
+        image=str(executor),
+        certificate_identity=POLICY.identity,
+        certificate_oidc_issuer=POLICY.issuer,
+        trust_config=trust_config,
+    )
+    assert same.reproduced and "reproduced" in same.text() and same.rows == []
+    with pytest.raises(VerifyError, match="no valid SLSA provenance from https://someone.else/ci"):
+        reproduce.run(
+            settings,
+            image=str(executor),
+            certificate_identity="https://someone.else/ci",
+            certificate_oidc_issuer=POLICY.issuer,
+            trust_config=trust_config,
+        )
+    # an image changed by hand (one file in one layer), whose publisher attests the same provenance
+    tampered = _tamper(registry, "kaniko-executor", digest, "etc/nsswitch.conf")
+    with (
+        Client(credentials=Credentials.anonymous()) as client,
+        localsigstore.start(settings.cache_dir) as instance,
+    ):
+        found_provenance = attest.verify(
+            executor, attest.SLSA_PROVENANCE_V1, client=client, policy=POLICY, configs=configs
+        )
+        claim = attest.Claim(
+            Reference.parse(f"{registry.host}/kaniko-executor"),
+            tampered,
+            attest.SLSA_PROVENANCE_V1,
+            found_provenance.predicate or {},
+        )
+        token = sign.identity.parse(localsigstore.mint_identity_token(), "test")
+        attest.attest([claim], client=client, config=sign.trust.load(instance.trust_config), token=token)
+        tampered_trust = str(instance.trust_config)
+    changed = reproduce.run(
+        dataclasses.replace(settings),
+        image=f"{registry.host}/kaniko-executor@{tampered}",
+        certificate_identity=POLICY.identity,
+        certificate_oidc_issuer=POLICY.issuer,
+        trust_config=tampered_trust,
+    )
+    assert not changed.reproduced
+    files = [row for row in changed.rows if row.kind == "File"]
+    assert [row.name for row in files] == ["/etc/nsswitch.conf"], changed.text()
+    assert "size=16" in files[0].published and "/etc/nsswitch.conf" in changed.text()
+
+    # the task: exit 0 "reproduced", 1 with the file named, 1 for an image without provenance, 2 for bad input
+    from tests.support.cli import run_invoke
+
+    cli_env = {
+        **os.environ,
+        "INVOKE_PIPELINE_CACHE_DIR": str(settings.cache_dir),
+        "INVOKE_PIPELINE_FORK_DIR": str(settings.fork_dir),
+        "INVOKE_PIPELINE_FORK_URL": str(settings.fork_url),
+        "HOME": settings.env["HOME"],
+    }
+    identity = ["--certificate-identity", POLICY.identity, "--certificate-oidc-issuer", POLICY.issuer]
+
+    def task(image: str, trust: str, *extra: str) -> subprocess.CompletedProcess[str]:
+        return run_invoke(["reproduce", image, *identity, "--trust-config", trust, *extra], env=cli_env)
+
+    good = task(str(executor), trust_config)
+    assert good.returncode == 0 and good.stdout.startswith("reproduced:"), good.stderr
+    bad = task(f"{registry.host}/kaniko-executor@{tampered}", tampered_trust, "--json")
+    assert bad.returncode == 1, bad.stderr
+    report = json.loads(bad.stdout)
+    assert report["reproduced"] is False
+    assert "/etc/nsswitch.conf" in [row["name"] for row in report["differences"] if row["kind"] == "File"]
+    nginx_image = task(f"{registry.host}/kaniko-nginx:{first.tag}", trust_config)
+    assert nginx_image.returncode == 1 and "has no valid SLSA provenance" in nginx_image.stderr
+    nonsense = task("UPPER/Case:::", trust_config)
+    assert nonsense.returncode == 2 and "Traceback" not in nonsense.stderr
+    for result in (good, bad, nginx_image):
+        assert "Traceback" not in result.stderr
+
+
+def _verifies(settings: config.Settings, ref: Reference, trust: Path) -> bool:
+    from pipeline import attest, sign
+    from pipeline.registry.client import Client
+    from pipeline.registry.credentials import Credentials
+
+    with Client(credentials=Credentials.anonymous()) as client:
+        found = attest.verify(
+            ref, attest.SLSA_PROVENANCE_V1, client=client, policy=POLICY, configs=[sign.trust.load(trust)]
+        )
+    return found.verified

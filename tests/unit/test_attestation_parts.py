@@ -1,0 +1,84 @@
+"""Pure parts of the attestations: URLs without credentials, Go build info, provenance parameters,
+the --type names and the cosign commands the report prints."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline import attest, gobuildinfo, provenance
+from pipeline.buildfacts import without_credentials
+from pipeline.errors import ImageError, UsageError, VerifyError
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        (
+            "https://bot:ghp_s3cret@github.com/org/kaniko.git?token=x#frag",
+            "https://github.com/org/kaniko.git",
+        ),
+        ("https://oauth2:tok@gitlab.example:8443/k.git", "https://gitlab.example:8443/k.git"),
+        ("https://github.com/org/kaniko", "https://github.com/org/kaniko"),
+        ("/srv/mirrors/kaniko.git", "/srv/mirrors/kaniko.git"),
+    ],
+)
+def test_urls_lose_their_credentials(url: str, expected: str) -> None:
+    assert without_credentials(url) == expected
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _binary(version: str, modinfo: str) -> bytes:
+    sentinel = b"0123456789abcdef"
+    mod = sentinel + modinfo.encode() + sentinel
+    header = gobuildinfo.MAGIC + bytes([8, gobuildinfo.FLAG_INLINE]) + b"\0" * 16
+    body = _varint(len(version)) + version.encode() + _varint(len(mod)) + mod
+    return b"\x7fELF" + b"\0" * 100 + header + body + b"\0" * 64
+
+
+def test_go_build_info_is_read_with_replacements() -> None:
+    modinfo = (
+        "path\texample.com/k/cmd/executor\n"
+        "mod\texample.com/k\t(devel)\t\n"
+        "dep\tgithub.com/a/b\tv1.2.3\th1:abc=\n"
+        "dep\tgithub.com/old/c\tv0.1.0\t\n"
+        "=>\tgithub.com/new/c\tv0.2.0\th1:def=\n"
+        "build\tCGO_ENABLED=0\n"
+    )
+    info = gobuildinfo.parse(_binary("go1.27.3", modinfo))
+    assert info.go_version == "go1.27.3" and info.path == "example.com/k/cmd/executor"
+    assert info.main == gobuildinfo.Module("example.com/k", "(devel)", "")
+    assert [(d.path, d.version) for d in info.deps] == [
+        ("github.com/a/b", "v1.2.3"),
+        ("github.com/new/c", "v0.2.0"),
+    ]
+    assert info.settings == {"CGO_ENABLED": "0"}
+    with pytest.raises(ImageError, match="carries no Go build info"):
+        gobuildinfo.parse(b"\x7fELF not go at all", "/bin/busybox")
+
+
+def test_provenance_parameters_say_what_is_missing() -> None:
+    with pytest.raises(VerifyError, match="lacks what a rebuild needs"):
+        provenance.parameters({"buildDefinition": {"buildType": provenance.BUILD_TYPE}})
+
+
+def test_type_names_and_cosign_commands() -> None:
+    assert attest.predicate_type("sbom") == "https://spdx.dev/Document"
+    assert attest.predicate_type("provenance") == "https://slsa.dev/provenance/v1"
+    assert attest.predicate_type("test-result") == "https://in-toto.io/attestation/test-result/v0.1"
+    with pytest.raises(UsageError, match="unknown attestation type 'spdx'"):
+        attest.predicate_type("spdx")
+    command = attest.cosign_check(attest.SLSA_PROVENANCE_V1, "r.test/k@sha256:" + "a" * 64, "ID", "ISS")
+    assert command == (
+        "cosign verify-attestation --type slsaprovenance1 --certificate-identity ID "
+        "--certificate-oidc-issuer ISS r.test/k@sha256:" + "a" * 64
+    )
+    assert "--type spdxjson" in attest.cosign_check(attest.SPDX_DOCUMENT, "x", "i", "s")
