@@ -440,6 +440,43 @@ def build_image(
 
 
 @task(
+    help={
+        "executor": "test this executor image, REF@sha256:... (default: every variant publish recorded)",
+        "variants": "comma-separated variants to test (executor, debug, slim, warmer; default: all published)",
+        "cases": "a directory of case directories (a Dockerfile each, optional case.json); default: the suite",
+        "reference": "buildah (compare every image with buildah's) or none",
+        "quick": "only the quick subset of the cases",
+        "json": "print one JSON object on stdout",
+    },
+)
+@_guarded
+def conformance(
+    c: Context,
+    executor: str = "",
+    variants: str = "",
+    cases: str = "",
+    reference: str = "buildah",
+    quick: bool = False,
+    json: bool = False,
+) -> None:
+    """Prove the executor images on real builds (the conformance suite), each compared with buildah's."""
+    from pipeline.conformance import stage
+
+    result = stage.run(
+        _settings(c),
+        executor=executor,
+        variant_names=[v.strip() for v in variants.split(",") if v.strip()],
+        cases_dir=cases,
+        quick=quick,
+        reference=reference,
+        progress=Progress(),
+    )
+    _emit(result.to_dict(), json, lambda r: result.text())
+    if not result.ok:
+        raise Exit(f"error: conformance failed: {result.summary()}", code=1)
+
+
+@task(
     name="nginx-base",
     help={
         "push_to": "also push it to this registry (host:port), as library/nginx-debian, for kaniko's mirror",
@@ -657,6 +694,7 @@ def render(
         "ca_file": "verify registries' TLS against this CA bundle (default: REQUESTS_CA_BUNDLE/SSL_CERT_FILE)",
         "dry_run": "print the plan (what would be built, set or moved, what is there) and change nothing",
         "report_dir": "where the JSON and Markdown reports go (default: <cache>/runs)",
+        "conformance": "the conformance stage before smoke: full (default), quick or off",
         "json": "print one JSON object on stdout",
     },
     iterable=["prefix"],
@@ -681,9 +719,10 @@ def release(
     ca_file: str = "",
     dry_run: bool = False,
     report_dir: str = "",
+    conformance: str = "full",
     json: bool = False,
 ) -> None:
-    """Release: fork, build, publish, sign, verify, build-image, smoke, then move the rolling tags."""
+    """Release: fork, build, publish, sign, verify, build-image, conformance, smoke, then the rolling tags."""
     from pathlib import Path
 
     from pipeline import release as release_stage
@@ -711,10 +750,17 @@ def release(
             replace_version_tags=replace_version_tags,
             dry_run=dry_run,
             report_dir=Path(report_dir).expanduser() if report_dir else None,
+            conformance=_conformance_mode(conformance),
         ),
         progress=Progress(),
     )
     _emit(report.to_dict(), json, lambda r: _release_text(report))
+
+
+def _conformance_mode(mode: str) -> str:
+    from pipeline.conformance.stage import check_mode
+
+    return check_mode(mode)
 
 
 def _release_text(report: Any) -> str:
@@ -753,6 +799,7 @@ def _release_text(report: Any) -> str:
         "base_image": "the nginx test image's base (the Dockerfile's BASE_IMAGE build argument; default: "
         "the Debian-made base through the test's registry)",
         "registry_mirror": "kaniko's mirror for docker.io, host[:port] (also where busybox is looked up)",
+        "conformance": "the conformance stage: quick (default), full or off",
         "json": "print one JSON object on stdout",
     },
 )
@@ -765,6 +812,7 @@ def test_e2e(
     platforms: str = "",
     base_image: str = "",
     registry_mirror: str = "",
+    conformance: str = "quick",
     json: bool = False,
 ) -> None:
     """The whole release on one machine: fresh local registry, local Sigstore, real fork, kaniko, smoke."""
@@ -781,6 +829,7 @@ def test_e2e(
         else None,
         base_image=base_image or None,
         registry_mirror=registry_mirror or None,
+        conformance=_conformance_mode(conformance),
         progress=Progress(),
     )
     _emit(
@@ -818,6 +867,7 @@ ns = Collection(
     release,
     test_e2e,
 )
+ns.add_task(conformance)
 ns.add_task(reproduce)
 registry_ns = Collection("registry")
 registry_ns.add_task(registry_up, name="up")

@@ -107,5 +107,9 @@ class SmokeError(PipelineError):
     """The built test image failed its checks."""
 
 
+class ConformanceError(PipelineError):
+    """A published executor failed the conformance suite (a case, a variant's proof)."""
+
+
 class RecordError(PipelineError):
     """The run record on disk is missing or unreadable."""

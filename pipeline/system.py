@@ -32,6 +32,7 @@ REQUIREMENTS: tuple[tuple[str, str], ...] = (
     ("mmdebstrap", "mmdebstrap"),  # the nginx base, made without root (pipeline/mmdebstrap.py)
     ("update-ca-certificates", "ca-certificates"),
     ("busybox", "busybox-static"),  # the fixture busybox image of the build tests
+    ("buildah", "buildah"),  # the conformance stage's reference builder
 )
 
 

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from pipeline.config import Settings
 
 
-SHARED_CACHES = ("forks", "go-build", "binaries", "layers", "nginx-base", "node")
+SHARED_CACHES = ("forks", "go-build", "binaries", "layers", "nginx-base", "node", "conformance")
 
 
 def native_platform() -> str:
@@ -66,6 +66,7 @@ def e2e(
     platforms: Sequence[str] | None = None,
     base_image: str | None = None,
     registry_mirror: str | None = None,
+    conformance: str = "quick",
     progress: Progress | None = None,
 ) -> E2EResult:
     """`invoke test-e2e`: the release on embedded defaults against a fresh local registry in a temporary
@@ -104,7 +105,12 @@ def e2e(
     try:
         report = run(
             e2e_settings,
-            Options(busybox=busybox, base_image=base_image, report_dir=settings.cache_dir / "runs" / "e2e"),
+            Options(
+                busybox=busybox,
+                base_image=base_image,
+                report_dir=settings.cache_dir / "runs" / "e2e",
+                conformance=conformance,
+            ),
             progress=progress,
         )
     finally:

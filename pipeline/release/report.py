@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import record
+from pipeline.conformance.result import ConformanceResult, matrix_table
 from pipeline.urls import redact
 
 
@@ -48,6 +49,7 @@ class Report:
     image: str | None = None  # the nginx image build-image pushed, REF@DIGEST
     base: dict[str, Any] | None = None  # the nginx image's base: its name, and the recipe when Debian-made
     smoke: dict[str, Any] | None = None
+    conformance: ConformanceResult | None = None  # per case and variant (pipeline/conformance)
     attestations: list[dict[str, Any]] = field(default_factory=list)  # attached this run
     plan: dict[str, Any] | None = None
     stages: list[Stage] = field(default_factory=list)
@@ -103,6 +105,7 @@ class Report:
             "image": self.image,
             "base": self.base,
             "smoke": self.smoke,
+            "conformance": self.conformance.to_dict() if self.conformance else None,
             "attestations": self.attestations,
             "plan": self.plan,
             "stages": [stage.to_dict() for stage in self.stages],
@@ -165,6 +168,9 @@ class Report:
             for check in self.smoke.get("checks", []):
                 detail = str(check["detail"]).replace("\n", " ").replace("|", "\\|")
                 lines.append(f"| {check['name']} | {'pass' if check['ok'] else 'FAIL'} | {detail} |")
+        if self.conformance:
+            lines += ["", f"### Conformance: {self.conformance.summary()}", ""]
+            lines += [matrix_table(self.conformance.matrix)]
         lines += attestation_lines(self.attestations, self.signature)
         if self.plan:
             lines += ["", "### Plan", "", "```", plan_text(self.plan), "```"]

@@ -44,6 +44,7 @@ STAGES = (
     "verify",
     "nginx-base",
     "build-image",
+    "conformance",
     "smoke",
     "test-result",
     "rolling",
@@ -69,6 +70,7 @@ class Options:
     report_dir: Path | None = None
     # Test seams: smoke-check this image instead of the one build-image pushed; a hook after each stage.
     smoke_image: str | None = None
+    conformance: str = "full"  # full, quick or off: the conformance stage (pipeline/conformance)
     after_stage: StageHook | None = None
 
 
@@ -383,6 +385,23 @@ def _release(
         record.save(settings.record_file, "build-image", pushed_image.to_dict())
         report.image = pushed_image.image
         stage.detail = pushed_image.image
+
+    if options.conformance == "off":
+        timer.skipped("conformance", "--conformance off")
+    else:
+        from pipeline.conformance import stage as conformance
+
+        with timer.stage("conformance") as stage:
+            refs = {variant: f"{image.repository}@{image.digest}" for variant, image in published.items()}
+            report.conformance = conformance.for_release(
+                settings,
+                refs,
+                mode=options.conformance,
+                fork_checkout=conformance.recorded_checkout(settings, tag=resolved.tag),
+                progress=progress,
+            )
+            stage.detail = report.conformance.summary()
+            conformance.raise_for_failure(report.conformance)
 
     with timer.stage("smoke") as stage:
         checked = smoke.run(settings, image=options.smoke_image or pushed_image.image, progress=progress)

@@ -24,7 +24,7 @@ import requests
 
 from pipeline import config, record, release
 from pipeline import sign as sign_stage
-from pipeline.errors import ForkError, SmokeError
+from pipeline.errors import ConformanceError, ForkError, SmokeError
 from pipeline.nginxbase import BaseImage
 from pipeline.oci import mediatype
 from pipeline.registry.local import LocalRegistry
@@ -64,7 +64,8 @@ def fork(tmp_path_factory: pytest.TempPathFactory, node_cache: Path) -> Fork:  #
     path = root / "fork"
     checkout = fixture_fork.make_fork(path, digest, tag=OLD)
     # The fork's executor is the fake executor: build-image runs what the release built.
-    shutil.copyfile(fakeexecutor.SOURCE / "main.go", path / "cmd" / "executor" / "main.go")
+    for source in fakeexecutor.SOURCE.glob("*.go"):
+        shutil.copyfile(source, path / "cmd" / "executor" / source.name)
     fixture_fork.commit_all(path, "the fake executor as cmd/executor")
     subprocess.run(["git", "-C", str(path), "tag", NEW], check=True)
     subprocess.run(["git", "-C", str(path), "tag", "-f", OLD], check=True, capture_output=True)
@@ -111,6 +112,8 @@ def _settings(fork: Fork, registry: LocalRegistry, tmp_path: Path, nginx_base: B
 
 
 def _options(fork: Fork, tmp_path: Path, **extra: Any) -> release.Options:
+    # The fake executor cannot build the conformance suite; test_conformance_failure_... runs that stage.
+    extra.setdefault("conformance", "off")
     return release.Options(busybox=str(fork.busybox), report_dir=tmp_path / "reports", **extra)
 
 
@@ -185,7 +188,7 @@ def test_first_run_releases_a_second_is_up_to_date_and_force_republishes_nothing
     assert data["status"] == "released" and data["images"]["executor"]["digest"] == executor["v1.2.3"]
     markdown = Path(first.files["markdown"]).read_text()
     for stage in names:
-        assert f"| {stage} | ok |" in markdown
+        assert f"| {stage} | {'skipped' if stage == 'conformance' else 'ok'} |" in markdown
     assert "| welcome-page | pass |" in markdown and localsigstore.LOCAL_IDENTITY in markdown
     # the Debian-made base and its recipe, in both reports
     assert first.base is not None and first.base["digest"] in first.base["image"]
@@ -257,6 +260,28 @@ def test_a_failing_smoke_test_leaves_every_rolling_tag_where_it_was(
     assert data["status"] == "failed" and not data["smoke"]["ok"]
     assert [s["name"] for s in data["stages"]][-2:] == ["smoke", "test-result"]
     assert data["stages"][-1]["status"] == "ok" and "FAILED attached" in data["stages"][-1]["detail"]
+
+
+def test_a_failing_conformance_stage_leaves_every_rolling_tag_where_it_was(
+    env: tuple[config.Settings, str], fork: Fork, registry: LocalRegistry, tmp_path: Path
+) -> None:
+    require_tool("buildah", "the conformance stage compares with buildah")
+    settings, nginx = env
+    assert release.run(settings, _options(fork, tmp_path, ref=OLD, smoke_image=nginx)).status == "released"
+    before = _rolling(_snapshot(registry))
+    # the fake executor builds FROM scratch + COPY only: the quick suite's RUN cases fail
+    with pytest.raises(ConformanceError, match="the conformance suite failed") as failed:
+        release.run(settings, _options(fork, tmp_path, smoke_image=nginx, conformance="quick"))
+    assert "rolling tags were not moved" in str(failed.value)
+    assert _rolling(_snapshot(registry)) == before
+    reports = sorted((tmp_path / "reports").glob("release-v1.2.3-*.json"))
+    data = json.loads(reports[-1].read_text())
+    assert [s["name"] for s in data["stages"]][-2:] == ["build-image", "conformance"]
+    assert data["stages"][-1]["status"] == "failed"
+    cases = {(c["name"], c["variant"]): c["status"] for c in data["conformance"]["cases"]}
+    assert cases[("scratch-copy", "executor")] == "failed"  # the fake writes its own one-file image
+    assert cases[("run-forms", "executor")] == "failed"
+    assert "### Conformance:" in Path(reports[-1].with_suffix(".md")).read_text()
 
 
 def test_a_run_killed_between_stages_finishes_when_run_again_and_a_dry_run_changes_nothing(

@@ -55,7 +55,9 @@ def _layer(binary: Path) -> bytes:
     return buf.getvalue()
 
 
-def write_layout(binary: Path, root: Path, label: str = "") -> tuple[Layout, Descriptor]:
+def write_layout(
+    binary: Path, root: Path, label: str = "", env: tuple[str, ...] = ()
+) -> tuple[Layout, Descriptor]:
     layout = Layout.create(root)
     layer = _layer(binary)
     layer_digest = layout.write_blob(layer)
@@ -64,7 +66,7 @@ def write_layout(binary: Path, root: Path, label: str = "") -> tuple[Layout, Des
         "os": "linux",
         "config": {
             "Entrypoint": ["/kaniko/executor"],
-            "Env": ["PATH=/usr/local/bin:/kaniko", "DOCKER_CONFIG=/kaniko/.docker/", "HOME=/root"],
+            "Env": ["PATH=/usr/local/bin:/kaniko", "DOCKER_CONFIG=/kaniko/.docker/", "HOME=/root", *env],
             "WorkingDir": "/workspace",
             "Labels": {"test.kaniko-pipeline.label": label} if label else {},
         },
@@ -79,11 +81,17 @@ def write_layout(binary: Path, root: Path, label: str = "") -> tuple[Layout, Des
 
 
 def push(
-    binary: Path, root: Path, registry_host: str, repository: str = "kaniko/fake-executor", label: str = ""
+    binary: Path,
+    root: Path,
+    registry_host: str,
+    repository: str = "kaniko/fake-executor",
+    label: str = "",
+    env: tuple[str, ...] = (),
 ) -> Reference:
     """Push an executor image with ``binary`` as /kaniko/executor; returns its reference by digest.
-    A ``label`` makes an image with a digest of its own."""
-    layout, desc = write_layout(binary, root, label)
+    A ``label`` makes an image with a digest of its own; ``env`` adds to its environment
+    (``FAKEKANIKO_BUILD=1``: --tar-path builds for real, see fakekaniko/tarball.go)."""
+    layout, desc = write_layout(binary, root, label, env)
     ref = Reference.parse(f"{registry_host}/{repository}:test")
     with Client(credentials=Credentials.anonymous()) as client:
         result = client.push_layout(layout, desc, ref, tags=["test"])

@@ -43,7 +43,8 @@ def _fork(root: Path) -> tuple[Checkout, Path]:
     digest = fixture_fork.make_busybox_layout(busybox, platforms=("linux/amd64",))
     path = root / "fork"
     fixture_fork.make_fork(path, digest)
-    shutil.copyfile(fakeexecutor.SOURCE / "main.go", path / "cmd" / "executor" / "main.go")
+    for source in fakeexecutor.SOURCE.glob("*.go"):
+        shutil.copyfile(source, path / "cmd" / "executor" / source.name)
     fixture_fork.commit_all(path, "the fake executor as cmd/executor")
     subprocess.run(["git", "-C", str(path), "tag", "-f", fixture_fork.TAG], check=True, capture_output=True)
     return fixture_fork.checkout_of(path), busybox

@@ -4,7 +4,9 @@
 // the credentials from /kaniko/.docker/config.json, writing the pushed digest to --digest-file.
 // With --no-push and --tar-path it writes the image as a docker-archive tarball instead (what kaniko's
 // --tar-path writes). The image's one layer holds fakekaniko.txt, naming the sha256 of the Dockerfile read.
-// --build-arg=FAKE_MODE=fail|nodigest|baddigest makes it misbehave on purpose.
+// --build-arg=FAKE_MODE=fail|nodigest|baddigest makes it misbehave on purpose. In an image whose
+// environment sets FAKEKANIKO_BUILD=1, --tar-path builds the smallest Dockerfiles for real instead
+// (tarball.go), for the conformance tests.
 package main
 
 import (
@@ -253,7 +255,18 @@ func main() {
 		}
 	}
 	exit := 0
-	if mode == "fail" {
+	if tarPath, ok := flags["tar-path"]; ok && os.Getenv("FAKEKANIKO_BUILD") == "1" {
+		// a real (if tiny) build: see tarball.go
+		context := strings.TrimPrefix(flags["context"], "dir://")
+		if digest, err := buildTarball(flags["dockerfile"], context, tarPath, dest, mode); err != nil {
+			rep.Error = "build: " + err.Error()
+			fmt.Fprintf(os.Stderr, "error building image: %s\n", err)
+			exit = 1
+		} else if err := os.WriteFile(flags["digest-file"], []byte(digest), 0o644); err != nil {
+			rep.Error = "digest file: " + err.Error()
+			exit = 1
+		}
+	} else if mode == "fail" {
 		rep.Error = "failing on purpose"
 		exit = 3
 	} else if noPush {

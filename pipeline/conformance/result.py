@@ -1,0 +1,103 @@
+"""The conformance stage's typed result: one :class:`CaseResult` per case and variant, totals, the
+capability matrix. Plain values, so other stages (attestations, the release report) can read them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Status = Literal["passed", "failed", "skipped"]
+README_PROFILE = "README profile"
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    name: str
+    variant: str
+    status: Status
+    seconds: float = 0.0
+    differences: tuple[str, ...] = ()  # the first unexpected differences against buildah
+    known: Mapping[str, int] = field(default_factory=dict)  # known differences that applied
+    needs: tuple[str, ...] = ()  # capabilities beyond the README profile that made it pass
+    reason: str = ""  # why it failed (checks, kaniko's last log lines) or was skipped
+    gating: bool = True  # False: reported, but does not fail the stage (the fork's own Dockerfiles)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "variant": self.variant,
+            "status": self.status,
+            "seconds": round(self.seconds, 1),
+            "differences": list(self.differences),
+            "known_differences": dict(self.known),
+            "needs": list(self.needs),
+            "reason": self.reason,
+            "gating": self.gating,
+        }
+
+
+@dataclass
+class ConformanceResult:
+    executor: str
+    reference: str  # "buildah" or "none"
+    cases: list[CaseResult] = field(default_factory=list)
+    matrix: dict[str, str] = field(
+        default_factory=dict
+    )  # case -> "README profile" / "+SETUID,SETGID" / "fails"
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.cases) and not any(case.status == "failed" and case.gating for case in self.cases)
+
+    def count(self, status: Status) -> int:
+        return sum(1 for case in self.cases if case.status == status)
+
+    def failed(self) -> list[CaseResult]:
+        """The failures that fail the stage."""
+        return [case for case in self.cases if case.status == "failed" and case.gating]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "executor": self.executor,
+            "reference": self.reference,
+            "totals": {s: self.count(s) for s in ("passed", "failed", "skipped")},
+            "cases": [case.to_dict() for case in self.cases],
+            "matrix": dict(self.matrix),
+            "seconds": round(self.seconds, 1),
+        }
+
+    def summary(self) -> str:
+        reported = sum(1 for case in self.cases if case.status == "failed" and not case.gating)
+        return (
+            f"{self.count('passed')} passed, {self.count('failed')} failed"
+            + (f" ({reported} of them reported only)" if reported else "")
+            + f", {self.count('skipped')} skipped in {self.seconds:.0f} s"
+        )
+
+    def text(self) -> str:
+        """The human report: a line per case and variant, failures with their reasons, the matrix."""
+        lines = [f"conformance of {self.executor} (reference: {self.reference})"]
+        for case in self.cases:
+            extra = f" (needs {'+'.join(case.needs)})" if case.needs else ""
+            extra += " [reported only]" if case.status == "failed" and not case.gating else ""
+            lines.append(f"  {case.status:7} {case.variant:8} {case.name}{extra}  {case.seconds:.1f} s")
+            if case.status == "skipped":
+                lines.append(f"          {case.reason}")
+            if case.status == "failed":
+                lines += [
+                    f"          {line}" for line in (case.reason.splitlines() + list(case.differences))[:14]
+                ]
+        if self.matrix:
+            lines += ["", matrix_table(self.matrix)]
+        lines += ["", self.summary()]
+        return "\n".join(lines)
+
+
+def matrix_table(matrix: Mapping[str, str]) -> str:
+    """The capability matrix as a Markdown table (README and the release report)."""
+    rows = ["| case | runs with |", "| --- | --- |"]
+    rows += [f"| {name} | {value} |" for name, value in sorted(matrix.items())]
+    return "\n".join(rows)
