@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from sigstore.models import ClientTrustConfig
 
     from pipeline.config import Settings
+    from pipeline.conformance.result import ConformanceResult
     from pipeline.fork import Checkout
     from pipeline.oci.descriptor import Descriptor
     from pipeline.oci.layout import Layout
@@ -44,6 +45,18 @@ def ci_run_url(env: Mapping[str, str]) -> str | None:
 def smoke_results(checked: SmokeResult) -> list[tuple[str, bool]]:
     """The smoke checks as test results: (``smoke/<check>``, passed)."""
     return [(f"smoke/{check.name}", check.ok) for check in checked.checks]
+
+
+def conformance_results(result: ConformanceResult | None) -> list[tuple[str, bool]]:
+    """The conformance cases that gate a release, as test results: (``conformance/<variant>/<case>``,
+    passed). Skipped cases and the fork's reported-only Dockerfiles are left out."""
+    if result is None:
+        return []
+    return [
+        (f"conformance/{case.variant}/{case.name}", case.status == "passed")
+        for case in result.cases
+        if case.gating and case.status != "skipped"
+    ]
 
 
 def smoke_configuration(executor: str, image: str) -> list[dict[str, Any]]:

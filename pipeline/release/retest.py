@@ -15,6 +15,7 @@ from pipeline.release.state import VariantState
 
 if TYPE_CHECKING:
     from pipeline.config import Settings
+    from pipeline.conformance.result import ConformanceResult
     from pipeline.oci.descriptor import Descriptor
     from pipeline.oci.layout import Layout
     from pipeline.progress import Progress
@@ -44,15 +45,25 @@ def test_result(
     published: Mapping[str, PublishedImage],
     checked: SmokeResult,
     executor: str,
+    conformance: ConformanceResult | None = None,
 ) -> None:
-    """Attach the smoke checks' result (PASSED or FAILED) to every published digest; then, when
-    they failed, raise the smoke error."""
-    smoke_error: SmokeError | None = None
-    if not checked.ok:
+    """Attach the test result (PASSED or FAILED) of the conformance suite (where it ran) and the smoke
+    checks to every published digest; then, when either failed, raise its error (conformance first)."""
+    smoke_error: PipelineError | None = None
+    if conformance is not None and not conformance.ok:
+        from pipeline.conformance.stage import raise_for_failure
+
+        try:
+            raise_for_failure(conformance)
+        except PipelineError as exc:
+            smoke_error = exc
+    elif not checked.ok:
         try:
             checked.raise_for_failure()
         except SmokeError as exc:
             smoke_error = SmokeError(exc.message, hint=f"{exc.hint}\nrolling tags were not moved")
+    results = evidence.conformance_results(conformance) + evidence.smoke_results(checked)
+    passed = all(ok for _, ok in results)
     try:
         with timer.stage("test-result") as stage:
             attested = evidence.attest_tests(
@@ -60,17 +71,17 @@ def test_result(
                 signing,
                 client,
                 {variant: (image.repository, image.digest) for variant, image in published.items()},
-                evidence.smoke_results(checked),
+                results,
                 evidence.smoke_configuration(executor, checked.image),
                 progress,
             )
             report.attestations += [item.to_dict() for item in attested]
-            result = "PASSED" if checked.ok else "FAILED"
+            result = "PASSED" if passed else "FAILED"
             stage.detail = f"{result} attached to {len(attested)} image(s)"
     except PipelineError as exc:
         if smoke_error is None:
             raise
-        raise SmokeError(
+        raise type(smoke_error)(
             smoke_error.message,
             hint=f"{smoke_error.hint}\nand its FAILED test result could not be attached: {exc}",
         ) from None

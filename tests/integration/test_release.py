@@ -276,12 +276,34 @@ def test_a_failing_conformance_stage_leaves_every_rolling_tag_where_it_was(
     assert _rolling(_snapshot(registry)) == before
     reports = sorted((tmp_path / "reports").glob("release-v1.2.3-*.json"))
     data = json.loads(reports[-1].read_text())
-    assert [s["name"] for s in data["stages"]][-2:] == ["build-image", "conformance"]
-    assert data["stages"][-1]["status"] == "failed"
+    stages = {s["name"]: s["status"] for s in data["stages"]}
+    assert list(stages)[-4:] == ["build-image", "conformance", "smoke", "test-result"]
+    assert stages["conformance"] == "failed" and stages["test-result"] == "ok"
     cases = {(c["name"], c["variant"]): c["status"] for c in data["conformance"]["cases"]}
     assert cases[("scratch-copy", "executor")] == "failed"  # the fake writes its own one-file image
     assert cases[("run-forms", "executor")] == "failed"
     assert "### Conformance:" in Path(reports[-1].with_suffix(".md")).read_text()
+    # the registry holds the evidence: a signed FAILED test result that names the conformance cases
+    from pipeline import attest
+    from pipeline.registry.client import Client
+    from pipeline.registry.credentials import Credentials
+    from pipeline.registry.reference import Reference
+    from pipeline.signing import trust
+    from pipeline.signing.verify import Policy
+
+    executor = data["images"]["executor"]
+    # each local signing session has a trust root of its own: the release's cache holds them all
+    configs = [trust.load(path) for path in (settings.cache_dir / "sigstore").glob("*/trust_config.json")]
+    policy = Policy(localsigstore.LOCAL_IDENTITY, localsigstore.LOCAL_ISSUER)
+    with Client(credentials=Credentials.anonymous()) as client:
+        ref = Reference.parse(executor["repository"])
+        found = attest.latest(
+            attest.find(client, ref, executor["digest"], attest.TEST_RESULT, policy, configs)
+        )
+    assert found is not None and found.statement is not None
+    predicate = found.statement["predicate"]
+    assert predicate["result"] == "FAILED"
+    assert "conformance/executor/run-forms" in predicate["failedTests"]
 
 
 def test_a_run_killed_between_stages_finishes_when_run_again_and_a_dry_run_changes_nothing(
