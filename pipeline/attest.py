@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from sigstore.models import ClientTrustConfig
@@ -24,7 +23,6 @@ from pipeline.config import Settings
 from pipeline.errors import SignError, UsageError, VerifyError
 from pipeline.progress import Progress, Silent
 from pipeline.registry.client import Client
-from pipeline.registry.credentials import Credentials
 from pipeline.registry.reference import Reference
 from pipeline.signing import attach, trust
 from pipeline.signing import bundle as bundles
@@ -277,16 +275,11 @@ def run_verify(
     if not image:
         raise VerifyError("which image? pass --image REF", hint="e.g. --image REGISTRY/REPO:TAG")
     predicate = predicate_type(kind)
-    policy = Policy(certificate_identity, certificate_oidc_issuer)
-    path = trust_config or (str(settings.trust_config) if settings.trust_config else None)
-    config = trust.load(Path(path) if path else None)
-    ref = Reference.parse(image)
-    with Client(
-        credentials=Credentials.from_environment(settings.env),
-        insecure=settings.insecure_for(ref.host),
-        ca_file=settings.ca_bundle,
-        progress=progress,
-    ) as client:
+    from pipeline.sign import verifying
+
+    with verifying(
+        settings, image, certificate_identity, certificate_oidc_issuer, trust_config, progress
+    ) as (ref, client, policy, config):
         return verify(
             ref,
             predicate,

@@ -23,9 +23,7 @@ from pipeline.errors import ForkError, ToolError, UsageError, VerifyError
 from pipeline.oci.layout import Layout
 from pipeline.progress import Progress, Silent
 from pipeline.registry.client import Client
-from pipeline.registry.credentials import Credentials
 from pipeline.registry.reference import Reference
-from pipeline.signing import trust
 from pipeline.signing.verify import Policy
 
 
@@ -120,16 +118,11 @@ def run(
         raise UsageError(
             "which image? pass IMAGE[:TAG|@DIGEST]", hint="e.g. invoke reproduce REGISTRY/REPO:TAG ..."
         )
-    policy = Policy(certificate_identity, certificate_oidc_issuer)
-    path = trust_config or (str(settings.trust_config) if settings.trust_config else None)
-    config = trust.load(Path(path) if path else None)
-    ref = Reference.parse(image)
-    with Client(
-        credentials=Credentials.from_environment(settings.env),
-        insecure=settings.insecure_for(ref.host),
-        ca_file=settings.ca_bundle,
-        progress=progress,
-    ) as client:
+    from pipeline.sign import verifying
+
+    with verifying(
+        settings, image, certificate_identity, certificate_oidc_issuer, trust_config, progress
+    ) as (ref, client, policy, config):
         digest, params = verified_parameters(client, ref, policy, config, progress)
         progress.step(
             f"provenance verified: {params.variant} of {params.url} {params.tag} ({params.commit[:12]})"

@@ -355,6 +355,24 @@ def run_verify(
 
     if not image:
         raise VerifyError("which image? pass --image REF", hint="e.g. --image REGISTRY/REPO:TAG")
+    with verifying(
+        settings, image, certificate_identity, certificate_oidc_issuer, trust_config, progress
+    ) as (ref, client, policy, config):
+        return verify(ref, client=client, policy=policy, config=config, progress=progress)
+
+
+@contextmanager
+def verifying(
+    settings: Settings,
+    image: str,
+    certificate_identity: str,
+    certificate_oidc_issuer: str,
+    trust_config: str | None,
+    progress: Progress | None,
+) -> Iterator[tuple[Reference, Client, Policy, ClientTrustConfig]]:
+    """What every check of an image's bundles needs (signatures, attestations, reproduce): the parsed
+    reference, a client for its registry, the identity policy and the trust config (``trust_config``,
+    else the configured one, else the public instance's)."""
     policy = Policy(certificate_identity, certificate_oidc_issuer)
     path = trust_config or (str(settings.trust_config) if settings.trust_config else None)
     config = trust.load(Path(path) if path else None)
@@ -365,4 +383,4 @@ def run_verify(
         ca_file=settings.ca_bundle,
         progress=progress,
     ) as client:
-        return verify(ref, client=client, policy=policy, config=config, progress=progress)
+        yield ref, client, policy, config
