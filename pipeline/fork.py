@@ -229,7 +229,11 @@ def _open_or_clone(
         try:
             repo = git.Repo(path)
             progress.step(f"fetching {url} into the cached clone {path}")
-            _fetch(repo, url, progress, env)
+            try:
+                _fetch(repo, url, progress, env)
+            except BaseException:
+                repo.close()
+                raise
             return repo
         except (git.InvalidGitRepositoryError, git.NoSuchPathError):
             progress.warn(f"the cached clone {path} is not a git repository; cloning again")
@@ -257,7 +261,8 @@ def _open_or_clone(
             except git.GitCommandError:
                 raise failure from exc
         progress.close()
-        _fetch(repo, url, progress, env)
+        with repo:  # closes its git processes before the directory moves
+            _fetch(repo, url, progress, env)
         os.replace(tmp, path)  # a clone appears whole or not at all
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -375,8 +380,11 @@ def _checkout(
     prerelease: bool,
     progress: Progress,
 ) -> Checkout:
-    with _locked(cache_dir / "forks" / f"{_cache_slug(url)}.lock"):
-        repo = _open_or_clone(url, cache_dir, progress, env)
+    # The Repo is closed on the way out: GitPython keeps `git cat-file` processes per Repo otherwise.
+    with (
+        _locked(cache_dir / "forks" / f"{_cache_slug(url)}.lock"),
+        _open_or_clone(url, cache_dir, progress, env) as repo,
+    ):
         release = _resolve_ref(repo, ref, url, prerelease)
         commit_obj = repo.tags[release.tag].commit
         commit = commit_obj.hexsha
