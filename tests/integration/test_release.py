@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -64,9 +63,7 @@ def fork(tmp_path_factory: pytest.TempPathFactory, node_cache: Path) -> Fork:  #
     path = root / "fork"
     checkout = fixture_fork.make_fork(path, digest, tag=OLD)
     # The fork's executor is the fake executor: build-image runs what the release built.
-    for source in fakeexecutor.SOURCE.glob("*.go"):
-        shutil.copyfile(source, path / "cmd" / "executor" / source.name)
-    fixture_fork.commit_all(path, "the fake executor as cmd/executor")
+    fakeexecutor.install_into_fork(path)
     subprocess.run(["git", "-C", str(path), "tag", NEW], check=True)
     subprocess.run(["git", "-C", str(path), "tag", "-f", OLD], check=True, capture_output=True)
     commit = fixture_fork.checkout_of(path, NEW).commit

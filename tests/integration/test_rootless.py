@@ -55,8 +55,7 @@ def fork() -> Iterator[Fork]:
         digest = fixture_fork.make_busybox_layout(busybox, platforms=("linux/amd64",))
         path = root / "fork"
         fixture_fork.make_fork(path, digest)
-        shutil.copyfile(fakeexecutor.SOURCE / "main.go", path / "cmd" / "executor" / "main.go")
-        fixture_fork.commit_all(path, "the fake executor as cmd/executor")
+        fakeexecutor.install_into_fork(path)
         subprocess.run(
             ["git", "-C", str(path), "tag", "-f", fixture_fork.TAG], check=True, capture_output=True
         )

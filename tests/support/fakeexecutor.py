@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import subprocess
 import tarfile
 from pathlib import Path
@@ -21,6 +22,18 @@ from pipeline.registry.credentials import Credentials
 from pipeline.registry.reference import Reference
 
 SOURCE = Path(__file__).parent / "fakekaniko"
+
+
+def install_into_fork(fork: Path) -> None:
+    """Make the fake executor a fixture fork's cmd/executor (every source file of it), committed, so
+    what a release of that fork builds and publishes is the executor build-image runs."""
+    from tests.support import fixture_fork
+
+    for source in SOURCE.glob("*.go"):
+        shutil.copyfile(source, fork / "cmd" / "executor" / source.name)
+    fixture_fork.commit_all(fork, "the fake executor as cmd/executor")
+
+
 REPORT_MARK = "FAKE-KANIKO-REPORT "
 
 

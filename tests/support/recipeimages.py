@@ -8,7 +8,6 @@ This is how test_release.py makes its images too: what the recipes pin is what a
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -43,9 +42,7 @@ def _fork(root: Path) -> tuple[Checkout, Path]:
     digest = fixture_fork.make_busybox_layout(busybox, platforms=("linux/amd64",))
     path = root / "fork"
     fixture_fork.make_fork(path, digest)
-    for source in fakeexecutor.SOURCE.glob("*.go"):
-        shutil.copyfile(source, path / "cmd" / "executor" / source.name)
-    fixture_fork.commit_all(path, "the fake executor as cmd/executor")
+    fakeexecutor.install_into_fork(path)
     subprocess.run(["git", "-C", str(path), "tag", "-f", fixture_fork.TAG], check=True, capture_output=True)
     return fixture_fork.checkout_of(path), busybox
 
