@@ -2,7 +2,7 @@
 
 - busybox: Debian's busybox-static as ``/bin/busybox`` plus a hard link per applet, and a minimal
   ``/etc/passwd`` and ``/etc/group`` (the shape of Docker Hub's busybox image);
-- debian: the Debian bookworm root filesystem that pipeline/nginxbase.py makes with debootstrap (its one
+- debian: the Debian bookworm root filesystem that pipeline/nginxbase.py makes with mmdebstrap (its one
   layer, reused), with a plain Debian image config.
 
 They are written once as OCI layouts under the cache, pushed to a local registry that kaniko reads as its
@@ -114,7 +114,7 @@ def busybox(cache_dir: Path) -> Base:
 
 
 def debian(cache_dir: Path, progress: Progress | None = None) -> Base:
-    """The Debian bookworm stand-in: the debootstrap'd root filesystem of the nginx base (cached)."""
+    """The Debian bookworm stand-in: the mmdebstrap-made root filesystem of the nginx base (cached)."""
     source = nginxbase.ensure(cache_dir, progress=progress or Silent())
     src_layout = Layout.open(source.layout)
     manifest = src_layout.read_manifest(source.descriptor)
