@@ -2,7 +2,7 @@
 # and then checks (`invoke smoke`): the nginx welcome page on port 8080, served by a non-root user.
 #
 # The base is pinned by digest. Offline, the pipeline builds this same Dockerfile on a base it makes
-# from Debian packages (pipeline/nginxbase.py), passed with `--build-arg BASE_IMAGE=...`
+# from Debian packages (pipeline/services/nginxbase.py), passed with `--build-arg BASE_IMAGE=...`
 # (`invoke build-image --base-image REF`). Any base works that has nginx on PATH,
 # /etc/nginx/mime.types and the welcome page at /usr/share/nginx/html/index.html.
 ARG BASE_IMAGE=docker.io/nginxinc/nginx-unprivileged:1.27-bookworm@sha256:f9dfa9c20b2b0b7c5cc830374f22f23dee3f750b6c5291ca7e0330b5c88e6403

@@ -75,8 +75,8 @@ def fork(
     json: bool = False,
 ) -> None:
     """Clone or fetch the kaniko fork, check out a release tag and apply fork/patches."""
-    from pipeline import fork as fork_stage
-    from pipeline import pin as pinfile
+    from pipeline.source import pin as pinfile
+    from pipeline.stages import fork as fork_stage
 
     settings = _settings(c, fork_url=url or None, prerelease=prerelease or None)
     progress = Progress()
@@ -137,9 +137,9 @@ def build(
     """Compile the checked-out fork and assemble executor, debug, slim and warmer into an OCI layout."""
     from pathlib import Path
 
-    from pipeline import build as build_stage
-    from pipeline import pin as pinfile
-    from pipeline.fork import Checkout
+    from pipeline.source import pin as pinfile
+    from pipeline.stages import build as build_stage
+    from pipeline.stages.fork import Checkout
 
     settings = _settings(
         c,
@@ -181,8 +181,8 @@ def setup(c: Context, user: str = "", json: bool = False) -> None:
     """Install the system packages the pipeline needs (apt-get; root or sudo), then run the doctor's checks."""
     import os
 
-    from pipeline import doctor as checks
     from pipeline import system
+    from pipeline.services import doctor as checks
 
     installed = system.install(progress=Progress())
     target = checks.target_user(user or None)
@@ -210,7 +210,7 @@ def setup(c: Context, user: str = "", json: bool = False) -> None:
 @_guarded
 def doctor(c: Context, user: str = "", json: bool = False) -> None:
     """Check what rootless podman and mmdebstrap need (subuid/subgid, newuidmap, network, userns, storage)."""
-    from pipeline import doctor as checks
+    from pipeline.services import doctor as checks
 
     result = checks.diagnose(checks.target_user(user or None))
     _emit(result.to_dict(), json, lambda r: result.text())
@@ -242,7 +242,7 @@ def sign(
     json: bool = False,
 ) -> None:
     """Sign the published images keyless with Sigstore and attach the signatures in the registry."""
-    from pipeline import sign as sign_stage
+    from pipeline.stages import sign as sign_stage
 
     settings = _settings(c)
     result = sign_stage.run_sign(
@@ -290,10 +290,10 @@ def verify(
     json: bool = False,
 ) -> None:
     """Verify an image's attached Sigstore signatures (or --type attestations) against an identity and an OIDC issuer."""
-    from pipeline import sign as sign_stage
+    from pipeline.stages import sign as sign_stage
 
     if type and type != "signature":
-        from pipeline import attest
+        from pipeline.stages import attest
 
         found = attest.run_verify(
             _settings(c),
@@ -343,7 +343,7 @@ def reproduce(
     json: bool = False,
 ) -> None:
     """Rebuild a published image from its verified SLSA provenance; exit 0 'reproduced', 1 with what differs."""
-    from pipeline import reproduce as reproducer
+    from pipeline.stages import reproduce as reproducer
 
     result = reproducer.run(
         _settings(c),
@@ -369,7 +369,7 @@ def reproduce(
 @_guarded
 def smoke(c: Context, image: str = "", wait: float = 60.0, json: bool = False) -> None:
     """Run the nginx image in podman (no capabilities, no-new-privileges) and check it; exit 1 on a failed check."""
-    from pipeline import smoke as smoke_stage
+    from pipeline.stages import smoke as smoke_stage
 
     result = smoke_stage.run(_settings(c), image=image, wait=float(wait), progress=Progress())
     _emit(
@@ -417,7 +417,7 @@ def build_image(
     json: bool = False,
 ) -> None:
     """Build and push the nginx test image with the kaniko executor, run in podman as the kaniko README says."""
-    from pipeline import kaniko
+    from pipeline.stages import build_image as kaniko
 
     settings = _settings(c)
     result = kaniko.run(
@@ -460,7 +460,7 @@ def conformance(
     json: bool = False,
 ) -> None:
     """Prove the executor images on real builds (the conformance suite), each compared with buildah's."""
-    from pipeline.conformance import stage
+    from pipeline.stages.conformance import stage
 
     result = stage.run(
         _settings(c),
@@ -486,7 +486,7 @@ def conformance(
 @_guarded
 def nginx_base(c: Context, push_to: str = "", json: bool = False) -> None:
     """Make (once, cached) the offline nginx base image from Debian packages; optionally push it."""
-    from pipeline import nginxbase
+    from pipeline.services import nginxbase
 
     settings = _settings(c)
     result = nginxbase.run(settings, push_to=push_to, progress=Progress())
@@ -546,7 +546,7 @@ def publish(
     """Push the built images (blobs, manifests, index, then tags) to the registry under the prefix."""
     from pathlib import Path
 
-    from pipeline import publish as publish_stage
+    from pipeline.stages import publish as publish_stage
 
     settings = _settings(c, prefix=prefix or None, insecure=insecure or None, ca_file=ca_file or None)
     result = publish_stage.run(
@@ -577,7 +577,7 @@ def publish(
 @_guarded
 def registry_up(c: Context, port: int = 0, json: bool = False) -> None:
     """Start the embedded local registry (or report the one already running)."""
-    from pipeline.registry import local
+    from pipeline.services import registry as local
 
     settings = _settings(c)
     state = local.up(settings.cache_dir, port=port or local.EMBEDDED_PORT, progress=Progress())
@@ -592,7 +592,7 @@ def registry_up(c: Context, port: int = 0, json: bool = False) -> None:
 @_guarded
 def registry_down(c: Context, json: bool = False) -> None:
     """Stop the embedded local registry."""
-    from pipeline.registry import local
+    from pipeline.services import registry as local
 
     settings = _settings(c)
     stopped = local.down(settings.cache_dir, progress=Progress())
@@ -637,8 +637,8 @@ def render(
     """Write a deploy recipe for the published executor: Kubernetes Pod or Job, GitLab runner or CI job."""
     from pathlib import Path
 
-    from pipeline import render as render_stage
     from pipeline.errors import UsageError
+    from pipeline.stages import render as render_stage
 
     if not target:
         raise UsageError("--target is required", hint="choose one of: " + ", ".join(render_stage.TARGETS))
@@ -758,7 +758,7 @@ def release(
 
 
 def _conformance_mode(mode: str) -> str:
-    from pipeline.conformance.stage import check_mode
+    from pipeline.stages.conformance.stage import check_mode
 
     return check_mode(mode)
 

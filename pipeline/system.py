@@ -29,7 +29,7 @@ REQUIREMENTS: tuple[tuple[str, str], ...] = (
     ("htpasswd", "apache2-utils"),
     ("node", "nodejs"),
     ("npm", "npm"),
-    ("mmdebstrap", "mmdebstrap"),  # the nginx base, made without root (pipeline/mmdebstrap.py)
+    ("mmdebstrap", "mmdebstrap"),  # the nginx base, made without root (pipeline/services/mmdebstrap.py)
     ("update-ca-certificates", "ca-certificates"),
     ("busybox", "busybox-static"),  # the fixture busybox image of the build tests
     ("buildah", "buildah"),  # the conformance stage's reference builder

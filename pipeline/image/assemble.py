@@ -16,17 +16,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.compile import Binaries
-from pipeline.dockerfile import Dockerfile, ImageConfig
 from pipeline.errors import ImageError
-from pipeline.fork import Checkout
+from pipeline.golang.compile import Binaries
 from pipeline.image import busybox as busyboxes
 from pipeline.image import layer as layers
+from pipeline.image.dockerfile import Dockerfile, ImageConfig
 from pipeline.oci import mediatype
 from pipeline.oci.descriptor import Descriptor, Platform
 from pipeline.oci.layout import Layout
 from pipeline.oci.manifest import Index, Manifest, canonical_json, descriptor_of
 from pipeline.progress import Progress, Silent
+from pipeline.stages.fork import Checkout
 
 KANIKO_MODE = 0o777
 DIR_MODES = {"/kaniko": KANIKO_MODE}

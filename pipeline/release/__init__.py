@@ -29,9 +29,9 @@ Modules: ``resolution`` (the release tag and commit), ``identity`` (the signing 
 """
 
 from pipeline.release.endtoend import SHARED_CACHES, E2EResult, e2e, native_platform
-from pipeline.release.identity import LOCAL_TRUST_CONFIGS, Signing, choose_signing, signed_by, trust_configs
 from pipeline.release.report import Report, Stage, plan_text
 from pipeline.release.resolution import LS_REMOTE_TIMEOUT, Resolved, remote_tags, resolve
+from pipeline.release.signer import LOCAL_TRUST_CONFIGS, Signing, choose_signing, signed_by, trust_configs
 from pipeline.release.stages import DEBUG_NOTE, NGINX_REPOSITORY, STAGES, Options, StageHook, run
 from pipeline.release.state import VariantState, inspect_registry
 

@@ -12,13 +12,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline import pin as pinfile
 from pipeline import record
 from pipeline.errors import PipelineError
 from pipeline.progress import Progress, Silent
 from pipeline.release.report import Report
 from pipeline.release.resolution import remote_tags
 from pipeline.release.stages import Options, run
+from pipeline.source import pin as pinfile
 from pipeline.urls import redact
 
 if TYPE_CHECKING:
@@ -71,8 +71,8 @@ def e2e(
 ) -> E2EResult:
     """`invoke test-e2e`: the release on embedded defaults against a fresh local registry in a temporary
     state directory, then clean up everything it started (or keep the registry running)."""
-    from pipeline.container import Podman
-    from pipeline.registry.local import LocalRegistry
+    from pipeline.services.podman import Podman
+    from pipeline.services.registry import LocalRegistry
 
     progress = progress or Silent()
     pin = pinfile.load(settings.pin_file)

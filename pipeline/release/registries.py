@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import PipelineError, RegistryError, UsageError
+from pipeline.policy import tagplan
 from pipeline.progress import Progress
-from pipeline.registry import tagplan
 from pipeline.registry.reference import Reference, is_loopback_host
 
 if TYPE_CHECKING:
@@ -34,9 +34,9 @@ if TYPE_CHECKING:
     from pipeline.config import Settings
     from pipeline.oci.descriptor import Descriptor
     from pipeline.oci.layout import Layout
-    from pipeline.publish import PublishedImage
     from pipeline.registry.client import Client
-    from pipeline.release.identity import Signing
+    from pipeline.release.signer import Signing
+    from pipeline.stages.publish import PublishedImage
 
 
 @dataclass
@@ -132,7 +132,7 @@ class Destinations:
         self, client: Client, layout: Layout, images: Mapping[str, Descriptor], progress: Progress
     ) -> None:
         """Push the layout's images by digest with their version tags to every other registry."""
-        from pipeline import publish
+        from pipeline.stages import publish
 
         for dest in self.live():
             try:
@@ -190,7 +190,7 @@ class Destinations:
         self, settings: Settings, signing: Signing, trust_config: str | None, progress: Progress
     ) -> None:
         """Verify each image where it is, in every other registry."""
-        from pipeline import sign as sign_stage
+        from pipeline.stages import sign as sign_stage
 
         for dest in self.live():
             for variant, digest in dest.digests.items():
@@ -229,7 +229,7 @@ class Destinations:
         self, client: Client, layout: Layout | None, images: Mapping[str, Descriptor], progress: Progress
     ) -> list[str]:
         """Move the rolling tags in every other registry (after every check passed everywhere)."""
-        from pipeline import publish
+        from pipeline.stages import publish
 
         moved: list[str] = []
         for dest in self.extra:

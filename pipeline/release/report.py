@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import record
-from pipeline.conformance.result import ConformanceResult, matrix_table
+from pipeline.stages.conformance.result import ConformanceResult, matrix_table
 from pipeline.urls import redact
 
 
@@ -49,7 +49,7 @@ class Report:
     image: str | None = None  # the nginx image build-image pushed, REF@DIGEST
     base: dict[str, Any] | None = None  # the nginx image's base: its name, and the recipe when Debian-made
     smoke: dict[str, Any] | None = None
-    conformance: ConformanceResult | None = None  # per case and variant (pipeline/conformance)
+    conformance: ConformanceResult | None = None  # per case and variant (pipeline/stages/conformance)
     attestations: list[dict[str, Any]] = field(default_factory=list)  # attached this run
     plan: dict[str, Any] | None = None
     stages: list[Stage] = field(default_factory=list)
@@ -195,7 +195,7 @@ class Report:
 
 def attestation_lines(attestations: list[dict[str, Any]], signature: Mapping[str, Any]) -> list[str]:
     """The report's attestations table, and the cosign command that checks each type."""
-    from pipeline.attest import cosign_check
+    from pipeline.stages.attest import cosign_check
 
     if not attestations:
         return []

@@ -7,22 +7,22 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from pipeline.errors import PipelineError, SmokeError, VerifyError
-from pipeline.registry import tagplan
-from pipeline.release import evidence
-from pipeline.release.identity import Signing
+from pipeline.policy import tagplan
+from pipeline.release import attestations as evidence
 from pipeline.release.report import Report
+from pipeline.release.signer import Signing
 from pipeline.release.state import VariantState
 
 if TYPE_CHECKING:
     from pipeline.config import Settings
-    from pipeline.conformance.result import ConformanceResult
     from pipeline.oci.descriptor import Descriptor
     from pipeline.oci.layout import Layout
     from pipeline.progress import Progress
-    from pipeline.publish import PublishedImage
     from pipeline.registry.client import Client
     from pipeline.release.stages import _Timer
-    from pipeline.smoke import SmokeResult
+    from pipeline.stages.conformance.result import ConformanceResult
+    from pipeline.stages.publish import PublishedImage
+    from pipeline.stages.smoke import SmokeResult
 
 # What the build side of a release hands on: published images, the layout (None: reused from the
 # registry), each variant's index descriptor, tag plans, and the trust config that verified the signatures.
@@ -51,7 +51,7 @@ def test_result(
     checks to every published digest; then, when either failed, raise its error (conformance first)."""
     smoke_error: PipelineError | None = None
     if conformance is not None and not conformance.ok:
-        from pipeline.conformance.stage import raise_for_failure
+        from pipeline.stages.conformance.stage import raise_for_failure
 
         try:
             raise_for_failure(conformance)
@@ -92,8 +92,8 @@ def test_result(
 def reuse(states: Mapping[str, VariantState], client: Client, report: Report, timer: _Timer) -> Made:
     """Every variant's digest is published and signed, but not (validly) tested PASSED: test it again
     without building anything (the version tags name what was built and signed)."""
-    from pipeline.publish import PublishedImage
     from pipeline.registry.reference import Reference
+    from pipeline.stages.publish import PublishedImage
 
     detail = "every image is published and signed; testing it again"
     for name in ("fork", "build", "publish", "sign"):

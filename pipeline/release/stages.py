@@ -10,19 +10,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline import pin as pinfile
 from pipeline import record
 from pipeline.errors import PipelineError, UsageError, VerifyError
+from pipeline.policy import tagplan
 from pipeline.progress import Progress, Silent
-from pipeline.registry import tagplan
 from pipeline.registry.reference import host_of_prefix, is_loopback_host
-from pipeline.release import evidence, retest
-from pipeline.release.identity import Signing, choose_signing, signed_by, trust_configs
+from pipeline.release import attestations as evidence
+from pipeline.release import retest
 from pipeline.release.registries import Destinations
 from pipeline.release.report import Report, Stage
 from pipeline.release.resolution import Resolved, requested, resolve
+from pipeline.release.signer import Signing, choose_signing, signed_by, trust_configs
 from pipeline.release.state import VariantState, inspect_registry
 from pipeline.signing.verify import Policy
+from pipeline.source import pin as pinfile
 from pipeline.urls import redact
 
 if TYPE_CHECKING:
@@ -70,7 +71,7 @@ class Options:
     report_dir: Path | None = None
     # Test seams: smoke-check this image instead of the one build-image pushed; a hook after each stage.
     smoke_image: str | None = None
-    conformance: str = "full"  # full, quick or off: the conformance stage (pipeline/conformance)
+    conformance: str = "full"  # full, quick or off: the conformance stage (pipeline/stages/conformance)
     after_stage: StageHook | None = None
 
 
@@ -103,9 +104,9 @@ class _Timer:
 
 def _destination(settings: Settings, dry_run: bool, progress: Progress) -> tuple[str, bool]:
     """The prefix to release under, and whether it is the embedded registry (started unless dry run)."""
-    from pipeline import publish
-    from pipeline.registry import local
     from pipeline.registry.credentials import Credentials
+    from pipeline.services import registry as local
+    from pipeline.stages import publish
 
     credentials = Credentials.from_environment(settings.env)
     has_hub = credentials.lookup("docker.io") is not None
@@ -257,7 +258,7 @@ def _local_variants(settings: Settings, options: Options, registry: str, report:
 
 
 def _embedded_running(settings: Settings) -> bool:
-    from pipeline.registry import local
+    from pipeline.services import registry as local
 
     return local.status(settings.cache_dir) is not None
 
@@ -319,8 +320,10 @@ def _release(
     states: Mapping[str, VariantState],
     others: Destinations,
 ) -> None:
-    from pipeline import kaniko, nginxbase, publish, smoke
-    from pipeline import sign as sign_stage
+    from pipeline.services import nginxbase
+    from pipeline.stages import build_image as kaniko
+    from pipeline.stages import publish, smoke
+    from pipeline.stages import sign as sign_stage
 
     if not options.force and states and all(s.digest and s.signed is not None for s in states.values()):
         made = retest.reuse(states, client, report, timer)
@@ -389,7 +392,7 @@ def _release(
     if options.conformance == "off":
         timer.skipped("conformance", "--conformance off")
     else:
-        from pipeline.conformance import stage as conformance
+        from pipeline.stages.conformance import stage as conformance
 
         with timer.stage("conformance") as stage:
             refs = {variant: f"{image.repository}@{image.digest}" for variant, image in published.items()}
@@ -471,10 +474,10 @@ def _make(
 ) -> retest.Made:
     """fork, build, publish (to every registry) and sign (skipped when every image is validly signed
     already)."""
-    from pipeline import build as build_stage
-    from pipeline import fork as fork_stage
-    from pipeline import publish
-    from pipeline import sign as sign_stage
+    from pipeline.stages import build as build_stage
+    from pipeline.stages import fork as fork_stage
+    from pipeline.stages import publish
+    from pipeline.stages import sign as sign_stage
 
     with timer.stage("fork") as stage:
         pin = pinfile.load(settings.pin_file)

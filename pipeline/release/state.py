@@ -8,10 +8,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pipeline import testresult
-from pipeline.registry import tagplan
-from pipeline.release import evidence
-from pipeline.release.identity import Signing, signed_by
+from pipeline.evidence import testresult
+from pipeline.policy import tagplan
+from pipeline.release import attestations as evidence
+from pipeline.release.signer import Signing, signed_by
 
 if TYPE_CHECKING:
     from sigstore.models import ClientTrustConfig
@@ -77,8 +77,8 @@ def inspect_registry(
     configs: Sequence[tuple[str | None, ClientTrustConfig]],
 ) -> dict[str, VariantState]:
     """What each variant's tags name now, and whether the version's image is validly signed."""
-    from pipeline import publish
     from pipeline.registry.reference import Reference
+    from pipeline.stages import publish
 
     states: dict[str, VariantState] = {}
     for variant, plan in plans.items():

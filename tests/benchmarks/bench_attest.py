@@ -21,18 +21,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from pipeline import build as build_stage  # noqa: E402
-from pipeline import config, publish, reproduce  # noqa: E402
-from pipeline import fork as fork_stage  # noqa: E402
-from pipeline import pin as pinfile  # noqa: E402
-from pipeline import sign as sign_stage  # noqa: E402
+from pipeline import config  # noqa: E402
 from pipeline.progress import Silent  # noqa: E402
 from pipeline.registry.client import Client  # noqa: E402
 from pipeline.registry.credentials import Credentials  # noqa: E402
-from pipeline.registry.local import LocalRegistry  # noqa: E402
-from pipeline.release import evidence  # noqa: E402
-from pipeline.release.identity import Signing  # noqa: E402
-from pipeline.signing import localsigstore  # noqa: E402
+from pipeline.release import attestations as evidence  # noqa: E402
+from pipeline.release.signer import Signing  # noqa: E402
+from pipeline.services import sigstore as localsigstore  # noqa: E402
+from pipeline.services.registry import LocalRegistry  # noqa: E402
+from pipeline.source import pin as pinfile  # noqa: E402
+from pipeline.stages import build as build_stage  # noqa: E402
+from pipeline.stages import fork as fork_stage  # noqa: E402
+from pipeline.stages import publish, reproduce  # noqa: E402
+from pipeline.stages import sign as sign_stage  # noqa: E402
 
 VARIANTS = ("executor", "slim", "warmer")
 

@@ -27,11 +27,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from pipeline import build as build_stage  # noqa: E402
-from pipeline import compile as compiler  # noqa: E402
-from pipeline import config, record, toolchain  # noqa: E402
-from pipeline.fork import Checkout  # noqa: E402
+from pipeline import config, record  # noqa: E402
+from pipeline.golang import compile as compiler  # noqa: E402
+from pipeline.golang import toolchain
 from pipeline.oci.descriptor import Platform  # noqa: E402
+from pipeline.stages import build as build_stage  # noqa: E402
+from pipeline.stages.fork import Checkout  # noqa: E402
 from tests.support import fixture_fork  # noqa: E402
 
 PLATFORM = "linux/amd64"

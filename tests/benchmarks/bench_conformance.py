@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from pipeline.config import default_cache_dir  # noqa: E402
-from pipeline.conformance import stage  # noqa: E402
-from pipeline.container import Podman  # noqa: E402
+from pipeline.services.podman import Podman  # noqa: E402
+from pipeline.stages.conformance import stage  # noqa: E402
 
 
 def _run(

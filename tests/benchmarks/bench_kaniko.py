@@ -17,12 +17,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from pipeline import kaniko, nginxbase, smoke  # noqa: E402
-from pipeline.container import Podman  # noqa: E402
 from pipeline.registry.client import Client  # noqa: E402
 from pipeline.registry.credentials import Credentials  # noqa: E402
-from pipeline.registry.local import LocalRegistry  # noqa: E402
 from pipeline.registry.reference import Reference  # noqa: E402
+from pipeline.services import nginxbase  # noqa: E402
+from pipeline.services.podman import Podman  # noqa: E402
+from pipeline.services.registry import LocalRegistry  # noqa: E402
+from pipeline.stages import build_image as kaniko  # noqa: E402
+from pipeline.stages import smoke  # noqa: E402
 from tests.support import fakeexecutor  # noqa: E402
 from tests.support.images import shared_test_cache  # noqa: E402
 

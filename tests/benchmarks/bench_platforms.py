@@ -22,8 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from pipeline import build as build_stage  # noqa: E402
-from pipeline import toolchain  # noqa: E402
+from pipeline.golang import toolchain  # noqa: E402
+from pipeline.stages import build as build_stage  # noqa: E402
 from tests.benchmarks.bench_build import _checkout, _load, plain_go_build  # noqa: E402
 from tests.support import fixture_fork  # noqa: E402
 

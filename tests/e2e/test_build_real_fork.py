@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import build as build_stage
-from pipeline import fork as fork_stage
-from pipeline import pin as pinfile
 from pipeline.config import PROJECT_ROOT
+from pipeline.source import pin as pinfile
+from pipeline.stages import build as build_stage
+from pipeline.stages import fork as fork_stage
 from tests.conftest import require_tool
 from tests.support import fixture_fork
 

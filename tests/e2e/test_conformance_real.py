@@ -10,16 +10,16 @@ import os
 import sys
 from pathlib import Path
 
-from pipeline import build as build_stage
-from pipeline import fork as fork_stage
-from pipeline import pin as pinfile
-from pipeline import publish
 from pipeline.config import PROJECT_ROOT
-from pipeline.conformance import stage
-from pipeline.container import Podman
 from pipeline.registry.client import Client
 from pipeline.registry.credentials import Credentials
-from pipeline.registry.local import LocalRegistry
+from pipeline.services.podman import Podman
+from pipeline.services.registry import LocalRegistry
+from pipeline.source import pin as pinfile
+from pipeline.stages import build as build_stage
+from pipeline.stages import fork as fork_stage
+from pipeline.stages import publish
+from pipeline.stages.conformance import stage
 from tests.conftest import require_tool
 from tests.support import fixture_fork
 from tests.support.images import shared_test_cache

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline import fork, pin, versions
 from pipeline.config import PROJECT_ROOT
+from pipeline.policy import versions
+from pipeline.source import pin
+from pipeline.stages import fork
 
 
 def test_latest_release_of_the_real_fork(fork_url: str, cache_dir: Path) -> None:

@@ -8,14 +8,17 @@ import os
 import subprocess
 from pathlib import Path
 
-from pipeline import fork, kaniko, nginxbase, pin
 from pipeline.config import PROJECT_ROOT
-from pipeline.container import Podman
 from pipeline.registry.client import Client
 from pipeline.registry.credentials import Credentials
-from pipeline.registry.local import LocalRegistry
 from pipeline.registry.reference import Reference
-from pipeline.smoke import check_image
+from pipeline.services import nginxbase
+from pipeline.services.podman import Podman
+from pipeline.services.registry import LocalRegistry
+from pipeline.source import pin
+from pipeline.stages import build_image as kaniko
+from pipeline.stages import fork
+from pipeline.stages.smoke import check_image
 from tests.conftest import require_tool
 from tests.support import fakeexecutor
 from tests.support.images import shared_test_cache

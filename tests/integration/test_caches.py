@@ -13,13 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import compile as compile_stage
-from pipeline import fork, nginxbase, pin, toolchain
 from pipeline.config import Settings
+from pipeline.golang import compile as compile_stage
+from pipeline.golang import toolchain
 from pipeline.image import layer as layers
 from pipeline.oci.descriptor import Platform
 from pipeline.oci.layout import Layout
-from pipeline.signing import npm
+from pipeline.services import nginxbase, npm
+from pipeline.source import pin
+from pipeline.stages import fork
 from tests.conftest import require_tool
 from tests.support import fixture_fork
 from tests.support.debian import bootstrap_tar

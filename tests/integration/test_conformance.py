@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from pipeline.conformance import stage
-from pipeline.container import Podman
-from pipeline.registry.local import LocalRegistry
 from pipeline.registry.reference import Reference
+from pipeline.services.podman import Podman
+from pipeline.services.registry import LocalRegistry
+from pipeline.stages.conformance import stage
 from tests.conftest import require_tool
 from tests.support import fakeexecutor
 from tests.support.cli import run_invoke

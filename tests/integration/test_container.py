@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.container import Podman
 from pipeline.errors import ContainerError
+from pipeline.services.podman import Podman
 
 
 def test_every_call_uses_the_projects_containers_conf(podman: Podman) -> None:
@@ -39,7 +39,7 @@ def test_streamed_output_loses_colour_codes_when_stderr_is_not_a_terminal(
     """kaniko logs in colour by default; a CI log or a file gets the same lines without escape codes."""
     import secrets
 
-    from pipeline.container import RunSpec
+    from pipeline.services.podman import RunSpec
     from tests.support import fixture_fork
 
     fixture_fork.make_busybox_layout(tmp_path / "busybox", platforms=("linux/amd64",))

@@ -10,8 +10,9 @@ from pathlib import Path
 import git
 import pytest
 
-from pipeline import fork, pin
 from pipeline.errors import ForkError, ReleaseSelectionError, UsageError
+from pipeline.source import pin
+from pipeline.stages import fork
 from tests.support.cli import run_invoke
 from tests.support.gitrepos import MODULE, UpstreamRepo
 

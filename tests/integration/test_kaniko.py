@@ -13,17 +13,18 @@ from typing import Any
 
 import pytest
 
-from pipeline import kaniko
-from pipeline import sign as sign_stage
 from pipeline.config import PROJECT_ROOT, Settings
-from pipeline.container import Podman
 from pipeline.errors import KanikoError, VerifyError
 from pipeline.progress import Silent
 from pipeline.registry.client import Client
 from pipeline.registry.credentials import Credentials
-from pipeline.registry.local import LocalRegistry
 from pipeline.registry.reference import Reference
-from pipeline.signing import identity, localsigstore, trust
+from pipeline.services import sigstore as localsigstore
+from pipeline.services.podman import Podman
+from pipeline.services.registry import LocalRegistry
+from pipeline.signing import identity, trust
+from pipeline.stages import build_image as kaniko
+from pipeline.stages import sign as sign_stage
 from tests.conftest import require_tool
 from tests.support import fakeexecutor
 from tests.support.cli import run_invoke

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from pipeline.errors import ToolError
-from pipeline.registry import local
+from pipeline.services import registry as local
 from tests.conftest import require_tool
 from tests.support.cli import run_invoke
 
@@ -112,9 +112,10 @@ def test_the_release_says_it_publishes_to_the_embedded_registry_only_when_it_pub
     and the release's publish stage say where the images go."""
     import io
 
-    from pipeline import config, publish
+    from pipeline import config
     from pipeline.progress import Progress
     from pipeline.release import stages
+    from pipeline.stages import publish
 
     settings = config.Settings.load({"cache_dir": str(embedded_cache)}, env={"HOME": str(embedded_cache)})
     quiet = io.StringIO()

@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import nginxbase
-from pipeline.container import Podman
 from pipeline.oci.layout import Layout
 from pipeline.oci.manifest import Manifest
 from pipeline.registry.client import Client
 from pipeline.registry.credentials import Credentials
-from pipeline.registry.local import LocalRegistry
 from pipeline.registry.reference import Reference
-from pipeline.smoke import check_image
+from pipeline.services import nginxbase
+from pipeline.services.podman import Podman
+from pipeline.services.registry import LocalRegistry
+from pipeline.stages.smoke import check_image
 from tests.support.images import shared_test_cache
 
 pytestmark = pytest.mark.slow

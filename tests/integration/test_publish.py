@@ -12,15 +12,16 @@ from pathlib import Path
 import pytest
 import requests
 
-from pipeline import config, publish, record
+from pipeline import config, record
 from pipeline.errors import ImageError
 from pipeline.oci import mediatype
 from pipeline.oci.layout import Layout
 from pipeline.progress import Progress, Silent
-from pipeline.registry import local
 from pipeline.registry.client import Client
 from pipeline.registry.credentials import Credentials
-from pipeline.registry.local import LocalRegistry
+from pipeline.services import registry as local
+from pipeline.services.registry import LocalRegistry
+from pipeline.stages import publish
 from tests.conftest import require_tool
 from tests.support.cli import run_invoke
 from tests.support.layouts import build_layout

@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 import requests
 
-from pipeline import publish
 from pipeline.errors import RegistryError
 from pipeline.oci import mediatype
 from pipeline.progress import Silent
 from pipeline.registry.client import Client
 from pipeline.registry.credentials import Credentials
-from pipeline.registry.local import LocalRegistry
+from pipeline.services.registry import LocalRegistry
+from pipeline.stages import publish
 from tests.support.cli import run_invoke
 from tests.support.layouts import build_layout
 

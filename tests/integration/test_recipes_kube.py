@@ -30,9 +30,9 @@ import pytest
 import requests
 import yaml
 
-from pipeline import render
-from pipeline.container import Podman
 from pipeline.errors import ContainerError
+from pipeline.services.podman import Podman
+from pipeline.stages import render
 from tests.conftest import require_tool
 from tests.support import fakeexecutor
 from tests.support.recipeimages import Published, published  # noqa: F401 - fixture

@@ -16,9 +16,9 @@ import requests
 from pipeline.errors import RegistryError
 from pipeline.registry.client import Client
 from pipeline.registry.credentials import Credentials
-from pipeline.registry.local import LocalRegistry
 from pipeline.registry.reference import Reference
 from pipeline.registry.referrers import attach, fallback_tag, list_referrers
+from pipeline.services.registry import LocalRegistry
 from tests.integration.test_registry_referrers import BUNDLE, _artifact
 from tests.support.layouts import build_image
 from tests.support.referrersapi import ReferrersApi

@@ -24,8 +24,8 @@ from pipeline.oci.manifest import Index, Manifest, parse
 from pipeline.progress import Progress
 from pipeline.registry.client import Client
 from pipeline.registry.credentials import Credential, Credentials
-from pipeline.registry.local import LocalRegistry
 from pipeline.registry.reference import Reference
+from pipeline.services.registry import LocalRegistry
 from tests.conftest import require_tool
 from tests.support.faultproxy import FaultProxy
 from tests.support.layouts import blob_bytes, build_image

@@ -12,8 +12,8 @@ from pipeline.oci.descriptor import Descriptor
 from pipeline.oci.layout import Layout
 from pipeline.registry.client import Client
 from pipeline.registry.credentials import Credential, Credentials
-from pipeline.registry.local import LocalRegistry
 from pipeline.registry.reference import Reference
+from pipeline.services.registry import LocalRegistry
 from tests.integration.test_registry_client import check_pushed, settle
 from tests.support.faultproxy import FaultProxy, retry_after_date
 from tests.support.layouts import blob_bytes, build_image

@@ -11,9 +11,9 @@ from pipeline.oci.descriptor import Descriptor
 from pipeline.oci.manifest import Index, Manifest, parse
 from pipeline.registry.client import Client
 from pipeline.registry.credentials import Credentials
-from pipeline.registry.local import LocalRegistry
 from pipeline.registry.reference import Reference
 from pipeline.registry.referrers import attach, fallback_tag, list_referrers
+from pipeline.services.registry import LocalRegistry
 from tests.integration.test_registry_client import skopeo_raw
 from tests.support.layouts import build_image
 

@@ -17,9 +17,9 @@ from pipeline.errors import AuthError
 from pipeline.progress import Progress
 from pipeline.registry.client import Client
 from pipeline.registry.credentials import Credentials
-from pipeline.registry.local import LocalRegistry
 from pipeline.registry.reference import Reference
-from pipeline.signing import localsigstore
+from pipeline.services import sigstore as localsigstore
+from pipeline.services.registry import LocalRegistry
 from tests.support.cli import run_invoke
 from tests.support.layouts import build_image, build_layout
 from tests.support.registries import AuthRegistry, Factory

@@ -22,12 +22,12 @@ import pytest
 import requests
 
 from pipeline import config, record, release
-from pipeline import sign as sign_stage
 from pipeline.errors import ConformanceError, ForkError, SmokeError
-from pipeline.nginxbase import BaseImage
 from pipeline.oci import mediatype
-from pipeline.registry.local import LocalRegistry
-from pipeline.signing import localsigstore
+from pipeline.services import sigstore as localsigstore
+from pipeline.services.nginxbase import BaseImage
+from pipeline.services.registry import LocalRegistry
+from pipeline.stages import sign as sign_stage
 from tests.conftest import require_tool
 from tests.support import fakeexecutor, fixture_fork
 from tests.support.cli import run_invoke
@@ -145,7 +145,7 @@ def env(
     require_tool("podman", "build-image and smoke run containers")
     settings = _settings(fork, registry, tmp_path, nginx_base)
     yield settings, nginx_image
-    from pipeline.container import Podman
+    from pipeline.services.podman import Podman
 
     podman = Podman(settings.cache_dir)
     built = record.read(settings.record_file).get("build-image") or {}
@@ -281,12 +281,12 @@ def test_a_failing_conformance_stage_leaves_every_rolling_tag_where_it_was(
     assert cases[("run-forms", "executor")] == "failed"
     assert "### Conformance:" in Path(reports[-1].with_suffix(".md")).read_text()
     # the registry holds the evidence: a signed FAILED test result that names the conformance cases
-    from pipeline import attest
     from pipeline.registry.client import Client
     from pipeline.registry.credentials import Credentials
     from pipeline.registry.reference import Reference
     from pipeline.signing import trust
     from pipeline.signing.verify import Policy
+    from pipeline.stages import attest
 
     executor = data["images"]["executor"]
     # each local signing session has a trust root of its own: the release's cache holds them all

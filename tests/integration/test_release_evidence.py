@@ -12,9 +12,9 @@ import pytest
 
 from pipeline import config, release
 from pipeline.errors import SmokeError
-from pipeline.registry.local import LocalRegistry
 from pipeline.registry.reference import Reference
-from pipeline.signing import localsigstore
+from pipeline.services import sigstore as localsigstore
+from pipeline.services.registry import LocalRegistry
 from pipeline.signing.verify import Policy
 from tests.integration.test_release import (  # noqa: F401 - fixtures
     OLD,
@@ -38,11 +38,11 @@ POLICY = Policy(localsigstore.LOCAL_IDENTITY, localsigstore.LOCAL_ISSUER)
 
 def _results(settings: config.Settings, registry: LocalRegistry, repository: str, tag: str) -> list[str]:
     """Every valid test result attached to REPOSITORY:TAG's digest, oldest first."""
-    from pipeline import attest
+    from pipeline.evidence.testresult import TEST_RESULT
     from pipeline.registry.client import Client
     from pipeline.registry.credentials import Credentials
-    from pipeline.release.identity import Signing, trust_configs
-    from pipeline.testresult import TEST_RESULT
+    from pipeline.release.signer import Signing, trust_configs
+    from pipeline.stages import attest
 
     signing = Signing(True, localsigstore.LOCAL_IDENTITY, localsigstore.LOCAL_ISSUER, None)
     configs = [c for _, c in trust_configs(settings, signing)]
@@ -185,11 +185,11 @@ def test_a_release_attaches_all_three_attestations_and_reproduce_rebuilds_it(
     import dataclasses
     import json
 
-    from pipeline import attest, reproduce, sign
     from pipeline.errors import VerifyError
+    from pipeline.evidence.testresult import TEST_RESULT
     from pipeline.registry.client import Client
     from pipeline.registry.credentials import Credentials
-    from pipeline.testresult import TEST_RESULT
+    from pipeline.stages import attest, reproduce, sign
 
     settings, nginx = env
     first = release.run(settings, _options(fork, tmp_path, smoke_image=nginx))
@@ -322,9 +322,9 @@ def test_a_release_attaches_all_three_attestations_and_reproduce_rebuilds_it(
 
 
 def _verifies(settings: config.Settings, ref: Reference, trust: Path) -> bool:
-    from pipeline import attest, sign
     from pipeline.registry.client import Client
     from pipeline.registry.credentials import Credentials
+    from pipeline.stages import attest, sign
 
     with Client(credentials=Credentials.anonymous()) as client:
         found = attest.verify(

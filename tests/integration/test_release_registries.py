@@ -14,13 +14,14 @@ from pathlib import Path
 import pytest
 
 from pipeline import config, release
-from pipeline import sign as sign_stage
 from pipeline.errors import RegistryError
 from pipeline.registry.client import Client
 from pipeline.registry.credentials import Credentials
-from pipeline.registry.local import LocalRegistry
 from pipeline.registry.reference import Reference
-from pipeline.signing import attach, localsigstore
+from pipeline.services import sigstore as localsigstore
+from pipeline.services.registry import LocalRegistry
+from pipeline.signing import attach
+from pipeline.stages import sign as sign_stage
 from tests.integration.test_release import Fork, _options, env, fork  # noqa: F401 - fixtures
 from tests.support.registries import AuthRegistry
 from tests.support.sigstore import node_cache  # noqa: F401 - fixture

@@ -17,8 +17,8 @@ import requests
 
 from pipeline import config, release
 from pipeline.errors import PipelineError
-from pipeline.registry.local import LocalRegistry
-from pipeline.signing import localsigstore
+from pipeline.services import sigstore as localsigstore
+from pipeline.services.registry import LocalRegistry
 from tests.integration.test_release import OLD, Fork, fork  # noqa: F401 - the module's fixture
 from tests.support.sigstore import local_sigstore, node_cache  # noqa: F401 - fixtures
 

@@ -25,11 +25,11 @@ from typing import Any
 
 import pytest
 
-from pipeline import nginxbase
-from pipeline.container import Podman
 from pipeline.registry.client import Client
 from pipeline.registry.credentials import Credentials
-from pipeline.registry.local import LocalRegistry
+from pipeline.services import nginxbase
+from pipeline.services.podman import Podman
+from pipeline.services.registry import LocalRegistry
 from tests.conftest import require_tool
 from tests.support import fakeexecutor, fixture_fork
 from tests.support.rootless import clean_env, give, rootless_user, run_as, shared_dir

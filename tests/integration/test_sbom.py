@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from pipeline import build as build_stage
-from pipeline import provenance, sbom
 from pipeline.errors import VerifyError
+from pipeline.evidence import provenance, sbom
 from pipeline.oci.layout import Layout
 from pipeline.oci.manifest import Index, Manifest
-from pipeline.release import evidence
+from pipeline.release import attestations as evidence
+from pipeline.stages import build as build_stage
 from tests.conftest import require_tool
 from tests.support import fixture_fork
 

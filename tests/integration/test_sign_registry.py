@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from sigstore.models import ClientTrustConfig
 
-from pipeline import sign as sign_stage
 from pipeline.errors import SignError
 from pipeline.oci import digest as digests
 from pipeline.oci import mediatype
@@ -19,12 +18,14 @@ from pipeline.oci.descriptor import Descriptor, Platform
 from pipeline.oci.manifest import Index, Manifest, parse
 from pipeline.registry.client import Client
 from pipeline.registry.credentials import Credentials
-from pipeline.registry.local import LocalRegistry
 from pipeline.registry.reference import Reference
 from pipeline.registry.referrers import fallback_tag
-from pipeline.signing import attach, identity, localsigstore, trust
+from pipeline.services import sigstore as localsigstore
+from pipeline.services.registry import LocalRegistry
+from pipeline.signing import attach, identity, trust
 from pipeline.signing import bundle as bundles
 from pipeline.signing.verify import Policy
+from pipeline.stages import sign as sign_stage
 from tests.support.cli import run_invoke
 from tests.support.sigstore import (  # noqa: F401 - fixtures
     local_sigstore,
@@ -389,7 +390,8 @@ def test_sign_what_publish_recorded(
     tmp_path: Path,
 ) -> None:
     from pipeline import config as pipeline_config
-    from pipeline import publish, record
+    from pipeline import record
+    from pipeline.stages import publish
     from tests.support.layouts import build_layout
 
     layout, images = build_layout(tmp_path / "layout", variants=("executor", "warmer"))

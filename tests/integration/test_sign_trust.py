@@ -11,14 +11,15 @@ import pytest
 import requests
 from sigstore.models import ClientTrustConfig
 
-from pipeline import sign as sign_stage
 from pipeline.errors import SignError
 from pipeline.registry.client import Client
 from pipeline.registry.credentials import Credentials
-from pipeline.registry.local import LocalRegistry
 from pipeline.registry.reference import Reference
-from pipeline.signing import localsigstore, trust
+from pipeline.services import sigstore as localsigstore
+from pipeline.services.registry import LocalRegistry
+from pipeline.signing import trust
 from pipeline.signing.verify import Policy
+from pipeline.stages import sign as sign_stage
 from tests.integration.test_sign_registry import ISSUER, SIGNER, _token, push_index
 from tests.support.faultproxy import FaultProxy
 from tests.support.sigstore import local_sigstore, node_cache  # noqa: F401 - fixtures

@@ -12,8 +12,9 @@ from sigstore.models import ClientTrustConfig
 
 from pipeline.errors import SignError, ToolError
 from pipeline.oci import digest as digests
+from pipeline.services import sigstore as localsigstore
 from pipeline.signing import bundle as bundles
-from pipeline.signing import identity, localsigstore, statement, trust
+from pipeline.signing import identity, statement, trust
 from pipeline.signing.bundle import SignedDigest
 from pipeline.signing.verify import Policy, verify_bundle
 from tests.support.sigstore import (  # noqa: F401 - fixtures

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.container import Podman
 from pipeline.errors import SmokeError
-from pipeline.smoke import check_image
+from pipeline.services.podman import Podman
+from pipeline.stages.smoke import check_image
 from tests.support.cli import run_invoke
 from tests.support.images import ImageBuilder
 

@@ -11,12 +11,12 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from pipeline.fork import Checkout
 from pipeline.image import layer as layers
 from pipeline.oci import mediatype
 from pipeline.oci.descriptor import Descriptor, Platform
 from pipeline.oci.layout import Layout
 from pipeline.oci.manifest import Index, Manifest, canonical_json
+from pipeline.stages.fork import Checkout
 
 MODULE = "example.com/fixture/kaniko"
 TAG = "v1.2.3"
@@ -37,7 +37,7 @@ HELPER_MODULES = {
 }
 
 DOCKERFILE = """\
-# The fixture fork's deploy/Dockerfile: the stages and instructions pipeline/dockerfile.py models.
+# The fixture fork's deploy/Dockerfile: the stages and instructions pipeline/image/dockerfile.py models.
 # The image stage never runs the builder or certs stages; it checks that the builder still compiles
 # the binaries the pipeline compiles itself.
 FROM golang@sha256:{zero} AS builder

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import nginxbase
 from pipeline.config import PROJECT_ROOT, default_cache_dir
-from pipeline.container import Podman
+from pipeline.services import nginxbase
+from pipeline.services.podman import Podman
 from tests.conftest import require_tool
 
 

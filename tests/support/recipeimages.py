@@ -15,14 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import build as build_stage
-from pipeline import publish
-from pipeline.container import Podman
-from pipeline.fork import Checkout
 from pipeline.oci.layout import Layout
 from pipeline.registry.client import Client
 from pipeline.registry.credentials import Credentials
-from pipeline.registry.local import LocalRegistry
+from pipeline.services.podman import Podman
+from pipeline.services.registry import LocalRegistry
+from pipeline.stages import build as build_stage
+from pipeline.stages import publish
+from pipeline.stages.fork import Checkout
 from tests.conftest import require_tool
 from tests.support import fakeexecutor, fixture_fork
 from tests.support.images import shared_test_cache

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from pipeline.signing import localsigstore, npm
+from pipeline.services import npm
+from pipeline.services import sigstore as localsigstore
 from tests.conftest import require_tool
 
 SIGSTORE_JS = Path(__file__).resolve().parent / "sigstore_js"

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline import attest, gobuildinfo, provenance
-from pipeline.buildfacts import without_credentials
 from pipeline.errors import ImageError, UsageError, VerifyError
+from pipeline.evidence import provenance
+from pipeline.evidence.buildfacts import without_credentials
+from pipeline.golang import buildinfo as gobuildinfo
+from pipeline.stages import attest
 
 
 @pytest.mark.parametrize(

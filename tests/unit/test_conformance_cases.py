@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.conformance import cases, checks, snapshot
-from pipeline.conformance.stage import parse_executors
 from pipeline.errors import RecordError, UsageError
+from pipeline.stages.conformance import cases, checks, snapshot
+from pipeline.stages.conformance.stage import parse_executors
 
 ISSUE_COVERAGE = {
     "run-forms": ["RUN echo", 'RUN ["/bin/sh"'],

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from pipeline.conformance import compare, snapshot
 from pipeline.errors import ImageError
+from pipeline.stages.conformance import compare, snapshot
 
 Member = tuple[str, str, dict[str, Any]]  # name, kind, fields
 

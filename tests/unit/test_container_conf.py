@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.container import Mount, Podman, RunSpec, containers_conf
 from pipeline.errors import ToolError
+from pipeline.services.podman import Mount, Podman, RunSpec, containers_conf
 
 
 def test_containers_conf_clears_default_ulimits_and_names_the_runtime() -> None:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import dockerfile
 from pipeline.errors import ImageError
+from pipeline.image import dockerfile
 from tests.support.fixture_fork import DOCKERFILE
 
 BUSYBOX = "sha256:" + "ab" * 32
@@ -87,7 +87,7 @@ def test_a_changed_shape_names_what_differs(tmp_path: Path, old: str, new: str, 
         _read(tmp_path, text.replace(old, new, 1))
     assert named in caught.value.message
     assert "changed shape" in caught.value.message
-    assert caught.value.hint and "pipeline/dockerfile.py" in caught.value.hint
+    assert caught.value.hint and "pipeline/image/dockerfile.py" in caught.value.hint
 
 
 def test_missing_dockerfile(tmp_path: Path) -> None:

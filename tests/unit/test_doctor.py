@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import doctor, tooloutput
+from pipeline import tooloutput
 from pipeline.errors import UsageError
+from pipeline.services import doctor
 
 
 def _user(name: str = "dev", uid: int = 1500) -> pwd.struct_passwd:

@@ -10,7 +10,7 @@ import pytest
 
 from pipeline.errors import ConfigError, ImageError, ReferenceError_
 from pipeline.oci import digest as digests
-from pipeline.registry import tagplan
+from pipeline.policy import tagplan
 from pipeline.registry.reference import Reference, is_loopback_host, validate_tag
 
 HEX = "a" * 64

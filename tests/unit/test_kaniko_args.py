@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import kaniko
 from pipeline.errors import ConfigError, KanikoError, UsageError
 from pipeline.registry.credentials import Credentials
 from pipeline.registry.reference import Reference
+from pipeline.stages import build_image as kaniko
 
 DIGEST = "sha256:" + "ab" * 32
 

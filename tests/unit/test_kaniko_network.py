@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import kaniko
 from pipeline.progress import Progress
 from pipeline.registry.reference import Reference
+from pipeline.stages import build_image as kaniko
 
 DIGEST = "sha256:" + "cd" * 32
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import nginxbase
 from pipeline.errors import ImageError
 from pipeline.oci.layout import Layout
 from pipeline.oci.manifest import Manifest
+from pipeline.services import nginxbase
 from tests.support.debian import bootstrap_tar
 
 

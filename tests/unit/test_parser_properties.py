@@ -19,7 +19,7 @@ from pipeline.errors import ConfigError, ImageError, PipelineError, ReferenceErr
 from pipeline.oci import digest as digests
 from pipeline.oci import mediatype
 from pipeline.oci.manifest import Index, Manifest, parse
-from pipeline.registry import tagplan
+from pipeline.policy import tagplan
 from pipeline.registry.auth import Challenge, parse_challenges
 from pipeline.registry.reference import Reference, validate_tag
 

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import pin
 from pipeline.config import PROJECT_ROOT
 from pipeline.errors import PinError
+from pipeline.source import pin
 
 SHA = "df8f307ec6bc64beb853250f3267b4c604e6a38a"
 

@@ -7,9 +7,9 @@ import pytest
 
 from pipeline import config
 from pipeline.errors import ConfigError
-from pipeline.release.identity import Signing
 from pipeline.release.registries import Destinations
 from pipeline.release.report import Report
+from pipeline.release.signer import Signing
 from tests.support.cli import run_invoke
 
 

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import yaml
 
-from pipeline import render
 from pipeline.errors import ConfigError, PipelineError
 from pipeline.recipes import kubernetes as k8s
+from pipeline.stages import render
 from tests.support import manifests
 from tests.support.cli import run_invoke
 

@@ -10,7 +10,8 @@ from sigstore.models import ClientTrustConfig
 
 from pipeline.errors import ConfigError, ImageError, SignError
 from pipeline.oci import digest as digests
-from pipeline.signing import identity, localsigstore, statement, trust
+from pipeline.services import sigstore as localsigstore
+from pipeline.signing import identity, statement, trust
 
 DIGEST = digests.of_bytes(b"index")
 OTHER = digests.of_bytes(b"other")

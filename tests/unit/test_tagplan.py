@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from pipeline.errors import ConfigError
-from pipeline.registry import tagplan
-from pipeline.registry.tagplan import decide_rolling, plan, plan_variant, resolve_destination
+from pipeline.policy import tagplan
+from pipeline.policy.tagplan import decide_rolling, plan, plan_variant, resolve_destination
 
 PREFIX = "127.0.0.1:5000/team"
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from pipeline.errors import UsageError
-from pipeline.registry import tagplan
+from pipeline.evidence.testresult import predicate, result_of
+from pipeline.policy import tagplan
 from pipeline.release.state import VariantState
-from pipeline.testresult import predicate, result_of
 
 CONFIG = [{"name": "smoke-image", "uri": "r.test/nginx@sha256:" + "b" * 64}]
 DIGEST = "sha256:" + "c" * 64

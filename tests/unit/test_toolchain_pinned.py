@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import build, toolchain
 from pipeline.config import PROJECT_ROOT
+from pipeline.golang import toolchain
+from pipeline.stages import build
 
 
 def require_go_bin() -> Path:

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline import versions
 from pipeline.errors import ReleaseSelectionError
+from pipeline.policy import versions
 
 
 def test_numeric_not_lexical_order() -> None:

@@ -1,0 +1,172 @@
+"""A local Sigstore instance: Sigstore's own mock Fulcio, CT log and Rekor on 127.0.0.1.
+
+The Node server (``sigstore_js/server.js``, ``@sigstore/mock`` from a committed lockfile) is
+installed with ``npm ci`` into the cache at first use. It binds a free loopback port and writes a
+ClientTrustConfig of its own fresh keys, which sigstore-python reads like any other instance's.
+Signatures it makes are trusted only by that trust config: it is for tests and for the all-local
+pipeline, and :func:`pipeline.signing.trust.check_destination` keeps it away from real registries.
+
+Identity tokens for it are minted here (:func:`mint_identity_token`): the local Fulcio checks the
+claims a real Fulcio checks (audience, expiry) but, having no issuer to ask, not the signature.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import selectors
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from pipeline.errors import ToolError
+from pipeline.progress import Progress, Silent
+from pipeline.services import npm
+from pipeline.system import require_program
+
+SOURCE = Path(__file__).resolve().parent / "sigstore_js"
+
+# The identity the all-local pipeline signs as. `.invalid` is a reserved name: never a real issuer.
+LOCAL_ISSUER = "https://oidc.kaniko-pipeline.invalid"
+LOCAL_IDENTITY = "https://kaniko-pipeline.invalid/local-signer"
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def mint_identity_token(
+    subject: str = LOCAL_IDENTITY,
+    issuer: str = LOCAL_ISSUER,
+    *,
+    email: str | None = None,
+    lifetime: int = 600,
+    audience: str = "sigstore",
+    now: float | None = None,
+) -> str:
+    """A JWT the local instance accepts: iss, aud, sub (and email), iat, nbf, exp.
+
+    It is signed (HS256) with a random key that is thrown away: only the claims matter here.
+    """
+    issued = int(time.time() if now is None else now)
+    claims: dict[str, object] = {
+        "iss": issuer,
+        "aud": audience,
+        "sub": subject,
+        "iat": issued,
+        "nbf": issued,
+        "exp": issued + lifetime,
+    }
+    if email is not None:
+        claims["email"] = email
+        claims["email_verified"] = True
+    header = _b64url(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
+    body = _b64url(json.dumps(claims, separators=(",", ":"), sort_keys=True).encode())
+    mac = hmac.new(secrets.token_bytes(32), f"{header}.{body}".encode(), hashlib.sha256).digest()
+    return f"{header}.{body}.{_b64url(mac)}"
+
+
+@dataclass
+class LocalSigstore:
+    """A running local instance. Stop it with :meth:`stop` (or use it as a context manager)."""
+
+    url: str
+    trust_config: Path
+    process: subprocess.Popen[bytes] = field(repr=False)
+    log: Path = field(repr=False)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+    def __enter__(self) -> LocalSigstore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def start(
+    cache_dir: Path,
+    *,
+    workdir: Path | None = None,
+    progress: Progress | None = None,
+    timeout: float = 60.0,
+) -> LocalSigstore:
+    """Start the local instance on a free 127.0.0.1 port.
+
+    Its trust config (and its log) go to ``workdir`` (default: a new directory under
+    ``cache_dir/sigstore``); the trust config stays there after the instance stops, so what it
+    signed can still be verified.
+    """
+    progress = progress or Silent()
+    installed = npm.install(SOURCE, cache_dir, why="the local Sigstore instance", progress=progress)
+    node = require_program("node", "the local Sigstore instance needs it")
+    if workdir is None:
+        (cache_dir / "sigstore").mkdir(parents=True, exist_ok=True)
+        workdir = Path(tempfile.mkdtemp(prefix="local-", dir=cache_dir / "sigstore"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    trust_config = workdir / "trust_config.json"
+    log = workdir / "server.log"
+    with log.open("wb") as log_handle:
+        process = subprocess.Popen(
+            [node, str(installed / "server.js"), "--trust-config", str(trust_config)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=log_handle,
+            cwd=installed,
+            env={**os.environ, "NODE_ENV": "production"},
+        )
+    try:
+        line = _first_line(process, timeout)
+        info = json.loads(line)
+        url = str(info["url"])
+    except (ToolError, ValueError, KeyError, TypeError) as exc:
+        process.kill()
+        process.wait(timeout=10)
+        if process.stdout is not None:
+            process.stdout.close()
+        tail = "\n".join(log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-8:])
+        raise ToolError(
+            f"the local Sigstore instance did not start: {exc}" + (f"\n{tail}" if tail else ""),
+            hint=f"see {log}; `invoke setup` installs node and npm",
+        ) from None
+    progress.info(f"local Sigstore instance at {url}, trust config {trust_config}")
+    return LocalSigstore(url=url, trust_config=trust_config, process=process, log=log)
+
+
+def _first_line(process: subprocess.Popen[bytes], timeout: float) -> str:
+    assert process.stdout is not None
+    deadline = time.monotonic() + timeout
+    buffer = b""
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stdout, selectors.EVENT_READ)
+        while b"\n" not in buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ToolError(f"no answer within {timeout:.0f} s")
+            if selector.select(remaining):
+                chunk = os.read(process.stdout.fileno(), 4096)
+                if not chunk:
+                    raise ToolError(f"the server exited with status {process.wait()}")
+                buffer += chunk
+    return buffer.split(b"\n", 1)[0].decode("utf-8", errors="replace")

@@ -1,0 +1,115 @@
+"""The fork's own integration Dockerfiles (``integration/dockerfiles/Dockerfile_*`` of the checkout being
+released) as conformance cases.
+
+The fork builds each with the build arguments and kaniko flags listed in ``integration/images.go``
+(``argsMap``, ``envsMap``, ``additionalKanikoFlagsMap``), read from the checkout, with the
+``integration`` directory as the context. A case runs when every base it names has an offline stand-in
+(``scratch``, ``busybox``, ``debian:12.10``/``debian:latest``, or an earlier stage) and nothing in it
+needs the network; any other case is listed as skipped with the reason, never dropped. Their results
+are reported (counts, differences) but do not gate the release: they include kaniko behaviours that
+differ from buildah and Docker on purpose or by long-standing bugs (see README 'Conformance').
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pipeline.stages.conformance.bases import BUSYBOX_TAGS, DEBIAN_TAGS
+from pipeline.stages.conformance.cases import Case
+
+PREFIX = "fork-"
+_MAP = re.compile(r"var (\w+) = map\[string\]\[\]string\{(.*?)\n\}", re.S)
+_ENTRY = re.compile(r'"(Dockerfile_\w+)":\s*\{(.*?)\}', re.S)
+_STRING = re.compile(r'"((?:[^"\\]|\\.)*)"')
+_FROM = re.compile(r"^\s*FROM\s+(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?", re.I | re.M)
+_ARG = re.compile(r"^\s*ARG\s+(\w+)(?:=(\S*))?", re.I | re.M)
+_NETWORK = re.compile(
+    r"^\s*(?:RUN|ADD)\b.*?(apt-get|apk\s+add|yum|dnf|microdnf|curl|wget|git\s+clone|pip\s+install|https?://)",
+    re.I | re.M,
+)
+# Cases the fork itself builds in another way, and paths whose content is the time of the build.
+SPECIAL_SKIPS = {
+    "Dockerfile_git_buildcontext": "the fork builds it from a git context (a GitHub URL), not from a directory",
+}
+TIME_DEPENDENT = {"/date": "RUN date > /date: the time of the build"}
+STANDINS = {"scratch"} | {f"busybox:{t}" for t in BUSYBOX_TAGS} | {f"debian:{t}" for t in DEBIAN_TAGS}
+
+
+def _maps(images_go: Path) -> dict[str, dict[str, list[str]]]:
+    text = images_go.read_text(encoding="utf-8") if images_go.is_file() else ""
+    out: dict[str, dict[str, list[str]]] = {}
+    for name, body in _MAP.findall(text):
+        out[name] = {key: _STRING.findall(values) for key, values in _ENTRY.findall(body)}
+    return out
+
+
+def _normal(image: str) -> str:
+    name = image.removeprefix("docker.io/").removeprefix("library/")
+    if "@" in name:
+        return name
+    return name if ":" in name.rsplit("/", 1)[-1] or name == "scratch" else f"{name}:latest"
+
+
+def skip_reason(text: str, build_args: dict[str, str]) -> str:
+    """Why this Dockerfile cannot run offline, or ""."""
+    args = {name: default or "" for name, default in _ARG.findall(text)}
+    args.update(build_args)
+    stages: set[str] = set()
+    for image, alias in _FROM.findall(text):
+        resolved = re.sub(r"\$\{?(\w+)\}?", lambda m: args.get(m.group(1), ""), image).replace('"', "")
+        resolved = resolved.replace("'", "")
+        if resolved.lower() in stages:
+            pass
+        elif "@sha256:" in resolved:
+            return f"its base {resolved} is pinned by a digest that cannot be reproduced offline"
+        elif _normal(resolved) not in STANDINS:
+            return (
+                f"its base {resolved or image} has no offline stand-in (only scratch, busybox, debian:12.10)"
+            )
+        if alias:
+            stages.add(alias.lower())
+    network = _NETWORK.search(text)
+    if network:
+        return f"it needs the network ({network.group(1)})"
+    return ""
+
+
+def load(checkout: Path) -> list[Case]:
+    """Every ``integration/dockerfiles/Dockerfile_*`` of the fork checkout, as cases (executor only)."""
+    integration = Path(checkout) / "integration"
+    directory = integration / "dockerfiles"
+    if not directory.is_dir():
+        return []
+    maps = _maps(integration / "images.go")
+    args_map, env_map = maps.get("argsMap", {}), maps.get("envsMap", {})
+    flags_map = maps.get("additionalKanikoFlagsMap", {})
+    cases = []
+    for path in sorted(directory.glob("Dockerfile_*")):
+        if path.suffix == ".dockerignore" or not path.is_file():
+            continue
+        build_args = dict(item.split("=", 1) for item in env_map.get(path.name, []) if "=" in item)
+        build_args.update(dict(item.split("=", 1) for item in args_map.get(path.name, []) if "=" in item))
+        target, flags = "", []
+        for flag in flags_map.get(path.name, []):
+            if flag.startswith("--target="):
+                target = flag.split("=", 1)[1]
+            elif flag.startswith("--"):
+                flags.append(flag)
+        text = path.read_text(encoding="utf-8", errors="replace")
+        cases.append(
+            Case(
+                name=PREFIX + path.name.removeprefix("Dockerfile_").lower().replace("_", "-"),
+                directory=integration,
+                dockerfile=f"dockerfiles/{path.name}",
+                args=tuple(flags),
+                build_args=build_args,
+                target=target,
+                skip=SPECIAL_SKIPS.get(path.name) or skip_reason(text, build_args),
+                variants=("executor",),
+                ignore={p: why for p, why in TIME_DEPENDENT.items() if f"> {p}" in text},
+                gating=False,
+                description=f"the fork's integration/dockerfiles/{path.name}",
+            )
+        )
+    return cases

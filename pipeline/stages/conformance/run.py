@@ -1,0 +1,225 @@
+"""Run the cases: each case with each building variant of the executor (README profile; the capability
+matrix's extra capabilities when it needs them), its checks, and the comparison with buildah's image."""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from pipeline.errors import ImageError, PipelineError
+from pipeline.progress import Progress, Silent
+from pipeline.registry.reference import Reference
+from pipeline.stages.conformance import checks as case_checks
+from pipeline.stages.conformance import compare, matrix, snapshot
+from pipeline.stages.conformance.builders import Buildah, Kaniko, Run
+from pipeline.stages.conformance.cases import Case
+from pipeline.stages.conformance.result import CaseResult
+
+MAX_DIFFERENCES = 10
+BUILD_VARIANTS = ("executor", "slim", "debug")  # the variants whose entrypoint is the executor
+
+
+@dataclass
+class Context:
+    """What every case run shares: the builders, a scratch directory, and what was learnt so far."""
+
+    builders: Mapping[str, Kaniko]  # variant -> the executor under test in that variant
+    reference: Buildah | None
+    registry_host: str
+    workdir: Path
+    progress: Progress = field(default_factory=Silent)
+    skopeo: str | None = field(default_factory=lambda: shutil.which("skopeo"))
+    needs: dict[str, tuple[str, ...] | None] = field(default_factory=dict)  # case -> caps found (None: fails)
+    # buildah's image of each case (or why there is none), built on one worker thread beside kaniko
+    reference_images: dict[str, Future[snapshot.Snapshot | str]] = field(default_factory=dict)
+    pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(max_workers=1))
+
+
+def run_case(ctx: Context, case: Case, variant: str) -> CaseResult:
+    started = time.monotonic()
+    if case.skip:
+        outcome = CaseResult(case.name, variant, "skipped", reason=case.skip)
+    else:
+        if ctx.reference is not None and case.reference:
+            _start_reference(ctx, case)
+        try:
+            outcome = _build(ctx, ctx.builders[variant], case, variant)
+        except PipelineError as exc:
+            outcome = CaseResult(case.name, variant, "failed", reason=exc.message)
+    return replace(outcome, seconds=time.monotonic() - started, gating=case.gating)
+
+
+def _failed(
+    case: Case, variant: str, reason: str, run: Run | None = None, needs: Sequence[str] = ()
+) -> CaseResult:
+    lines = [reason] + (["kaniko's last lines:"] + run.tail() if run is not None else [])
+    return CaseResult(case.name, variant, "failed", needs=tuple(needs), reason="\n".join(lines))
+
+
+def _build(ctx: Context, builder: Kaniko, case: Case, variant: str) -> CaseResult:
+    out = ctx.workdir / f"{case.name}-{variant}-{secrets.token_hex(3)}.tar"
+    kind_runner: Callable[[Context, Kaniko, Case, Path, Sequence[str]], tuple[Run, str]] = _KINDS[case.kind]
+
+    def attempt(caps: Sequence[str]) -> tuple[Run, str]:
+        return kind_runner(ctx, builder, case, out, caps)
+
+    if case.name in ctx.needs:  # learnt from an earlier variant: run with the same capabilities
+        caps: tuple[str, ...] | None = ctx.needs[case.name]
+        run, problem = attempt(caps or ())
+    else:
+        caps, run, problem = matrix.smallest(attempt, progress=ctx.progress, case=case.name)
+        ctx.needs[case.name] = caps
+    needs = caps or ()
+    if run.returncode != 0 or run.tarball is None:
+        return _failed(case, variant, problem or f"kaniko failed (exit status {run.returncode})", run, needs)
+    if problem:
+        return _failed(case, variant, problem, run, needs)
+    try:
+        image = snapshot.read_archive(run.tarball)
+    except ImageError as exc:
+        return _failed(case, variant, exc.message, run, needs)
+    problems = _load_check(ctx, run.tarball) + case_checks.evaluate(case.checks, image, run.log)
+    if problems:
+        return _failed(case, variant, "; ".join(problems[:6]), run, needs)
+    run.tarball.unlink(missing_ok=True)
+    differences: tuple[str, ...] = ()
+    known: dict[str, int] = {}
+    if ctx.reference is not None and case.reference:
+        reference = _reference_image(ctx, case)
+        if isinstance(reference, str):
+            return CaseResult(case.name, variant, "failed", needs=needs, reason=reference)
+        compared = compare.compare(image, reference, ignore=case.ignore)
+        known = compared.known
+        if not compared.same:
+            differences = tuple(d.text() for d in compared.unexpected[:MAX_DIFFERENCES])
+            more = len(compared.unexpected) - len(differences)
+            reason = f"{len(compared.unexpected)} difference(s) against buildah" + (
+                f" ({more} not shown)" if more else ""
+            )
+            return CaseResult(
+                case.name, variant, "failed", needs=needs, differences=differences, known=known, reason=reason
+            )
+    return CaseResult(case.name, variant, "passed", needs=needs, known=known)
+
+
+def _load_check(ctx: Context, tarball: Path) -> list[str]:
+    """The tarball kaniko wrote must load with an independent client (skopeo), as the README's Pod uses it."""
+    if ctx.skopeo is None:
+        return []
+    result = subprocess.run(
+        [ctx.skopeo, "inspect", f"docker-archive:{tarball}"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    if result.returncode != 0:
+        return [f"skopeo cannot load kaniko's tarball: {result.stderr.strip()[-300:]}"]
+    return []
+
+
+def _reference_image(ctx: Context, case: Case) -> snapshot.Snapshot | str:
+    """buildah's image of the case (built once per case, whatever the variant), or why there is none."""
+    return _start_reference(ctx, case).result()
+
+
+def _start_reference(ctx: Context, case: Case) -> Future[snapshot.Snapshot | str]:
+    """Start buildah's build of the case beside kaniko's (once per case); both mostly wait on processes."""
+    if case.name not in ctx.reference_images:
+        ctx.reference_images[case.name] = ctx.pool.submit(_build_reference, ctx, case)
+    return ctx.reference_images[case.name]
+
+
+def _build_reference(ctx: Context, case: Case) -> snapshot.Snapshot | str:
+    assert ctx.reference is not None
+    out = ctx.workdir / f"{case.name}-buildah.tar"
+    run = ctx.reference.build(case, out)
+    if not run.ok or run.tarball is None:
+        return f"buildah could not build the case (exit status {run.returncode}):\n" + "\n".join(run.tail(8))
+    try:
+        return snapshot.read_archive(run.tarball)
+    except ImageError as exc:
+        return exc.message
+    finally:
+        run.tarball.unlink(missing_ok=True)
+
+
+# -- the kinds of case: each returns the run whose tarball and log are checked, and a problem or "" ----
+def _plain(ctx: Context, builder: Kaniko, case: Case, out: Path, caps: Sequence[str]) -> tuple[Run, str]:
+    return builder.build(case, out, caps=caps), ""
+
+
+def _reproducible(
+    ctx: Context, builder: Kaniko, case: Case, out: Path, caps: Sequence[str]
+) -> tuple[Run, str]:
+    first = builder.build(case, out.with_suffix(".first.tar"), caps=caps)
+    if first.returncode != 0:
+        return first, ""
+    if first.tarball is not None:
+        first.tarball.unlink(missing_ok=True)
+    second = builder.build(case, out, caps=caps)
+    if second.returncode == 0 and (not first.digest or first.digest != second.digest):
+        return second, f"two --reproducible builds gave different digests: {first.digest} and {second.digest}"
+    return second, ""
+
+
+def _cache(ctx: Context, builder: Kaniko, case: Case, out: Path, caps: Sequence[str]) -> tuple[Run, str]:
+    repo = f"{ctx.registry_host}/conformance/cache-{case.name}-{secrets.token_hex(4)}"
+    extra = ["--cache=true", f"--cache-repo={repo}"]
+    first = builder.build(case, out.with_suffix(".first.tar"), caps=caps, extra=extra)
+    if first.returncode != 0:
+        return first, ""
+    if first.tarball is not None:
+        first.tarball.unlink(missing_ok=True)
+    return builder.build(case, out, caps=caps, extra=extra), ""
+
+
+def _destinations(
+    ctx: Context, builder: Kaniko, case: Case, out: Path, caps: Sequence[str]
+) -> tuple[Run, str]:
+    from pipeline.registry.client import Client
+    from pipeline.registry.credentials import Credentials
+
+    base = f"{ctx.registry_host}/conformance/{case.name}-{secrets.token_hex(4)}"
+    refs = [Reference.parse(f"{base}:one"), Reference.parse(f"{base}:two")]
+    run = builder.build(case, out, push=refs, caps=caps)
+    if run.returncode != 0:
+        return run, ""
+    with Client(credentials=Credentials.anonymous()) as client:
+        found = {str(ref): client.head_manifest(ref) for ref in refs}
+    wrong = [
+        f"{ref} -> {desc.digest if desc else 'nothing'}"
+        for ref, desc in found.items()
+        if desc is None or desc.digest != run.digest
+    ]
+    if wrong:
+        return run, f"kaniko reported {run.digest or 'no digest'}, but the registry has " + ", ".join(wrong)
+    return run, ""
+
+
+_KINDS: dict[str, Callable[[Context, Kaniko, Case, Path, Sequence[str]], tuple[Run, str]]] = {
+    "build": _plain,
+    "reproducible": _reproducible,
+    "cache": _cache,
+    "destinations": _destinations,
+}
+
+
+def run_cases(ctx: Context, cases: Sequence[Case], variants: Sequence[str]) -> list[CaseResult]:
+    """Each case with each building variant, executor first (its runs fill the capability matrix)."""
+    results: list[CaseResult] = []
+    order = [v for v in BUILD_VARIANTS if v in variants and v in ctx.builders]
+    todo = [(v, c) for v in order for c in cases if not c.variants or v in c.variants]
+    total = len(todo)
+    for number, (variant, case) in enumerate(todo, start=1):
+        ctx.progress.step(f"[{number}/{total}] {variant}: {case.name}")
+        result = run_case(ctx, case, variant)
+        ctx.progress.info(f"{result.status} {variant} {case.name} ({result.seconds:.1f} s)")
+        results.append(result)
+    return results

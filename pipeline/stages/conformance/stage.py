@@ -1,0 +1,308 @@
+"""The conformance stage (`invoke conformance`, and `invoke release` between build-image and smoke):
+prove each published executor variant on real builds, checked against buildah.
+
+Inputs are checked before anything starts (cases, executor references by digest, buildah installed);
+then a private local registry on a free port serves the stand-in bases as kaniko's docker.io mirror
+(and takes the cache and push cases), buildah gets the same bases, and every case runs with every
+building variant. The registry and scratch files are gone afterwards, whatever happened.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pipeline import record
+from pipeline.errors import ConformanceError, RecordError, ToolError, UsageError
+from pipeline.progress import Progress, Silent
+from pipeline.registry.reference import Reference
+from pipeline.stages.conformance import bases as standin
+from pipeline.stages.conformance import cases as case_files
+from pipeline.stages.conformance import forkcases, matrix, variants
+from pipeline.stages.conformance.builders import Buildah, Kaniko
+from pipeline.stages.conformance.cases import Case
+from pipeline.stages.conformance.result import CaseResult, ConformanceResult
+from pipeline.stages.conformance.run import Context, run_cases
+
+if TYPE_CHECKING:
+    from pipeline.config import Settings
+    from pipeline.services.podman import Podman
+
+VARIANTS = ("executor", "debug", "slim", "warmer")
+REFERENCES = ("buildah", "none")
+
+
+@dataclass(frozen=True)
+class Plan:
+    executors: Mapping[str, Reference]  # variant -> image by digest
+    cases: Sequence[Case]
+    reference: str = "buildah"
+    needs_debian: bool = False
+
+
+def parse_executors(
+    executor: str, variant_names: Sequence[str], published: Mapping[str, str]
+) -> dict[str, Reference]:
+    """The images to test: ``--executor`` (as the executor variant), else the published record's."""
+    unknown = [name for name in variant_names if name not in VARIANTS]
+    if unknown:
+        raise UsageError(
+            f"unknown variant(s) {', '.join(unknown)}", hint="variants are " + ", ".join(VARIANTS)
+        )
+    if executor:
+        ref = Reference.parse(executor)
+        if not ref.digest:
+            raise UsageError(
+                f"the executor {executor} is not named by digest",
+                hint="pass --executor REGISTRY/REPO@sha256:... (a tag can move between the test and the release)",
+            )
+        return {"executor": ref}
+    wanted = list(variant_names) or list(VARIANTS)
+    found = {name: Reference.parse(published[name]) for name in wanted if name in published}
+    if not found:
+        raise RecordError(
+            "no published executor image to test",
+            hint="run `invoke publish` first, or pass --executor REGISTRY/REPO@sha256:...",
+        )
+    return found
+
+
+def recorded_checkout(settings: Settings, tag: str = "") -> Path | None:
+    """The fork checkout the fork stage recorded (its integration Dockerfiles join the full suite);
+    with ``tag``, only when it is that release's."""
+    data = record.read(settings.record_file).get("fork")
+    if not isinstance(data, Mapping) or (tag and data.get("tag") != tag):
+        return None
+    path = data.get("path")
+    return Path(path) if path and Path(path).is_dir() else None
+
+
+def published_images(settings: Settings) -> dict[str, str]:
+    data = record.read(settings.record_file).get("publish") or {}
+    images = data.get("images") if isinstance(data, Mapping) else None
+    out: dict[str, str] = {}
+    if isinstance(images, Mapping):
+        for variant, entry in images.items():
+            if isinstance(entry, Mapping) and entry.get("repository") and entry.get("digest"):
+                out[str(variant)] = f"{entry['repository']}@{entry['digest']}"
+    return out
+
+
+def plan(
+    *,
+    executors: Mapping[str, Reference],
+    cases_dir: Path | None,
+    quick: bool,
+    reference: str,
+    fork_checkout: Path | None = None,
+) -> Plan:
+    """Everything checked before anything runs: a bad input is a UsageError (exit 2)."""
+    if reference not in REFERENCES:
+        raise UsageError(
+            f"--reference {reference!r} is not known", hint="use --reference buildah or --reference none"
+        )
+    if reference == "buildah" and shutil.which("buildah") is None:
+        raise UsageError(
+            "buildah is not installed, and the conformance stage compares every case with buildah's image",
+            hint="run `invoke setup` (Debian package buildah), or pass --reference none to skip the comparison",
+        )
+    loaded = case_files.load(cases_dir, quick=quick)
+    if fork_checkout is not None and not quick:
+        loaded += forkcases.load(fork_checkout)
+    needs_debian = any(_uses_debian(case) for case in loaded if not case.skip)
+    return Plan(executors=executors, cases=loaded, reference=reference, needs_debian=needs_debian)
+
+
+def _uses_debian(case: Case) -> bool:
+    text = (case.directory / case.dockerfile).read_text(encoding="utf-8", errors="replace").lower()
+    return "debian" in text or any("debian" in v for v in case.build_args.values())
+
+
+def execute(
+    the_plan: Plan,
+    *,
+    podman: Podman,
+    cache_dir: Path,
+    progress: Progress | None = None,
+) -> ConformanceResult:
+    """Run the plan; returns the typed result (never raises for a failing case)."""
+    from pipeline.registry.client import Client
+    from pipeline.registry.credentials import Credentials
+    from pipeline.services.registry import LocalRegistry
+
+    progress = progress or Silent()
+    started = time.monotonic()
+    executor_name = str(the_plan.executors.get("executor") or next(iter(the_plan.executors.values())))
+    result = ConformanceResult(executor=executor_name, reference=the_plan.reference)
+    base_images = [standin.busybox(cache_dir)]
+    if the_plan.needs_debian:
+        base_images.append(standin.debian(cache_dir, progress))
+    scratch = Path(tempfile.mkdtemp(prefix="kp-conformance-"))
+    registry = LocalRegistry(scratch / "registry")
+    pulled: list[str] = []
+    try:
+        registry.start()
+        progress.step(f"conformance: stand-in bases through the local registry {registry.host}")
+        with Client(credentials=Credentials.anonymous()) as client:
+            standin.publish(base_images, client, registry.host)
+        reference = None
+        if the_plan.reference == "buildah":
+            reference = Buildah(Path(cache_dir) / "conformance" / "buildah")
+            reference.load_bases(base_images, registry.host)
+        builders = {
+            variant: Kaniko(podman, ref, registry.host) for variant, ref in the_plan.executors.items()
+        }
+        for variant, builder in builders.items():
+            progress.step(f"conformance: pulling the {variant} image {builder.executor}")
+            if not podman.image_exists(str(builder.executor)):
+                pulled.append(str(builder.executor))
+            builder.pull()
+        ctx = Context(builders, reference, registry.host, scratch / "work", progress)
+        ctx.workdir.mkdir()
+        try:
+            result.cases += run_cases(ctx, the_plan.cases, list(builders))
+        finally:
+            ctx.pool.shutdown(wait=True, cancel_futures=True)
+        result.cases += _variant_proofs(ctx, the_plan.cases, builders, registry.host)
+        result.matrix = {name: matrix.describe(needs) for name, needs in ctx.needs.items()}
+    finally:
+        registry.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
+        for image in pulled:  # what this run pulled, and nothing else
+            podman.rmi(image)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _variant_proofs(
+    ctx: Context, cases: Sequence[Case], builders: Mapping[str, Kaniko], host: str
+) -> list[CaseResult]:
+    out: list[CaseResult] = []
+    simple = _simple_case(cases)
+    if "debug" in builders and simple is not None:
+        ctx.progress.step("debug: a GitLab-style job script through /busybox/sh")
+        out.append(variants.prove_debug(builders["debug"], simple, host))
+    if "warmer" in builders:
+        executor = builders.get("executor") or builders.get("debug")
+        warm_case = next((c for c in cases if c.name == "run-forms"), None) or _busybox_case(cases)
+        if executor is None or warm_case is None:
+            out.append(
+                CaseResult(
+                    "warm-cache",
+                    "warmer",
+                    "skipped",
+                    reason="needs the executor variant and a case FROM busybox",
+                )
+            )
+        else:
+            ctx.progress.step("warmer: fill a cache directory, then build with --cache-dir")
+            out.append(variants.prove_warmer(builders["warmer"], executor, warm_case, host, ctx.workdir))
+    if builders:
+        ctx.progress.step("credential helpers: run each from the images that ship them")
+        out += variants.prove_helpers(builders)
+    return out
+
+
+def _simple_case(cases: Sequence[Case]) -> Case | None:
+    return next((c for c in cases if c.name == "scratch-copy"), None) or next(
+        (c for c in cases if c.kind == "build" and not c.skip and not c.build_args and not c.target), None
+    )
+
+
+def _busybox_case(cases: Sequence[Case]) -> Case | None:
+    for case in cases:
+        text = (case.directory / case.dockerfile).read_text(encoding="utf-8", errors="replace")
+        if case.kind == "build" and not case.skip and "FROM busybox" in text:
+            return case
+    return None
+
+
+def run(
+    settings: Settings,
+    *,
+    executor: str = "",
+    variant_names: Sequence[str] = (),
+    cases_dir: str = "",
+    quick: bool = False,
+    reference: str = "buildah",
+    progress: Progress | None = None,
+) -> ConformanceResult:
+    """`invoke conformance`: check the inputs, run, record the result in the run record."""
+    from pipeline.services.podman import Podman
+
+    progress = progress or Silent()
+    executors = parse_executors(executor, variant_names, {} if executor else published_images(settings))
+    the_plan = plan(
+        executors=executors,
+        cases_dir=Path(cases_dir) if cases_dir else None,
+        quick=quick,
+        reference=reference,
+        fork_checkout=None if cases_dir else recorded_checkout(settings),
+    )
+    try:
+        podman = Podman(settings.cache_dir, progress=progress)
+    except ToolError as exc:
+        raise UsageError(exc.message, hint=exc.hint) from None
+    result = execute(the_plan, podman=podman, cache_dir=settings.cache_dir, progress=progress)
+    record.save(settings.record_file, "conformance", result.to_dict())
+    return result
+
+
+MODES = ("full", "quick", "off")
+
+
+def check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise UsageError(f"--conformance {mode!r} is not known", hint="use --conformance full, quick or off")
+    return mode
+
+
+def for_release(
+    settings: Settings,
+    published: Mapping[str, str],
+    *,
+    mode: str,
+    fork_checkout: Path | None = None,
+    progress: Progress | None = None,
+) -> ConformanceResult:
+    """The release's conformance stage: every published variant (``published``: variant -> REF@DIGEST)
+    on the suite (``mode`` full or quick; full adds the fork checkout's own integration Dockerfiles).
+    Returns the result; raise_for_failure then stops the release, so rolling tags stay."""
+    from pipeline.services.podman import Podman
+
+    if mode not in MODES or mode == "off":
+        raise UsageError(
+            f"conformance mode {mode!r} cannot run", hint="use full or quick (off skips the stage)"
+        )
+    executors = parse_executors("", [v for v in VARIANTS if v in published], published)
+    the_plan = plan(
+        executors=executors,
+        cases_dir=None,
+        quick=mode == "quick",
+        reference="buildah",
+        fork_checkout=fork_checkout if mode == "full" else None,
+    )
+    result = execute(
+        the_plan,
+        podman=Podman(settings.cache_dir, progress=progress),
+        cache_dir=settings.cache_dir,
+        progress=progress,
+    )
+    record.save(settings.record_file, "conformance", result.to_dict())
+    return result
+
+
+def raise_for_failure(result: ConformanceResult) -> None:
+    if result.ok:
+        return
+    first = result.failed()[:3]
+    raise ConformanceError(
+        f"the conformance suite failed: {result.summary()}; first: "
+        + "; ".join(f"{c.variant} {c.name}: {c.reason.splitlines()[0] if c.reason else ''}" for c in first),
+        hint="see the conformance section of the release report; rolling tags were not moved",
+    )
