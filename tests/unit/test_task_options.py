@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import tasks
+from pipeline.cli.options import REQUIRED
 from tests.support.cli import run_invoke
 
 
@@ -52,3 +53,64 @@ def test_e2e_platforms_error_names_the_option(tmp_path: Path) -> None:
     result = run_invoke(["test-e2e", "--platforms", "linux/vax"], cache=tmp_path)
     assert result.returncode == 2
     assert "unknown platform 'linux/vax' in --platforms [pipeline.platforms]" in result.stderr
+
+
+# -- each option declared once (pipeline.cli.catalog), its help from there ------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(tasks.ns.task_names))
+def test_every_option_has_the_help_of_its_one_declaration(name: str) -> None:
+    task = tasks.ns[name]
+    declared = {option.name: option for option in task.options}
+    for _ in range(2):  # invoke's Task.get_arguments() pops its help dict; these tasks keep it
+        arguments = {a.attr_name or a.name: a for a in task.get_arguments()}
+        assert set(arguments) == set(declared), f"invoke {name}: options and declarations differ"
+        for option, argument in arguments.items():
+            assert argument.help and argument.help.strip(), f"invoke {name} --{option} has no help"
+            assert argument.help == declared[option].help, f"invoke {name} --{option}"
+            expected = [] if declared[option].repeatable else declared[option].default
+            assert argument.default == expected or expected is REQUIRED, f"invoke {name} --{option}"
+
+
+def test_an_option_shared_by_tasks_is_declared_once() -> None:
+    from pipeline.cli import catalog
+
+    seen: dict[tuple[str, str], object] = {}
+    for name in sorted(tasks.ns.task_names):
+        for option in tasks.ns[name].options:
+            first = seen.setdefault((option.name, option.help), option)
+            assert first is option, f"--{option.name} of invoke {name} repeats a declaration: share it"
+    tables = {name for name in dir(catalog) if name.isupper() and isinstance(getattr(catalog, name), tuple)}
+    used = {id(tasks.ns[name].options) for name in tasks.ns.task_names}
+    assert {name for name in tables if id(getattr(catalog, name)) not in used} == set(), "unused tables"
+
+
+def test_each_setting_an_option_overrides_is_a_config_key() -> None:
+    from pipeline import config
+
+    for name in sorted(tasks.ns.task_names):
+        for option in tasks.ns[name].options:
+            if option.setting is not None:
+                assert option.setting in config.DEFAULTS, f"invoke {name} --{option.name}: {option.setting}"
+
+
+def test_given_options_override_their_settings_and_empty_ones_do_not() -> None:
+    from pipeline.cli import catalog
+    from pipeline.cli.options import Given
+
+    defaults = {option.name: option.default for option in catalog.RELEASE}
+    assert Given(catalog.RELEASE, defaults).overrides() == {}
+    given = Given(
+        catalog.RELEASE,
+        {**defaults, "prefix": ["a.io/x", "b.io/y"], "fork_url": "/m", "force": True, "ca_file": ""},
+    )
+    assert given.overrides() == {"prefix": ["a.io/x", "b.io/y"], "fork_url": "/m"}
+    assert given.force is True and given.prefix == ["a.io/x", "b.io/y"]
+
+
+def test_an_option_given_on_the_command_line_reaches_the_settings(tmp_path: Path) -> None:
+    # the repeated --prefix is refused by the settings' validation, which names the option as typed
+    result = run_invoke(["release", "--prefix", "x.io/a", "--prefix", "x.io/a", "--dry-run"], cache=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "--prefix [pipeline.prefix] names x.io/a more than once" in result.stderr
+    assert "Traceback" not in result.stderr

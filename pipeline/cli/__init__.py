@@ -1,0 +1,1 @@
+"""What the command line (tasks.py) declares and prints, without invoke: its options and their help."""
