@@ -26,8 +26,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import requests
-
 from pipeline.errors import ToolError
 from pipeline.progress import Progress, Silent
 from pipeline.record import atomic_write_text
@@ -71,6 +69,8 @@ def free_port() -> int:
 
 def answers(url: str, timeout: float = 2.0) -> bool:
     """True when a distribution registry answers ``/v2/`` at ``url`` (200, or 401 when it wants auth)."""
+    import requests  # only when it runs: `invoke registry.down` and a publish elsewhere never need it
+
     try:
         response = requests.get(f"{url}/v2/", timeout=timeout, allow_redirects=False)
     except requests.RequestException:

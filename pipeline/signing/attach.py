@@ -15,8 +15,6 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from cryptography import x509
-
 from pipeline.errors import ImageError, RegistryError
 from pipeline.oci import digest as digests
 from pipeline.oci import mediatype
@@ -72,6 +70,8 @@ def signature_tag(digest: str) -> str:
 
 def _signer_key(annotations: Mapping[str, str]) -> str | None:
     """Who signed a `.sig` layer (certificate SANs and issuer), to recognise one's own layer."""
+    from cryptography import x509
+
     pem = annotations.get(bundles.COSIGN_CERTIFICATE_ANNOTATION)
     if not pem:
         return None

@@ -12,16 +12,15 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-
-from cryptography.hazmat.primitives import serialization
-from sigstore import dsse
-from sigstore.errors import Error as SigstoreError
-from sigstore.models import Bundle, ClientTrustConfig, InvalidBundle
-from sigstore.oidc import ExpiredIdentity, IdentityToken
-from sigstore.sign import Signer, SigningContext
+from typing import TYPE_CHECKING
 
 from pipeline.errors import SignError, VerifyError
 from pipeline.signing import statement
+
+if TYPE_CHECKING:  # sigstore takes a while to import: each function imports it when it runs
+    from sigstore.models import Bundle, ClientTrustConfig
+    from sigstore.oidc import IdentityToken
+    from sigstore.sign import Signer
 
 BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 
@@ -54,6 +53,10 @@ class SignedDigest:
 @contextmanager
 def open_signer(config: ClientTrustConfig, token: IdentityToken) -> Iterator[Signer]:
     """A sigstore Signer for ``token`` (one ephemeral key and certificate for all it signs)."""
+    from sigstore.errors import Error as SigstoreError
+    from sigstore.oidc import ExpiredIdentity
+    from sigstore.sign import SigningContext
+
     try:
         context = SigningContext.from_trust_config(config)
         with context.signer(token, cache=True) as signer:
@@ -79,6 +82,9 @@ def sign_digest(
     signer: Signer, digest: str, repository: str = "", *, simple_signing: bool = True
 ) -> SignedDigest:
     """Sign ``digest`` (of an index or manifest in ``repository``) as cosign v3, and v2 too."""
+    from sigstore import dsse
+    from sigstore.errors import Error as SigstoreError
+
     try:
         bundle = signer.sign_dsse(dsse.Statement(statement.cosign_statement(digest, repository)))
         simple = None
@@ -95,6 +101,9 @@ def sign_digest(
 
 def sign_statement(signer: Signer, payload: bytes, what: str) -> Bundle:
     """Sign an in-toto statement (``payload``) as DSSE: an attestation, as ``cosign attest`` makes it."""
+    from sigstore import dsse
+    from sigstore.errors import Error as SigstoreError
+
     try:
         return signer.sign_dsse(dsse.Statement(payload))
     except (SigstoreError, OSError, ValueError) as exc:
@@ -117,6 +126,9 @@ def claimed_predicate_type(data: bytes) -> str | None:
 
 def parse(data: bytes | str, source: str) -> Bundle:
     """A Sigstore bundle from JSON, or a VerifyError that says where it came from."""
+    from sigstore.errors import Error as SigstoreError
+    from sigstore.models import Bundle, InvalidBundle
+
     try:
         return Bundle.from_json(data)
     except (InvalidBundle, SigstoreError, ValueError, TypeError, KeyError) as exc:
@@ -125,6 +137,8 @@ def parse(data: bytes | str, source: str) -> Bundle:
 
 def cosign_v2_annotations(simple: SimpleSigning) -> dict[str, str]:
     """The annotations cosign v2 puts on a `.sig` layer: signature, certificate, Rekor bundle."""
+    from cryptography.hazmat.primitives import serialization
+
     inner = simple.bundle._inner
     entry = simple.bundle.log_entry._inner
     signature = inner.message_signature

@@ -9,18 +9,22 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
-
-from sigstore.errors import Error as SigstoreError
-from sigstore.models import ClientTrustConfig
-from sigstore.oidc import IdentityError, IdentityToken, Issuer, IssuerError, detect_credential
+from typing import TYPE_CHECKING
 
 from pipeline.errors import SignError
+
+if TYPE_CHECKING:  # sigstore takes a while to import: each function imports it when it runs
+    from sigstore.models import ClientTrustConfig
+    from sigstore.oidc import IdentityToken
 
 TOKEN_ENV = "SIGSTORE_ID_TOKEN"
 
 
 def parse(token: str, source: str) -> IdentityToken:
     """An IdentityToken from raw JWT text, or a SignError that names where it came from."""
+    from sigstore.errors import Error as SigstoreError
+    from sigstore.oidc import IdentityError, IdentityToken
+
     try:
         return IdentityToken(token.strip())
     except (IdentityError, SigstoreError, ValueError) as exc:
@@ -39,6 +43,9 @@ def acquire(
     interactive: bool | None = None,
 ) -> IdentityToken:
     """The identity to sign as; never prints the token."""
+    from sigstore.errors import Error as SigstoreError
+    from sigstore.oidc import IdentityError, Issuer, IssuerError, detect_credential
+
     if token:
         return parse(token, "--identity-token")
     env_token = (env or {}).get(TOKEN_ENV, "")

@@ -9,19 +9,23 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
-
-from sigstore.errors import Error as SigstoreError
-from sigstore.models import ClientTrustConfig
 
 from pipeline.errors import ConfigError, PipelineError, SignError, TrustRootError
 from pipeline.registry.reference import is_loopback_host
+
+if TYPE_CHECKING:  # sigstore takes a while to import: each function imports it when it runs
+    from sigstore.models import ClientTrustConfig
 
 CLIENT_TRUST_CONFIG = "application/vnd.dev.sigstore.clienttrustconfig.v0.1+json"
 
 
 def load(path: Path | None, *, error: type[PipelineError] = ConfigError) -> ClientTrustConfig:
     """The trust config in ``path`` (a ClientTrustConfig JSON), or the public instance's."""
+    from sigstore.errors import Error as SigstoreError
+    from sigstore.models import ClientTrustConfig
+
     if path is None:
         try:
             return ClientTrustConfig.production()

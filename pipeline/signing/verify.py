@@ -8,18 +8,15 @@ a cosign in-toto statement whose subject is the digest, or a simple-signing payl
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
-
-from cryptography.x509 import SubjectAlternativeName, UniformResourceIdentifier
-from cryptography.x509.general_name import RFC822Name
-from sigstore.errors import Error as SigstoreError
-from sigstore.models import Bundle, ClientTrustConfig
-from sigstore.verify import Verifier
-from sigstore.verify.policy import Identity, UnsafeNoOp
+from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import UsageError, VerifyError
 from pipeline.signing import bundle as bundles
 from pipeline.signing import statement
+
+if TYPE_CHECKING:  # sigstore takes a while to import: each function imports it when it runs
+    from sigstore.models import Bundle, ClientTrustConfig
+    from sigstore.verify import Verifier
 
 OIDC_ISSUER_OID = "1.3.6.1.4.1.57264.1.1"
 
@@ -67,6 +64,10 @@ class Outcome:
 
 def signer_of(bundle: Bundle) -> tuple[list[str], str | None]:
     """The identities (SANs) and issuer in a bundle's certificate, for the report."""
+    from cryptography.x509 import SubjectAlternativeName, UniformResourceIdentifier
+    from cryptography.x509.general_name import RFC822Name
+    from sigstore.errors import Error as SigstoreError
+
     try:
         cert = bundle.signing_certificate
     except (SigstoreError, ValueError):
@@ -86,6 +87,9 @@ def signer_of(bundle: Bundle) -> tuple[list[str], str | None]:
 
 
 def _verifier(config: ClientTrustConfig) -> Verifier:
+    from sigstore.errors import Error as SigstoreError
+    from sigstore.verify import Verifier
+
     try:
         return Verifier(trusted_root=config.trusted_root)
     except (SigstoreError, ValueError) as exc:
@@ -108,6 +112,10 @@ def verify_bundle(
     the simple-signing payload it signed. ``predicate_type``: what a DSSE statement must be (an
     attestation's type; by default a cosign signature).
     """
+    from sigstore.errors import Error as SigstoreError
+    from sigstore.models import Bundle
+    from sigstore.verify.policy import Identity
+
     try:
         bundle = data if isinstance(data, Bundle) else bundles.parse(data, source)
     except VerifyError as exc:
@@ -142,6 +150,9 @@ def verify_bundle(
 def trusted_by(data: bytes, config: ClientTrustConfig) -> bool:
     """Whether ``config``'s trust root accepts a DSSE bundle, whoever signed it (to tell, among several
     trust configs, which one a rejection by identity or issuer should be reported under)."""
+    from sigstore.errors import Error as SigstoreError
+    from sigstore.verify.policy import UnsafeNoOp
+
     try:
         _verifier(config).verify_dsse(bundles.parse(data, "bundle"), UnsafeNoOp())
     except (SigstoreError, ValueError, VerifyError):

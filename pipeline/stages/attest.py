@@ -14,10 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-from sigstore.models import ClientTrustConfig
-from sigstore.oidc import IdentityToken
+from typing import TYPE_CHECKING, Any
 
 from pipeline.config import Settings
 from pipeline.errors import SignError, UsageError, VerifyError
@@ -29,6 +26,10 @@ from pipeline.signing import attach, trust
 from pipeline.signing import bundle as bundles
 from pipeline.signing.statement import in_toto_statement
 from pipeline.signing.verify import Outcome, Policy, trusted_by, verify_bundle
+
+if TYPE_CHECKING:  # sigstore takes a while to import: pipeline.signing imports it when it runs
+    from sigstore.models import ClientTrustConfig
+    from sigstore.oidc import IdentityToken
 
 SPDX_DOCUMENT = "https://spdx.dev/Document"
 SLSA_PROVENANCE_V1 = "https://slsa.dev/provenance/v1"

@@ -17,10 +17,8 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
-
-import git
 
 from pipeline import tooloutput
 from pipeline.errors import ForkError, ReleaseSelectionError, UsageError
@@ -28,6 +26,9 @@ from pipeline.policy import versions
 from pipeline.progress import Progress, Silent
 from pipeline.source import pin as pinfile
 from pipeline.urls import git_access, redact, redact_text
+
+if TYPE_CHECKING:  # GitPython takes a while to import: what runs git imports it (Checkout does not)
+    import git
 
 GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "LC_ALL": "C"}
 _MODULE_LINE = re.compile(r"^module\s+\"?([^\s\"]+)\"?\s*$", re.MULTILINE)
@@ -153,8 +154,11 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
-class _GitProgress(git.RemoteProgress):
-    _NAMES = {
+def _git_progress(progress: Progress) -> git.RemoteProgress:
+    """A GitPython progress handler that reports git's counts to ``progress``."""
+    import git
+
+    names = {
         git.RemoteProgress.COUNTING: "counting objects",
         git.RemoteProgress.COMPRESSING: "compressing objects",
         git.RemoteProgress.RECEIVING: "receiving objects",
@@ -162,22 +166,21 @@ class _GitProgress(git.RemoteProgress):
         git.RemoteProgress.WRITING: "writing objects",
     }
 
-    def __init__(self, progress: Progress) -> None:
-        super().__init__()
-        self.progress = progress
+    class GitProgress(git.RemoteProgress):
+        def update(
+            self,
+            op_code: int,
+            cur_count: str | float,
+            max_count: str | float | None = None,
+            message: str = "",
+        ) -> None:
+            label = names.get(op_code & self.OP_MASK)
+            if label is None:
+                return
+            total = float(max_count) if max_count else None
+            progress.update(label, float(cur_count), total)
 
-    def update(
-        self,
-        op_code: int,
-        cur_count: str | float,
-        max_count: str | float | None = None,
-        message: str = "",
-    ) -> None:
-        label = self._NAMES.get(op_code & self.OP_MASK)
-        if label is None:
-            return
-        total = float(max_count) if max_count else None
-        self.progress.update(label, float(cur_count), total)
+    return GitProgress()
 
 
 def _git_failure(
@@ -201,13 +204,15 @@ def _git_failure(
 
 def _fetch(repo: git.Repo, url: str, progress: Progress, env: Mapping[str, str] = GIT_ENV) -> None:
     """Fetch branches and every tag, forcing moved tags and pruning deleted ones."""
+    import git
+
     origin = repo.remote("origin") if "origin" in [r.name for r in repo.remotes] else None
     if origin is None:
         origin = repo.create_remote("origin", url)
     elif origin.url != url:
         origin.set_url(url)
     with repo.git.custom_environment(**{**env, **safe_env(url)}):
-        handler = _GitProgress(progress)
+        handler = _git_progress(progress)
         try:
             origin.fetch(
                 refspec=["+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*"],
@@ -224,6 +229,8 @@ def _fetch(repo: git.Repo, url: str, progress: Progress, env: Mapping[str, str] 
 def _open_or_clone(
     url: str, cache_dir: Path, progress: Progress, env: Mapping[str, str] = GIT_ENV
 ) -> git.Repo:
+    import git
+
     forks = cache_dir / "forks"
     path = forks / _cache_slug(url)
     if path.exists():
@@ -245,7 +252,7 @@ def _open_or_clone(
         progress.step(f"cloning {url} into {path}")
         # `git clone` (not init + fetch): from a local path it copies the object store directly,
         # which also works for a mirror that lacks objects no release needs.
-        handler = _GitProgress(progress)
+        handler = _git_progress(progress)
         try:
             repo = _clone(url, tmp, handler, env)
         except git.GitCommandError as exc:
@@ -258,7 +265,7 @@ def _open_or_clone(
             shutil.rmtree(tmp)
             tmp.mkdir()
             try:
-                repo = _clone(url, tmp, _GitProgress(progress), env, shared=True)
+                repo = _clone(url, tmp, _git_progress(progress), env, shared=True)
             except git.GitCommandError:
                 raise failure from exc
         progress.close()
@@ -272,8 +279,10 @@ def _open_or_clone(
 
 
 def _clone(
-    url: str, dest: Path, handler: _GitProgress, env: Mapping[str, str], *, shared: bool = False
+    url: str, dest: Path, handler: git.RemoteProgress, env: Mapping[str, str], *, shared: bool = False
 ) -> git.Repo:
+    import git
+
     options: dict[str, Any] = {"shared": True} if shared else {}
     return git.Repo.clone_from(
         url,
@@ -336,6 +345,8 @@ def _reset(repo: git.Repo, commit: str) -> None:
 
 
 def _apply_patches(repo: git.Repo, patches: list[Path], commit: str, tag: str) -> None:
+    import git
+
     for patch in patches:
         try:
             repo.git.apply("--whitespace=nowarn", str(patch.resolve()))

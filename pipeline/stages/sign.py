@@ -15,10 +15,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-from sigstore.models import ClientTrustConfig
-from sigstore.oidc import IdentityToken
+from typing import TYPE_CHECKING, Any
 
 from pipeline import record
 from pipeline.config import Settings
@@ -35,6 +32,10 @@ from pipeline.signing import attach, identity, trust
 from pipeline.signing import bundle as bundles
 from pipeline.signing.statement import COSIGN_SIGN_PREDICATE
 from pipeline.signing.verify import Outcome, Policy, signer_of, verify_bundle
+
+if TYPE_CHECKING:  # sigstore takes a while to import: pipeline.signing imports it when it runs
+    from sigstore.models import ClientTrustConfig
+    from sigstore.oidc import IdentityToken
 
 # Descriptors in an index that are not images of a platform (buildx attestation manifests).
 _REFERENCE_TYPE = "vnd.docker.reference.type"

@@ -1,10 +1,13 @@
 """Benchmark: start-up and a whole `invoke publish`, measured as whole processes.
 
 Prints, with the load average before each part (other work on the machine skews every figure):
-1. the wall time of `invoke --list` and of `invoke publish --help` (median of --rounds runs), and of
+1. the wall time of `invoke --list` and of `invoke publish --help` (median of --rounds runs, with the
+   CPU time the process used, which load skews less), and of
    `python -c "import pipeline.registry.client, pipeline.stages.publish"` with the slowest imports
    `python -X importtime` reports for it;
-2. a whole `invoke publish --layout L --prefix HOST/bench` process of a four-variant layout (executor,
+2. for each task, the CPU time of importing tasks.py and the modules the task imports when it runs
+   (what delays its first output);
+3. a whole `invoke publish --layout L --prefix HOST/bench` process of a four-variant layout (executor,
    debug, slim, warmer; ~34 MB of blobs) to a fresh distribution registry on 127.0.0.1, side by side
    with four `skopeo copy --all` processes of the same images to another fresh registry, alternating
    which goes first, their medians and ratio (goal: at most 1.0).
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -52,17 +56,62 @@ def _env(root: Path, work: Path) -> dict[str, str]:
     return env
 
 
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _timed(args: list[str], *, cwd: Path, env: dict[str, str]) -> float:
-    started = time.perf_counter()
+    return _timed_cpu(args, cwd=cwd, env=env)[0]
+
+
+def _timed_cpu(args: list[str], *, cwd: Path, env: dict[str, str]) -> tuple[float, float]:
+    """Wall and CPU seconds of one process."""
+    cpu, started = _cpu(), time.perf_counter()
     done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(args)} failed ({done.returncode}):\n{done.stderr}")
-    return seconds
+    return seconds, _cpu() - cpu
 
 
-def _median(args: list[str], rounds: int, *, cwd: Path, env: dict[str, str]) -> float:
-    return statistics.median(_timed(args, cwd=cwd, env=env) for _ in range(rounds))
+def _median(args: list[str], rounds: int, *, cwd: Path, env: dict[str, str]) -> tuple[float, float]:
+    runs = [_timed_cpu(args, cwd=cwd, env=env) for _ in range(rounds)]
+    return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
+
+
+# What each task imports when it runs: (module in this layout, module before the stages/ layout).
+TASK_MODULES: dict[str, list[tuple[str, str]]] = {
+    "fork": [("pipeline.stages.fork", "pipeline.fork"), ("pipeline.source.pin", "pipeline.pin")],
+    "build": [("pipeline.stages.build", "pipeline.build"), ("pipeline.stages.fork", "pipeline.fork")],
+    "publish": [("pipeline.stages.publish", "pipeline.publish")],
+    "sign": [("pipeline.stages.sign", "pipeline.sign")],
+    "verify": [("pipeline.stages.sign", "pipeline.sign"), ("pipeline.stages.attest", "pipeline.attest")],
+    "reproduce": [("pipeline.stages.reproduce", "pipeline.reproduce")],
+    "build-image": [("pipeline.stages.build_image", "pipeline.kaniko")],
+    "smoke": [("pipeline.stages.smoke", "pipeline.smoke")],
+    "conformance": [("pipeline.stages.conformance.stage", "pipeline.conformance.stage")],
+    "render": [("pipeline.stages.render", "pipeline.render")],
+    "registry.up": [("pipeline.services.registry", "pipeline.registry.local")],
+    "release": [("pipeline.release", "pipeline.release")],
+}
+
+
+def _module(root: Path, names: tuple[str, str]) -> str:
+    path = root.joinpath(*names[0].split("."))
+    return names[0] if path.with_suffix(".py").is_file() or (path / "__init__.py").is_file() else names[1]
+
+
+def task_imports(root: Path, work: Path, rounds: int) -> None:
+    env = _env(root, work)
+    print(f"load average {_load()}")
+    cells = []
+    for name, modules in TASK_MODULES.items():
+        statement = "import tasks, " + ", ".join(_module(root, m) for m in modules)
+        seconds, cpu = _median([sys.executable, "-c", statement], rounds, cwd=root, env=env)
+        cells.append(f"{name} {cpu * 1000:.0f}")
+    print(f"CPU ms to import tasks.py and what the task imports when it runs (median of {rounds}):")
+    print("  " + ", ".join(cells))
 
 
 def _publish_module(root: Path) -> str:
@@ -95,13 +144,19 @@ def startup(root: Path, work: Path, rounds: int) -> None:
     env = _env(root, work)
     invoke = [sys.executable, "-m", "invoke"]
     print(f"load average {_load()}")
-    listing = _median([*invoke, "--list"], rounds, cwd=root, env=env)
-    helping = _median([*invoke, "publish", "--help"], rounds, cwd=root, env=env)
+    listing, listing_cpu = _median([*invoke, "--list"], rounds, cwd=root, env=env)
+    helping, helping_cpu = _median([*invoke, "publish", "--help"], rounds, cwd=root, env=env)
     statement = f"import pipeline.registry.client, {_publish_module(root)}"
-    importing = _median([sys.executable, "-c", statement], rounds, cwd=root, env=env)
-    bare = _median([sys.executable, "-c", "pass"], rounds, cwd=root, env=env)
-    print(f"`invoke --list`: {listing:.3f} s; `invoke publish --help`: {helping:.3f} s  (median of {rounds})")
-    print(f'`python -c "{statement}"`: {importing:.3f} s (a bare `python -c pass`: {bare:.3f} s)')
+    importing, importing_cpu = _median([sys.executable, "-c", statement], rounds, cwd=root, env=env)
+    bare, bare_cpu = _median([sys.executable, "-c", "pass"], rounds, cwd=root, env=env)
+    print(
+        f"`invoke --list`: {listing:.3f} s ({listing_cpu:.3f} s CPU); `invoke publish --help`: "
+        f"{helping:.3f} s ({helping_cpu:.3f} s CPU)  (median of {rounds})"
+    )
+    print(
+        f'`python -c "{statement}"`: {importing:.3f} s ({importing_cpu:.3f} s CPU); a bare '
+        f"`python -c pass`: {bare:.3f} s ({bare_cpu:.3f} s CPU)"
+    )
     print("  slowest imports: " + ", ".join(_slowest_imports(statement, cwd=root, env=env)))
 
 
@@ -171,15 +226,17 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--mb", type=float, default=34.0, help="megabytes of layers in the whole layout")
     parser.add_argument("--root", type=Path, default=ROOT, help="the checkout whose tasks.py to run")
-    parser.add_argument("--only", choices=("startup", "publish"), help="run one part only")
+    parser.add_argument("--only", choices=("startup", "tasks", "publish"), help="run one part only")
     args = parser.parse_args()
     root = args.root.resolve()
     print(f"checkout: {root}")
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:
         work = Path(tmp)
-        if args.only != "publish":
+        if args.only in (None, "startup"):
             startup(root, work, args.rounds)
-        if args.only != "startup":
+        if args.only in (None, "tasks"):
+            task_imports(root, work, args.rounds)
+        if args.only in (None, "publish"):
             publish(root, work, args.rounds, args.mb)
     return 0
 
