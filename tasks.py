@@ -138,8 +138,8 @@ def build(
     from pathlib import Path
 
     from pipeline.source import pin as pinfile
+    from pipeline.source.checkout import Checkout
     from pipeline.stages import build as build_stage
-    from pipeline.stages.fork import Checkout
 
     settings = _settings(
         c,
