@@ -323,7 +323,7 @@ def _release(
     from pipeline.services import nginxbase
     from pipeline.stages import build_image as kaniko
     from pipeline.stages import publish, smoke
-    from pipeline.stages import sign as sign_stage
+    from pipeline.stages import verify as verify_stage
 
     if not options.force and states and all(s.digest and s.signed is not None for s in states.values()):
         made = retest.reuse(states, client, report, timer)
@@ -336,7 +336,7 @@ def _release(
 
     with timer.stage("verify") as stage:
         for variant, image in published.items():
-            result = sign_stage.run_verify(
+            result = verify_stage.run_verify(
                 settings,
                 image=f"{image.repository}@{image.digest}",
                 certificate_identity=signing.identity,

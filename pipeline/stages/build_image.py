@@ -57,7 +57,7 @@ DEFAULT_REPOSITORY = "kaniko-nginx"
 BASE_IMAGE_ARG = "BASE_IMAGE"
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}", re.ASCII)
 
-# Checks the executor's signature before it runs (pipeline.stages.sign.verify behind it); raises on failure.
+# Checks the executor's signature before it runs (pipeline.stages.verify behind it); raises on failure.
 ExecutorVerifier = Callable[[Reference], None]
 
 
@@ -308,15 +308,15 @@ def build_image(
 
 
 def _executor_from_record(settings: Settings) -> Reference:
-    published = record.stage(settings.record_file, "publish", needed_by="build-image")
-    images = published.get("images")
-    entry = images.get("executor") if isinstance(images, Mapping) else None
-    if not isinstance(entry, Mapping) or "repository" not in entry or "digest" not in entry:
+    from pipeline.stages.publish import recorded_images
+
+    executor = recorded_images(settings.record_file, needed_by="build-image").get("executor")
+    if executor is None:
         raise RecordError(
             "the publish record has no executor image",
             hint="run `invoke publish` with the executor variant, or pass --executor REF@sha256:...",
         )
-    return Reference.parse(f"{entry['repository']}@{entry['digest']}")
+    return Reference.parse(executor)
 
 
 def _tag_from_record(settings: Settings) -> str:
@@ -346,9 +346,9 @@ def signature_verifier(
         )
 
     def check(executor: Reference) -> None:
-        from pipeline.stages import sign
+        from pipeline.stages import verify
 
-        result = sign.run_verify(
+        result = verify.run_verify(
             settings,
             image=str(executor),
             certificate_identity=certificate_identity,
