@@ -1,6 +1,6 @@
 """Benchmark: the kaniko and smoke stages with a real executor binary, on one machine.
 
-Usage: python tests/benchmarks/bench_kaniko.py /path/to/kaniko/executor [CACHE_DIR]
+Usage: python tests/benchmarks/bench_build_image.py /path/to/kaniko/executor [CACHE_DIR]
 Starts a local registry, pushes an executor image made from the binary and the Debian-made nginx base
 (built first if CACHE_DIR has none: about 60 s), then prints the seconds of each stage: base (cached),
 executor push, base push, build-image (kaniko in podman, through the docker.io mirror) and smoke.
