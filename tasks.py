@@ -417,10 +417,10 @@ def build_image(
     json: bool = False,
 ) -> None:
     """Build and push the nginx test image with the kaniko executor, run in podman as the kaniko README says."""
-    from pipeline.stages import build_image as kaniko
+    from pipeline.stages import build_image
 
     settings = _settings(c)
-    result = kaniko.run(
+    result = build_image.run(
         settings,
         executor=executor,
         destination=destination,

@@ -321,8 +321,7 @@ def _release(
     others: Destinations,
 ) -> None:
     from pipeline.services import nginxbase
-    from pipeline.stages import build_image as kaniko
-    from pipeline.stages import publish, smoke
+    from pipeline.stages import build_image, publish, smoke
     from pipeline.stages import verify as verify_stage
 
     if not options.force and states and all(s.digest and s.signed is not None for s in states.values()):
@@ -373,7 +372,7 @@ def _release(
             hint="include executor in --variants (pipeline.variants)",
         )
     with timer.stage("build-image") as stage:
-        pushed_image = kaniko.run(
+        pushed_image = build_image.run(
             settings,
             executor=f"{executor.repository}@{executor.digest}",
             destination=f"{prefix}/{NGINX_REPOSITORY}:{resolved.tag}",

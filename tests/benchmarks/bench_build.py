@@ -12,6 +12,7 @@ pipeline, plain, ...) and the fastest of each side is compared, which damps othe
 the load average is printed with each figure so a reader can judge.
 """
 
+# ruff: noqa: E402  (sys.path is set before the project is imported)
 from __future__ import annotations
 
 import json

@@ -37,7 +37,8 @@ def test_a_lazy_upward_import_breaks_the_contract_and_is_named(tmp_path: Path) -
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
     digest = tmp_path / "pipeline" / "oci" / "digest.py"
     digest.write_text(
-        digest.read_text() + "\n\ndef _upward() -> None:\n    from pipeline.stages import fork  # noqa: F401\n"
+        digest.read_text()
+        + "\n\ndef _upward() -> None:\n    from pipeline.stages import fork  # noqa: F401\n"
     )
     result = _lint(tmp_path)
     assert result.returncode == 1, result.stdout + result.stderr
