@@ -149,8 +149,8 @@ def build(c: Context, o: Given) -> None:
     from pathlib import Path
 
     from pipeline.source import pin as pinfile
+    from pipeline.source.checkout import Checkout
     from pipeline.stages import build as build_stage
-    from pipeline.stages.fork import Checkout
 
     settings = _settings(c, o)
     checkout = Checkout.from_dict(record.stage(settings.record_file, "fork", needed_by="invoke build"))
@@ -243,7 +243,7 @@ def sign(c: Context, o: Given) -> None:
 @task(catalog.VERIFY)
 def verify(c: Context, o: Given) -> None:
     """Verify an image's attached Sigstore signatures (or --type attestations) against an identity and an OIDC issuer."""
-    from pipeline.stages import sign as sign_stage
+    from pipeline.stages import verify as verify_stage
 
     if o.type and o.type != "signature":
         from pipeline.stages import attest
@@ -261,7 +261,7 @@ def verify(c: Context, o: Given) -> None:
         if not found.verified:
             raise Exit(code=1)
         return
-    result = sign_stage.run_verify(
+    result = verify_stage.run_verify(
         _settings(c, o),
         image=o.image,
         certificate_identity=o.certificate_identity,
@@ -313,10 +313,10 @@ def smoke(c: Context, o: Given) -> None:
 @task(catalog.BUILD_IMAGE, name="build-image")
 def build_image(c: Context, o: Given) -> None:
     """Build and push the nginx test image with the kaniko executor, run in podman as the kaniko README says."""
-    from pipeline.stages import build_image as kaniko
+    from pipeline.stages import build_image
 
     settings = _settings(c, o)
-    result = kaniko.run(
+    result = build_image.run(
         settings,
         executor=o.executor,
         destination=o.destination,
@@ -445,19 +445,20 @@ def render(c: Context, o: Given) -> None:
     from pathlib import Path
 
     from pipeline.errors import UsageError
+    from pipeline.stages import publish as publish_stage
     from pipeline.stages import render as render_stage
 
     if not o.target:
         raise UsageError("--target is required", hint="choose one of: " + ", ".join(render_stage.TARGETS))
     settings = _settings(c, o)
-    published = record.read(settings.record_file).get("publish") or {}
+    published = publish_stage.recorded_images(settings.record_file)
     executor, variant, destination = o.executor, o.variant, o.destination
     if executor:
         variant = render_stage.variant_of(o.target, executor, variant, published)
     else:
         variant = variant or render_stage.default_variant(o.target)
         executor = render_stage.executor_from_record(
-            record.stage(settings.record_file, "publish", needed_by="invoke render"), variant
+            publish_stage.recorded_images(settings.record_file, needed_by="invoke render"), variant
         )
     if not destination:
         destination = render_stage.default_destination(executor)

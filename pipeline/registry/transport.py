@@ -32,10 +32,11 @@ import requests
 import requests.adapters
 import urllib3
 
+from pipeline.config import ca_bundle_from
 from pipeline.errors import AuthError, RegistryError
 from pipeline.registry.auth import Authenticator, parse_challenges
 from pipeline.registry.credentials import Credentials
-from pipeline.registry.tls import ca_bundle_from, verification
+from pipeline.registry.tls import verification
 
 RETRY_STATUSES = frozenset({408, 429}) | frozenset(range(500, 600)) - {501, 505}
 MAX_REDIRECTS = 10
