@@ -83,10 +83,10 @@ def _median(args: list[str], rounds: int, *, cwd: Path, env: dict[str, str]) -> 
 # What each task imports when it runs: (module in this layout, module before the stages/ layout).
 TASK_MODULES: dict[str, list[tuple[str, str]]] = {
     "fork": [("pipeline.stages.fork", "pipeline.fork"), ("pipeline.source.pin", "pipeline.pin")],
-    "build": [("pipeline.stages.build", "pipeline.build"), ("pipeline.stages.fork", "pipeline.fork")],
+    "build": [("pipeline.stages.build", "pipeline.build"), ("pipeline.source.checkout", "pipeline.fork")],
     "publish": [("pipeline.stages.publish", "pipeline.publish")],
     "sign": [("pipeline.stages.sign", "pipeline.sign")],
-    "verify": [("pipeline.stages.sign", "pipeline.sign"), ("pipeline.stages.attest", "pipeline.attest")],
+    "verify": [("pipeline.stages.verify", "pipeline.sign"), ("pipeline.stages.attest", "pipeline.attest")],
     "reproduce": [("pipeline.stages.reproduce", "pipeline.reproduce")],
     "build-image": [("pipeline.stages.build_image", "pipeline.kaniko")],
     "smoke": [("pipeline.stages.smoke", "pipeline.smoke")],
