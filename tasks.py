@@ -21,7 +21,7 @@ import invoke
 from invoke import Collection, Context, Exit
 
 from pipeline import config, record
-from pipeline.cli import catalog, options
+from pipeline.cli import catalog, options, text
 from pipeline.cli.options import Given
 from pipeline.errors import PipelineError
 from pipeline.progress import Progress
@@ -133,14 +133,7 @@ def fork(c: Context, o: Given) -> None:
                 f"pin updated: {current.tag} -> {new.tag} ({new.commit[:12]}) in {settings.pin_file}"
             )
     record.save(settings.record_file, "fork", result.to_dict())
-    _emit(
-        out,
-        o.json,
-        lambda r: (
-            f"{r['tag']} ({r['commit'][:12]}, version {r['version']}, module {r['module']}) "
-            f"checked out at {r['path']}"
-        ),
-    )
+    _emit(out, o.json, text.checked_out)
 
 
 @task(catalog.BUILD)
@@ -228,16 +221,7 @@ def sign(c: Context, o: Given) -> None:
     )
     if not o.image:
         record.save(settings.record_file, "sign", result)
-    _emit(
-        result,
-        o.json,
-        lambda r: "\n".join(
-            f"signed {s['repository']}@{s['digest']}"
-            + (f" ({s['platform']})" if s["platform"] else "")
-            + f" as {r['identity']}: referrer {s['referrer']}"
-            for s in r["signatures"]
-        ),
-    )
+    _emit(result, o.json, text.signed)
 
 
 @task(catalog.VERIFY)
@@ -299,14 +283,7 @@ def smoke(c: Context, o: Given) -> None:
     from pipeline.stages import smoke as smoke_stage
 
     result = smoke_stage.run(_settings(c, o), image=o.image, wait=float(o.wait), progress=Progress())
-    _emit(
-        result.to_dict(),
-        o.json,
-        lambda r: "\n".join(
-            [f"smoke {'passed' if r['ok'] else 'FAILED'}: {r['image']}"]
-            + [f"  {'ok  ' if ch['ok'] else 'FAIL'} {ch['name']}: {ch['detail']}" for ch in r["checks"]]
-        ),
-    )
+    _emit(result.to_dict(), o.json, text.smoke)
     result.raise_for_failure()
 
 
@@ -361,14 +338,7 @@ def nginx_base(c: Context, o: Given) -> None:
 
     settings = _settings(c, o)
     result = nginxbase.run(settings, push_to=o.push_to, progress=Progress())
-    _emit(
-        result,
-        o.json,
-        lambda r: (
-            f"nginx base {r['digest']} at {r['layout']}"
-            + (f"; pushed, use --base-image {r['base_image']}" if r.get("base_image") else "")
-        ),
-    )
+    _emit(result, o.json, text.nginx_base)
 
 
 @task(catalog.TEST, guard=False)
@@ -401,14 +371,7 @@ def publish(c: Context, o: Given) -> None:
         replace_version_tags=o.replace_version_tags,
         progress=Progress(),
     )
-    _emit(
-        result,
-        o.json,
-        lambda r: "\n".join(
-            f"{variant}: {image['repository']}@{image['digest']} tags {', '.join(image['tags'])}"
-            for variant, image in r["images"].items()
-        ),
-    )
+    _emit(result, o.json, text.published)
 
 
 @task(catalog.REGISTRY_UP)
@@ -506,38 +469,13 @@ def release(c: Context, o: Given) -> None:
         ),
         progress=Progress(),
     )
-    _emit(report.to_dict(), o.json, lambda r: _release_text(report))
+    _emit(report.to_dict(), o.json, lambda r: text.release(report))
 
 
 def _conformance_mode(mode: str) -> str:
     from pipeline.stages.conformance.stage import check_mode
 
     return check_mode(mode)
-
-
-def _release_text(report: Any) -> str:
-    if report.status == "dry run":
-        from pipeline.release import plan_text
-
-        return "\n".join(
-            [
-                "dry run (nothing changed):",
-                plan_text(report.plan),
-                *[f"note: {note}" for note in report.notes],
-                f"report: {report.files.get('markdown')}",
-            ]
-        )
-    lines = [f"{report.tag}: {report.status} at {report.prefix}"]
-    lines += [
-        f"  {variant}: {image['repository']}@{image['digest']} ({', '.join(image['tags'])})"
-        for variant, image in report.images.items()
-    ]
-    if report.images:
-        lines.append(f"  bytes uploaded: {report.bytes_uploaded}")
-    lines += [f"  {s.name}: {s.status} {s.seconds:.1f} s" for s in report.stages]
-    lines += [f"note: {note}" for note in report.notes]  # e.g. a variant left out, and why
-    lines.append(f"report: {report.files.get('markdown')}")
-    return "\n".join(lines)
 
 
 @task(catalog.TEST_E2E, name="test-e2e")
@@ -559,17 +497,7 @@ def test_e2e(c: Context, o: Given) -> None:
         conformance=_conformance_mode(o.conformance),
         progress=Progress(),
     )
-    _emit(
-        result.to_dict(),
-        o.json,
-        lambda r: "\n".join(
-            [f"test-e2e {'passed' if r['ok'] else 'FAILED'} in {r['seconds']:.1f} s"]
-            + [f"  executor: {r['executor']}", f"  image:    {r['image']}"]
-            + [f"  {name}: {seconds:.1f} s" for name, seconds in r["stages"].items()]
-            + [f"  note: {r['note']}"]
-            + ([f"  registry kept at {r['registry']}"] if r["registry"] else [])
-        ),
-    )
+    _emit(result.to_dict(), o.json, text.e2e)
 
 
 ns = Collection(
