@@ -6,7 +6,8 @@ Prints, with the load average before each part (other work on the machine skews 
    `python -c "import pipeline.registry.client, pipeline.stages.publish"` with the slowest imports
    `python -X importtime` reports for it;
 2. for each task, the CPU time of importing tasks.py and the modules the task imports when it runs
-   (what delays its first output);
+   (what delays its first output), and the whole-process time of tasks that stop at their first
+   message (no run record in an empty cache, a refused option);
 3. a whole `invoke publish --layout L --prefix HOST/bench` process of a four-variant layout (executor,
    debug, slim, warmer; ~34 MB of blobs) to a fresh distribution registry on 127.0.0.1, side by side
    with four `skopeo copy --all` processes of the same images to another fresh registry, alternating
@@ -99,6 +100,28 @@ TASK_MODULES: dict[str, list[tuple[str, str]]] = {
 }
 
 
+# Tasks that stop at their first output with an empty cache (no run record, a refused option): how
+# long a user waits for it.
+FIRST_OUTPUT = (
+    ["sign"],
+    ["verify"],
+    ["build"],
+    ["smoke"],
+    ["conformance"],
+    ["render", "--target", "k8s-pod"],
+    ["release", "--prefix", "x.io/a", "--prefix", "x.io/a"],
+)
+
+
+def _until_exit(args: list[str], *, cwd: Path, env: dict[str, str]) -> tuple[float, float]:
+    """Wall and CPU seconds of a process that must fail (with its message)."""
+    cpu, started = _cpu(), time.perf_counter()
+    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    if done.returncode == 0 or "Traceback" in done.stderr:
+        raise SystemExit(f"{' '.join(args)} was to stop with a message:\n{done.stderr}")
+    return time.perf_counter() - started, _cpu() - cpu
+
+
 def _module(root: Path, names: tuple[str, str]) -> str:
     path = root.joinpath(*names[0].split("."))
     return names[0] if path.with_suffix(".py").is_file() or (path / "__init__.py").is_file() else names[1]
@@ -113,6 +136,15 @@ def task_imports(root: Path, work: Path, rounds: int) -> None:
         seconds, cpu = _median([sys.executable, "-c", statement], rounds, cwd=root, env=env)
         cells.append(f"{name} {cpu * 1000:.0f}")
     print(f"CPU ms to import tasks.py and what the task imports when it runs (median of {rounds}):")
+    print("  " + ", ".join(cells))
+    cells = []
+    for args in FIRST_OUTPUT:
+        runs = [
+            _until_exit([sys.executable, "-m", "invoke", *args], cwd=root, env=env) for _ in range(rounds)
+        ]
+        wall, cpu = statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
+        cells.append(f"{args[0]} {wall:.2f} s ({cpu:.2f} CPU)")
+    print(f"a task stopping at its first message, e.g. no run record (median of {rounds}):")
     print("  " + ", ".join(cells))
 
 
