@@ -327,15 +327,22 @@ def run(
             replace_version_tags=replace_version_tags,
             progress=progress,
         )
-    result = {"images": {variant: image.to_dict() for variant, image in published.items()}}
+    record_published(settings.record_file, published, chosen, embedded)
+    return {"images": {variant: image.to_dict() for variant, image in published.items()}}
+
+
+def record_published(
+    record_file: Path, published: Mapping[str, PublishedImage], prefix: str, embedded: bool
+) -> None:
+    """The publish record (`invoke publish` and the release write it; :func:`recorded_images` reads it)."""
     record.save(
-        settings.record_file,
+        record_file,
         "publish",
         {
-            **result,
-            "prefix": chosen,
+            "images": {variant: image.to_dict() for variant, image in published.items()},
+            "prefix": prefix,
             "embedded": embedded,
             "pending_rolling": {v: i.pending_rolling for v, i in published.items() if i.pending_rolling},
+            "bytes_uploaded": {v: i.bytes_uploaded for v, i in published.items()},
         },
     )
-    return result
