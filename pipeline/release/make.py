@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 
-from pipeline import record
 from pipeline.errors import VerifyError
 from pipeline.policy import tagplan
 from pipeline.release import attestations as evidence
@@ -47,7 +46,7 @@ def make(run: Run) -> Made:
             prerelease=settings.prerelease,
             progress=progress,
         )
-        record.save(settings.record_file, "fork", checkout.to_dict())
+        fork_stage.save_record(settings.record_file, checkout)
         stage.detail = f"{checkout.tag} ({checkout.commit[:12]}) at {checkout.path}"
 
     build_started = time.time()
@@ -65,7 +64,7 @@ def make(run: Run) -> Made:
             pinned_url=pin.url,
             progress=progress,
         )
-        record.save(settings.record_file, "build", built.to_dict())
+        build_stage.save_record(settings.record_file, built)
         report.go = dict(built.go)
         stage.detail = ", ".join(
             f"{name} {image['digest']}" for name, image in built.to_dict()["images"].items()
@@ -115,7 +114,7 @@ def make(run: Run) -> Made:
                 expected=Policy(signing.identity, signing.issuer),
                 progress=progress,
             )
-            record.save(settings.record_file, "sign", signed)
+            sign_stage.save_record(settings.record_file, signed)
             trust_config = signed.get("trust_config")
             stage.detail = f"{len(signed['signatures'])} signature(s) as {signed['identity']}"
             if signed["identity"] != signing.identity or signed["issuer"] != signing.issuer:

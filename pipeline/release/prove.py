@@ -5,7 +5,6 @@ rolling tags (never to a digest whose latest test result is not PASSED)."""
 
 from __future__ import annotations
 
-from pipeline import record
 from pipeline.errors import UsageError, VerifyError
 from pipeline.registry.reference import is_loopback_host
 from pipeline.release import attestations as evidence
@@ -95,7 +94,7 @@ def prove_and_roll(run: Run, made: Made) -> None:
             trust_config=trust_config or "",
             progress=progress,
         )
-        record.save(settings.record_file, "build-image", pushed_image.to_dict())
+        build_image.save_record(settings.record_file, pushed_image)
         report.image = pushed_image.image
         stage.detail = pushed_image.image
 
@@ -119,7 +118,7 @@ def prove_and_roll(run: Run, made: Made) -> None:
 
     with timer.stage("smoke") as stage:
         checked = smoke.run(settings, image=options.smoke_image or pushed_image.image, progress=progress)
-        record.save(settings.record_file, "smoke", checked.to_dict())
+        smoke.save_record(settings.record_file, checked)
         report.smoke = checked.to_dict()
         stage.detail = "passed" if checked.ok else "FAILED: " + ", ".join(c.name for c in checked.failed())
         if not checked.ok:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from pipeline import record
 from pipeline.errors import ImageError, UsageError
 from pipeline.golang import compile as compiler
 from pipeline.golang import toolchain
@@ -150,3 +151,9 @@ def build(
         "busybox_source": box.description if box is not None else None,
     }
     return BuildResult(layout=out, version=checkout.version, images=images, go=chain.to_dict(), inputs=used)
+
+
+def save_record(record_file: Path, result: BuildResult) -> None:
+    """The build record: the layout and each variant's digest (`invoke publish` reads it,
+    :func:`pipeline.stages.publish.images_from_record`)."""
+    record.save(record_file, "build", result.to_dict())
