@@ -31,20 +31,11 @@ from pipeline.oci.layout import Layout
 from pipeline.oci.manifest import MAX_MANIFEST_BYTES, Index, Manifest, parse
 from pipeline.progress import Progress, Silent
 from pipeline.registry.auth import repository_scope
+from pipeline.registry.body import Body, FileBody, OnBytes, sliced
 from pipeline.registry.credentials import Credentials
 from pipeline.registry.reference import Reference
-from pipeline.registry.transport import (
-    RETRY_STATUSES,
-    Body,
-    Deadline,
-    FileBody,
-    OnBytes,
-    Transport,
-    backoff_delay,
-    error_codes,
-    oci_errors,
-    parse_retry_after,
-)
+from pipeline.registry.retry import RETRY_STATUSES, Deadline, backoff_delay, parse_retry_after
+from pipeline.registry.transport import Transport, error_codes, oci_errors
 
 ACCEPT = ", ".join(
     [mediatype.OCI_INDEX, mediatype.OCI_MANIFEST, mediatype.DOCKER_MANIFEST_LIST, mediatype.DOCKER_MANIFEST]
@@ -81,12 +72,6 @@ def _with_query(url: str, **params: str) -> str:
 
 def _content_type(response: requests.Response) -> str:
     return response.headers.get("Content-Type", "").split(";", 1)[0].strip()
-
-
-def _slice(body: Body, offset: int, length: int) -> Body:
-    if isinstance(body, FileBody):
-        return FileBody(body.path, body.offset + offset, length)
-    return body[offset : offset + length]
 
 
 class Client:
@@ -559,7 +544,7 @@ class Client:
                 ref,
                 "PATCH",
                 location,
-                _slice(body, offset, length),
+                sliced(body, offset, length),
                 what,
                 on_bytes,
                 {
