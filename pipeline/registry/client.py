@@ -120,10 +120,10 @@ class Client:
         self.close()
 
     # -- plumbing ---------------------------------------------------------------------------
-    def _url(self, ref: Reference, path: str) -> str:
+    def url(self, ref: Reference, path: str) -> str:
         return f"{self.transport.base_url(ref.host, ref.is_loopback)}/v2/{ref.repository}/{path}"
 
-    def _request(
+    def request(
         self,
         method: str,
         ref: Reference,
@@ -144,7 +144,7 @@ class Client:
             **kwargs,  # type: ignore[arg-type]
         )
 
-    def _fail(self, what: str, response: requests.Response) -> RegistryError:
+    def error(self, what: str, response: requests.Response) -> RegistryError:
         return RegistryError(f"{what}: HTTP {response.status_code} {oci_errors(response)}".rstrip())
 
     def remember_blob(self, ref: Reference, digest: str) -> None:
@@ -164,10 +164,10 @@ class Client:
         self, method: str, ref: Reference, *, push: bool, what: str
     ) -> requests.Response | None:
         """GET or HEAD ``ref``'s manifest: the 200 response (streamed for GET), None on 404."""
-        response = self._request(
+        response = self.request(
             method,
             ref,
-            self._url(ref, f"manifests/{ref.identifier}"),
+            self.url(ref, f"manifests/{ref.identifier}"),
             push=push,
             headers={"Accept": ACCEPT},
             stream=method == "GET",
@@ -178,7 +178,7 @@ class Client:
         with response:
             if response.status_code == 404:
                 return None
-            raise self._fail(what, response)
+            raise self.error(what, response)
 
     def find_manifest(self, ref: Reference, *, push: bool = False) -> tuple[bytes, Descriptor] | None:
         """The manifest ``ref`` names, or None when the registry has none by that tag or digest."""
@@ -247,9 +247,11 @@ class Client:
             return None if found is None else found[1]
 
     def put_manifest(self, ref: Reference, data: bytes, media_type: str) -> str:
-        return self._put_manifest(ref, data, media_type)[0]
+        return self.put_manifest_response(ref, data, media_type)[0]
 
-    def _put_manifest(self, ref: Reference, data: bytes, media_type: str) -> tuple[str, requests.Response]:
+    def put_manifest_response(
+        self, ref: Reference, data: bytes, media_type: str
+    ) -> tuple[str, requests.Response]:
         what = f"put manifest {ref}"
         if len(data) > MAX_MANIFEST_BYTES:
             raise RegistryError(
@@ -261,10 +263,10 @@ class Client:
         digest = digests.of_bytes(data)
         if ref.digest and ref.digest != digest:
             raise RegistryError(f"{what}: the manifest's digest is {digest}, not {ref.digest}")
-        response = self._request(
+        response = self.request(
             "PUT",
             ref,
-            self._url(ref, f"manifests/{ref.identifier}"),
+            self.url(ref, f"manifests/{ref.identifier}"),
             push=True,
             headers={"Content-Type": media_type},
             body=data,
@@ -272,7 +274,7 @@ class Client:
         )
         with response:
             if response.status_code not in (200, 201, 202):
-                raise self._fail(what, response)
+                raise self.error(what, response)
             answered = response.headers.get("Docker-Content-Digest")
         if answered and answered != digest:
             raise RegistryError(f"{what}: the registry says it stored {answered}, but {digest} was sent")
@@ -280,17 +282,17 @@ class Client:
 
     def list_tags(self, ref: Reference) -> list[str]:
         what = f"list tags of {ref.repo_str}"
-        url: str | None = self._url(ref, "tags/list?n=1000")
+        url: str | None = self.url(ref, "tags/list?n=1000")
         tags: list[str] = []
         pages = 0
         while url and pages < 1000:
             pages += 1
-            response = self._request("GET", ref, url, what=what)
+            response = self.request("GET", ref, url, what=what)
             with response:
                 if response.status_code == 404:
                     return tags
                 if response.status_code != 200:
-                    raise self._fail(what, response)
+                    raise self.error(what, response)
                 try:
                     body = response.json()
                 except ValueError:
@@ -303,8 +305,8 @@ class Client:
     def blob_exists(self, ref: Reference, digest: str, *, push: bool = False) -> bool:
         what = f"head blob {digest} in {ref.repo_str}"
         # A redirect (to object storage) means the registry has it; storage may refuse a HEAD.
-        response = self._request(
-            "HEAD", ref, self._url(ref, f"blobs/{digest}"), push=push, redirects=False, what=what
+        response = self.request(
+            "HEAD", ref, self.url(ref, f"blobs/{digest}"), push=push, redirects=False, what=what
         )
         with response:
             if response.status_code == 200 or response.status_code in (301, 302, 303, 307, 308):
@@ -312,20 +314,20 @@ class Client:
                 return True
             if response.status_code == 404:
                 return False
-            raise self._fail(what, response)
+            raise self.error(what, response)
 
     def _blob_stream(self, ref: Reference, digest: str) -> Iterator[requests.Response]:
         what = f"get blob {digest} from {ref.repo_str}"
         deadline = Deadline(self.deadline)
         attempt = 0
         while True:
-            response = self._request("GET", ref, self._url(ref, f"blobs/{digest}"), stream=True, what=what)
+            response = self.request("GET", ref, self.url(ref, f"blobs/{digest}"), stream=True, what=what)
             if response.status_code == 404:
                 response.close()
                 raise RegistryError(f"{what}: not found (HTTP 404)")
             if response.status_code != 200:
                 with response:
-                    raise self._fail(what, response)
+                    raise self.error(what, response)
             yield response
             attempt += 1
             if attempt >= BLOB_ATTEMPTS:
@@ -427,8 +429,8 @@ class Client:
         raise RegistryError(f"{what}: failed {BLOB_ATTEMPTS} times, last: {last}")
 
     def _mount(self, ref: Reference, digest: str, source: str) -> bool:
-        url = _with_query(self._url(ref, "blobs/uploads/"), mount=digest, **{"from": source})
-        response = self._request(
+        url = _with_query(self.url(ref, "blobs/uploads/"), mount=digest, **{"from": source})
+        response = self.request(
             "POST",
             ref,
             url,
@@ -444,7 +446,7 @@ class Client:
             if response.status_code == 202 and response.headers.get("Location"):
                 # The registry opened an ordinary upload instead; cancel it, the caller uploads.
                 with contextlib.suppress(RegistryError):
-                    self._request(
+                    self.request(
                         "DELETE",
                         ref,
                         urljoin(response.url, response.headers["Location"]),
@@ -456,14 +458,12 @@ class Client:
 
     def _start_upload(self, ref: Reference, digest: str) -> str:
         what = f"start upload of {digest} to {ref.repo_str}"
-        response = self._request(
-            "POST", ref, self._url(ref, "blobs/uploads/"), push=True, body=b"", what=what
-        )
+        response = self.request("POST", ref, self.url(ref, "blobs/uploads/"), push=True, body=b"", what=what)
         with response:
             if response.status_code != 202 or not response.headers.get("Location"):
                 if response.status_code in RETRY_STATUSES:
                     raise _Transient(f"HTTP {response.status_code}")
-                raise self._fail(what, response)
+                raise self.error(what, response)
             return urljoin(response.url, response.headers["Location"])
 
     def _send_upload(
@@ -477,7 +477,7 @@ class Client:
         headers: dict[str, str],
     ) -> requests.Response:
         try:
-            response = self._request(
+            response = self.request(
                 method,
                 ref,
                 url,
@@ -530,7 +530,7 @@ class Client:
                 )
             if response.status_code in _REFUSES_MONOLITHIC:
                 return False
-            raise self._fail(what, response)
+            raise self.error(what, response)
 
     def _upload_chunked(
         self, ref: Reference, digest: str, size: int, body: Body, on_bytes: OnBytes | None
@@ -554,7 +554,7 @@ class Client:
             )
             with response:
                 if response.status_code not in (202, 204) or not response.headers.get("Location"):
-                    raise self._fail(what, response)
+                    raise self.error(what, response)
                 location = urljoin(response.url, response.headers["Location"])
                 stored = response.headers.get("Range", "")
             if stored:
@@ -581,7 +581,7 @@ class Client:
                         f"{what}: the registry says the content does not match {digest}",
                         hint="the local blob is corrupt: rebuild the image layout",
                     )
-                raise self._fail(what, response)
+                raise self.error(what, response)
             self._check_stored(what, response, digest)
 
     # -- push ------------------------------------------------------------------------------
