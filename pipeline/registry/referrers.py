@@ -18,8 +18,9 @@ from pipeline.oci import digest as digests
 from pipeline.oci import mediatype
 from pipeline.oci.descriptor import Descriptor
 from pipeline.oci.manifest import Index, Manifest, parse
-from pipeline.registry.client import Client, next_link
+from pipeline.registry.client import Client
 from pipeline.registry.reference import Reference
+from pipeline.registry.tags import next_link
 
 WRITE_ATTEMPTS = 5
 MAX_PAGES = 1000
