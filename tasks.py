@@ -138,8 +138,8 @@ def build(
     from pathlib import Path
 
     from pipeline.source import pin as pinfile
+    from pipeline.source.checkout import Checkout
     from pipeline.stages import build as build_stage
-    from pipeline.stages.fork import Checkout
 
     settings = _settings(
         c,
@@ -290,7 +290,7 @@ def verify(
     json: bool = False,
 ) -> None:
     """Verify an image's attached Sigstore signatures (or --type attestations) against an identity and an OIDC issuer."""
-    from pipeline.stages import sign as sign_stage
+    from pipeline.stages import verify as verify_stage
 
     if type and type != "signature":
         from pipeline.stages import attest
@@ -308,7 +308,7 @@ def verify(
         if not found.verified:
             raise Exit(code=1)
         return
-    result = sign_stage.run_verify(
+    result = verify_stage.run_verify(
         _settings(c),
         image=image,
         certificate_identity=certificate_identity,
@@ -417,10 +417,10 @@ def build_image(
     json: bool = False,
 ) -> None:
     """Build and push the nginx test image with the kaniko executor, run in podman as the kaniko README says."""
-    from pipeline.stages import build_image as kaniko
+    from pipeline.stages import build_image
 
     settings = _settings(c)
-    result = kaniko.run(
+    result = build_image.run(
         settings,
         executor=executor,
         destination=destination,
@@ -638,18 +638,19 @@ def render(
     from pathlib import Path
 
     from pipeline.errors import UsageError
+    from pipeline.stages import publish as publish_stage
     from pipeline.stages import render as render_stage
 
     if not target:
         raise UsageError("--target is required", hint="choose one of: " + ", ".join(render_stage.TARGETS))
     settings = _settings(c)
-    published = record.read(settings.record_file).get("publish") or {}
+    published = publish_stage.recorded_images(settings.record_file)
     if executor:
         variant = render_stage.variant_of(target, executor, variant, published)
     else:
         variant = variant or render_stage.default_variant(target)
         executor = render_stage.executor_from_record(
-            record.stage(settings.record_file, "publish", needed_by="invoke render"), variant
+            publish_stage.recorded_images(settings.record_file, needed_by="invoke render"), variant
         )
     if not destination:
         destination = render_stage.default_destination(executor)

@@ -48,6 +48,15 @@ def default_cache_dir(env: Mapping[str, str]) -> Path:
     return Path(base) / "kaniko-pipeline"
 
 
+def ca_bundle_from(env: Mapping[str, str]) -> Path | None:
+    """The CA bundle the environment names (REQUESTS_CA_BUNDLE first, then SSL_CERT_FILE), or None."""
+    for name in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"):
+        value = (env.get(name) or "").strip()
+        if value:
+            return Path(value)
+    return None
+
+
 def option_label(name: str, from_command_line: bool = False) -> str:
     """How an error names a setting: the option the user typed, with the config key in brackets
     (``--platforms [pipeline.platforms]``), or the config key alone when it came from the config."""
@@ -159,8 +168,6 @@ class Settings:
     @property
     def ca_bundle(self) -> Path | None:
         """``ca_file``, else REQUESTS_CA_BUNDLE or SSL_CERT_FILE from the environment, else None."""
-        from pipeline.registry.tls import ca_bundle_from
-
         return self.ca_file or ca_bundle_from(self.env)
 
     def insecure_for(self, *hosts: str | None) -> frozenset[str]:

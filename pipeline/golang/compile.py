@@ -26,7 +26,7 @@ from pipeline.golang.toolchain import Toolchain
 from pipeline.oci import digest as digests
 from pipeline.oci.descriptor import Platform
 from pipeline.progress import Progress, Silent
-from pipeline.stages.fork import Checkout
+from pipeline.source.checkout import Checkout
 
 # The credential helpers the Dockerfile's builder stage `go install`s from the vendored modules.
 CREDENTIAL_HELPERS: dict[str, str] = {

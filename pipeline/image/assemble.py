@@ -26,7 +26,7 @@ from pipeline.oci.descriptor import Descriptor, Platform
 from pipeline.oci.layout import Layout
 from pipeline.oci.manifest import Index, Manifest, canonical_json, descriptor_of
 from pipeline.progress import Progress, Silent
-from pipeline.stages.fork import Checkout
+from pipeline.source.checkout import Checkout
 
 KANIKO_MODE = 0o777
 DIR_MODES = {"/kaniko": KANIKO_MODE}

@@ -7,18 +7,9 @@ bundle: ``--ca-file``, else ``REQUESTS_CA_BUNDLE`` or ``SSL_CERT_FILE`` as reque
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 from pathlib import Path
 from urllib.parse import urlsplit
-
-
-def ca_bundle_from(env: Mapping[str, str]) -> Path | None:
-    """The CA bundle the environment names (REQUESTS_CA_BUNDLE first, then SSL_CERT_FILE), or None."""
-    for name in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"):
-        value = (env.get(name) or "").strip()
-        if value:
-            return Path(value)
-    return None
 
 
 def verification(url: str, insecure: Collection[str], ca_file: Path | None) -> bool | str:

@@ -2,12 +2,13 @@
 
 Every request has a timeout. Connection errors, timeouts, 408, 429 and 5xx (not 501/505) are retried
 with backoff until an overall deadline (the policy is in ``retry``). Bodies are bytes or a file
-re-opened on each attempt (``body``), never a consumed stream. Redirects are followed here, not by requests, so the Authorization header never goes to
-another host (blob GETs are often redirected to object storage). Plain HTTP is used only for loopback
-registries, or for a registry host the caller names as ``insecure`` (then HTTPS without verification
-is tried first). ``insecure`` covers those hosts only: a token realm or a redirect target elsewhere is
-verified as usual. A private CA needs no ``insecure`` at all: ``ca_file`` (or ``REQUESTS_CA_BUNDLE`` /
-``SSL_CERT_FILE`` in the environment) names the bundle TLS is verified against.
+re-opened on each attempt (``body``), never a consumed stream. Redirects are followed here, not by
+requests, so the Authorization header never goes to another host (blob GETs are often redirected to
+object storage). Plain HTTP is used only for loopback registries, or for a registry host the caller
+names as ``insecure`` (then HTTPS without verification is tried first). ``insecure`` covers those
+hosts only: a token realm or a redirect target elsewhere is verified as usual. A private CA needs no
+``insecure`` at all: ``ca_file`` (or ``REQUESTS_CA_BUNDLE`` / ``SSL_CERT_FILE`` in the environment)
+names the bundle TLS is verified against.
 """
 
 from __future__ import annotations
@@ -26,12 +27,13 @@ import requests
 import requests.adapters
 import urllib3
 
+from pipeline.config import ca_bundle_from
 from pipeline.errors import AuthError, RegistryError
 from pipeline.registry.auth import Authenticator, parse_challenges
 from pipeline.registry.body import Body, FileBody, OnBytes, Reader
 from pipeline.registry.credentials import Credentials
 from pipeline.registry.retry import MAX_ATTEMPTS, RETRY_STATUSES, Deadline, backoff_delay, parse_retry_after
-from pipeline.registry.tls import ca_bundle_from, verification
+from pipeline.registry.tls import verification
 
 MAX_REDIRECTS = 10
 USER_AGENT = "kaniko-pipeline/0.1 (+python-requests)"

@@ -29,8 +29,8 @@ if TYPE_CHECKING:
     from pipeline.oci.layout import Layout
     from pipeline.progress import Progress
     from pipeline.registry.client import Client
+    from pipeline.source.checkout import Checkout
     from pipeline.stages.conformance.result import ConformanceResult
-    from pipeline.stages.fork import Checkout
     from pipeline.stages.smoke import SmokeResult
 
 

@@ -190,13 +190,13 @@ class Destinations:
         self, settings: Settings, signing: Signing, trust_config: str | None, progress: Progress
     ) -> None:
         """Verify each image where it is, in every other registry."""
-        from pipeline.stages import sign as sign_stage
+        from pipeline.stages import verify as verify_stage
 
         for dest in self.live():
             for variant, digest in dest.digests.items():
                 image = f"{dest.plans[variant].repository}@{digest}"
                 try:
-                    result = sign_stage.run_verify(
+                    result = verify_stage.run_verify(
                         settings,
                         image=image,
                         certificate_identity=signing.identity,

@@ -101,13 +101,13 @@ def signed_by(
     (``""`` for the public instance), or None when it has none."""
     from pipeline.registry.reference import Reference
     from pipeline.signing.verify import Policy
-    from pipeline.stages import sign as sign_stage
+    from pipeline.stages import verify as verify_stage
 
     policy = Policy(signing.identity, signing.issuer)
     ref = Reference.parse(f"{repository}@{digest}")
     for path, config in configs:
         try:
-            result = sign_stage.verify(ref, client=client, policy=policy, config=config)
+            result = verify_stage.verify(ref, client=client, policy=policy, config=config)
         except VerifyError:
             return None
         if result.verified:

@@ -321,9 +321,8 @@ def _release(
     others: Destinations,
 ) -> None:
     from pipeline.services import nginxbase
-    from pipeline.stages import build_image as kaniko
-    from pipeline.stages import publish, smoke
-    from pipeline.stages import sign as sign_stage
+    from pipeline.stages import build_image, publish, smoke
+    from pipeline.stages import verify as verify_stage
 
     if not options.force and states and all(s.digest and s.signed is not None for s in states.values()):
         made = retest.reuse(states, client, report, timer)
@@ -336,7 +335,7 @@ def _release(
 
     with timer.stage("verify") as stage:
         for variant, image in published.items():
-            result = sign_stage.run_verify(
+            result = verify_stage.run_verify(
                 settings,
                 image=f"{image.repository}@{image.digest}",
                 certificate_identity=signing.identity,
@@ -373,7 +372,7 @@ def _release(
             hint="include executor in --variants (pipeline.variants)",
         )
     with timer.stage("build-image") as stage:
-        pushed_image = kaniko.run(
+        pushed_image = build_image.run(
             settings,
             executor=f"{executor.repository}@{executor.digest}",
             destination=f"{prefix}/{NGINX_REPOSITORY}:{resolved.tag}",

@@ -31,6 +31,7 @@ import requests
 from pipeline.errors import ToolError
 from pipeline.progress import Progress, Silent
 from pipeline.record import atomic_write_text
+from pipeline.services import process
 from pipeline.system import require_program
 
 BINARY = "docker-registry"
@@ -241,22 +242,12 @@ class LocalRegistry:
         return False, f"it did not answer /v2/ within {START_TIMEOUT:.0f} s: {self._log_tail()}"
 
     def _log_tail(self) -> str:
-        try:
-            lines = self.log_file.read_text(errors="replace").strip().splitlines()
-        except OSError:
-            return ""
-        return " | ".join(lines[-3:])
+        return process.log_tail(self.log_file, 3, separator=" | ")
 
     def stop(self) -> None:
         if self.process is None:
             return
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(STOP_TIMEOUT)
+        process.stop(self.process, STOP_TIMEOUT)
         self.process = None
 
     def __enter__(self) -> LocalRegistry:

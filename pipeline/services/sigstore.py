@@ -29,6 +29,7 @@ from types import TracebackType
 from pipeline.errors import ToolError
 from pipeline.progress import Progress, Silent
 from pipeline.services import npm
+from pipeline.services import process as processes
 from pipeline.system import require_program
 
 SOURCE = Path(__file__).resolve().parent / "sigstore_js"
@@ -83,15 +84,7 @@ class LocalSigstore:
     log: Path = field(repr=False)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
+        processes.stop(self.process, 10)
 
     def __enter__(self) -> LocalSigstore:
         return self
@@ -141,11 +134,8 @@ def start(
         info = json.loads(line)
         url = str(info["url"])
     except (ToolError, ValueError, KeyError, TypeError) as exc:
-        process.kill()
-        process.wait(timeout=10)
-        if process.stdout is not None:
-            process.stdout.close()
-        tail = "\n".join(log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-8:])
+        processes.stop(process, 10)
+        tail = processes.log_tail(log, 8)
         raise ToolError(
             f"the local Sigstore instance did not start: {exc}" + (f"\n{tail}" if tail else ""),
             hint=f"see {log}; `invoke setup` installs node and npm",

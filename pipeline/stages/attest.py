@@ -275,7 +275,7 @@ def run_verify(
     if not image:
         raise VerifyError("which image? pass --image REF", hint="e.g. --image REGISTRY/REPO:TAG")
     predicate = predicate_type(kind)
-    from pipeline.stages.sign import verifying
+    from pipeline.stages.verify import verifying
 
     with verifying(
         settings, image, certificate_identity, certificate_oidc_issuer, trust_config, progress

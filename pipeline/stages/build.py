@@ -19,7 +19,7 @@ from pipeline.image import layer as layers
 from pipeline.oci.descriptor import Platform
 from pipeline.oci.layout import Layout
 from pipeline.progress import Progress, Silent
-from pipeline.stages.fork import Checkout
+from pipeline.source.checkout import Checkout
 from pipeline.urls import redact
 
 CA_PATH = "/kaniko/ssl/certs/ca-certificates.crt"

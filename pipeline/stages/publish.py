@@ -65,6 +65,23 @@ def images_from_layout(layout: Layout) -> dict[str, Descriptor]:
     return dict(sorted(images.items(), key=lambda item: tagplan.VARIANTS.index(item[0])))
 
 
+def recorded_images(record_file: Path, *, needed_by: str | None = None) -> dict[str, str]:
+    """The one reader of the publish record: variant -> ``REPOSITORY@DIGEST`` of what the last
+    `invoke publish` (or release) published. With ``needed_by``, a missing record is a RecordError
+    that names the task needing it; without, an empty mapping."""
+    if needed_by:
+        data: Any = record.stage(record_file, "publish", needed_by=needed_by)
+    else:
+        data = record.read(record_file).get("publish") or {}
+    images = data.get("images") if isinstance(data, Mapping) else None
+    found: dict[str, str] = {}
+    if isinstance(images, Mapping):
+        for variant, entry in images.items():
+            if isinstance(entry, Mapping) and entry.get("repository") and entry.get("digest"):
+                found[str(variant)] = f"{entry['repository']}@{entry['digest']}"
+    return found
+
+
 def images_from_record(build: Mapping[str, Any]) -> tuple[Layout, dict[str, Descriptor]]:
     """The layout and the variants' descriptors that ``invoke build`` recorded."""
     layout_dir = build.get("layout")

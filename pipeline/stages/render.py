@@ -7,6 +7,7 @@ and the runner's default image are rendered for the debug variant only.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,31 +44,32 @@ def default_variant(target: str) -> str:
     return "debug" if target.startswith("gitlab-") else "executor"
 
 
-def executor_from_record(publish: dict[str, Any], variant: str = "executor") -> str:
-    """``REPOSITORY@DIGEST`` of the ``variant`` image that the last `invoke publish` recorded."""
-    image = (publish.get("images") or {}).get(variant)
-    if not isinstance(image, dict) or not image.get("repository") or not image.get("digest"):
+def executor_from_record(published: Mapping[str, str], variant: str = "executor") -> str:
+    """``REPOSITORY@DIGEST`` of the ``variant`` image that the last `invoke publish` recorded
+    (``published``: :func:`pipeline.stages.publish.recorded_images`)."""
+    image = published.get(variant)
+    if image is None:
         raise UsageError(
             f"the last `invoke publish` published no {variant} image",
             hint=f"publish the {variant} variant, or pass --executor REPOSITORY@sha256:...",
         )
-    return f"{image['repository']}@{image['digest']}"
+    return image
 
 
-def variant_in_record(publish: dict[str, Any], executor: str) -> str | None:
+def variant_in_record(published: Mapping[str, str], executor: str) -> str | None:
     """Which published variant ``executor`` is, when the publish record knows its digest."""
     digest = Reference.parse(executor).digest
-    for variant, image in (publish.get("images") or {}).items():
-        if isinstance(image, dict) and digest and image.get("digest") == digest:
-            return str(variant)
+    for variant, image in published.items():
+        if digest and Reference.parse(image).digest == digest:
+            return variant
     return None
 
 
-def variant_of(target: str, executor: str, variant: str, publish: dict[str, Any]) -> str:
+def variant_of(target: str, executor: str, variant: str, published: Mapping[str, str]) -> str:
     """Which variant an ``--executor`` given by the user is: the publish record's word when it knows the
     digest (a contradicting ``--variant`` is refused), else ``--variant``. A GitLab recipe needs to know:
     it runs only in an image with a shell, and a digest alone does not say whether it has one."""
-    known = variant_in_record(publish, executor)
+    known = variant_in_record(published, executor)
     if known and variant and variant != known:
         raise UsageError(
             f"--executor {executor} is the {known} image (the last `invoke publish` published it), "

@@ -119,7 +119,7 @@ def run(
         raise UsageError(
             "which image? pass IMAGE[:TAG|@DIGEST]", hint="e.g. invoke reproduce REGISTRY/REPO:TAG ..."
         )
-    from pipeline.stages.sign import verifying
+    from pipeline.stages.verify import verifying
 
     with verifying(
         settings, image, certificate_identity, certificate_oidc_issuer, trust_config, progress

@@ -10,6 +10,7 @@ busybox (executor, slim, warmer). Prints:
 Usage: python tests/benchmarks/bench_attest.py [FORK_URL]     Nothing here asserts timings.
 """
 
+# ruff: noqa: E402  (sys.path is set before the project is imported)
 from __future__ import annotations
 
 import os

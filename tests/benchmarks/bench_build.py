@@ -12,6 +12,7 @@ pipeline, plain, ...) and the fastest of each side is compared, which damps othe
 the load average is printed with each figure so a reader can judge.
 """
 
+# ruff: noqa: E402  (sys.path is set before the project is imported)
 from __future__ import annotations
 
 import json
@@ -31,8 +32,8 @@ from pipeline import config, record  # noqa: E402
 from pipeline.golang import compile as compiler  # noqa: E402
 from pipeline.golang import toolchain
 from pipeline.oci.descriptor import Platform  # noqa: E402
+from pipeline.source.checkout import Checkout  # noqa: E402
 from pipeline.stages import build as build_stage  # noqa: E402
-from pipeline.stages.fork import Checkout  # noqa: E402
 from tests.support import fixture_fork  # noqa: E402
 
 PLATFORM = "linux/amd64"

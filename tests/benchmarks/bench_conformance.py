@@ -7,6 +7,7 @@ then it prints the seconds of the quick subset, of the full repository suite, an
 fork's own integration Dockerfiles, with each run's totals.
 """
 
+# ruff: noqa: E402  (sys.path is set before the project is imported)
 from __future__ import annotations
 
 import json

@@ -11,6 +11,7 @@ Usage: python tests/benchmarks/bench_platforms.py [FORK_CHECKOUT]
 printed beside each figure.
 """
 
+# ruff: noqa: E402  (sys.path is set before the project is imported)
 from __future__ import annotations
 
 import os

@@ -11,6 +11,7 @@ Run from the project root:  python tests/benchmarks/bench_publish.py [--rounds 3
 Nothing here asserts timings: it prints figures.
 """
 
+# ruff: noqa: E402  (sys.path is set before the project is imported)
 from __future__ import annotations
 
 import argparse

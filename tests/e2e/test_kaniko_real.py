@@ -12,12 +12,11 @@ from pipeline.config import PROJECT_ROOT
 from pipeline.registry.client import Client
 from pipeline.registry.credentials import Credentials
 from pipeline.registry.reference import Reference
-from pipeline.services import nginxbase
+from pipeline.services import kaniko, nginxbase
 from pipeline.services.podman import Podman
 from pipeline.services.registry import LocalRegistry
 from pipeline.source import pin
-from pipeline.stages import build_image as kaniko
-from pipeline.stages import fork
+from pipeline.stages import build_image, fork
 from pipeline.stages.smoke import check_image
 from tests.conftest import require_tool
 from tests.support import fakeexecutor
@@ -60,7 +59,7 @@ def test_real_kaniko_builds_the_dockerfile_and_the_image_passes_smoke(
         registry_mirror=registry.host,
         base_image=nginxbase.docker_hub_name(base.digest),
     )
-    result = kaniko.build_image(podman, request, credentials=Credentials.anonymous(), verify=None)
+    result = build_image.build_image(podman, request, credentials=Credentials.anonymous(), verify=None)
     try:
         with Client(credentials=Credentials.anonymous()) as client:
             desc = client.head_manifest(request.destination)

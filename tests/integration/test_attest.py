@@ -31,7 +31,7 @@ from pipeline.signing import attach, trust
 from pipeline.signing import bundle as bundles
 from pipeline.signing.verify import Policy
 from pipeline.stages import attest
-from pipeline.stages import sign as sign_stage
+from pipeline.stages import verify as verify_stage
 from tests.integration.test_sign_registry import ISSUER, SIGNER, _invoke, _token, push_index
 from tests.support.sigstore import (  # noqa: F401 - fixtures
     local_sigstore,
@@ -99,7 +99,7 @@ def test_a_test_result_is_attached_as_cosign_attest_does_and_verifies_independen
     assert found.to_dict()["referrer"] == done.referrer
 
     # an attestation is not a signature: the image is still unsigned
-    unsigned = sign_stage.verify(
+    unsigned = verify_stage.verify(
         repo.with_tag("latest"), client=client, policy=Policy(SIGNER, ISSUER), config=config
     )
     assert not unsigned.verified and unsigned.outcomes == []

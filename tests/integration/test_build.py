@@ -19,8 +19,8 @@ from pipeline import record
 from pipeline.errors import CompileError, ImageError, ToolError
 from pipeline.image import cabundle
 from pipeline.oci.layout import Layout
+from pipeline.source.checkout import Checkout
 from pipeline.stages import build as build_stage
-from pipeline.stages.fork import Checkout
 from tests.conftest import require_tool
 from tests.support import fixture_fork
 from tests.support.cli import run_invoke

@@ -18,9 +18,9 @@ import pytest
 import requests
 import yaml
 
+from pipeline.services.kaniko import KANIKO_CAPS
 from pipeline.services.podman import Mount, Podman, RunSpec
 from pipeline.stages import render
-from pipeline.stages.build_image import KANIKO_CAPS
 from tests.support import fakeexecutor
 from tests.support.cli import run_invoke
 from tests.support.recipeimages import Published, published  # noqa: F401 - fixture

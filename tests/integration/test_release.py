@@ -27,7 +27,7 @@ from pipeline.oci import mediatype
 from pipeline.services import sigstore as localsigstore
 from pipeline.services.nginxbase import BaseImage
 from pipeline.services.registry import LocalRegistry
-from pipeline.stages import sign as sign_stage
+from pipeline.stages import verify as verify_stage
 from tests.conftest import require_tool
 from tests.support import fakeexecutor, fixture_fork
 from tests.support.cli import run_invoke
@@ -172,7 +172,7 @@ def test_first_run_releases_a_second_is_up_to_date_and_force_republishes_nothing
     assert first.smoke is not None and first.smoke["ok"]
     # the signature verifies independently of the release, with the identity it reports
     assert first.signature["identity"] == localsigstore.LOCAL_IDENTITY
-    checked = sign_stage.run_verify(
+    checked = verify_stage.run_verify(
         settings,
         image=f"{registry.host}/kaniko-warmer:v1.2.3",
         certificate_identity=localsigstore.LOCAL_IDENTITY,

@@ -21,7 +21,7 @@ from pipeline.registry.reference import Reference
 from pipeline.services import sigstore as localsigstore
 from pipeline.services.registry import LocalRegistry
 from pipeline.signing import attach
-from pipeline.stages import sign as sign_stage
+from pipeline.stages import verify as verify_stage
 from tests.integration.test_release import Fork, _options, env, fork  # noqa: F401 - fixtures
 from tests.support.registries import AuthRegistry
 from tests.support.sigstore import node_cache  # noqa: F401 - fixture
@@ -114,7 +114,7 @@ def test_a_release_to_two_registries_fails_whole_when_one_dies_and_completes_whe
     bundles = _bundles(credentials, registry.host, published)
     assert bundles and bundles == _bundles(credentials, token_registry.host, published)
     for host in (registry.host, token_registry.host):
-        checked = sign_stage.run_verify(
+        checked = verify_stage.run_verify(
             settings,
             image=f"{host}/kaniko-executor:v1.2.3",
             certificate_identity=localsigstore.LOCAL_IDENTITY,

@@ -26,6 +26,7 @@ from pipeline.signing import attach, identity, trust
 from pipeline.signing import bundle as bundles
 from pipeline.signing.verify import Policy
 from pipeline.stages import sign as sign_stage
+from pipeline.stages import verify as verify_stage
 from tests.support.cli import run_invoke
 from tests.support.sigstore import (  # noqa: F401 - fixtures
     local_sigstore,
@@ -99,7 +100,7 @@ def test_sign_find_verify(
     assert [s.digest for s in result.signed] == [index.digest]
     assert result.identity == SIGNER and result.issuer == ISSUER
 
-    verified = sign_stage.verify(
+    verified = verify_stage.verify(
         repo.with_tag("latest"), client=client, policy=Policy(SIGNER, ISSUER), config=config
     )
     assert verified.verified, verified.explain()
@@ -111,7 +112,7 @@ def test_sign_find_verify(
     assert "cosign v2 signature tag" in verified.explain()
 
     for policy in (Policy("https://someone.else", ISSUER), Policy(SIGNER, "https://other.issuer")):
-        rejected = sign_stage.verify(repo.with_tag("latest"), client=client, policy=policy, config=config)
+        rejected = verify_stage.verify(repo.with_tag("latest"), client=client, policy=policy, config=config)
         assert not rejected.verified
         assert rejected.outcomes[0].reason
         assert "rejected" in rejected.explain()
@@ -164,7 +165,7 @@ def test_sign_find_verify(
 def test_image_without_signature(registry: LocalRegistry, client: Client, config: ClientTrustConfig) -> None:
     repo = _repo(registry)
     index = push_index(client, repo)
-    result = sign_stage.verify(
+    result = verify_stage.verify(
         repo.with_tag("latest"), client=client, policy=Policy(SIGNER, ISSUER), config=config
     )
     assert not result.verified
@@ -186,7 +187,7 @@ def test_untrusted_root_fails_verification(
         [sign_stage.Target("executor", repo, index.digest)], client=client, config=config, token=_token()
     )
     other = trust.load(other_sigstore.trust_config)
-    result = sign_stage.verify(
+    result = verify_stage.verify(
         repo.with_tag("latest"), client=client, policy=Policy(SIGNER, ISSUER), config=other
     )
     assert not result.verified
@@ -253,7 +254,7 @@ def test_signing_twice_keeps_one_entry_per_bundle_and_others_entries(
         assert artifact["subject"]["digest"] == index.digest
 
     # Both signatures verify; the .sig image holds one layer for this signer, not two.
-    result = sign_stage.verify(
+    result = verify_stage.verify(
         repo.with_digest(index.digest), client=client, policy=Policy(SIGNER, ISSUER), config=config
     )
     assert [o.verified for o in result.outcomes] == [True, True]
@@ -286,7 +287,7 @@ def test_per_platform_signs_each_manifest(
     assert [s.platform for s in result.signed] == [None, "linux/amd64", "linux/arm64"]
     assert all(s.sig_tag is None for s in result.signed)
     for signed in result.signed[1:]:
-        outcome = sign_stage.verify(
+        outcome = verify_stage.verify(
             repo.with_digest(signed.digest), client=client, policy=Policy(SIGNER, ISSUER), config=config
         )
         assert outcome.verified, outcome.explain()
@@ -410,7 +411,7 @@ def test_sign_what_publish_recorded(
     policy = Policy(localsigstore.LOCAL_IDENTITY, localsigstore.LOCAL_ISSUER)
     for variant, image in published.items():
         ref = Reference.parse(image.repository)
-        result = sign_stage.verify(
+        result = verify_stage.verify(
             ref.with_digest(image.digest), client=client, policy=policy, config=local_config
         )
         assert result.verified, (variant, result.explain())

@@ -16,7 +16,7 @@ from pipeline.oci import mediatype
 from pipeline.oci.descriptor import Descriptor, Platform
 from pipeline.oci.layout import Layout
 from pipeline.oci.manifest import Index, Manifest, canonical_json
-from pipeline.stages.fork import Checkout
+from pipeline.source.checkout import Checkout
 
 MODULE = "example.com/fixture/kaniko"
 TAG = "v1.2.3"

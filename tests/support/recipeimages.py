@@ -20,9 +20,9 @@ from pipeline.registry.client import Client
 from pipeline.registry.credentials import Credentials
 from pipeline.services.podman import Podman
 from pipeline.services.registry import LocalRegistry
+from pipeline.source.checkout import Checkout
 from pipeline.stages import build as build_stage
 from pipeline.stages import publish
-from pipeline.stages.fork import Checkout
 from tests.conftest import require_tool
 from tests.support import fakeexecutor, fixture_fork
 from tests.support.images import shared_test_cache

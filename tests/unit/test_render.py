@@ -196,11 +196,9 @@ def test_unknown_target_and_variant() -> None:
         render.render("k8s-pod", EXECUTOR, destination="r/a:1", variant="fat")
 
 
-PUBLISHED = {
-    "images": {
-        "executor": {"repository": "docker.io/team/kaniko-executor", "digest": "sha256:" + "ab" * 32},
-        "debug": {"repository": "docker.io/team/kaniko-executor", "digest": "sha256:" + "cd" * 32},
-    }
+PUBLISHED = {  # as pipeline.stages.publish.recorded_images reads the publish record
+    "executor": "docker.io/team/kaniko-executor@sha256:" + "ab" * 32,
+    "debug": "docker.io/team/kaniko-executor@sha256:" + "cd" * 32,
 }
 
 
@@ -241,7 +239,11 @@ def test_default_destination_sits_beside_the_executor() -> None:
 def _cache_with_record(tmp_path: Path) -> Path:
     cache = tmp_path / "cache"
     (cache / "runs").mkdir(parents=True)
-    (cache / "runs" / "last.json").write_text(json.dumps({"publish": PUBLISHED}))
+    images = {}
+    for variant, ref in PUBLISHED.items():
+        repository, digest = ref.split("@")
+        images[variant] = {"repository": repository, "digest": digest}
+    (cache / "runs" / "last.json").write_text(json.dumps({"publish": {"images": images}}))
     return cache
 
 

@@ -17,8 +17,8 @@ from pathlib import Path
 from pipeline.errors import ContainerError, ToolError
 from pipeline.registry.credentials import Credentials
 from pipeline.registry.reference import Reference
+from pipeline.services import kaniko
 from pipeline.services.podman import Mount, Podman
-from pipeline.stages import build_image as kaniko
 from pipeline.stages.conformance.bases import Base
 from pipeline.stages.conformance.cases import Case
 from pipeline.system import require_program

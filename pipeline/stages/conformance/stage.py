@@ -28,6 +28,7 @@ from pipeline.stages.conformance.builders import Buildah, Kaniko
 from pipeline.stages.conformance.cases import Case
 from pipeline.stages.conformance.result import CaseResult, ConformanceResult
 from pipeline.stages.conformance.run import Context, run_cases
+from pipeline.stages.publish import recorded_images
 
 if TYPE_CHECKING:
     from pipeline.config import Settings
@@ -80,17 +81,6 @@ def recorded_checkout(settings: Settings, tag: str = "") -> Path | None:
         return None
     path = data.get("path")
     return Path(path) if path and Path(path).is_dir() else None
-
-
-def published_images(settings: Settings) -> dict[str, str]:
-    data = record.read(settings.record_file).get("publish") or {}
-    images = data.get("images") if isinstance(data, Mapping) else None
-    out: dict[str, str] = {}
-    if isinstance(images, Mapping):
-        for variant, entry in images.items():
-            if isinstance(entry, Mapping) and entry.get("repository") and entry.get("digest"):
-                out[str(variant)] = f"{entry['repository']}@{entry['digest']}"
-    return out
 
 
 def plan(
@@ -236,7 +226,9 @@ def run(
     from pipeline.services.podman import Podman
 
     progress = progress or Silent()
-    executors = parse_executors(executor, variant_names, {} if executor else published_images(settings))
+    executors = parse_executors(
+        executor, variant_names, {} if executor else recorded_images(settings.record_file)
+    )
     the_plan = plan(
         executors=executors,
         cases_dir=Path(cases_dir) if cases_dir else None,

@@ -14,7 +14,7 @@ import pytest
 
 from pipeline.progress import Progress
 from pipeline.registry.reference import Reference
-from pipeline.stages import build_image as kaniko
+from pipeline.services import kaniko
 
 DIGEST = "sha256:" + "cd" * 32
 

@@ -19,11 +19,12 @@ from pipeline.progress import Silent
 from pipeline.registry.client import Client
 from pipeline.registry.credentials import Credentials
 from pipeline.registry.reference import Reference
+from pipeline.services import kaniko
 from pipeline.services import sigstore as localsigstore
 from pipeline.services.podman import Podman
 from pipeline.services.registry import LocalRegistry
 from pipeline.signing import identity, trust
-from pipeline.stages import build_image as kaniko
+from pipeline.stages import build_image
 from pipeline.stages import sign as sign_stage
 from tests.conftest import require_tool
 from tests.support import fakeexecutor
@@ -76,11 +77,11 @@ def _run(
     request: kaniko.BuildRequest,
     credentials: Credentials,
     capfd: pytest.CaptureFixture[str],
-    verify: kaniko.ExecutorVerifier | None = None,
-) -> tuple[kaniko.BuildResult | Exception, dict[str, Any]]:
-    outcome: kaniko.BuildResult | Exception
+    verify: build_image.ExecutorVerifier | None = None,
+) -> tuple[build_image.BuildResult | Exception, dict[str, Any]]:
+    outcome: build_image.BuildResult | Exception
     try:
-        outcome = kaniko.build_image(podman, request, credentials=credentials, verify=verify)
+        outcome = build_image.build_image(podman, request, credentials=credentials, verify=verify)
     except KanikoError as exc:
         outcome = exc
     captured = capfd.readouterr()
@@ -107,7 +108,7 @@ def test_build_image_runs_the_executor_as_the_readme_says_and_reports_the_pushed
     before = _leftover_run_dirs()
     request = _request(executor, registry_htpasswd, registry)
     result, seen = _run(podman, request, credentials, capfd)
-    assert isinstance(result, kaniko.BuildResult), result
+    assert isinstance(result, build_image.BuildResult), result
 
     # the README's security profile, seen from inside the container
     assert seen["uid"] == 0
@@ -190,7 +191,7 @@ def test_build_image_refuses_an_executor_that_fails_verification(
 
     request = _request(executor, registry_htpasswd, registry)
     with pytest.raises(VerifyError):
-        kaniko.build_image(podman, request, credentials=Credentials.anonymous(), verify=refuse)
+        build_image.build_image(podman, request, credentials=Credentials.anonymous(), verify=refuse)
     assert calls == [executor]
     # nothing was pulled: the executor never ran
     assert not podman.image_exists(str(executor))
@@ -222,8 +223,8 @@ def test_build_image_verifies_the_executor_with_the_sign_stage_first(
         sign_stage.sign([target], client=client, config=trust.load(local_sigstore.trust_config), token=token)
     settings = Settings.load({"cache_dir": str(tmp_path / "cache")}, env={"HOME": str(tmp_path)})
 
-    def verifier(who: str) -> kaniko.ExecutorVerifier:
-        return kaniko.signature_verifier(
+    def verifier(who: str) -> build_image.ExecutorVerifier:
+        return build_image.signature_verifier(
             settings,
             certificate_identity=who,
             certificate_oidc_issuer=ISSUER,
@@ -234,7 +235,7 @@ def test_build_image_verifies_the_executor_with_the_sign_stage_first(
     credentials = _credentials(tmp_path, registry_htpasswd)
     try:
         # a signed executor, signed by the expected identity, runs
-        result = kaniko.build_image(
+        result = build_image.build_image(
             podman,
             _request(signed, registry_htpasswd, registry),
             credentials=credentials,
@@ -244,7 +245,7 @@ def test_build_image_verifies_the_executor_with_the_sign_stage_first(
         # the same executor with another expected identity, and an unsigned one, are refused before running
         for executor, who in ((signed, "https://someone.else"), (unsigned, SIGNER)):
             with pytest.raises(VerifyError, match="no valid signature"):
-                kaniko.build_image(
+                build_image.build_image(
                     podman,
                     _request(executor, registry_htpasswd, registry),
                     credentials=credentials,

@@ -11,7 +11,8 @@ import pytest
 from pipeline.errors import ConfigError, KanikoError, UsageError
 from pipeline.registry.credentials import Credentials
 from pipeline.registry.reference import Reference
-from pipeline.stages import build_image as kaniko
+from pipeline.services import kaniko
+from pipeline.stages import build_image
 
 DIGEST = "sha256:" + "ab" * 32
 
@@ -88,10 +89,10 @@ def test_dockerfile_must_be_inside_the_context(context: Path) -> None:
 
 
 def test_default_destination_uses_the_docker_hub_username() -> None:
-    ref = kaniko.default_destination({"DOCKER_HUB_USERNAME": "someone"}, "v1.25.16")
+    ref = build_image.default_destination({"DOCKER_HUB_USERNAME": "someone"}, "v1.25.16")
     assert str(ref) == "docker.io/someone/kaniko-nginx:v1.25.16"
     with pytest.raises(ConfigError, match="DOCKER_HUB_USERNAME"):
-        kaniko.default_destination({}, "v1")
+        build_image.default_destination({}, "v1")
 
 
 def test_docker_config_has_only_the_hosts_asked_for_under_docker_hubs_key() -> None:
@@ -130,7 +131,7 @@ def test_build_image_without_a_signer_identity_asks_for_one_or_no_verify(
 
     settings = Settings.load({"cache_dir": str(tmp_path / "cache")}, env={})
     with pytest.raises(UsageError, match="needs the signer's identity") as info:
-        kaniko.run(
+        build_image.run(
             settings,
             executor=f"registry.example/kaniko/executor@{DIGEST}",
             destination="registry.example/nginx:v1",

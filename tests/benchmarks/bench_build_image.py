@@ -1,11 +1,12 @@
 """Benchmark: the kaniko and smoke stages with a real executor binary, on one machine.
 
-Usage: python tests/benchmarks/bench_kaniko.py /path/to/kaniko/executor [CACHE_DIR]
+Usage: python tests/benchmarks/bench_build_image.py /path/to/kaniko/executor [CACHE_DIR]
 Starts a local registry, pushes an executor image made from the binary and the Debian-made nginx base
 (built first if CACHE_DIR has none: about 60 s), then prints the seconds of each stage: base (cached),
 executor push, base push, build-image (kaniko in podman, through the docker.io mirror) and smoke.
 """
 
+# ruff: noqa: E402  (sys.path is set before the project is imported)
 from __future__ import annotations
 
 import json
@@ -20,11 +21,16 @@ sys.path.insert(0, str(ROOT))
 from pipeline.registry.client import Client  # noqa: E402
 from pipeline.registry.credentials import Credentials  # noqa: E402
 from pipeline.registry.reference import Reference  # noqa: E402
-from pipeline.services import nginxbase  # noqa: E402
+from pipeline.services import (
+    kaniko,  # noqa: E402
+    nginxbase,  # noqa: E402
+)
 from pipeline.services.podman import Podman  # noqa: E402
 from pipeline.services.registry import LocalRegistry  # noqa: E402
-from pipeline.stages import build_image as kaniko  # noqa: E402
-from pipeline.stages import smoke  # noqa: E402
+from pipeline.stages import (
+    build_image,  # noqa: E402
+    smoke,  # noqa: E402
+)
 from tests.support import fakeexecutor  # noqa: E402
 from tests.support.images import shared_test_cache  # noqa: E402
 
@@ -58,7 +64,7 @@ def main(binary: Path, cache: Path) -> dict[str, object]:
             base_image=nginxbase.docker_hub_name(pushed.digest),
         )
         start = time.perf_counter()
-        built = kaniko.build_image(podman, request, credentials=Credentials.anonymous(), verify=None)
+        built = build_image.build_image(podman, request, credentials=Credentials.anonymous(), verify=None)
         timed("build_image", start)
         start = time.perf_counter()
         checked = smoke.check_image(podman, built.image)
