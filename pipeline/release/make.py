@@ -73,7 +73,7 @@ def make(run: Run) -> Made:
     with timer.stage("publish") as stage:
         if embedded:
             progress.warn(publish.embedded_warning(tagplan.EMBEDDED_REASON, prefix))
-        layout, images = publish.images_from_record(built.to_dict())
+        layout, images = build_stage.layout_images(built.to_dict())
         published = publish.publish_images(
             client,
             layout,
