@@ -132,7 +132,7 @@ def fork(c: Context, o: Given) -> None:
             progress.step(
                 f"pin updated: {current.tag} -> {new.tag} ({new.commit[:12]}) in {settings.pin_file}"
             )
-    record.save(settings.record_file, "fork", result.to_dict())
+    fork_stage.save_record(settings.record_file, result)
     _emit(out, o.json, text.checked_out)
 
 
@@ -162,9 +162,8 @@ def build(c: Context, o: Given) -> None:
         pinned_url=pinned_url,
         progress=Progress(),
     )
-    out_dict = result.to_dict()
-    record.save(settings.record_file, "build", out_dict)
-    _emit(out_dict, o.json, build_stage.summary)
+    build_stage.save_record(settings.record_file, result)
+    _emit(result.to_dict(), o.json, build_stage.summary)
 
 
 @task(catalog.SETUP)
@@ -220,7 +219,7 @@ def sign(c: Context, o: Given) -> None:
         progress=Progress(),
     )
     if not o.image:
-        record.save(settings.record_file, "sign", result)
+        sign_stage.save_record(settings.record_file, result)
     _emit(result, o.json, text.signed)
 
 
@@ -308,7 +307,7 @@ def build_image(c: Context, o: Given) -> None:
         trust_config=o.trust_config,
         progress=Progress(),
     )
-    record.save(settings.record_file, "build-image", result.to_dict())
+    build_image.save_record(settings.record_file, result)
     _emit(result.to_dict(), o.json, lambda r: f"kaniko built and pushed {r['image']} in {r['seconds']} s")
 
 

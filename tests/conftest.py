@@ -35,6 +35,16 @@ def nothing_left_behind() -> Iterator[None]:
         pytest.fail("the tests left these behind:\n" + "\n".join(left), pytrace=False)
 
 
+@pytest.fixture(autouse=True)
+def close_git_repos() -> Iterator[None]:
+    """Closes the test repositories a test made (tests/support/gitrepos.py), and with them GitPython's
+    `git cat-file` processes, which otherwise live until garbage collection."""
+    yield
+    from tests.support.gitrepos import close_all
+
+    close_all()
+
+
 @pytest.fixture
 def cache_dir(tmp_path: Path) -> Path:
     """A private cache directory, so tests never touch the user's cache."""

@@ -18,8 +18,9 @@ from pipeline.oci import digest as digests
 from pipeline.oci import mediatype
 from pipeline.oci.descriptor import Descriptor
 from pipeline.oci.manifest import Index, Manifest, parse
-from pipeline.registry.client import Client, next_link
+from pipeline.registry.client import Client
 from pipeline.registry.reference import Reference
+from pipeline.registry.tags import next_link
 
 WRITE_ATTEMPTS = 5
 MAX_PAGES = 1000
@@ -46,7 +47,7 @@ def _api_referrers(client: Client, ref: Reference, subject_digest: str) -> list[
     """The referrers API's answer, every page of it (``Link: rel="next"``, as for the tag list), or
     None when the registry has no referrers API."""
     base = Reference(ref.registry, ref.repository)
-    url: str | None = client._url(base, f"referrers/{subject_digest}")
+    url: str | None = client.url(base, f"referrers/{subject_digest}")
     what = f"list referrers of {subject_digest} in {base.repo_str}"
     found: list[Descriptor] = []
     pages = 0
@@ -54,12 +55,12 @@ def _api_referrers(client: Client, ref: Reference, subject_digest: str) -> list[
         pages += 1
         if pages > MAX_PAGES:
             raise RegistryError(f"{what}: more than {MAX_PAGES} pages", hint="the registry keeps paging")
-        response = client._request("GET", base, url, headers={"Accept": mediatype.OCI_INDEX}, what=what)
+        response = client.request("GET", base, url, headers={"Accept": mediatype.OCI_INDEX}, what=what)
         with response:
             if response.status_code != 200:
                 if pages == 1 and response.status_code in (400, 404, 405, 406, 501):
                     return None
-                raise client._fail(what, response)
+                raise client.error(what, response)
             if response.headers.get("Content-Type", "").split(";")[0].strip() != mediatype.OCI_INDEX:
                 if pages == 1:
                     return None
@@ -131,7 +132,7 @@ def attach(client: Client, ref: Reference, artifact: Manifest) -> Descriptor:
             )
     data = artifact.to_bytes()
     desc = artifact_descriptor(artifact, data)
-    _, response = client._put_manifest(base.with_digest(desc.digest), data, artifact.media_type)
+    _, response = client.put_manifest_response(base.with_digest(desc.digest), data, artifact.media_type)
     if response.headers.get("OCI-Subject") == subject:
         # The registry indexes referrers itself: check that it lists this one.
         listed = _api_referrers(client, base, subject)

@@ -1,29 +1,24 @@
 """HTTP transport to registries: timeouts, retries with backoff, Retry-After, auth, safe redirects.
 
 Every request has a timeout. Connection errors, timeouts, 408, 429 and 5xx (not 501/505) are retried
-with jittered exponential backoff until an overall deadline, waiting as long as Retry-After says
-(seconds or an HTTP date). Bodies are bytes or a file re-opened on each attempt, never a consumed
-stream. Redirects are followed here, not by requests, so the Authorization header never goes to
-another host (blob GETs are often redirected to object storage). Plain HTTP is used only for loopback
-registries, or for a registry host the caller names as ``insecure`` (then HTTPS without verification
-is tried first). ``insecure`` covers those hosts only: a token realm or a redirect target elsewhere is
-verified as usual. A private CA needs no ``insecure`` at all: ``ca_file`` (or ``REQUESTS_CA_BUNDLE`` /
-``SSL_CERT_FILE`` in the environment) names the bundle TLS is verified against.
+with backoff until an overall deadline (the policy is in ``retry``). Bodies are bytes or a file
+re-opened on each attempt (``body``), never a consumed stream. Redirects are followed here, not by
+requests, so the Authorization header never goes to another host (blob GETs are often redirected to
+object storage). Plain HTTP is used only for loopback registries, or for a registry host the caller
+names as ``insecure`` (then HTTPS without verification is tried first). ``insecure`` covers those
+hosts only: a token realm or a redirect target elsewhere is verified as usual. A private CA needs no
+``insecure`` at all: ``ca_file`` (or ``REQUESTS_CA_BUNDLE`` / ``SSL_CERT_FILE`` in the environment)
+names the bundle TLS is verified against.
 """
 
 from __future__ import annotations
 
-import email.utils
 import json
 import os
-import random
 import re
 import threading
-import time
 import warnings
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import urljoin, urlsplit
@@ -35,115 +30,13 @@ import urllib3
 from pipeline.config import ca_bundle_from
 from pipeline.errors import AuthError, RegistryError
 from pipeline.registry.auth import Authenticator, parse_challenges
+from pipeline.registry.body import Body, FileBody, OnBytes, Reader
 from pipeline.registry.credentials import Credentials
+from pipeline.registry.retry import MAX_ATTEMPTS, RETRY_STATUSES, Deadline, backoff_delay, parse_retry_after
 from pipeline.registry.tls import verification
 
-RETRY_STATUSES = frozenset({408, 429}) | frozenset(range(500, 600)) - {501, 505}
 MAX_REDIRECTS = 10
-BACKOFF_BASE = 0.5
-BACKOFF_CAP = 20.0
-MAX_ATTEMPTS = 12
 USER_AGENT = "kaniko-pipeline/0.1 (+python-requests)"
-BLOCK = 1 << 20
-
-
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a Retry-After value (delta-seconds or an HTTP date); None if unusable."""
-    if value is None:
-        return None
-    text = value.strip()
-    if not text:
-        return None
-    if text.isdigit():
-        return float(int(text))
-    try:
-        seconds = float(text)
-    except ValueError:
-        pass
-    else:
-        return max(0.0, seconds) if seconds == seconds else None  # NaN is unusable
-    try:
-        when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when is None:
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    now = now or datetime.now(UTC)
-    return max(0.0, (when - now).total_seconds())
-
-
-def backoff_delay(attempt: int) -> float:
-    """Jittered exponential backoff (equal jitter): attempt 0 waits 0.25-0.5 s, doubling to the cap."""
-    ceiling = min(BACKOFF_CAP, BACKOFF_BASE * (2**attempt))
-    return random.uniform(ceiling / 2, ceiling)
-
-
-@dataclass(frozen=True)
-class FileBody:
-    """A request body read from a file, re-opened for every attempt (so retries can replay it)."""
-
-    path: Path
-    offset: int = 0
-    length: int | None = None
-
-    def size(self) -> int:
-        if self.length is not None:
-            return self.length
-        return os.path.getsize(self.path) - self.offset
-
-
-Body = bytes | FileBody
-OnBytes = Callable[[int], None]
-
-
-class _Reader:
-    """File-like body for requests: known length (so no chunked encoding), counts what was sent."""
-
-    def __init__(self, handle: BinaryIO, length: int, on_bytes: OnBytes | None) -> None:
-        self._handle = handle
-        self._left = length
-        self._length = length
-        self._on_bytes = on_bytes
-
-    def __len__(self) -> int:
-        return self._length
-
-    def read(self, size: int = -1) -> bytes:
-        if self._left <= 0:
-            return b""
-        size = BLOCK if size is None or size < 0 else max(size, BLOCK)
-        chunk = self._handle.read(min(size, self._left))
-        self._left -= len(chunk)
-        if self._on_bytes is not None and chunk:
-            self._on_bytes(len(chunk))
-        return chunk
-
-    def __iter__(self) -> Iterator[bytes]:
-        while chunk := self.read(BLOCK):
-            yield chunk
-
-
-class Deadline:
-    """An overall time budget for one operation and its retries."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.end = time.monotonic() + seconds
-
-    def remaining(self) -> float:
-        return self.end - time.monotonic()
-
-    def sleep(self, seconds: float, what: str) -> None:
-        left = self.remaining()
-        if seconds > left:
-            raise RegistryError(
-                f"{what}: gave up after {self.seconds:.0f} s of retries (the registry asked to wait "
-                f"{seconds:.0f} s more)",
-                hint="try again later, or raise the client's deadline",
-            )
-        time.sleep(max(0.0, seconds))
 
 
 def oci_errors(response: requests.Response) -> str:
@@ -407,7 +300,7 @@ class Transport:
                 length = body.size()
                 handle = open(body.path, "rb")  # noqa: SIM115 - closed below, once sent
                 handle.seek(body.offset)
-                data = _Reader(handle, length, on_bytes)
+                data = Reader(handle, length, on_bytes)
                 send_headers["Content-Length"] = str(length)
             elif body is not None:
                 data = body

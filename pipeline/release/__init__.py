@@ -23,16 +23,23 @@ as its docker.io mirror; and no debug variant unless ``--busybox`` or a registry
 
 Every run writes a report: JSON and Markdown (fit for ``$GITHUB_STEP_SUMMARY``) in ``--report-dir``.
 
-Modules: ``resolution`` (the release tag and commit), ``identity`` (the signing identity and trust configs),
-``state`` (what the registry holds), ``evidence`` and ``retest`` (attestations, testing again),
-``report`` (the report and the dry run's plan), ``stages`` (the run), ``endtoend`` (``invoke test-e2e``).
+Modules, in the order a release uses them: ``run`` (the entry: resolve and check), ``context`` (the
+options, the stage timer, the run's context and what the build side hands on), ``resolution`` (the
+release tag and commit), ``plan`` (where it goes, the dry run's plan), ``signer`` (the signing identity
+and trust configs), ``state`` (what the registry holds), ``registries`` (every registry after the
+first), ``make`` (fork, build, publish, sign, attest), ``retest`` (testing again without a rebuild; the
+test result), ``prove`` (verify, build-image, conformance, smoke, then the rolling tags),
+``attestations`` (what a release attests), ``report`` (the report and the plan's text), ``endtoend``
+(``invoke test-e2e``).
 """
 
+from pipeline.release.context import Options, StageHook
 from pipeline.release.endtoend import SHARED_CACHES, E2EResult, e2e, native_platform
+from pipeline.release.plan import DEBUG_NOTE, NGINX_REPOSITORY
 from pipeline.release.report import Report, Stage, plan_text
 from pipeline.release.resolution import LS_REMOTE_TIMEOUT, Resolved, remote_tags, resolve
+from pipeline.release.run import STAGES, run
 from pipeline.release.signer import LOCAL_TRUST_CONFIGS, Signing, choose_signing, signed_by, trust_configs
-from pipeline.release.stages import DEBUG_NOTE, NGINX_REPOSITORY, STAGES, Options, StageHook, run
 from pipeline.release.state import VariantState, inspect_registry
 
 __all__ = [

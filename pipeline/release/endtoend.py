@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any
 from pipeline import record
 from pipeline.errors import PipelineError
 from pipeline.progress import Progress, Silent
+from pipeline.release.context import Options
 from pipeline.release.report import Report
 from pipeline.release.resolution import remote_tags
-from pipeline.release.stages import Options, run
+from pipeline.release.run import run
 from pipeline.source import pin as pinfile
 from pipeline.urls import redact
 

@@ -7,41 +7,19 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from pipeline.errors import PipelineError, SmokeError, VerifyError
-from pipeline.policy import tagplan
 from pipeline.release import attestations as evidence
-from pipeline.release.report import Report
-from pipeline.release.signer import Signing
+from pipeline.release.context import Made, Run
 from pipeline.release.state import VariantState
 
 if TYPE_CHECKING:
-    from pipeline.config import Settings
     from pipeline.oci.descriptor import Descriptor
-    from pipeline.oci.layout import Layout
-    from pipeline.progress import Progress
-    from pipeline.registry.client import Client
-    from pipeline.release.stages import _Timer
     from pipeline.stages.conformance.result import ConformanceResult
     from pipeline.stages.publish import PublishedImage
     from pipeline.stages.smoke import SmokeResult
 
-# What the build side of a release hands on: published images, the layout (None: reused from the
-# registry), each variant's index descriptor, tag plans, and the trust config that verified the signatures.
-Made = tuple[
-    dict[str, "PublishedImage"],
-    "Layout | None",
-    dict[str, "Descriptor"],
-    dict[str, tagplan.TagPlan],
-    str | None,
-]
-
 
 def test_result(
-    settings: Settings,
-    signing: Signing,
-    client: Client,
-    report: Report,
-    timer: _Timer,
-    progress: Progress,
+    run: Run,
     published: Mapping[str, PublishedImage],
     checked: SmokeResult,
     executor: str,
@@ -49,6 +27,13 @@ def test_result(
 ) -> None:
     """Attach the test result (PASSED or FAILED) of the conformance suite (where it ran) and the smoke
     checks to every published digest; then, when either failed, raise its error (conformance first)."""
+    settings, signing, client, report, progress = (
+        run.settings,
+        run.signing,
+        run.client,
+        run.report,
+        run.progress,
+    )
     smoke_error: PipelineError | None = None
     if conformance is not None and not conformance.ok:
         from pipeline.stages.conformance.stage import raise_for_failure
@@ -65,7 +50,7 @@ def test_result(
     results = evidence.conformance_results(conformance) + evidence.smoke_results(checked)
     passed = all(ok for _, ok in results)
     try:
-        with timer.stage("test-result") as stage:
+        with run.timer.stage("test-result") as stage:
             attested = evidence.attest_tests(
                 settings,
                 signing,
@@ -89,12 +74,13 @@ def test_result(
         raise smoke_error
 
 
-def reuse(states: Mapping[str, VariantState], client: Client, report: Report, timer: _Timer) -> Made:
+def reuse(run: Run, states: Mapping[str, VariantState]) -> Made:
     """Every variant's digest is published and signed, but not (validly) tested PASSED: test it again
     without building anything (the version tags name what was built and signed)."""
     from pipeline.registry.reference import Reference
     from pipeline.stages.publish import PublishedImage
 
+    client, report, timer = run.client, run.report, run.timer
     detail = "every image is published and signed; testing it again"
     for name in ("fork", "build", "publish", "sign"):
         timer.skipped(name, detail)
@@ -116,4 +102,4 @@ def reuse(states: Mapping[str, VariantState], client: Client, report: Report, ti
         )
         report.images[variant] = {**published[variant].to_dict(), "bytes_uploaded": 0, "kept": {}}
     trust_config = next(iter(states.values())).signed or None
-    return published, None, images, {v: s.plan for v, s in states.items()}, trust_config
+    return Made(published, None, images, {v: s.plan for v, s in states.items()}, trust_config)

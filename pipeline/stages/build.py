@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from pipeline import record
 from pipeline.errors import ImageError, UsageError
 from pipeline.golang import compile as compiler
 from pipeline.golang import toolchain
@@ -16,8 +18,10 @@ from pipeline.image import assemble as assembly
 from pipeline.image import busybox as busyboxes
 from pipeline.image import cabundle, dockerfile
 from pipeline.image import layer as layers
-from pipeline.oci.descriptor import Platform
+from pipeline.oci import mediatype
+from pipeline.oci.descriptor import Descriptor, Platform
 from pipeline.oci.layout import Layout
+from pipeline.policy import tagplan
 from pipeline.progress import Progress, Silent
 from pipeline.source.checkout import Checkout
 from pipeline.urls import redact
@@ -150,3 +154,48 @@ def build(
         "busybox_source": box.description if box is not None else None,
     }
     return BuildResult(layout=out, version=checkout.version, images=images, go=chain.to_dict(), inputs=used)
+
+
+def save_record(record_file: Path, result: BuildResult) -> None:
+    """The build record: the layout and each variant's digest (`invoke publish` reads it)."""
+    record.save(record_file, "build", result.to_dict())
+
+
+def recorded_layout(record_file: Path, *, needed_by: str) -> tuple[Layout, dict[str, Descriptor]]:
+    """The one reader of the build record: the layout and each variant's index descriptor."""
+    return layout_images(record.stage(record_file, "build", needed_by=needed_by))
+
+
+def layout_images(build: Mapping[str, Any]) -> tuple[Layout, dict[str, Descriptor]]:
+    """The layout and the variants' descriptors of a build (its result's ``to_dict()`` or its record)."""
+    layout_dir = build.get("layout")
+    recorded = build.get("images")
+    if not isinstance(layout_dir, str) or not isinstance(recorded, Mapping) or not recorded:
+        raise ImageError(
+            "the build record names no layout or no images",
+            hint="run `invoke build` again, or pass --layout DIR",
+        )
+    layout = Layout.open(Path(layout_dir))
+    refs = {desc.digest: desc for desc in layout.index().manifests}
+    images: dict[str, Descriptor] = {}
+    for variant, entry in recorded.items():
+        digest = entry.get("digest") if isinstance(entry, Mapping) else None
+        if not isinstance(digest, str):
+            raise ImageError(
+                f"the build record has no digest for {variant!r}", hint="run `invoke build` again"
+            )
+        desc = refs.get(digest) or _descriptor_from_blob(layout, digest)
+        images[str(variant)] = desc
+    order = {name: i for i, name in enumerate(tagplan.VARIANTS)}
+    return layout, dict(sorted(images.items(), key=lambda item: order.get(item[0], 99)))
+
+
+def _descriptor_from_blob(layout: Layout, digest: str) -> Descriptor:
+    data = layout.read_blob(digest)
+    try:
+        media_type = json.loads(data).get("mediaType")
+    except ValueError as exc:
+        raise ImageError(f"blob {digest} in {layout.root} is not a manifest: {exc}") from None
+    if media_type not in mediatype.ALL_MANIFEST_TYPES:
+        raise ImageError(f"blob {digest} in {layout.root} is not an image manifest or index")
+    return Descriptor(media_type=str(media_type), digest=digest, size=len(data))

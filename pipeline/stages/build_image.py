@@ -157,9 +157,11 @@ def _executor_from_record(settings: Settings) -> Reference:
 
 
 def _tag_from_record(settings: Settings) -> str:
-    fork = record.read(settings.record_file).get("fork")
-    if isinstance(fork, Mapping) and fork.get("tag"):
-        return str(fork["tag"])
+    from pipeline.stages import fork
+
+    checkout = fork.recorded(settings.record_file)
+    if checkout is not None:
+        return checkout.tag
     raise ConfigError(
         "no tag for the nginx image: no fork stage is recorded",
         hint="pass --tag TAG or --destination REGISTRY/REPO:TAG",
@@ -254,3 +256,17 @@ def run(
         verify=verifier,
         progress=progress,
     )
+
+
+def save_record(record_file: Path, result: BuildResult) -> None:
+    """The build-image record: the nginx image it pushed (smoke reads it, :func:`recorded_image`)."""
+    record.save(record_file, "build-image", result.to_dict())
+
+
+def recorded_image(record_file: Path, *, needed_by: str) -> str:
+    """The one reader of the build-image record: the nginx image it pushed, ``REPOSITORY@DIGEST``."""
+    built = record.stage(record_file, "build-image", needed_by=needed_by)
+    image = built.get("image") if isinstance(built, Mapping) else None
+    if not image:
+        raise RecordError("the build-image record names no image", hint="pass --image REF")
+    return str(image)

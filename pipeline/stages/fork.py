@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import git
 
-from pipeline import tooloutput
-from pipeline.errors import ForkError, ReleaseSelectionError
+from pipeline import record, tooloutput
+from pipeline.errors import ForkError, RecordError, ReleaseSelectionError
 from pipeline.policy import versions
 from pipeline.progress import Progress, Silent
 from pipeline.source import pin as pinfile
@@ -20,7 +21,7 @@ from pipeline.source.checkout import Checkout, read_module
 from pipeline.source.git import GIT_ENV, cache_slug, locked, normalize_url, open_or_clone
 from pipeline.urls import git_access
 
-__all__ = ["Checkout", "checkout", "update_pin"]
+__all__ = ["Checkout", "checkout", "recorded", "save_record", "update_pin"]
 
 
 def _resolve_ref(repo: git.Repo, ref: str, url: str, prerelease: bool) -> versions.Release:
@@ -147,3 +148,26 @@ def update_pin(pin_path: Path, current: pinfile.Pin, result: Checkout) -> pinfil
         return None
     pinfile.save(pin_path, new)
     return new
+
+
+def save_record(record_file: Path, result: Checkout) -> None:
+    """The fork record, for a task that runs alone later (`invoke build`, build-image, conformance)."""
+    record.save(record_file, "fork", result.to_dict())
+
+
+def recorded(record_file: Path, *, needed_by: str | None = None) -> Checkout | None:
+    """The one reader of the fork record: the last checkout. With ``needed_by``, a missing or broken
+    record is a RecordError naming the task that needs it; without, None."""
+    data: Any
+    if needed_by:
+        data = record.stage(record_file, "fork", needed_by=needed_by)
+    else:
+        data = record.read(record_file).get("fork")
+    try:
+        return Checkout.from_dict(data)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        if needed_by:
+            raise RecordError(
+                f"the fork record in {record_file} is incomplete", hint="run `invoke fork` again"
+            ) from None
+        return None

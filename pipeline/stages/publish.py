@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline import record
 from pipeline.errors import ImageError, RegistryError
-from pipeline.oci import mediatype
 from pipeline.oci.descriptor import Descriptor
 from pipeline.oci.layout import REF_NAME, Layout
 from pipeline.policy import tagplan
@@ -80,41 +79,6 @@ def recorded_images(record_file: Path, *, needed_by: str | None = None) -> dict[
             if isinstance(entry, Mapping) and entry.get("repository") and entry.get("digest"):
                 found[str(variant)] = f"{entry['repository']}@{entry['digest']}"
     return found
-
-
-def images_from_record(build: Mapping[str, Any]) -> tuple[Layout, dict[str, Descriptor]]:
-    """The layout and the variants' descriptors that ``invoke build`` recorded."""
-    layout_dir = build.get("layout")
-    recorded = build.get("images")
-    if not isinstance(layout_dir, str) or not isinstance(recorded, Mapping) or not recorded:
-        raise ImageError(
-            "the build record names no layout or no images",
-            hint="run `invoke build` again, or pass --layout DIR",
-        )
-    layout = Layout.open(Path(layout_dir))
-    refs = {desc.digest: desc for desc in layout.index().manifests}
-    images: dict[str, Descriptor] = {}
-    for variant, entry in recorded.items():
-        digest = entry.get("digest") if isinstance(entry, Mapping) else None
-        if not isinstance(digest, str):
-            raise ImageError(
-                f"the build record has no digest for {variant!r}", hint="run `invoke build` again"
-            )
-        desc = refs.get(digest) or _descriptor_from_blob(layout, digest)
-        images[str(variant)] = desc
-    order = {name: i for i, name in enumerate(tagplan.VARIANTS)}
-    return layout, dict(sorted(images.items(), key=lambda item: order.get(item[0], 99)))
-
-
-def _descriptor_from_blob(layout: Layout, digest: str) -> Descriptor:
-    data = layout.read_blob(digest)
-    try:
-        media_type = json.loads(data).get("mediaType")
-    except ValueError as exc:
-        raise ImageError(f"blob {digest} in {layout.root} is not a manifest: {exc}") from None
-    if media_type not in mediatype.ALL_MANIFEST_TYPES:
-        raise ImageError(f"blob {digest} in {layout.root} is not an image manifest or index")
-    return Descriptor(media_type=str(media_type), digest=digest, size=len(data))
 
 
 def image_version(layout: Layout, desc: Descriptor) -> str | None:
@@ -299,8 +263,9 @@ def run(
         layout = Layout.open(layout_dir)
         images = images_from_layout(layout)
     else:
-        build = record.stage(settings.record_file, "build", needed_by="publish")
-        layout, images = images_from_record(build)
+        from pipeline.stages.build import recorded_layout
+
+        layout, images = recorded_layout(settings.record_file, needed_by="publish")
     if variants is not None:
         wanted = set(variants)
         images = {k: v for k, v in images.items() if k in wanted}
@@ -327,15 +292,22 @@ def run(
             replace_version_tags=replace_version_tags,
             progress=progress,
         )
-    result = {"images": {variant: image.to_dict() for variant, image in published.items()}}
+    record_published(settings.record_file, published, chosen, embedded)
+    return {"images": {variant: image.to_dict() for variant, image in published.items()}}
+
+
+def record_published(
+    record_file: Path, published: Mapping[str, PublishedImage], prefix: str, embedded: bool
+) -> None:
+    """The publish record (`invoke publish` and the release write it; :func:`recorded_images` reads it)."""
     record.save(
-        settings.record_file,
+        record_file,
         "publish",
         {
-            **result,
-            "prefix": chosen,
+            "images": {variant: image.to_dict() for variant, image in published.items()},
+            "prefix": prefix,
             "embedded": embedded,
             "pending_rolling": {v: i.pending_rolling for v, i in published.items() if i.pending_rolling},
+            "bytes_uploaded": {v: i.bytes_uploaded for v, i in published.items()},
         },
     )
-    return result

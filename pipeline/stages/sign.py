@@ -11,12 +11,13 @@ identity and issuer; it reports what it found and why each failed.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipeline import record
 from pipeline.config import Settings
 from pipeline.errors import RecordError, SignError
 from pipeline.oci import mediatype
@@ -267,3 +268,8 @@ def session(
     config = trust.load(Path(path) if path else None)
     token = identity.acquire(config, token=identity_token, env=settings.env)
     yield config, token, path
+
+
+def save_record(record_file: Path, result: Mapping[str, Any]) -> None:
+    """The sign record: what `invoke sign` (or the release) signed, and the trust config it used."""
+    record.save(record_file, "sign", dict(result))

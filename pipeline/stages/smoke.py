@@ -18,6 +18,7 @@ import http.client
 import secrets
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pipeline import record
@@ -222,11 +223,15 @@ def run(
 ) -> SmokeResult:
     """`invoke smoke`: check ``image`` (default: the image build-image recorded)."""
     if not image:
-        built = record.stage(settings.record_file, "build-image", needed_by="smoke")
-        image = str(built.get("image") or "")
-        if not image:
-            raise SmokeError("the build-image record names no image", hint="pass --image REF")
+        from pipeline.stages.build_image import recorded_image
+
+        image = recorded_image(settings.record_file, needed_by="smoke")
     if wait <= 0:
         raise UsageError(f"--wait must be a positive number of seconds, not {wait}")
     podman = Podman(settings.cache_dir, progress=progress)
     return check_image(podman, image, wait=wait, progress=progress)
+
+
+def save_record(record_file: Path, result: SmokeResult) -> None:
+    """The smoke record: each check and whether it passed."""
+    record.save(record_file, "smoke", result.to_dict())

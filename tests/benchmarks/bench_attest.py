@@ -79,7 +79,7 @@ def main(argv: list[str]) -> int:
         print(f"build (cold, for reference): {finished - started:.1f} s")
         signing = Signing(True, localsigstore.LOCAL_IDENTITY, localsigstore.LOCAL_ISSUER, None)
         with Client(credentials=Credentials.anonymous()) as client:
-            layout, images = publish.images_from_record(built.to_dict())
+            layout, images = build_stage.layout_images(built.to_dict())
             published = publish.publish_images(
                 client, layout, images, reg.host, version=checkout.version, rolling=False
             )

@@ -50,7 +50,7 @@ def test_every_variant_of_the_real_release_passes_the_suite_against_buildah(
         busybox=str(busybox),
         pinned_url=pin.url,
     )
-    layout, images = publish.images_from_record(built.to_dict())
+    layout, images = build_stage.layout_images(built.to_dict())
     with Client(credentials=Credentials.anonymous()) as client:
         published = publish.publish_images(
             client, layout, images, f"{registry.host}/kp", version=built.version, rolling=False

@@ -51,7 +51,7 @@ def test_latest_picks_highest_semver_release(upstream: UpstreamRepo, patches: Pa
     assert result.version == "1.25.16"
     assert result.commit == upstream.commits["release v1.25.16"]
     assert result.module == MODULE
-    assert result.commit_time == git.Repo(upstream.path).commit(result.commit).committed_date
+    assert result.commit_time == upstream.repo.commit(result.commit).committed_date
     assert (result.path / "VERSION").read_text() == "v1.25.16\n"
     assert not result.pinned
     assert result.path.is_relative_to(cache_dir)
@@ -186,7 +186,8 @@ def test_patch_that_does_not_apply(upstream: UpstreamRepo, patches: Path, cache_
         fork.checkout(ref="v1.9.2", pin=pin_for(upstream, "v1.9.2"), patches_dir=patches, cache_dir=cache_dir)
     assert "patch 002-bad.patch does not apply to v1.9.2" in str(info.value)
     checkout = next((cache_dir / "forks").glob("upstream-*/"))
-    status = git.Repo(checkout).git.status("--porcelain")
+    with git.Repo(checkout) as clone:
+        status = clone.git.status("--porcelain")
     assert status == "", "a failed patch must leave the checkout unpatched, not half-patched"
 
 

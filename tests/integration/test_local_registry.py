@@ -114,12 +114,12 @@ def test_the_release_says_it_publishes_to_the_embedded_registry_only_when_it_pub
 
     from pipeline import config
     from pipeline.progress import Progress
-    from pipeline.release import stages
+    from pipeline.release import plan
     from pipeline.stages import publish
 
     settings = config.Settings.load({"cache_dir": str(embedded_cache)}, env={"HOME": str(embedded_cache)})
     quiet = io.StringIO()
-    prefix, embedded = stages._destination(settings, False, Progress(quiet))
+    prefix, embedded = plan.destination(settings, False, Progress(quiet))
     assert embedded and prefix.startswith("127.0.0.1:")
     assert "publishing to the embedded local registry" not in quiet.getvalue()
 

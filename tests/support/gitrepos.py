@@ -10,6 +10,14 @@ import git
 MODULE = "github.com/chainguard-dev/kaniko"
 
 
+OPEN: list[git.Repo] = []  # every UpstreamRepo's Repo, until close_all()
+
+
+def close_all() -> None:
+    while OPEN:
+        OPEN.pop().close()
+
+
 @dataclass
 class UpstreamRepo:
     """A non-bare repository that plays the fork's remote; tests add commits and (re)tag them."""
@@ -22,6 +30,7 @@ class UpstreamRepo:
     @classmethod
     def create(cls, path: Path, module: str = MODULE) -> UpstreamRepo:
         repo = git.Repo.init(path, initial_branch="main")
+        OPEN.append(repo)  # closed after each test (tests/conftest.py): its `git cat-file` processes too
         with repo.config_writer() as cfg:
             cfg.set_value("user", "name", "Upstream")
             cfg.set_value("user", "email", "upstream@example.invalid")

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from pipeline.registry.auth import parse_challenges
-from pipeline.registry.transport import RETRY_STATUSES, backoff_delay, parse_retry_after
+from pipeline.registry.retry import RETRY_STATUSES, backoff_delay, parse_retry_after
 
 
 def test_docker_hub_bearer() -> None:

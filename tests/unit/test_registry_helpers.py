@@ -10,9 +10,10 @@ from pipeline.errors import ImageError
 from pipeline.oci import mediatype
 from pipeline.oci.descriptor import Descriptor
 from pipeline.oci.manifest import Manifest
-from pipeline.registry.client import _with_query
+from pipeline.registry.body import FileBody
 from pipeline.registry.referrers import artifact_descriptor, fallback_tag
-from pipeline.registry.transport import FileBody, _short
+from pipeline.registry.transport import _short
+from pipeline.registry.upload import _with_query
 
 SUBJECT = "sha256:" + "ab" * 32
 LAYER = Descriptor("application/vnd.dev.sigstore.bundle.v0.3+json", "sha256:" + "cd" * 32, 10)

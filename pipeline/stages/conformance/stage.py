@@ -76,11 +76,12 @@ def parse_executors(
 def recorded_checkout(settings: Settings, tag: str = "") -> Path | None:
     """The fork checkout the fork stage recorded (its integration Dockerfiles join the full suite);
     with ``tag``, only when it is that release's."""
-    data = record.read(settings.record_file).get("fork")
-    if not isinstance(data, Mapping) or (tag and data.get("tag") != tag):
+    from pipeline.stages import fork
+
+    checkout = fork.recorded(settings.record_file)
+    if checkout is None or (tag and checkout.tag != tag):
         return None
-    path = data.get("path")
-    return Path(path) if path and Path(path).is_dir() else None
+    return checkout.path if checkout.path.is_dir() else None
 
 
 def plan(

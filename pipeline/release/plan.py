@@ -1,0 +1,115 @@
+"""Decisions made before anything is built: where the release goes, which variants a loopback
+registry gets, and the dry run's plan."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from pipeline.policy import tagplan
+from pipeline.progress import Progress
+from pipeline.registry.reference import is_loopback_host
+from pipeline.release.context import Options
+from pipeline.release.report import Report
+from pipeline.release.resolution import Resolved
+from pipeline.release.state import VariantState
+
+if TYPE_CHECKING:
+    from pipeline.config import Settings
+
+NGINX_REPOSITORY = "kaniko-nginx"
+
+DEBUG_NOTE = (
+    "debug not built: it needs the pinned busybox from Docker Hub; pass --busybox DIR|REF "
+    "(or set pipeline.registry_mirror) to build it too"
+)
+
+
+def destination(settings: Settings, dry_run: bool, progress: Progress) -> tuple[str, bool]:
+    """The prefix to release under, and whether it is the embedded registry (started unless dry run)."""
+    from pipeline.registry.credentials import Credentials
+    from pipeline.services import registry as local
+    from pipeline.stages import publish
+
+    credentials = Credentials.from_environment(settings.env)
+    has_hub = credentials.lookup("docker.io") is not None
+    dest = tagplan.resolve_destination(settings.prefix, settings.env, has_docker_hub_credentials=has_hub)
+    if dest.prefix is not None:
+        return dest.prefix, False
+    if dry_run:
+        running = local.status(settings.cache_dir)
+        if running is None:
+            return f"127.0.0.1:{local.EMBEDDED_PORT}", True
+        return running.host, True
+    # Said only when the release publishes (an up-to-date run publishes nothing): see the publish stage.
+    return publish.destination_prefix(settings, None, has_hub, progress, warn=False)
+
+
+def registry_of(prefix: str) -> str:
+    from pipeline.registry.reference import Reference
+
+    return Reference.parse(f"{prefix}/{tagplan.EXECUTOR_REPOSITORY}").registry
+
+
+def local_variants(settings: Settings, options: Options, registry: str, report: Report) -> Settings:
+    """For a loopback registry with no busybox source (these machines reach no Docker Hub), every
+    variant but debug; elsewhere the configured variants."""
+
+    wanted = settings.variants
+    if "debug" not in wanted or len(wanted) == 1 or options.busybox or settings.registry_mirror:
+        return settings
+    if not is_loopback_host(registry):
+        return settings
+    report.notes.append(DEBUG_NOTE)
+    report.variants = [v for v in wanted if v != "debug"]
+    return replace(settings, variants=tuple(report.variants))
+
+
+def embedded_running(settings: Settings) -> bool:
+    from pipeline.services import registry as local
+
+    return local.status(settings.cache_dir) is not None
+
+
+def dry_run_plan(
+    resolved: Resolved,
+    settings: Settings,
+    plans: Mapping[str, tagplan.TagPlan],
+    states: Mapping[str, VariantState],
+    complete: bool,
+    options: Options,
+    embedded: bool,
+    reachable: bool,
+) -> dict[str, Any]:
+    repositories: dict[str, Any] = {}
+    for variant, tag_plan in plans.items():
+        state = states.get(variant)
+        if state is None:
+            repositories[variant] = {
+                "repository": tag_plan.repository,
+                "version_tags": {tag: None for tag in tag_plan.version_tags},
+                "rolling": {
+                    tag: {"digest": None, "version": None, "action": "move"} for tag in tag_plan.rolling_tags
+                },
+                "signed": False,
+            }
+        else:
+            repositories[variant] = state.to_dict()
+    would_build = options.force or not complete
+    plan: dict[str, Any] = {
+        "version": resolved.version,
+        "tag": resolved.tag,
+        "commit": resolved.commit,
+        "up_to_date": complete,
+        "would_build": (
+            {"variants": list(settings.variants), "platforms": list(settings.platforms)}
+            if would_build
+            else None
+        ),
+        "repositories": repositories,
+        "test_image": f"{plans[next(iter(plans))].repository.rsplit('/', 1)[0]}/{NGINX_REPOSITORY}:{resolved.tag}",
+    }
+    if embedded and not reachable:
+        plan["note"] = "the embedded local registry is not running: it would be started, and it holds nothing"
+    return plan
