@@ -142,11 +142,12 @@ def build(c: Context, o: Given) -> None:
     from pathlib import Path
 
     from pipeline.source import pin as pinfile
-    from pipeline.source.checkout import Checkout
     from pipeline.stages import build as build_stage
+    from pipeline.stages import fork as fork_stage
 
     settings = _settings(c, o)
-    checkout = Checkout.from_dict(record.stage(settings.record_file, "fork", needed_by="invoke build"))
+    checkout = fork_stage.recorded(settings.record_file, needed_by="invoke build")
+    assert checkout is not None  # with needed_by, no record is a RecordError
     pinned_url = pinfile.load(settings.pin_file).url if settings.pin_file.is_file() else None
     result = build_stage.build(
         checkout,

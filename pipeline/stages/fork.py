@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
-
-import git
+from typing import TYPE_CHECKING, Any
 
 from pipeline import record, tooloutput
 from pipeline.errors import ForkError, RecordError, ReleaseSelectionError
@@ -18,8 +16,10 @@ from pipeline.policy import versions
 from pipeline.progress import Progress, Silent
 from pipeline.source import pin as pinfile
 from pipeline.source.checkout import Checkout, read_module
-from pipeline.source.git import GIT_ENV, cache_slug, locked, normalize_url, open_or_clone
 from pipeline.urls import git_access
+
+if TYPE_CHECKING:
+    import git  # GitPython: loaded by the checkout, not by a reader of the fork record
 
 __all__ = ["Checkout", "checkout", "recorded", "save_record", "update_pin"]
 
@@ -59,6 +59,8 @@ def _reset(repo: git.Repo, commit: str) -> None:
 
 
 def _apply_patches(repo: git.Repo, patches: list[Path], commit: str, tag: str) -> None:
+    import git
+
     for patch in patches:
         try:
             repo.git.apply("--whitespace=nowarn", str(patch.resolve()))
@@ -86,6 +88,8 @@ def checkout(
     pinned commit. User info in the URL (``https://user:token@...``) reaches git through GIT_ASKPASS
     only: git, the cached clone, the Checkout and every message see the URL without it.
     """
+    from pipeline.source.git import GIT_ENV, normalize_url
+
     progress = progress or Silent()
     ref = ref.strip() or pin.tag
     patches = sorted(patches_dir.glob("*.patch")) if patches_dir.is_dir() else []
@@ -104,6 +108,8 @@ def _checkout(
     prerelease: bool,
     progress: Progress,
 ) -> Checkout:
+    from pipeline.source.git import cache_slug, locked, open_or_clone
+
     # The Repo is closed on the way out: GitPython keeps `git cat-file` processes per Repo otherwise.
     with (
         locked(cache_dir / "forks" / f"{cache_slug(url)}.lock"),
