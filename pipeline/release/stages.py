@@ -18,7 +18,7 @@ from pipeline.registry import tagplan
 from pipeline.registry.reference import host_of_prefix, is_loopback_host
 from pipeline.release import evidence, retest
 from pipeline.release.identity import Signing, choose_signing, signed_by, trust_configs
-from pipeline.release.registries import Destinations
+from pipeline.release.registries import Destinations, repository_plan
 from pipeline.release.report import Report, Stage
 from pipeline.release.resolution import Resolved, requested, resolve
 from pipeline.release.state import VariantState, inspect_registry
@@ -190,7 +190,7 @@ def _run(settings: Settings, options: Options, report: Report, timer: _Timer, pr
     credentials = Credentials.from_environment(settings.env)
     with Client(
         credentials=credentials,
-        insecure=settings.insecure_for(host_of_prefix(prefix)),
+        insecure=settings.insecure_for(host_of_prefix(prefix), *others.hosts),  # every destination
         ca_file=settings.ca_bundle,
         progress=progress,
     ) as client:
@@ -205,6 +205,8 @@ def _run(settings: Settings, options: Options, report: Report, timer: _Timer, pr
         if options.dry_run:
             report.status = "dry run"
             report.plan = _plan(resolved, settings, plans, states, complete, options, embedded, reachable)
+            if others:  # every registry's tags, not only the primary's
+                report.plan.update(prefix=prefix, registries=others.plan(checked=reachable))
             return
         if complete and not options.force:
             report.status = "up to date"
@@ -272,20 +274,9 @@ def _plan(
     embedded: bool,
     reachable: bool,
 ) -> dict[str, Any]:
-    repositories: dict[str, Any] = {}
-    for variant, tag_plan in plans.items():
-        state = states.get(variant)
-        if state is None:
-            repositories[variant] = {
-                "repository": tag_plan.repository,
-                "version_tags": {tag: None for tag in tag_plan.version_tags},
-                "rolling": {
-                    tag: {"digest": None, "version": None, "action": "move"} for tag in tag_plan.rolling_tags
-                },
-                "signed": False,
-            }
-        else:
-            repositories[variant] = state.to_dict()
+    repositories = {
+        variant: repository_plan(tag_plan, states.get(variant)) for variant, tag_plan in plans.items()
+    }
     would_build = options.force or not complete
     plan: dict[str, Any] = {
         "version": resolved.version,
@@ -322,7 +313,9 @@ def _release(
     from pipeline import kaniko, nginxbase, publish, smoke
     from pipeline import sign as sign_stage
 
-    if not options.force and states and all(s.digest and s.signed is not None for s in states.values()):
+    signed = {v: s.digest for v, s in states.items() if s.digest and s.signed is not None}
+    # signed everywhere it must be, and every other registry holds the same digests: test again, no build
+    if not options.force and states and len(signed) == len(states) and others.hold(signed):
         made = retest.reuse(states, client, report, timer)
     else:
         made = _make(
