@@ -691,6 +691,7 @@ def render(
         "force": "rebuild and republish even when the release is up to date",
         "replace_version_tags": "let a rebuild whose digests differ replace what the exact version tags "
         "name (otherwise a reproducibility failure stops before any tag moves; see README)",
+        "insecure": "allow plain HTTP (or unverified TLS) to the release's registries (every --prefix) only",
         "ca_file": "verify registries' TLS against this CA bundle (default: REQUESTS_CA_BUNDLE/SSL_CERT_FILE)",
         "dry_run": "print the plan (what would be built, set or moved, what is there) and change nothing",
         "report_dir": "where the JSON and Markdown reports go (default: <cache>/runs)",
@@ -716,6 +717,7 @@ def release(
     busybox: str = "",
     force: bool = False,
     replace_version_tags: bool = False,
+    insecure: bool = False,
     ca_file: str = "",
     dry_run: bool = False,
     report_dir: str = "",
@@ -735,6 +737,7 @@ def release(
         variants=variants or None,
         trust_config=trust_config or None,
         registry_mirror=registry_mirror or None,
+        insecure=insecure or None,
         ca_file=ca_file or None,
     )
     report = release_stage.run(
