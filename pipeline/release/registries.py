@@ -64,8 +64,9 @@ class Destination:
         return self.error is not None
 
     def fail(self, stage: str, exc: PipelineError, progress: Progress) -> None:
-        self.status, self.error = "failed", f"{stage}: {exc.message}"
-        progress.warn(f"{self.prefix}: {stage} failed: {exc.message}")
+        hint = f" ({exc.hint})" if exc.hint else ""  # e.g. what to do about a TLS failure: --insecure
+        self.status, self.error = "failed", f"{stage}: {exc.message}{hint}"
+        progress.warn(f"{self.prefix}: {stage} failed: {exc.message}{hint}")
 
     def to_dict(self, stopped: str | None = None) -> dict[str, Any]:
         """This registry for the report; ``stopped`` says where the release stopped, when it failed
