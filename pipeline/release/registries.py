@@ -15,8 +15,9 @@ A registry that fails is marked failed with its error and the others carry on, s
 each holds; then the release fails (:meth:`Destinations.raise_if_failed`) before any rolling tag moves,
 in any registry. When the primary fails, the report says so for every other registry: what it got
 before the run stopped, or "not attempted" (:meth:`Destinations.rows`). The dry run's plan shows each
-registry's tags (:meth:`Destinations.plan`). Credentials come per registry from the one Credentials object (the Docker config's
-``auths`` and ``credHelpers``; Docker Hub's from the environment).
+registry's tags (:meth:`Destinations.plan`). Credentials come per registry from the one Credentials
+object (the Docker config's ``auths`` and ``credHelpers``; Docker Hub's from the environment), and
+``--insecure`` covers every registry's host (:attr:`Destinations.hosts`).
 """
 
 from __future__ import annotations
