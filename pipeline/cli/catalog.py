@@ -215,6 +215,8 @@ RELEASE = (
     Option("replace_version_tags", False, "let a rebuild whose digests differ replace what the exact version "
                                           "tags name (otherwise a reproducibility failure stops before any "
                                           "tag moves; see README)"),
+    Option("insecure", False, "allow plain HTTP (or unverified TLS) to the release's registries (every "
+                              "--prefix) only", setting="insecure"),
     CA_FILE,
     Option("dry_run", False, "print the plan (what would be built, set or moved, what is there) and change "
                              "nothing"),

@@ -11,6 +11,7 @@ from pipeline.policy import tagplan
 from pipeline.progress import Progress
 from pipeline.registry.reference import is_loopback_host
 from pipeline.release.context import Options
+from pipeline.release.registries import repository_plan
 from pipeline.release.report import Report
 from pipeline.release.resolution import Resolved
 from pipeline.release.state import VariantState
@@ -82,20 +83,9 @@ def dry_run_plan(
     embedded: bool,
     reachable: bool,
 ) -> dict[str, Any]:
-    repositories: dict[str, Any] = {}
-    for variant, tag_plan in plans.items():
-        state = states.get(variant)
-        if state is None:
-            repositories[variant] = {
-                "repository": tag_plan.repository,
-                "version_tags": {tag: None for tag in tag_plan.version_tags},
-                "rolling": {
-                    tag: {"digest": None, "version": None, "action": "move"} for tag in tag_plan.rolling_tags
-                },
-                "signed": False,
-            }
-        else:
-            repositories[variant] = state.to_dict()
+    repositories = {
+        variant: repository_plan(tag_plan, states.get(variant)) for variant, tag_plan in plans.items()
+    }
     would_build = options.force or not complete
     plan: dict[str, Any] = {
         "version": resolved.version,

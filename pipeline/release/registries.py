@@ -13,8 +13,11 @@ always has. Every other prefix is handled here, in one place, at the same points
 
 A registry that fails is marked failed with its error and the others carry on, so the report lists what
 each holds; then the release fails (:meth:`Destinations.raise_if_failed`) before any rolling tag moves,
-in any registry. Credentials come per registry from the one Credentials object (the Docker config's
-``auths`` and ``credHelpers``; Docker Hub's from the environment).
+in any registry. When the primary fails, the report says so for every other registry: what it got
+before the run stopped, or "not attempted" (:meth:`Destinations.rows`). The dry run's plan shows each
+registry's tags (:meth:`Destinations.plan`). Credentials come per registry from the one Credentials
+object (the Docker config's ``auths`` and ``credHelpers``; Docker Hub's from the environment), and
+``--insecure`` covers every registry's host (:attr:`Destinations.hosts`).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from pipeline.errors import PipelineError, RegistryError, UsageError
 from pipeline.policy import tagplan
 from pipeline.progress import Progress
-from pipeline.registry.reference import Reference, is_loopback_host
+from pipeline.registry.reference import Reference, host_of_prefix, is_loopback_host
 
 if TYPE_CHECKING:
     from sigstore.models import ClientTrustConfig
@@ -36,6 +39,7 @@ if TYPE_CHECKING:
     from pipeline.oci.layout import Layout
     from pipeline.registry.client import Client
     from pipeline.release.signer import Signing
+    from pipeline.release.state import VariantState
     from pipeline.stages.publish import PublishedImage
 
 
@@ -50,6 +54,7 @@ class Destination:
     digests: dict[str, str] = field(default_factory=dict)  # variant -> digest held
     signatures: int = 0  # bundles attached here
     moved: list[str] = field(default_factory=list)
+    states: dict[str, VariantState] = field(default_factory=dict)  # what the check found, per variant
 
     @property
     def registry(self) -> str:
@@ -60,13 +65,25 @@ class Destination:
         return self.error is not None
 
     def fail(self, stage: str, exc: PipelineError, progress: Progress) -> None:
-        self.status, self.error = "failed", f"{stage}: {exc.message}"
-        progress.warn(f"{self.prefix}: {stage} failed: {exc.message}")
+        hint = f" ({exc.hint})" if exc.hint else ""  # e.g. what to do about a TLS failure: --insecure
+        self.status, self.error = "failed", f"{stage}: {exc.message}{hint}"
+        progress.warn(f"{self.prefix}: {stage} failed: {exc.message}{hint}")
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, stopped: str | None = None) -> dict[str, Any]:
+        """This registry for the report; ``stopped`` says where the release stopped, when it failed
+        elsewhere (then a registry nothing was pushed to is "not attempted", not "pending")."""
+        status, note = self.status, None
+        if stopped is not None and not self.failed:
+            if status in ("pending", "work to do"):
+                status, note = "not attempted", f"not attempted: {stopped}"
+            elif status == "up to date":
+                note = f"nothing to do here; {stopped}"
+            else:  # published, signed or verified: the version tags are here, nothing rolling moved
+                note = f"no rolling tag moved: {stopped}"
         return {
             "prefix": self.prefix,
-            "status": self.status,
+            "status": status,
+            "note": note,
             "error": self.error,
             "images": {
                 variant: {"repository": self.plans[variant].repository, "digest": digest}
@@ -82,6 +99,7 @@ class Destinations:
 
     def __init__(self, prefixes: Sequence[str], version: str, variants: Sequence[str]) -> None:
         self.version = version
+        self.stopped_by: list[str] = []  # the registries whose failure failed the release
         self.extra = [
             Destination(prefix, tagplan.plan(version, prefix, variants))
             for prefix in (tagplan.normalize_prefix(p) for p in prefixes)
@@ -90,8 +108,18 @@ class Destinations:
     def __bool__(self) -> bool:
         return bool(self.extra)
 
+    @property
+    def hosts(self) -> list[str]:
+        """The API hosts of the other registries (``--insecure`` covers each, as it covers the primary)."""
+        return [host_of_prefix(dest.prefix) for dest in self.extra]
+
     def live(self) -> list[Destination]:
         return [dest for dest in self.extra if not dest.failed]
+
+    def hold(self, digests: Mapping[str, str | None]) -> bool:
+        """Whether every other registry holds these digests (variant -> digest) under its version tags, as
+        the check found; a registry added to a released version does not, so the images go there too."""
+        return all(dest.digests.get(v) == d for dest in self.extra for v, d in digests.items())
 
     def check_signing(self, signing: Signing) -> None:
         """Local signing is for loopback registries only: refuse it when another registry is not one."""
@@ -122,6 +150,7 @@ class Destinations:
                 dest.fail("check", exc, progress)
                 complete = False
                 continue
+            dest.states = dict(states)
             dest.digests = {v: s.digest for v, s in states.items() if s.digest is not None}
             done = all(state.complete for state in states.values())
             dest.status = "up to date" if done else "work to do"
@@ -217,6 +246,7 @@ class Destinations:
         failed = [dest for dest in self.extra if dest.failed]
         if not failed:
             return
+        self.stopped_by = [dest.prefix for dest in failed]
         held = [primary, *(dest.prefix for dest in self.extra if not dest.failed)]
         raise RegistryError(
             f"{len(failed)} of {len(self.extra) + 1} registries failed: "
@@ -242,11 +272,52 @@ class Destinations:
             moved += dest.moved
         return moved
 
-    def rows(self, primary: str, status: str) -> list[dict[str, Any]]:
-        """Every registry of the release, for the report: the primary first."""
-        return [{"prefix": primary, "status": status, "primary": True}] + [
-            {**dest.to_dict(), "primary": False} for dest in self.extra
-        ]
+    def rows(self, primary: str, status: str, failed_at: str | None = None) -> list[dict[str, Any]]:
+        """Every registry of the release, for the report: the primary first. ``failed_at`` is the stage
+        a failed release stopped in; each registry then says what it got, or that nothing was tried."""
+        first: dict[str, Any] = {"prefix": primary, "status": status, "primary": True}
+        stopped = None
+        if status == "failed":
+            where = f"at {failed_at}" if failed_at else "before it finished"
+            if self.stopped_by:
+                stopped = f"the release stopped {where} because {', '.join(self.stopped_by)} failed"
+                first["note"] = f"no rolling tag moved: {stopped}"
+            else:
+                stopped = f"{primary} failed {where}"
+                first["note"] = f"failed {where}"
+        return [first] + [{**dest.to_dict(stopped), "primary": False} for dest in self.extra]
+
+    def plan(self, checked: bool) -> list[dict[str, Any]]:
+        """The dry run's plan for every other registry: each repository's tags, what is there and what
+        would be set or moved (``checked`` False: the check could not look, so nothing is known there)."""
+        out: list[dict[str, Any]] = []
+        for dest in self.extra:
+            out.append(
+                {
+                    "prefix": dest.prefix,
+                    "status": dest.status if checked else "not checked",
+                    "error": dest.error,
+                    "up_to_date": bool(dest.states) and all(s.complete for s in dest.states.values()),
+                    "repositories": {
+                        variant: repository_plan(plan, dest.states.get(variant))
+                        for variant, plan in dest.plans.items()
+                    },
+                }
+            )
+        return out
+
+
+def repository_plan(plan: tagplan.TagPlan, state: VariantState | None) -> dict[str, Any]:
+    """One repository's tags for the dry run: what each names now (``state``; None: nothing known, as
+    for a registry that holds nothing) and what the release would do."""
+    if state is not None:
+        return state.to_dict()
+    return {
+        "repository": plan.repository,
+        "version_tags": {tag: None for tag in plan.version_tags},
+        "rolling": {tag: {"digest": None, "version": None, "action": "move"} for tag in plan.rolling_tags},
+        "signed": False,
+    }
 
 
 def _copy_manifest(

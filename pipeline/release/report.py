@@ -64,9 +64,14 @@ class Report:
     def registries(self) -> list[dict[str, Any]]:
         """Every registry of the release: the primary (``prefix``) first."""
         if self.destinations:
-            rows: list[dict[str, Any]] = self.destinations.rows(self.prefix, self.status)
+            rows: list[dict[str, Any]] = self.destinations.rows(self.prefix, self.status, self.failed_at)
             return rows
         return [{"prefix": self.prefix, "status": self.status, "primary": True}]
+
+    @property
+    def failed_at(self) -> str | None:
+        """The stage a failed release stopped in (None when none failed)."""
+        return next((stage.name for stage in reversed(self.stages) if stage.status == "failed"), None)
 
     @property
     def ok(self) -> bool:
@@ -155,9 +160,9 @@ class Report:
                     tags += " (kept: " + ", ".join(f"`{t}` at {v}" for t, v in kept.items()) + ")"
                 lines.append(f"| {variant} | `{image.get('digest')}` | {tags} |")
         if len(self.registries) > 1:
-            lines += ["", "| registry | status | error |", "|---|---|---|"]
+            lines += ["", "| registry | status | detail |", "|---|---|---|"]
             for row in self.registries:
-                error = str(row.get("error") or "").replace("\n", " ").replace("|", "\\|")
+                error = str(row.get("error") or row.get("note") or "").replace("\n", " ").replace("|", "\\|")
                 lines.append(f"| `{row['prefix']}` | {row['status']} | {error} |")
         if self.stages:
             lines += ["", "| stage | status | seconds |", "|---|---|---:|"]
@@ -233,7 +238,31 @@ def plan_text(plan: Mapping[str, Any]) -> str:
         )
     else:
         lines.append("would build nothing")
-    for variant, repo in plan["repositories"].items():
+    others = plan.get("registries") or []
+    if others:
+        lines.append(f"registry {plan.get('prefix', '?')} (primary: builds, signs and tests there):")
+    lines += _repository_lines(plan["repositories"])
+    for other in others:
+        state = other["status"] + (f": {other['error']}" if other.get("error") else "")
+        lines.append(f"registry {other['prefix']} ({state}):")
+        if other["status"] in ("failed", "not checked"):  # what it holds is not known: say what would go
+            for variant, repo in other["repositories"].items():
+                lines.append(
+                    f"{repo['repository']} ({variant}): not known what is there; would set "
+                    f"{', '.join(repo['version_tags'])} where missing, and move "
+                    f"{', '.join(repo['rolling']) or 'no rolling tag'} after smoke passes"
+                )
+        else:
+            lines += _repository_lines(other["repositories"])
+    if plan.get("note"):
+        lines.append(str(plan["note"]))
+    return "\n".join(lines)
+
+
+def _repository_lines(repositories: Mapping[str, Any]) -> list[str]:
+    """Each repository's tags in the plan: what is there, and what the release would do."""
+    lines: list[str] = []
+    for variant, repo in repositories.items():
         lines.append(f"{repo['repository']} ({variant}):")
         for tag, digest in repo["version_tags"].items():
             if digest:
@@ -251,6 +280,4 @@ def plan_text(plan: Mapping[str, Any]) -> str:
             action = held["action"]
             verb = "would move after smoke passes" if action == "move" else action
             lines.append(f"  {tag:<22} {now}: {verb}")
-    if plan.get("note"):
-        lines.append(str(plan["note"]))
-    return "\n".join(lines)
+    return lines

@@ -113,7 +113,7 @@ def _run(settings: Settings, options: Options, report: Report, timer: Timer, pro
     credentials = Credentials.from_environment(settings.env)
     with Client(
         credentials=credentials,
-        insecure=settings.insecure_for(host_of_prefix(prefix)),
+        insecure=settings.insecure_for(host_of_prefix(prefix), *others.hosts),  # every destination
         ca_file=settings.ca_bundle,
         progress=progress,
     ) as client:
@@ -130,6 +130,8 @@ def _run(settings: Settings, options: Options, report: Report, timer: Timer, pro
             report.plan = dry_run_plan(
                 resolved, settings, plans, states, complete, options, embedded, reachable
             )
+            if others:  # every registry's tags, not only the primary's
+                report.plan.update(prefix=prefix, registries=others.plan(checked=reachable))
             return
         if complete and not options.force:
             report.status = "up to date"
@@ -148,7 +150,9 @@ def _run(settings: Settings, options: Options, report: Report, timer: Timer, pro
         context = Run(
             settings, options, report, timer, progress, resolved, prefix, embedded, signing, client, others
         )
-        if not options.force and states and all(s.digest and s.signed is not None for s in states.values()):
+        signed = {v: s.digest for v, s in states.items() if s.digest and s.signed is not None}
+        # signed everywhere it must be, and every other registry holds the same digests: test again, no build
+        if not options.force and states and len(signed) == len(states) and others.hold(signed):
             made = retest.reuse(context, states)
         else:
             made = make(context)

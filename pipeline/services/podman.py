@@ -235,23 +235,36 @@ class Podman:
             self.command(["image", "exists", image], what="podman image exists", check=False).returncode == 0
         )
 
-    def pull(self, image: str, *, tls_verify: bool = True, timeout: float = 900.0) -> str:
-        """Pull ``image`` (any transport podman knows, e.g. docker://, oci:DIR:REF); returns the image id."""
+    def pull(
+        self,
+        image: str,
+        *,
+        tls_verify: bool = True,
+        timeout: float = 900.0,
+        auth: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Pull ``image`` (any transport podman knows, e.g. docker://, oci:DIR:REF); returns the image id.
+        ``auth``: a Docker config (``auths``) for the registry, given to podman as a private file."""
         args = ["pull", "--quiet"]
         if not tls_verify:
             args.append("--tls-verify=false")
-        result = self.command([*args, image], what=f"pulling {image}", timeout=timeout)
+        with private_auth_file(auth) as authfile:
+            if authfile is not None:
+                args.append(f"--authfile={authfile}")  # the path only: the secret stays in the file
+            result = self.command([*args, image], what=f"pulling {image}", timeout=timeout)
         return result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
 
     @contextlib.contextmanager
-    def borrowed(self, image: str, *, tls_verify: bool = True) -> Iterator[bool]:
-        """``image`` in local storage for the duration of the block: pulled if it is not there yet,
-        and then removed again, so a run leaves the user's image storage as it found it. Yields
-        whether it was pulled."""
+    def borrowed(
+        self, image: str, *, tls_verify: bool = True, auth: Mapping[str, Any] | None = None
+    ) -> Iterator[bool]:
+        """``image`` in local storage for the duration of the block: pulled if it is not there yet (with
+        ``auth``, see :meth:`pull`), and then removed again, so a run leaves the user's image storage as
+        it found it. Yields whether it was pulled."""
         pulled = False
         if not self.image_exists(image):
             self.progress.step(f"pulling {image}")
-            self.pull(image, tls_verify=tls_verify)
+            self.pull(image, tls_verify=tls_verify, auth=auth)
             pulled = True
         try:
             yield pulled
@@ -363,3 +376,22 @@ def _stream(
             raise
         reader.join()
     return subprocess.CompletedProcess(list(argv), returncode, "", "\n".join(tail))
+
+
+@contextlib.contextmanager
+def private_auth_file(auth: Mapping[str, Any] | None) -> Iterator[Path | None]:
+    """A Docker config (``{"auths": ...}``) as a 0600 file in a 0700 temporary directory, deleted after;
+    None when it names no registry."""
+    if not auth or not auth.get("auths"):
+        yield None
+        return
+    root = Path(tempfile.mkdtemp(prefix="kp-auth-"))
+    try:
+        os.chmod(root, 0o700)
+        path = root / "auth.json"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(dict(auth), handle)
+        yield path
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

@@ -108,7 +108,11 @@ def build_image(
     config = docker_config(credentials, request.registries)
     name = f"kp-kaniko-{secrets.token_hex(4)}"
     with (
-        podman.borrowed(str(request.executor), tls_verify=not request.executor.is_loopback),
+        podman.borrowed(  # with the credentials of the executor's registry, if it has any
+            str(request.executor),
+            tls_verify=not request.executor.is_loopback,
+            auth=docker_config(credentials, [request.executor.registry]),
+        ),
         private_files(config) as (config_file, output_dir),
     ):
         spec = run_spec(request, config_file, output_dir, name)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import http.client
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,12 +75,14 @@ def check_image(
     wait: float = 60.0,
     name: str | None = None,
     progress: Progress | None = None,
+    auth: Mapping[str, Any] | None = None,
 ) -> SmokeResult:
-    """Run ``image`` and check it. Returns every check's result; never leaves the container behind."""
+    """Run ``image`` and check it (pulled with ``auth``, a Docker config for its registry, when it is
+    not in local storage). Returns every check's result; never leaves the container behind."""
     progress = progress or Silent()
     host = registry_of(image)
     insecure = host is not None and is_loopback_host(host)
-    with podman.borrowed(image, tls_verify=not insecure):
+    with podman.borrowed(image, tls_verify=not insecure, auth=auth):
         return _check_image(podman, image, wait=wait, name=name, progress=progress)
 
 
@@ -228,8 +231,13 @@ def run(
         image = recorded_image(settings.record_file, needed_by="smoke")
     if wait <= 0:
         raise UsageError(f"--wait must be a positive number of seconds, not {wait}")
+    from pipeline.registry.credentials import Credentials
+    from pipeline.services.kaniko import docker_config
+
     podman = Podman(settings.cache_dir, progress=progress)
-    return check_image(podman, image, wait=wait, progress=progress)
+    host = registry_of(image)  # an image in a registry that needs credentials is pulled with them
+    auth = docker_config(Credentials.from_environment(settings.env), [host]) if host else None
+    return check_image(podman, image, wait=wait, progress=progress, auth=auth)
 
 
 def save_record(record_file: Path, result: SmokeResult) -> None:

@@ -3,18 +3,23 @@ that run as root or serve another page fail the right checks; the container is r
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import secrets
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from pipeline import config
 from pipeline.errors import SmokeError
-from pipeline.services.podman import Podman
+from pipeline.services.podman import Podman, private_auth_file
+from pipeline.stages import smoke
 from pipeline.stages.smoke import check_image
 from tests.support.cli import run_invoke
 from tests.support.images import ImageBuilder
+from tests.support.registries import AuthRegistry
 
 pytestmark = pytest.mark.slow
 
@@ -113,3 +118,34 @@ def test_smoke_task_prints_one_json_object_and_exits_by_outcome(
     report = json.loads(bad.stdout)
     assert report["ok"] is False
     assert "image-user" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_smoke_pulls_an_image_from_a_registry_that_needs_credentials(
+    podman: Podman, nginx_image: str, registry_htpasswd: AuthRegistry, tmp_path: Path
+) -> None:
+    """The release smoke-tests the image kaniko pushed to its first registry; when that registry needs
+    credentials (from the Docker config), podman pulls with them, given as a private auth file."""
+    reg = registry_htpasswd
+    target = f"{reg.host}/smoke/nginx:auth-{secrets.token_hex(3)}"
+    basic = base64.b64encode(f"{reg.username}:{reg.password}".encode()).decode()
+    auths = {"auths": {reg.host: {"auth": basic}}}
+    with private_auth_file(auths) as authfile:
+        podman.command(
+            [
+                "push",
+                "--quiet",
+                "--tls-verify=false",
+                f"--authfile={authfile}",
+                nginx_image,
+                f"docker://{target}",
+            ],
+            what="pushing the test image",
+        )
+    docker = tmp_path / "docker"
+    docker.mkdir()
+    (docker / "config.json").write_text(json.dumps(auths))
+    env = {"HOME": str(tmp_path), "DOCKER_CONFIG": str(docker), "PATH": os.environ.get("PATH", os.defpath)}
+    settings = config.Settings.load({"cache_dir": str(tmp_path / "cache")}, env=env)
+    result = smoke.run(settings, image=target)
+    assert result.ok, result.to_dict()
+    assert not podman.image_exists(target)  # pulled for the checks, then removed again

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from pipeline import config
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, RegistryError
 from pipeline.release.registries import Destinations
-from pipeline.release.report import Report
+from pipeline.release.report import Report, Stage
 from pipeline.release.signer import Signing
 from tests.support.cli import run_invoke
 
@@ -61,6 +61,8 @@ def test_the_report_lists_every_registry() -> None:
     others = Destinations(["ghcr.io/team", "quay.io/team"], "1.2.3", ["executor", "warmer"])
     others.extra[0].status, others.extra[0].error = "failed", "publish: ghcr.io refused the push"
     others.extra[1].status, others.extra[1].digests = "published", {"executor": "sha256:" + "a" * 64}
+    with pytest.raises(RegistryError, match="1 of 3 registries failed: ghcr.io/team: publish: ghcr.io"):
+        others.raise_if_failed("docker.io/team")
     report.destinations = others
     rows = report.to_dict()["registries"]
     assert [(r["prefix"], r["status"], r["primary"]) for r in rows] == [
@@ -73,4 +75,55 @@ def test_the_report_lists_every_registry() -> None:
     }
     markdown = report.markdown()
     assert "| `ghcr.io/team` | failed | publish: ghcr.io refused the push |" in markdown
-    assert "| `quay.io/team` | published |  |" in markdown
+    stopped = "the release stopped before it finished because ghcr.io/team failed"
+    assert rows[0]["note"] == rows[2]["note"] == f"no rolling tag moved: {stopped}"
+    assert f"| `quay.io/team` | published | no rolling tag moved: {stopped} |" in markdown
+
+
+def _failed_at(stage: str) -> Report:
+    report = Report(prefix="127.0.0.1:5000/team", status="failed", error="the primary failed")
+    report.stages = [Stage(name, 1.0, "ok") for name in ("resolve", "check", "fork")]
+    report.stages.append(Stage(stage, 1.0, "failed"))
+    return report
+
+
+def test_when_the_primary_fails_the_others_say_they_were_not_attempted() -> None:
+    """Not "pending": the report says what happened in each registry when the first one failed."""
+    report = _failed_at("build")
+    others = Destinations(["127.0.0.1:5001/team", "127.0.0.1:5002/team"], "1.2.3", ["executor"])
+    others.extra[0].status = "work to do"  # what the check found; then the build failed
+    report.destinations = others
+    rows = report.to_dict()["registries"]
+    assert rows[0] == {
+        "prefix": "127.0.0.1:5000/team",
+        "status": "failed",
+        "primary": True,
+        "note": "failed at build",
+    }
+    for row in rows[1:]:
+        assert (row["status"], row["note"], row["error"]) == (
+            "not attempted",
+            "not attempted: 127.0.0.1:5000/team failed at build",
+            None,
+        )
+    markdown = report.markdown()
+    assert "| `127.0.0.1:5000/team` | failed | failed at build |" in markdown
+    assert (
+        "| `127.0.0.1:5002/team` | not attempted | not attempted: 127.0.0.1:5000/team failed at build |"
+        in markdown
+    )
+    assert "pending" not in markdown
+
+
+def test_when_the_primary_fails_late_the_others_say_what_they_hold() -> None:
+    report = _failed_at("smoke")
+    others = Destinations(["127.0.0.1:5001/team", "127.0.0.1:5002/team"], "1.2.3", ["executor"])
+    others.extra[0].status, others.extra[0].digests = "published", {"executor": "sha256:" + "b" * 64}
+    others.extra[1].status = "up to date"
+    report.destinations = others
+    rows = report.to_dict()["registries"]
+    assert [(r["status"], r["note"]) for r in rows[1:]] == [
+        ("published", "no rolling tag moved: 127.0.0.1:5000/team failed at smoke"),
+        ("up to date", "nothing to do here; 127.0.0.1:5000/team failed at smoke"),
+    ]
+    assert rows[1]["images"]["executor"]["digest"] == "sha256:" + "b" * 64
