@@ -11,129 +11,25 @@ task imports what it uses when it runs, so `invoke --list` and every task's firs
 
 from __future__ import annotations
 
-import functools
-import json
 import sys
-from collections.abc import Callable, Sequence
-from typing import Any
 
-import invoke
 from invoke import Collection, Context, Exit
 
-from pipeline import config, record
-from pipeline.cli import catalog, options, text
+from pipeline import config
+from pipeline.cli import catalog, text
+from pipeline.cli.invocation import emit, task
+from pipeline.cli.invocation import settings as settings_of
 from pipeline.cli.options import Given
-from pipeline.errors import PipelineError
 from pipeline.progress import Progress
-
-
-class Task(invoke.Task):
-    """An invoke task that keeps its options' declarations, and its help after get_arguments() (which
-    pops invoke's help dict)."""
-
-    def __init__(
-        self, body: Callable[..., Any], *, declared: Sequence[options.Option], **kwargs: Any
-    ) -> None:
-        super().__init__(body, **kwargs)
-        self.options = tuple(declared)
-
-    def get_arguments(self, ignore_unknown_help: bool | None = None) -> list[invoke.Argument]:
-        kept = dict(self.help)
-        try:
-            return list(super().get_arguments(ignore_unknown_help))
-        finally:
-            self.help = kept
-
-
-def task(
-    declared: Sequence[options.Option], *, guard: bool = True, **kwargs: Any
-) -> Callable[[Callable[[Context, Given], None]], Task]:
-    """invoke.task for a body ``(c, o)``: the signature and help invoke reads come from ``declared``, the
-    body gets the values as ``o`` and, with ``guard``, the project's errors become invoke.Exit.
-
-    No automatic short flags: Invoke derives them from letters of the option names (-o for --force,
-    -f for --fork-url, and `--` for --report-dir once the letters run out), which misleads more than it helps.
-    """
-
-    def decorate(fn: Callable[[Context, Given], None]) -> Task:
-        body = _guarded(fn) if guard else fn
-
-        @functools.wraps(fn)
-        def wrapper(c: Context, **values: Any) -> None:
-            body(c, Given(declared, values))
-
-        wrapper.__signature__ = options.signature(declared)  # type: ignore[attr-defined]
-        return Task(
-            wrapper,
-            declared=declared,
-            auto_shortflags=False,
-            help=options.help_texts(declared),
-            iterable=options.repeatable(declared),
-            **kwargs,
-        )
-
-    return decorate
-
-
-def _guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn the project's errors into invoke.Exit: a message, an exit status, no traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except PipelineError as exc:
-            raise Exit(f"error: {exc}", code=exc.exit_code) from None
-        except KeyboardInterrupt:
-            raise Exit("interrupted", code=130) from None
-
-    return wrapper
-
-
-def _settings(c: Context, o: Given) -> config.Settings:
-    """The validated settings: invoke's config (invoke.yaml, INVOKE_PIPELINE_*) with the options given."""
-    values = {key: c.config.pipeline[key] for key in c.config.pipeline}
-    given = o.overrides()
-    values.update(given)
-    return config.Settings.load(values, command_line=frozenset(given))
-
-
-def _emit(result: dict[str, Any], as_json: bool, human: Callable[[dict[str, Any]], str]) -> None:
-    if as_json:
-        sys.stdout.write(json.dumps(result, sort_keys=True) + "\n")
-    else:
-        sys.stdout.write(human(result).rstrip("\n") + "\n")
-    sys.stdout.flush()
 
 
 @task(catalog.FORK)
 def fork(c: Context, o: Given) -> None:
     """Clone or fetch the kaniko fork, check out a release tag and apply fork/patches."""
-    from pipeline.source import pin as pinfile
     from pipeline.stages import fork as fork_stage
 
-    settings = _settings(c, o)
-    progress = Progress()
-    current = pinfile.load(settings.pin_file)
-    result = fork_stage.checkout(
-        ref=o.ref or current.tag,
-        pin=current,
-        patches_dir=settings.patches_dir,
-        cache_dir=settings.cache_dir,
-        url=settings.fork_url,
-        prerelease=settings.prerelease,
-        progress=progress,
-    )
-    out = result.to_dict()
-    if o.update_pin:
-        new = fork_stage.update_pin(settings.pin_file, current, result)
-        out["pin_updated"] = new is not None
-        if new is not None:
-            progress.step(
-                f"pin updated: {current.tag} -> {new.tag} ({new.commit[:12]}) in {settings.pin_file}"
-            )
-    fork_stage.save_record(settings.record_file, result)
-    _emit(out, o.json, text.checked_out)
+    out = fork_stage.run(settings_of(c, o), ref=o.ref, update_pin_file=o.update_pin, progress=Progress())
+    emit(out, o.json, text.checked_out)
 
 
 @task(catalog.BUILD)
@@ -145,7 +41,7 @@ def build(c: Context, o: Given) -> None:
     from pipeline.stages import build as build_stage
     from pipeline.stages import fork as fork_stage
 
-    settings = _settings(c, o)
+    settings = settings_of(c, o)
     checkout = fork_stage.recorded(settings.record_file, needed_by="invoke build")
     assert checkout is not None  # with needed_by, no record is a RecordError
     pinned_url = pinfile.load(settings.pin_file).url if settings.pin_file.is_file() else None
@@ -164,7 +60,7 @@ def build(c: Context, o: Given) -> None:
         progress=Progress(),
     )
     build_stage.save_record(settings.record_file, result)
-    _emit(result.to_dict(), o.json, build_stage.summary)
+    emit(result.to_dict(), o.json, build_stage.summary)
 
 
 @task(catalog.SETUP)
@@ -179,7 +75,7 @@ def setup(c: Context, o: Given) -> None:
     target = checks.target_user(o.user or None)
     fixing = os.geteuid() == 0 and target.pw_uid != 0
     result = checks.fix(target) if fixing else checks.diagnose(target)
-    _emit(
+    emit(
         {"installed": installed, **result.to_dict()},
         o.json,
         lambda r: (
@@ -198,7 +94,7 @@ def doctor(c: Context, o: Given) -> None:
     from pipeline.services import doctor as checks
 
     result = checks.diagnose(checks.target_user(o.user or None))
-    _emit(result.to_dict(), o.json, lambda r: result.text())
+    emit(result.to_dict(), o.json, lambda r: result.text())
     if not result.ok:
         raise Exit(code=1)
 
@@ -208,7 +104,7 @@ def sign(c: Context, o: Given) -> None:
     """Sign the published images keyless with Sigstore and attach the signatures in the registry."""
     from pipeline.stages import sign as sign_stage
 
-    settings = _settings(c, o)
+    settings = settings_of(c, o)
     result = sign_stage.run_sign(
         settings,
         images=o.image or (),
@@ -221,7 +117,7 @@ def sign(c: Context, o: Given) -> None:
     )
     if not o.image:
         sign_stage.save_record(settings.record_file, result)
-    _emit(result, o.json, text.signed)
+    emit(result, o.json, text.signed)
 
 
 @task(catalog.VERIFY)
@@ -233,7 +129,7 @@ def verify(c: Context, o: Given) -> None:
         from pipeline.stages import attest
 
         found = attest.run_verify(
-            _settings(c, o),
+            settings_of(c, o),
             image=o.image,
             kind=o.type,
             certificate_identity=o.certificate_identity,
@@ -241,19 +137,19 @@ def verify(c: Context, o: Given) -> None:
             trust_config=o.trust_config or None,
             progress=Progress(),
         )
-        _emit(found.to_dict(), o.json, lambda r: attest.describe(found))
+        emit(found.to_dict(), o.json, lambda r: attest.describe(found))
         if not found.verified:
             raise Exit(code=1)
         return
     result = verify_stage.run_verify(
-        _settings(c, o),
+        settings_of(c, o),
         image=o.image,
         certificate_identity=o.certificate_identity,
         certificate_oidc_issuer=o.certificate_oidc_issuer,
         trust_config=o.trust_config or None,
         progress=Progress(),
     )
-    _emit(result.to_dict(), o.json, lambda r: result.explain())
+    emit(result.to_dict(), o.json, lambda r: result.explain())
     if not result.verified:
         raise Exit(code=1)
 
@@ -264,7 +160,7 @@ def reproduce(c: Context, o: Given) -> None:
     from pipeline.stages import reproduce as reproducer
 
     result = reproducer.run(
-        _settings(c, o),
+        settings_of(c, o),
         image=o.image,
         certificate_identity=o.certificate_identity,
         certificate_oidc_issuer=o.certificate_oidc_issuer,
@@ -272,7 +168,7 @@ def reproduce(c: Context, o: Given) -> None:
         busybox=o.busybox or None,
         progress=Progress(),
     )
-    _emit(result.to_dict(), o.json, lambda r: result.text())
+    emit(result.to_dict(), o.json, lambda r: result.text())
     if not result.reproduced:
         raise Exit(code=1)
 
@@ -282,8 +178,8 @@ def smoke(c: Context, o: Given) -> None:
     """Run the nginx image in podman (no capabilities, no-new-privileges) and check it; exit 1 on a failed check."""
     from pipeline.stages import smoke as smoke_stage
 
-    result = smoke_stage.run(_settings(c, o), image=o.image, wait=float(o.wait), progress=Progress())
-    _emit(result.to_dict(), o.json, text.smoke)
+    result = smoke_stage.run(settings_of(c, o), image=o.image, wait=float(o.wait), progress=Progress())
+    emit(result.to_dict(), o.json, text.smoke)
     result.raise_for_failure()
 
 
@@ -292,7 +188,7 @@ def build_image(c: Context, o: Given) -> None:
     """Build and push the nginx test image with the kaniko executor, run in podman as the kaniko README says."""
     from pipeline.stages import build_image
 
-    settings = _settings(c, o)
+    settings = settings_of(c, o)
     result = build_image.run(
         settings,
         executor=o.executor,
@@ -309,7 +205,7 @@ def build_image(c: Context, o: Given) -> None:
         progress=Progress(),
     )
     build_image.save_record(settings.record_file, result)
-    _emit(result.to_dict(), o.json, lambda r: f"kaniko built and pushed {r['image']} in {r['seconds']} s")
+    emit(result.to_dict(), o.json, lambda r: f"kaniko built and pushed {r['image']} in {r['seconds']} s")
 
 
 @task(catalog.CONFORMANCE)
@@ -318,7 +214,7 @@ def conformance(c: Context, o: Given) -> None:
     from pipeline.stages.conformance import stage
 
     result = stage.run(
-        _settings(c, o),
+        settings_of(c, o),
         executor=o.executor,
         variant_names=[v.strip() for v in o.variants.split(",") if v.strip()],
         cases_dir=o.cases,
@@ -326,7 +222,7 @@ def conformance(c: Context, o: Given) -> None:
         reference=o.reference,
         progress=Progress(),
     )
-    _emit(result.to_dict(), o.json, lambda r: result.text())
+    emit(result.to_dict(), o.json, lambda r: result.text())
     if not result.ok:
         raise Exit(f"error: conformance failed: {result.summary()}", code=1)
 
@@ -336,9 +232,9 @@ def nginx_base(c: Context, o: Given) -> None:
     """Make (once, cached) the offline nginx base image from Debian packages; optionally push it."""
     from pipeline.services import nginxbase
 
-    settings = _settings(c, o)
+    settings = settings_of(c, o)
     result = nginxbase.run(settings, push_to=o.push_to, progress=Progress())
-    _emit(result, o.json, text.nginx_base)
+    emit(result, o.json, text.nginx_base)
 
 
 @task(catalog.TEST, guard=False)
@@ -361,7 +257,7 @@ def publish(c: Context, o: Given) -> None:
 
     from pipeline.stages import publish as publish_stage
 
-    settings = _settings(c, o)
+    settings = settings_of(c, o)
     result = publish_stage.run(
         settings,
         layout_dir=Path(o.layout).expanduser() if o.layout else None,
@@ -371,7 +267,7 @@ def publish(c: Context, o: Given) -> None:
         replace_version_tags=o.replace_version_tags,
         progress=Progress(),
     )
-    _emit(result, o.json, text.published)
+    emit(result, o.json, text.published)
 
 
 @task(catalog.REGISTRY_UP)
@@ -379,9 +275,9 @@ def registry_up(c: Context, o: Given) -> None:
     """Start the embedded local registry (or report the one already running)."""
     from pipeline.services import registry as local
 
-    settings = _settings(c, o)
+    settings = settings_of(c, o)
     state = local.up(settings.cache_dir, port=o.port or local.EMBEDDED_PORT, progress=Progress())
-    _emit(
+    emit(
         state.to_dict(),
         o.json,
         lambda r: f"local registry at {r['url']} (pid {r['pid']}, storage {r['root']})",
@@ -393,9 +289,9 @@ def registry_down(c: Context, o: Given) -> None:
     """Stop the embedded local registry."""
     from pipeline.services import registry as local
 
-    settings = _settings(c, o)
+    settings = settings_of(c, o)
     stopped = local.down(settings.cache_dir, progress=Progress())
-    _emit(
+    emit(
         {"stopped": stopped},
         o.json,
         lambda r: "local registry stopped" if r["stopped"] else "no local registry was running",
@@ -405,43 +301,21 @@ def registry_down(c: Context, o: Given) -> None:
 @task(catalog.RENDER)
 def render(c: Context, o: Given) -> None:
     """Write a deploy recipe for the published executor: Kubernetes Pod or Job, GitLab runner or CI job."""
-    from pathlib import Path
-
-    from pipeline.errors import UsageError
-    from pipeline.stages import publish as publish_stage
     from pipeline.stages import render as render_stage
 
-    if not o.target:
-        raise UsageError("--target is required", hint="choose one of: " + ", ".join(render_stage.TARGETS))
-    settings = _settings(c, o)
-    published = publish_stage.recorded_images(settings.record_file)
-    executor, variant, destination = o.executor, o.variant, o.destination
-    if executor:
-        variant = render_stage.variant_of(o.target, executor, variant, published)
-    else:
-        variant = variant or render_stage.default_variant(o.target)
-        executor = render_stage.executor_from_record(
-            publish_stage.recorded_images(settings.record_file, needed_by="invoke render"), variant
-        )
-    if not destination:
-        destination = render_stage.default_destination(executor)
-    recipe = render_stage.render(
+    result = render_stage.run(
+        settings_of(c, o),
         o.target,
-        executor,
+        executor=o.executor,
+        variant=o.variant,
+        destination=o.destination,
         context=o.context,
-        destination=destination,
-        variant=variant or None,
         name=o.name,
         namespace=o.namespace,
-        tar_path=o.tar_path or None,
+        tar_path=o.tar_path,
+        out=o.out,
     )
-    if o.out:
-        record.atomic_write_text(Path(o.out), recipe.text)
-    _emit(
-        {"target": recipe.target, "executor": executor, "path": o.out or None, "text": recipe.text},
-        o.json,
-        lambda r: f"wrote {r['path']}" if r["path"] else r["text"],
-    )
+    emit(result, o.json, lambda r: f"wrote {r['path']}" if r["path"] else r["text"])
 
 
 @task(catalog.RELEASE)
@@ -451,7 +325,7 @@ def release(c: Context, o: Given) -> None:
 
     from pipeline import release as release_stage
 
-    settings = _settings(c, o)
+    settings = settings_of(c, o)
     report = release_stage.run(
         settings,
         release_stage.Options(
@@ -469,7 +343,7 @@ def release(c: Context, o: Given) -> None:
         ),
         progress=Progress(),
     )
-    _emit(report.to_dict(), o.json, lambda r: text.release(report))
+    emit(report.to_dict(), o.json, lambda r: text.release(report))
 
 
 def _conformance_mode(mode: str) -> str:
@@ -483,7 +357,7 @@ def test_e2e(c: Context, o: Given) -> None:
     """The whole release on one machine: fresh local registry, local Sigstore, real fork, kaniko, smoke."""
     from pipeline import release as release_stage
 
-    settings = _settings(c, o)
+    settings = settings_of(c, o)
     result = release_stage.e2e(
         settings,
         fork_url=o.fork_url or None,
@@ -497,7 +371,7 @@ def test_e2e(c: Context, o: Given) -> None:
         conformance=_conformance_mode(o.conformance),
         progress=Progress(),
     )
-    _emit(result.to_dict(), o.json, text.e2e)
+    emit(result.to_dict(), o.json, text.e2e)
 
 
 ns = Collection(

@@ -19,7 +19,11 @@ from pipeline.source.checkout import Checkout, read_module
 from pipeline.urls import git_access
 
 if TYPE_CHECKING:
-    import git  # GitPython: loaded by the checkout, not by a reader of the fork record
+    import git
+
+    from pipeline.config import (
+        Settings,  # GitPython: loaded by the checkout, not by a reader of the fork record
+    )
 
 __all__ = ["Checkout", "checkout", "recorded", "save_record", "update_pin"]
 
@@ -177,3 +181,31 @@ def recorded(record_file: Path, *, needed_by: str | None = None) -> Checkout | N
                 f"the fork record in {record_file} is incomplete", hint="run `invoke fork` again"
             ) from None
         return None
+
+
+def run(
+    settings: Settings, *, ref: str = "", update_pin_file: bool = False, progress: Progress | None = None
+) -> dict[str, Any]:
+    """`invoke fork`: check out ``ref`` (default: the pin's tag), record it, and with ``update_pin_file``
+    rewrite the pin to it. Returns the JSON result."""
+    progress = progress or Silent()
+    current = pinfile.load(settings.pin_file)
+    result = checkout(
+        ref=ref or current.tag,
+        pin=current,
+        patches_dir=settings.patches_dir,
+        cache_dir=settings.cache_dir,
+        url=settings.fork_url,
+        prerelease=settings.prerelease,
+        progress=progress,
+    )
+    out = result.to_dict()
+    if update_pin_file:
+        new = update_pin(settings.pin_file, current, result)
+        out["pin_updated"] = new is not None
+        if new is not None:
+            progress.step(
+                f"pin updated: {current.tag} -> {new.tag} ({new.commit[:12]}) in {settings.pin_file}"
+            )
+    save_record(settings.record_file, result)
+    return out

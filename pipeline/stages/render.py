@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -20,6 +21,9 @@ from pipeline.registry.reference import Reference
 
 TARGETS = ("k8s-pod", "k8s-job", "gitlab-runner", "gitlab-ci")
 VARIANTS = ("executor", "debug", "slim", "warmer")
+if TYPE_CHECKING:
+    from pipeline.config import Settings
+
 DEFAULT_NAMESPACE = "kaniko"
 
 
@@ -137,3 +141,45 @@ def render(
     return Recipe(
         target, _header([f"kaniko Job in namespace {namespace}; it needs:", *needs]) + _yaml(documents)
     )
+
+
+def run(
+    settings: Settings,
+    target: str,
+    *,
+    executor: str = "",
+    variant: str = "",
+    destination: str = "",
+    context: str = "dir:///workspace",
+    name: str = "kaniko",
+    namespace: str = DEFAULT_NAMESPACE,
+    tar_path: str = "",
+    out: str = "",
+) -> dict[str, Any]:
+    """`invoke render`: the recipe for the executor given, else for the one the publish record names
+    (the variant the target needs); written to ``out`` when given. Returns the JSON result."""
+    from pipeline import record
+    from pipeline.stages.publish import recorded_images
+
+    if not target:
+        raise UsageError("--target is required", hint="choose one of: " + ", ".join(TARGETS))
+    if executor:
+        variant = variant_of(target, executor, variant, recorded_images(settings.record_file))
+    else:
+        variant = variant or default_variant(target)
+        executor = executor_from_record(
+            recorded_images(settings.record_file, needed_by="invoke render"), variant
+        )
+    recipe = render(
+        target,
+        executor,
+        context=context,
+        destination=destination or default_destination(executor),
+        variant=variant or None,
+        name=name,
+        namespace=namespace,
+        tar_path=tar_path or None,
+    )
+    if out:
+        record.atomic_write_text(Path(out), recipe.text)
+    return {"target": recipe.target, "executor": executor, "path": out or None, "text": recipe.text}

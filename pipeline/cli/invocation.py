@@ -1,0 +1,100 @@
+"""How a task is made and run: options from their one declaration (:mod:`pipeline.cli.options`), the
+project's errors as an exit status with no traceback, the settings with the options given, and the
+output (text, or one JSON object with --json)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from invoke.context import Context
+from invoke.exceptions import Exit
+from invoke.parser.argument import Argument
+from invoke.tasks import Task as InvokeTask
+
+from pipeline import config
+from pipeline.cli import options
+from pipeline.cli.options import Given
+from pipeline.errors import PipelineError
+
+
+class Task(InvokeTask[Any]):
+    """An invoke task that keeps its options' declarations, and its help after get_arguments() (which
+    pops invoke's help dict)."""
+
+    def __init__(
+        self, body: Callable[..., Any], *, declared: Sequence[options.Option], **kwargs: Any
+    ) -> None:
+        super().__init__(body, **kwargs)
+        self.options = tuple(declared)
+
+    def get_arguments(self, ignore_unknown_help: bool | None = None) -> list[Argument]:
+        kept = dict(self.help)
+        try:
+            return list(super().get_arguments(ignore_unknown_help))
+        finally:
+            self.help = kept
+
+
+def task(
+    declared: Sequence[options.Option], *, guard: bool = True, **kwargs: Any
+) -> Callable[[Callable[[Context, Given], None]], Task]:
+    """invoke.task for a body ``(c, o)``: the signature and help invoke reads come from ``declared``, the
+    body gets the values as ``o`` and, with ``guard``, the project's errors become invoke.Exit.
+
+    No automatic short flags: Invoke derives them from letters of the option names (-o for --force,
+    -f for --fork-url, and `--` for --report-dir once the letters run out), which misleads more than it helps.
+    """
+
+    def decorate(fn: Callable[[Context, Given], None]) -> Task:
+        body = guarded(fn) if guard else fn
+
+        @functools.wraps(fn)
+        def wrapper(c: Context, **values: Any) -> None:
+            body(c, Given(declared, values))
+
+        wrapper.__signature__ = options.signature(declared)  # type: ignore[attr-defined]
+        return Task(
+            wrapper,
+            declared=declared,
+            auto_shortflags=False,
+            help=options.help_texts(declared),
+            iterable=options.repeatable(declared),
+            **kwargs,
+        )
+
+    return decorate
+
+
+def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn the project's errors into invoke.Exit: a message, an exit status, no traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except PipelineError as exc:
+            raise Exit(f"error: {exc}", code=exc.exit_code) from None
+        except KeyboardInterrupt:
+            raise Exit("interrupted", code=130) from None
+
+    return wrapper
+
+
+def settings(c: Context, o: Given) -> config.Settings:
+    """The validated settings: invoke's config (invoke.yaml, INVOKE_PIPELINE_*) with the options given."""
+    values = {key: c.config.pipeline[key] for key in c.config.pipeline}
+    given = o.overrides()
+    values.update(given)
+    return config.Settings.load(values, command_line=frozenset(given))
+
+
+def emit(result: dict[str, Any], as_json: bool, human: Callable[[dict[str, Any]], str]) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(result, sort_keys=True) + "\n")
+    else:
+        sys.stdout.write(human(result).rstrip("\n") + "\n")
+    sys.stdout.flush()
