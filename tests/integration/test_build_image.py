@@ -8,6 +8,7 @@ import base64
 import hashlib
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -90,9 +91,16 @@ def _run(
     return outcome, found[0]
 
 
-def _leftover_run_dirs() -> set[Path]:
-    import tempfile
+@pytest.fixture(autouse=True)
+def private_tempdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stage's private run directories go under this test's own temporary directory, so the check
+    that none is left behind sees this test's only, not another session's on the same machine."""
+    private = tmp_path / "tmp"
+    private.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(private))
 
+
+def _leftover_run_dirs() -> set[Path]:
     return set(Path(tempfile.gettempdir()).glob("kaniko-run-*"))
 
 
