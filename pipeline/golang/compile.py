@@ -51,6 +51,21 @@ def ldflags(module: str, tag: str) -> str:
     return f'-extldflags "-static" -X {module}/pkg/version.version={tag} -w -s'
 
 
+def build_argv(checkout: Checkout, toolchain: Toolchain, out: Path) -> list[str]:
+    """The one `go build` of the five binaries into ``out`` (the platform is in :func:`go_env`)."""
+    return [
+        str(toolchain.go),
+        "build",
+        "-trimpath",
+        "-buildvcs=false",
+        "-ldflags",
+        ldflags(checkout.module, checkout.tag),
+        "-o",
+        str(out) + os.sep,
+        *packages(checkout.module).values(),
+    ]
+
+
 def go_env(
     toolchain: Toolchain, platform: Platform, gocache: Path, base: Mapping[str, str]
 ) -> dict[str, str]:
@@ -194,17 +209,7 @@ def compile_platform(
     tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=root))
     try:
         pkgs = packages(checkout.module)
-        argv = [
-            str(toolchain.go),
-            "build",
-            "-trimpath",
-            "-buildvcs=false",
-            "-ldflags",
-            ldflags(checkout.module, checkout.tag),
-            "-o",
-            str(tmp) + os.sep,
-            *pkgs.values(),
-        ]
+        argv = build_argv(checkout, toolchain, tmp)
         genv = go_env(
             toolchain, platform, gocache or cache_dir / "go-build", os.environ if env is None else env
         )

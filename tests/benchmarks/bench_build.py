@@ -55,17 +55,7 @@ def _load() -> str:
 
 def plain_go_build(checkout: Checkout, chain: toolchain.Toolchain, work: Path, gocache: Path) -> float:
     env = compiler.go_env(chain, Platform.parse(PLATFORM), gocache, os.environ)
-    argv = [
-        str(chain.go),
-        "build",
-        "-trimpath",
-        "-buildvcs=false",
-        "-ldflags",
-        compiler.ldflags(checkout.module, checkout.tag),
-        "-o",
-        str(gocache.parent / "plain") + os.sep,
-        *compiler.packages(checkout.module).values(),
-    ]
+    argv = compiler.build_argv(checkout, chain, gocache.parent / "plain")
     started = time.monotonic()
     subprocess.run(argv, cwd=checkout.path, env=env, check=True)
     return time.monotonic() - started

@@ -83,17 +83,7 @@ def plain_compile(checkout: Checkout, chain: toolchain.Toolchain, platform: str,
     gocache = work / (platform.replace("/", "-") + "-gocache")
     out.mkdir(parents=True)
     env = compiler.go_env(chain, Platform.parse(platform), gocache, os.environ)
-    argv = [
-        str(chain.go),
-        "build",
-        "-trimpath",
-        "-buildvcs=false",
-        "-ldflags",
-        compiler.ldflags(checkout.module, checkout.tag),
-        "-o",
-        str(out) + os.sep,
-        *compiler.packages(checkout.module).values(),
-    ]
+    argv = compiler.build_argv(checkout, chain, out)
     cpu, started = children_cpu(), time.monotonic()
     subprocess.run(argv, cwd=checkout.path, env=env, check=True)
     wall, cpu = time.monotonic() - started, children_cpu() - cpu
