@@ -16,126 +16,114 @@ from pipeline.source import pin as pinfile
 
 def make(run: Run) -> Made:
     """fork, build, publish, sign and attest; the published images and what the later stages need."""
-    settings, options, report, timer, progress = (
-        run.settings,
-        run.options,
-        run.report,
-        run.timer,
-        run.progress,
-    )
-    resolved, prefix, embedded, signing, client = (
-        run.resolved,
-        run.prefix,
-        run.embedded,
-        run.signing,
-        run.client,
-    )
     from pipeline.stages import build as build_stage
     from pipeline.stages import fork as fork_stage
     from pipeline.stages import publish
     from pipeline.stages import sign as sign_stage
 
-    with timer.stage("fork") as stage:
-        pin = pinfile.load(settings.pin_file)
+    with run.timer.stage("fork") as stage:
+        pin = pinfile.load(run.settings.pin_file)
         checkout = fork_stage.checkout(
-            ref=resolved.tag,
+            ref=run.resolved.tag,
             pin=pin,
-            patches_dir=settings.patches_dir,
-            cache_dir=settings.cache_dir,
-            url=resolved.url,
-            prerelease=settings.prerelease,
-            progress=progress,
+            patches_dir=run.settings.patches_dir,
+            cache_dir=run.settings.cache_dir,
+            url=run.resolved.url,
+            prerelease=run.settings.prerelease,
+            progress=run.progress,
         )
-        fork_stage.save_record(settings.record_file, checkout)
+        fork_stage.save_record(run.settings.record_file, checkout)
         stage.detail = f"{checkout.tag} ({checkout.commit[:12]}) at {checkout.path}"
 
     build_started = time.time()
-    with timer.stage("build") as stage:
+    with run.timer.stage("build") as stage:
         built = build_stage.build(
             checkout,
-            out=settings.build_layout,
-            cache_dir=settings.cache_dir,
-            platforms=settings.platforms,
-            variants=settings.variants,
-            go=settings.go,
-            busybox=options.busybox,
-            registry_mirror=settings.registry_mirror,
-            insecure=settings.insecure,
+            out=run.settings.build_layout,
+            cache_dir=run.settings.cache_dir,
+            platforms=run.settings.platforms,
+            variants=run.settings.variants,
+            go=run.settings.go,
+            busybox=run.options.busybox,
+            registry_mirror=run.settings.registry_mirror,
+            insecure=run.settings.insecure,
             pinned_url=pin.url,
-            progress=progress,
+            progress=run.progress,
         )
-        build_stage.save_record(settings.record_file, built)
-        report.go = dict(built.go)
+        build_stage.save_record(run.settings.record_file, built)
+        run.report.go = dict(built.go)
         stage.detail = ", ".join(
             f"{name} {image['digest']}" for name, image in built.to_dict()["images"].items()
         )
 
-    with timer.stage("publish") as stage:
-        if embedded:
-            progress.warn(publish.embedded_warning(tagplan.EMBEDDED_REASON, prefix))
+    with run.timer.stage("publish") as stage:
+        if run.embedded:
+            run.progress.warn(publish.embedded_warning(tagplan.EMBEDDED_REASON, run.prefix))
         layout, images = build_stage.layout_images(built.to_dict())
         published = publish.publish_images(
-            client,
+            run.client,
             layout,
             images,
-            prefix,
-            version=resolved.version,
+            run.prefix,
+            version=run.resolved.version,
             rolling=False,
-            replace_version_tags=options.replace_version_tags,
-            progress=progress,
+            replace_version_tags=run.options.replace_version_tags,
+            progress=run.progress,
         )
-        publish.record_published(settings.record_file, published, prefix, embedded)
+        publish.record_published(run.settings.record_file, published, run.prefix, run.embedded)
         for variant, image in published.items():
-            report.images[variant] = {
+            run.report.images[variant] = {
                 **image.to_dict(),
                 "bytes_uploaded": image.bytes_uploaded,
                 "kept": {},
             }
-        stage.detail = f"{report.bytes_uploaded} bytes uploaded"
-        run.others.publish(client, layout, images, progress)
-        run.others.raise_if_failed(prefix)
+        stage.detail = f"{run.report.bytes_uploaded} bytes uploaded"
+        run.others.publish(run.client, layout, images, run.progress)
+        run.others.raise_if_failed(run.prefix)
 
-    plans = {variant: tagplan.plan_variant(resolved.version, variant, prefix) for variant in published}
-    configs = trust_configs(settings, signing)
+    plans = {
+        variant: tagplan.plan_variant(run.resolved.version, variant, run.prefix) for variant in published
+    }
+    configs = trust_configs(run.settings, run.signing)
     done = {
-        variant: signed_by(client, image.repository, image.digest, signing, configs)
+        variant: signed_by(run.client, image.repository, image.digest, run.signing, configs)
         for variant, image in published.items()
     }
     if all(found is not None for found in done.values()):
         trust_config = next(iter(done.values())) or None
-        timer.skipped("sign", "every image already has a valid signature from " + signing.identity)
+        run.timer.skipped("sign", "every image already has a valid signature from " + run.signing.identity)
     else:
-        with timer.stage("sign") as stage:
+        with run.timer.stage("sign") as stage:
             signed = sign_stage.run_sign(
-                settings,
-                identity_token=signing.identity_token,
-                trust_config=signing.trust_config,
-                local=signing.local,
-                expected=Policy(signing.identity, signing.issuer),
-                progress=progress,
+                run.settings,
+                identity_token=run.signing.identity_token,
+                trust_config=run.signing.trust_config,
+                local=run.signing.local,
+                expected=Policy(run.signing.identity, run.signing.issuer),
+                progress=run.progress,
             )
-            sign_stage.save_record(settings.record_file, signed)
+            sign_stage.save_record(run.settings.record_file, signed)
             trust_config = signed.get("trust_config")
             stage.detail = f"{len(signed['signatures'])} signature(s) as {signed['identity']}"
-            if signed["identity"] != signing.identity or signed["issuer"] != signing.issuer:
+            if signed["identity"] != run.signing.identity or signed["issuer"] != run.signing.issuer:
                 raise VerifyError(
                     f"signed as {signed['identity']} (issuer {signed['issuer']}), but verification "
-                    f"expects {signing.identity} (issuer {signing.issuer})",
+                    f"expects {run.signing.identity} (issuer {run.signing.issuer})",
                     hint="make --certificate-identity and --certificate-oidc-issuer match the signing "
                     "identity; rolling tags were not moved",
                 )
-    with timer.stage("attest") as stage:
-        build_seconds = next(s.seconds for s in report.stages if s.name == "build")
+    with run.timer.stage("attest") as stage:
+        build_seconds = next(s.seconds for s in run.report.stages if s.name == "build")
         made = evidence.attest_build(
-            settings,
-            signing,
-            client,
+            run.settings,
+            run.signing,
+            run.client,
             evidence.build_facts(checkout, built.inputs, pin.url),
             {v: (i.repository, images[v]) for v, i in published.items()},
             layout,
             (build_started, build_started + build_seconds),
-            progress,
+            run.progress,
         )
-        report.attestations += [item.to_dict() for item in made]
+        run.report.attestations += [item.to_dict() for item in made]
         stage.detail = f"{len(made)} SBOM and provenance attestation(s)" if made else "already attached"
     return Made(published, layout, images, plans, trust_config)
