@@ -43,7 +43,6 @@ def build(c: Context, o: Given) -> None:
 
     settings = settings_of(c, o)
     checkout = fork_stage.recorded(settings.record_file, needed_by="invoke build")
-    assert checkout is not None  # with needed_by, no record is a RecordError
     pinned_url = pinfile.load(settings.pin_file).url if settings.pin_file.is_file() else None
     result = build_stage.build(
         checkout,

@@ -163,7 +163,7 @@ def _executor_from_record(settings: Settings) -> Reference:
 def _tag_from_record(settings: Settings) -> str:
     from pipeline.stages import fork
 
-    checkout = fork.recorded(settings.record_file)
+    checkout = fork.last_checkout(settings.record_file)
     if checkout is not None:
         return checkout.tag
     raise ConfigError(

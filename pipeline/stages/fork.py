@@ -25,7 +25,7 @@ if TYPE_CHECKING:
         Settings,  # GitPython: loaded by the checkout, not by a reader of the fork record
     )
 
-__all__ = ["Checkout", "checkout", "recorded", "save_record", "update_pin"]
+__all__ = ["Checkout", "checkout", "last_checkout", "recorded", "save_record", "update_pin"]
 
 
 def _resolve_ref(repo: git.Repo, ref: str, url: str, prerelease: bool) -> versions.Release:
@@ -165,21 +165,25 @@ def save_record(record_file: Path, result: Checkout) -> None:
     record.save(record_file, "fork", result.to_dict())
 
 
-def recorded(record_file: Path, *, needed_by: str | None = None) -> Checkout | None:
-    """The one reader of the fork record: the last checkout. With ``needed_by``, a missing or broken
-    record is a RecordError naming the task that needs it; without, None."""
-    data: Any
-    if needed_by:
-        data = record.stage(record_file, "fork", needed_by=needed_by)
-    else:
-        data = record.read(record_file).get("fork")
+def recorded(record_file: Path, *, needed_by: str) -> Checkout:
+    """The last checkout, which ``needed_by`` (a task) needs: a RecordError naming it when the fork
+    record is missing or broken."""
+    checkout = _checkout_of(record.stage(record_file, "fork", needed_by=needed_by))
+    if checkout is None:
+        raise RecordError(f"the fork record in {record_file} is incomplete", hint="run `invoke fork` again")
+    return checkout
+
+
+def last_checkout(record_file: Path) -> Checkout | None:
+    """The last checkout, or None when no whole fork record is there."""
+    return _checkout_of(record.read(record_file).get("fork"))
+
+
+def _checkout_of(data: Any) -> Checkout | None:
+    """The one parser of the fork record."""
     try:
         return Checkout.from_dict(data)
     except (KeyError, TypeError, ValueError, AttributeError):
-        if needed_by:
-            raise RecordError(
-                f"the fork record in {record_file} is incomplete", hint="run `invoke fork` again"
-            ) from None
         return None
 
 

@@ -78,7 +78,7 @@ def recorded_checkout(settings: Settings, tag: str = "") -> Path | None:
     with ``tag``, only when it is that release's."""
     from pipeline.stages import fork
 
-    checkout = fork.recorded(settings.record_file)
+    checkout = fork.last_checkout(settings.record_file)
     if checkout is None or (tag and checkout.tag != tag):
         return None
     return checkout.path if checkout.path.is_dir() else None
