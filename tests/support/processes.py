@@ -4,14 +4,12 @@ on (a secret must never show there), and a host name that is this machine withou
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
 import threading
 from pathlib import Path
 
-import pytest
-
 from pipeline.registry.reference import is_loopback_host
+from tests.conftest import missing
 
 
 class ArgvWatch:
@@ -64,6 +62,4 @@ def loopback_alias() -> str:
         if found == {"127.0.0.1"}:
             return name
     message = "no host name but localhost resolves to 127.0.0.1 here: add one to /etc/hosts"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
+    missing(message)

@@ -21,17 +21,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import IN_CI
+from tests.conftest import missing
 
 USER_ENV = "KANIKO_PIPELINE_ROOTLESS_USER"
 PYTHON_ENV = "KANIKO_PIPELINE_ROOTLESS_PYTHON"
 PROJECT = Path(__file__).resolve().parents[2]
-
-
-def _missing(message: str) -> None:
-    if IN_CI:
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 def user_python(user: pwd.struct_passwd) -> str:
@@ -45,7 +39,7 @@ def user_python(user: pwd.struct_passwd) -> str:
         check=False,
     )
     if probe.returncode != 0:
-        _missing(
+        missing(
             f"{user.pw_name} cannot run {python} with the project's dependencies ({probe.stderr.strip()[-200:]}): "
             f"set {PYTHON_ENV} to the python of a venv that user can run (.ci/run makes one)"
         )
@@ -60,7 +54,7 @@ def rootless_user() -> pwd.struct_passwd:
         )
     name = os.environ.get(USER_ENV, "").strip()
     if not name:
-        _missing(f"set {USER_ENV} to an ordinary user with subuid/subgid ranges (.ci/run creates one)")
+        missing(f"set {USER_ENV} to an ordinary user with subuid/subgid ranges (.ci/run creates one)")
     try:
         return pwd.getpwnam(name)
     except KeyError:
