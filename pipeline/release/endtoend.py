@@ -121,8 +121,8 @@ def e2e(
         if podman is not None:
             data = record.read(e2e_settings.record_file)
             pulled = [data.get("build-image", {}).get("executor"), data.get("build-image", {}).get("image")]
-            for image in filter(None, pulled):
-                podman.rmi(str(image))
+            for image in filter(None, pulled):  # unless another run on the machine still uses them
+                podman.discard(str(image))
         if keep:
             progress.step(
                 f"test-e2e: the local registry keeps running at {registry.host} (pid {registry.pid}; "

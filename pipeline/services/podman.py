@@ -30,6 +30,8 @@ from typing import Any
 from pipeline import tooloutput
 from pipeline.errors import ContainerError, ToolError
 from pipeline.progress import Progress, Silent
+from pipeline.services.leases import DIRECTORY as LEASES
+from pipeline.services.leases import Leases
 from pipeline.system import require_program, search_path
 
 CONF_NAME = "containers.conf"
@@ -133,6 +135,7 @@ class Podman:
         base = dict(os.environ if env is None else env)
         base["CONTAINERS_CONF"] = str(self.conf_path)
         self.env = base
+        self._leases: Leases | None = None
 
     @property
     def rootless(self) -> bool:
@@ -259,18 +262,29 @@ class Podman:
         self, image: str, *, tls_verify: bool = True, auth: Mapping[str, Any] | None = None
     ) -> Iterator[bool]:
         """``image`` in local storage for the duration of the block: pulled if it is not there yet (with
-        ``auth``, see :meth:`pull`), and then removed again, so a run leaves the user's image storage as
-        it found it. Yields whether it was pulled."""
-        pulled = False
-        if not self.image_exists(image):
+        ``auth``, see :meth:`pull`), and removed again when no other run on the machine still uses it
+        (pipeline/services/leases.py), so runs leave the image storage as they found it. Yields whether
+        this run pulled it."""
+
+        def pull() -> None:
             self.progress.step(f"pulling {image}")
             self.pull(image, tls_verify=tls_verify, auth=auth)
-            pulled = True
-        try:
+
+        with self.leases().hold(
+            image, exists=lambda: self.image_exists(image), pull=pull, remove=lambda: self.rmi(image)
+        ) as pulled:
             yield pulled
-        finally:
-            if pulled:
-                self.rmi(image)
+
+    def discard(self, image: str) -> None:
+        """Remove ``image`` if a run pulled it and no run uses it any more (a clean-up after a failure)."""
+        self.leases().discard(image, lambda: self.rmi(image))
+
+    def leases(self) -> Leases:
+        """The leases on this storage's images, kept beside it (podman's run root)."""
+        if self._leases is None:
+            found = self.command(["info", "--format={{.Store.RunRoot}}"], what="podman info").stdout.strip()
+            self._leases = Leases(Path(found) / LEASES)
+        return self._leases
 
     def load_layout(self, layout_dir: Path, ref_name: str, name: str) -> str:
         """Copy the image ``ref_name`` of an OCI layout into podman's storage as ``name``; returns its id.

@@ -9,6 +9,7 @@ building variant. The registry and scratch files are gone afterwards, whatever h
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 import time
@@ -135,7 +136,7 @@ def execute(
         base_images.append(standin.debian(cache_dir, progress))
     scratch = Path(tempfile.mkdtemp(prefix="kp-conformance-"))
     registry = LocalRegistry(scratch / "registry")
-    pulled: list[str] = []
+    borrowed = contextlib.ExitStack()  # the executor images, held until the last check is done
     try:
         registry.start()
         progress.step(f"conformance: stand-in bases through the local registry {registry.host}")
@@ -150,9 +151,8 @@ def execute(
         }
         for variant, builder in builders.items():
             progress.step(f"conformance: pulling the {variant} image {builder.executor}")
-            if not podman.image_exists(str(builder.executor)):
-                pulled.append(str(builder.executor))
-            builder.pull()
+            ref = builder.executor
+            borrowed.enter_context(podman.borrowed(str(ref), tls_verify=not ref.is_loopback))
         ctx = Context(builders, reference, registry.host, scratch / "work", progress)
         ctx.workdir.mkdir()
         try:
@@ -164,8 +164,7 @@ def execute(
     finally:
         registry.stop()
         shutil.rmtree(scratch, ignore_errors=True)
-        for image in pulled:  # what this run pulled, and nothing else
-            podman.rmi(image)
+        borrowed.close()  # removes what this run pulled, unless another run still uses it
     result.seconds = time.monotonic() - started
     return result
 
