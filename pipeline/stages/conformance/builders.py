@@ -5,7 +5,6 @@ reference. Both leave a docker-archive tarball that pipeline/stages/conformance/
 
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
 import subprocess
@@ -17,7 +16,7 @@ from pathlib import Path
 from pipeline.errors import ContainerError, ToolError
 from pipeline.registry.credentials import Credentials
 from pipeline.registry.reference import Reference
-from pipeline.services import kaniko
+from pipeline.services import buildah, kaniko
 from pipeline.services.podman import Mount, Podman
 from pipeline.stages.conformance.bases import Base
 from pipeline.stages.conformance.cases import Case
@@ -55,9 +54,6 @@ class Kaniko:
         self.podman = podman
         self.executor = executor
         self.registry_host = registry_host  # the local registry: mirror of docker.io, cache and push target
-
-    def pull(self) -> None:
-        self.podman.pull(str(self.executor), tls_verify=not self.executor.is_loopback)
 
     def request(self, case: Case, destination: Reference, extra: Sequence[str]) -> kaniko.BuildRequest:
         args = list(case.args) + list(extra)
@@ -162,31 +158,27 @@ class Kaniko:
 
 
 class Buildah:
-    """buildah (Debian's package) with private storage under the cache, runtime runc."""
+    """buildah (Debian's package) with private storage under the cache, run as pipeline/services/buildah.py
+    says (runc, OCI isolation, RUN steps on kaniko's network: the host's, a runtime directory of the
+    user's own)."""
 
     def __init__(self, root: Path) -> None:
         self.binary = require_program(
             "buildah", "the conformance stage builds every case with buildah to compare"
         )
         self.root = Path(root)
-        self.runtime = "runc" if shutil.which("runc") else ""
+        self.env = buildah.environment(self.root)
 
     def _argv(self, *args: str) -> list[str]:
-        return [
-            self.binary,
-            f"--root={self.root / 'storage'}",
-            f"--runroot={self.root / 'run'}",
-            *args,
-        ]
+        return buildah.argv(self.binary, self.root, *args)
 
     def _call(
         self, args: Sequence[str], what: str, timeout: float = 600.0
     ) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, "BUILDAH_ISOLATION": "oci"}
         try:
             return subprocess.run(
                 self._argv(*args),
-                env=env,
+                env=self.env,
                 stdin=subprocess.DEVNULL,
                 capture_output=True,
                 text=True,
@@ -220,11 +212,10 @@ class Buildah:
             "bud",
             "--pull=never",
             "--quiet",
+            *buildah.bud_options(),
             f"--file={case.directory / case.dockerfile}",
             f"--tag={name}",
         ]
-        if self.runtime:
-            args.append(f"--runtime={self.runtime}")
         if case.target:
             args.append(f"--target={case.target}")
         args += [f"--build-arg={k}={v}" for k, v in sorted(case.build_args.items())]

@@ -1,0 +1,71 @@
+"""How the pipeline runs buildah (Debian's package): private storage, the runc runtime, OCI isolation,
+RUN steps on the host's network, and an XDG_RUNTIME_DIR of the user's own. The conformance stage builds
+its reference images this way (pipeline/stages/conformance/builders.py), and `invoke doctor` checks that
+a RUN step builds this way for the user (:func:`probe`).
+
+Why each setting, as found on these machines:
+
+- RUN steps get ``--network=host``: the network kaniko's RUN steps get in the conformance stage (the
+  executor runs with --network=host to reach the stage's loopback registry), so both builders build in
+  the same setting; and no network has to be set up, which an ordinary user's buildah cannot do: with
+  OCI isolation it asks netavark for a bridge from inside its user namespace, and netavark then finds
+  no iptables on the user's PATH ("netavark: No such file or directory") or may not enter the host's
+  network namespace ("setns: Operation not permitted").
+- Rootless, buildah gets an XDG_RUNTIME_DIR the user owns: without one (a shell reached with ``su -``,
+  as in many CI jobs) it reads registry credentials from root's /run/containers/UID ("permission
+  denied" on every pull), and with one the user does not own (root's, kept by ``su``) runc cannot keep
+  its state there.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+from collections.abc import Mapping
+from pathlib import Path
+
+ISOLATION = "oci"
+NETWORK = "host"
+
+
+def runtime() -> str:
+    """runc when installed (crun, the default, fails on these machines: ENVIRONMENT.md), else buildah's."""
+    return "runc" if shutil.which("runc") else ""
+
+
+def argv(binary: str, root: Path, *args: str) -> list[str]:
+    """``buildah`` with its storage (``root/storage``) and run root (``root/run``) under ``root``."""
+    return [binary, f"--root={Path(root) / 'storage'}", f"--runroot={Path(root) / 'run'}", *args]
+
+
+def bud_options() -> list[str]:
+    """The options of every ``buildah bud`` the pipeline runs (see the module's docstring)."""
+    found = runtime()
+    return [f"--network={NETWORK}", *([f"--runtime={found}"] if found else [])]
+
+
+def environment(root: Path, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of buildah with storage under ``root``: ``base`` (default: ours) plus the
+    isolation and, rootless, a runtime directory the user owns."""
+    env = dict(os.environ if base is None else base)
+    env["BUILDAH_ISOLATION"] = ISOLATION
+    if os.geteuid() != 0:
+        env["XDG_RUNTIME_DIR"] = runtime_dir(env.get("XDG_RUNTIME_DIR"), Path(root) / "xdg-run")
+    return env
+
+
+def runtime_dir(current: str | None, fallback: Path) -> str:
+    """``current`` (the caller's XDG_RUNTIME_DIR) when it is a directory this user owns and may write,
+    else ``fallback``, made private (0700)."""
+    if current:
+        try:
+            info = os.stat(current)
+            usable = stat.S_ISDIR(info.st_mode) and info.st_uid == os.geteuid()
+        except OSError:
+            usable = False
+        if usable and os.access(current, os.W_OK | os.X_OK):
+            return current
+    fallback.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(fallback, 0o700)
+    return str(fallback)
