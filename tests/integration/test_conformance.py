@@ -108,6 +108,8 @@ def test_cases_pass_fail_and_skip_for_what_the_executor_really_built(
     assert not result.ok
     data = result.to_dict()
     assert by_name["breaks-buildah"].status == "failed"
+    # neither builder builds it (RUN exit 3): the reason says so for both, so a broken buildah never hides
+    assert "buildah could not build the case (exit status 3)" in by_name["breaks-buildah"].reason
     assert data["totals"] == {"passed": 1, "failed": 4, "skipped": 1}
     assert {"name", "variant", "status", "seconds", "differences", "needs"} <= set(data["cases"][0])
     assert "kp-conformance" not in _containers(podman)

@@ -52,6 +52,8 @@ def run_case(ctx: Context, case: Case, variant: str) -> CaseResult:
             outcome = _build(ctx, ctx.builders[variant], case, variant)
         except PipelineError as exc:
             outcome = CaseResult(case.name, variant, "failed", reason=exc.message)
+        if outcome.status == "failed":
+            outcome = replace(outcome, reason=outcome.reason + _reference_failure(ctx, case, outcome.reason))
     return replace(outcome, seconds=time.monotonic() - started, gating=case.gating)
 
 
@@ -122,6 +124,16 @@ def _load_check(ctx: Context, tarball: Path) -> list[str]:
     if result.returncode != 0:
         return [f"skopeo cannot load kaniko's tarball: {result.stderr.strip()[-300:]}"]
     return []
+
+
+def _reference_failure(ctx: Context, case: Case, reason: str) -> str:
+    """For a failed case: why buildah could not build it either ("" when it could, was not asked to, or
+    ``reason`` says so already). A case that neither builder builds points at the case or the machine
+    (rootless buildah, say), not at kaniko."""
+    if ctx.reference is None or not case.reference:
+        return ""
+    reference = _reference_image(ctx, case)
+    return f"\n{reference}" if isinstance(reference, str) and reference not in reason else ""
 
 
 def _reference_image(ctx: Context, case: Case) -> snapshot.Snapshot | str:
