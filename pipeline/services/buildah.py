@@ -20,13 +20,20 @@ Why each setting, as found on these machines:
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import stat
+import subprocess
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
+from pipeline.system import search_path
+
 ISOLATION = "oci"
 NETWORK = "host"
+PROBE_DOCKERFILE = "FROM scratch\nCOPY busybox /bin/sh\nRUN echo probe > /probe\n"
+LOGIN_PATH = "/usr/local/bin:/usr/bin:/bin"  # an ordinary user's PATH after `su -` (no sbin)
 
 
 def runtime() -> str:
@@ -69,3 +76,32 @@ def runtime_dir(current: str | None, fallback: Path) -> str:
     fallback.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(fallback, 0o700)
     return str(fallback)
+
+
+def probe(binary: str, busybox: Path, user: pwd.struct_passwd) -> subprocess.CompletedProcess[str]:
+    """Build a one-RUN-step image as ``user`` (with ``runuser`` when that is not us) the way the conformance
+    stage builds, from a login shell's environment (no XDG_RUNTIME_DIR, no sbin on PATH), in a temporary
+    directory that is removed afterwards. For `invoke doctor`."""
+    work = Path(tempfile.mkdtemp(prefix="kp-buildah-probe-"))
+    try:
+        context, root = work / "context", work / "buildah"
+        context.mkdir()
+        shutil.copy2(busybox, context / "busybox")
+        (context / "Dockerfile").write_text(PROBE_DOCKERFILE)
+        env = {"PATH": LOGIN_PATH, "HOME": user.pw_dir, "USER": user.pw_name, "LC_ALL": "C"}
+        env["BUILDAH_ISOLATION"] = ISOLATION
+        if user.pw_uid != 0:
+            env["XDG_RUNTIME_DIR"] = runtime_dir(None, root / "xdg-run")  # what environment() gives
+        command = argv(binary, root, "bud", "--quiet", *bud_options(), str(context))
+        if user.pw_uid != os.geteuid():
+            for path in (work, context, *context.iterdir(), root, *root.iterdir()):
+                os.chown(path, user.pw_uid, user.pw_gid)
+            runuser = shutil.which("runuser", path=search_path()) or "runuser"
+            command = [runuser, "-u", user.pw_name, "--", *command]
+        return subprocess.run(
+            command, capture_output=True, text=True, env=env, cwd="/", timeout=300, check=False
+        )
+    finally:
+        if user.pw_uid != 0 and os.geteuid() != 0:  # buildah left files of the user's subordinate ids
+            subprocess.run([binary, "unshare", "rm", "-rf", str(work)], capture_output=True, check=False)
+        shutil.rmtree(work, ignore_errors=True)

@@ -1,4 +1,5 @@
-"""`invoke doctor` (and the end of `invoke setup`): can this user run podman, and mmdebstrap, rootless?
+"""`invoke doctor` (and the end of `invoke setup`): can this user run podman, mmdebstrap and buildah (the
+conformance stage's reference builder) rootless?
 
 Each check says what it found and, when it fails, the command that fixes it. Run as root for another
 user (``--user NAME``, or ``SUDO_USER`` under sudo), :func:`fix` does what only root can do (subuid and
@@ -21,6 +22,7 @@ from typing import Any
 
 from pipeline import tooloutput
 from pipeline.errors import ToolError, UsageError
+from pipeline.services import buildah
 from pipeline.system import search_path
 
 SUBUID, SUBGID = Path("/etc/subuid"), Path("/etc/subgid")
@@ -278,6 +280,36 @@ def _storage_check(user: pwd.struct_passwd) -> Check:
     return Check("podman storage", True, f"driver {driver} at {where}")
 
 
+def _buildah_check(user: pwd.struct_passwd) -> Check:
+    found = shutil.which("buildah", path=search_path())
+    busybox = shutil.which("busybox", path=search_path())
+    if found is None or busybox is None:
+        package = "buildah" if found is None else "busybox-static"
+        return Check(
+            "buildah", False, f"{package} is not installed", fix=f"apt-get install {package}  (as root)"
+        )
+    try:
+        result = buildah.probe(found, Path(busybox), user)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return Check("buildah", False, f"buildah did not run: {exc}", fix="invoke setup")
+    if result.returncode == 0:
+        return Check("buildah", True, f"builds a RUN step as {user.pw_name}, as the conformance stage does")
+    return Check(
+        "buildah",
+        False,
+        tooloutput.failure(
+            f"a RUN step with buildah as {user.pw_name}", "buildah", result.returncode, result.stderr
+        ),
+        fix=_buildah_fix(result.stderr),
+    )
+
+
+def _buildah_fix(stderr: str) -> str:
+    if "crun" in stderr or "hybrid mode" in stderr:
+        return "apt-get install runc  (as root; crun fails on these machines, and buildah then uses runc)"
+    return "fix what the checks above report (subuid, subgid, newuidmap, user namespaces), then run again"
+
+
 def diagnose(user: pwd.struct_passwd) -> Diagnosis:
     """Every check for ``user`` (for root: only what rootful podman and mmdebstrap need)."""
     checks: list[Check] = []
@@ -287,6 +319,7 @@ def diagnose(user: pwd.struct_passwd) -> Diagnosis:
         checks += [_network_check(), _tun_check(user)]
     checks.append(_userns_check())
     checks.append(_storage_check(user))
+    checks.append(_buildah_check(user))
     return Diagnosis(user.pw_name, user.pw_uid, checks)
 
 

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -63,3 +66,22 @@ def test_an_ordinary_user_builds_run_steps_with_buildah(runtime_dir: str, regist
     assert sorted(report["files"]) == sorted(MADE), report
     assert report["files"]["/made/by/run"].startswith("dir 0755 0:0")
     assert report["files"]["/shell.txt"].startswith("file 0644 0:0 14 bytes")  # "shell form 42\n"
+
+
+def test_doctor_checks_that_buildah_builds_a_run_step_for_the_user() -> None:
+    """`invoke doctor --user NAME` (as root) builds a RUN step as that user the way the stage does."""
+    user = rootless_user()
+    require_tool("buildah", "buildah is the conformance stage's reference builder")
+    require_tool("busybox", "the probe's RUN step runs Debian's busybox-static")
+    env = clean_env(Path(pwd.getpwnam("root").pw_dir))
+    argv = [sys.executable, "-m", "invoke", "doctor", "--user", user.pw_name, "--json"]
+    result = run_as(None, argv, env, timeout=300)
+    lines = result.stdout.strip().splitlines()
+    assert lines, result.stderr[-2000:]
+    checks = {check["name"]: check for check in json.loads(lines[-1])["checks"]}
+    assert "buildah" in checks, sorted(checks)
+    assert checks["buildah"]["ok"], checks["buildah"]
+    assert (
+        checks["buildah"]["detail"] == f"builds a RUN step as {user.pw_name}, as the conformance stage does"
+    )
+    assert not [path for path in Path(tempfile.gettempdir()).glob("kp-buildah-probe-*")]  # cleaned up

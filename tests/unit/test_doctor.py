@@ -94,3 +94,19 @@ def test_tool_output_tail_keeps_the_tools_last_words() -> None:
         tooloutput.failure("pulling", "podman", 125, "")
         == "pulling failed (podman exit status 125; podman printed nothing)"
     )
+
+
+def test_buildah_missing_fails_with_the_package_that_installs_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # neither buildah nor busybox: /usr/bin is not searched
+    check = doctor._buildah_check(pwd.getpwuid(os.geteuid()))
+    assert not check.ok
+    assert check.detail == "buildah is not installed"
+    assert check.fix == "apt-get install buildah  (as root)"
+
+
+def test_a_failed_buildah_run_step_says_what_fixes_it() -> None:
+    crun = "Error: OCI runtime error: crun: cgroups in hybrid mode not supported"
+    assert doctor._buildah_fix(crun).startswith("apt-get install runc  (as root")
+    assert "subuid, subgid, newuidmap, user namespaces" in doctor._buildah_fix("newuidmap: write to uid_map")
