@@ -2,13 +2,18 @@
 tests need no real fork: go.mod, cmd/executor, cmd/warmer, pkg/version, the three credential
 helpers as vendored packages (vendor/modules.txt), deploy/Dockerfile in the fork's shape, and
 files/nsswitch.conf. Also a fixture busybox image, from Debian's busybox-static, as an OCI layout.
+
+From the command line, `python -m tests.support.fixture_fork DIR` makes all a release of it needs
+(the fork with the fake executor, its pin, busybox) and prints how to run `invoke test-e2e` on it.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from pipeline.image import layer as layers
@@ -284,3 +289,43 @@ def make_busybox_layout(root: Path, platforms: tuple[str, ...] = ("linux/amd64",
     index = layout.write_manifest(Index(manifests=manifests))
     layout.set_ref("musl", index)
     return index.digest
+
+
+def make_release_fork(root: Path, platforms: tuple[str, ...] = ("linux/amd64",)) -> dict[str, str]:
+    """Everything `invoke test-e2e` (or a release) needs to run on the fixture fork, under ``root``: the fork
+    with the fake executor as cmd/executor, tagged (``fork_url``), a pin.json naming that tag and commit
+    (``fork_dir``, for INVOKE_PIPELINE_FORK_DIR) and the busybox layout that debug takes (``busybox``)."""
+    from tests.support import fakeexecutor
+
+    busybox = root / "busybox"
+    digest = make_busybox_layout(busybox, platforms=platforms)
+    fork = root / "fork"
+    make_fork(fork, digest)
+    fakeexecutor.install_into_fork(fork)
+    _git(fork, "tag", "-f", TAG)
+    pin = root / "pin"
+    pin.mkdir()
+    commit = _git(fork, "rev-parse", "HEAD")
+    (pin / "pin.json").write_text(json.dumps({"url": str(fork), "tag": TAG, "commit": commit}) + "\n")
+    return {"fork_url": str(fork), "fork_dir": str(pin), "busybox": str(busybox)}
+
+
+def main(argv: list[str]) -> int:
+    """``python -m tests.support.fixture_fork DIR``: make the fixture fork under DIR (which must not
+    exist yet) and print what to run it with, as one JSON object on stdout."""
+    if len(argv) != 2 or Path(argv[1]).exists():
+        sys.stderr.write("usage: python -m tests.support.fixture_fork DIR  (DIR must not exist yet)\n")
+        return 2
+    root = Path(argv[1]).resolve()
+    root.mkdir(parents=True)
+    made = make_release_fork(root)
+    sys.stderr.write(
+        f"INVOKE_PIPELINE_FORK_DIR={made['fork_dir']} invoke test-e2e --fork-url {made['fork_url']} "
+        f"--busybox {made['busybox']}\n"
+    )
+    sys.stdout.write(json.dumps(made) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
