@@ -4,7 +4,9 @@
   publishes the same image digests and makes the same nginx base;
 - `invoke setup --user NAME` gives a user without subuid/subgid ranges its ranges, and says so;
 - a clone from a repository the user cannot read shows git's own "Permission denied";
-- `invoke test-e2e` takes --base-image and --registry-mirror, and passes them to kaniko.
+- `invoke test-e2e` takes --base-image and --registry-mirror, and passes them to kaniko; its default
+  conformance runs every quick case, and buildah builds each one (as an ordinary user too: .ci/run's
+  rootless run).
 
 The root-and-user tests need root and the user .ci/run creates (KANIKO_PIPELINE_ROOTLESS_USER).
 """
@@ -30,6 +32,7 @@ from pipeline.registry.credentials import Credentials
 from pipeline.services import nginxbase
 from pipeline.services.podman import Podman
 from pipeline.services.registry import LocalRegistry
+from pipeline.stages.conformance import cases as case_files
 from tests.conftest import require_tool
 from tests.support import fakeexecutor, fixture_fork
 from tests.support.rootless import clean_env, give, rootless_user, run_as, shared_dir
@@ -268,7 +271,20 @@ def test_test_e2e_takes_base_image_and_registry_mirror(
         argv = [sys.executable, "-m", "invoke", "test-e2e", "--fork-url", str(fork.path), "--busybox"]
         argv += [str(fork.busybox), "--base-image", base, "--registry-mirror", registry.host, "--json"]
         result = run_as(None, argv, env)
+        report = cache / "runs" / "e2e" / "release.json"
+        conformance = json.loads(report.read_text())["conformance"] if report.is_file() else {}
     assert result.returncode == 1, result.stderr[-3000:]
+    # its default conformance ran, rootless when the suite runs as an ordinary user: every quick case with every
+    # building variant; the fake builds none of them, and buildah, beside it, built every one
+    quick = {case.name for case in case_files.load(quick=True)}
+    ran = {(c["variant"], c["name"]) for c in conformance.get("cases", [])}
+    assert ran >= {(variant, name) for variant in ("executor", "slim", "debug") for name in quick}, ran
+    troubles = [
+        f"{case['variant']} {case['name']}: {case['reason']}"
+        for case in conformance["cases"]
+        if "buildah could not build" in case["reason"] or "image not known" in case["reason"]
+    ]
+    assert not troubles, "\n".join(troubles)
     reports = fakeexecutor.reports(result.stderr)
     assert reports, result.stderr[-3000:]
     kaniko_argv = reports[-1]["argv"]
