@@ -11,10 +11,10 @@ Why each setting, as found on these machines:
   OCI isolation it asks netavark for a bridge from inside its user namespace, and netavark then finds
   no iptables on the user's PATH ("netavark: No such file or directory") or may not enter the host's
   network namespace ("setns: Operation not permitted").
-- Rootless, buildah gets an XDG_RUNTIME_DIR the user owns: without one (a shell reached with ``su -``,
-  as in many CI jobs) it reads registry credentials from root's /run/containers/UID ("permission
-  denied" on every pull), and with one the user does not own (root's, kept by ``su``) runc cannot keep
-  its state there.
+- Rootless, buildah gets an XDG_RUNTIME_DIR the user owns. With one the user does not own (root's,
+  kept by ``su``) buildah stops ("XDG_RUNTIME_DIR ... is not owned by the current user") and runc cannot
+  keep its state there; without one (a shell reached with ``su -``, as in many CI jobs) a push was seen
+  to look for credentials in root's /run/containers/UID ("permission denied").
 """
 
 from __future__ import annotations
