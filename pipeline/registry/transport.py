@@ -3,8 +3,9 @@
 Every request has a timeout. Connection errors, timeouts, 408, 429 and 5xx (not 501/505) are retried
 with backoff until an overall deadline (the policy is in ``retry``). Bodies are bytes or a file
 re-opened on each attempt (``body``), never a consumed stream. Redirects are followed here, not by
-requests, so the Authorization header never goes to another host (blob GETs are often redirected to
-object storage). Plain HTTP is used only for loopback registries, or for a registry host the caller
+requests, so the Authorization header never goes to another origin (blob GETs are often redirected to
+object storage); neither does it go with a URL the registry names (an upload's Location, a next page),
+and a plain-HTTP one is refused for a registry with TLS (``origin``). Plain HTTP is used only for loopback registries, or for a registry host the caller
 names as ``insecure`` (then HTTPS without verification is tried first). ``insecure`` covers those
 hosts only: a token realm or a redirect target elsewhere is verified as usual. A private CA needs no
 ``insecure`` at all: ``ca_file`` (or ``REQUESTS_CA_BUNDLE`` / ``SSL_CERT_FILE`` in the environment)
@@ -32,6 +33,8 @@ from pipeline.errors import AuthError, RegistryError
 from pipeline.registry.auth import Authenticator, parse_challenges
 from pipeline.registry.body import Body, FileBody, OnBytes, Reader
 from pipeline.registry.credentials import Credentials
+from pipeline.registry.origin import Boundary
+from pipeline.registry.reference import is_loopback_host
 from pipeline.registry.retry import MAX_ATTEMPTS, RETRY_STATUSES, Deadline, backoff_delay, parse_retry_after
 from pipeline.registry.tls import verification
 
@@ -106,6 +109,14 @@ class Transport:
     # -- URLs -----------------------------------------------------------------------------
     def _verify(self, url: str) -> bool | str:
         return verification(url, self.insecure, self.ca_file)
+
+    def boundary(self, host: str) -> Boundary:
+        """Where the credentials of the registry ``host`` may go, and whether plain HTTP may be followed."""
+        with self._lock:
+            scheme = self._schemes.get(host)
+        loopback = is_loopback_host(host)
+        plain = loopback or host.lower() in self.insecure
+        return Boundary.of(host, scheme or ("http" if loopback else "https"), plain)
 
     def base_url(self, host: str, loopback: bool) -> str:
         with self._lock:
@@ -217,11 +228,12 @@ class Transport:
         attempt = 0
         auth_rounds = 0
         sent: str | None = None
+        boundary = self.boundary(host)
         while True:
             sent = self.auth.header(host, registry, scopes)
             try:
                 response = self._send(
-                    method, url, host, headers, params, body, stream, sent, on_bytes, redirects
+                    method, url, boundary, headers, params, body, stream, sent, on_bytes, redirects, what
                 )
             except requests.exceptions.RequestException as exc:
                 if isinstance(exc, requests.exceptions.SSLError):
@@ -238,8 +250,10 @@ class Transport:
                 attempt += 1
                 continue
             status = response.status_code
-            if status == 401 or (
-                status == 403 and "insufficient_scope" in response.headers.get("WWW-Authenticate", "")
+            # Only the registry's own answers are challenges: storage elsewhere names no token realm.
+            if boundary.owns(response.url) and (
+                status == 401
+                or (status == 403 and "insufficient_scope" in response.headers.get("WWW-Authenticate", ""))
             ):
                 challenges = parse_challenges(response.headers.get("WWW-Authenticate", ""))
                 if not challenges or auth_rounds >= 2:  # ask (or re-ask) once, then give up
@@ -280,20 +294,21 @@ class Transport:
         self,
         method: str,
         url: str,
-        host: str,
+        boundary: Boundary,
         headers: Mapping[str, str] | None,
         params: Mapping[str, str] | Sequence[tuple[str, str]] | None,
         body: Body | None,
         stream: bool,
         authorization: str | None,
         on_bytes: OnBytes | None,
-        redirects: bool = True,
+        redirects: bool,
+        what: str,
     ) -> requests.Response:
-        origin = _origin(url)
         for _ in range(MAX_REDIRECTS + 1):
+            boundary.check(url, what)
             send_headers = dict(headers or {})
-            if authorization and _origin(url) == origin:
-                send_headers["Authorization"] = authorization
+            if sent := boundary.authorization(url, authorization):
+                send_headers["Authorization"] = sent
             handle: BinaryIO | None = None
             data: Any = None
             if isinstance(body, FileBody):
