@@ -30,6 +30,7 @@ import urllib3
 
 from pipeline.config import ca_bundle_from
 from pipeline.errors import AuthError, RegistryError
+from pipeline.registry import answers
 from pipeline.registry.auth import Authenticator, parse_challenges
 from pipeline.registry.body import Body, FileBody, OnBytes, Reader
 from pipeline.registry.credentials import Credentials
@@ -45,7 +46,7 @@ USER_AGENT = "kaniko-pipeline/0.1 (+python-requests)"
 def oci_errors(response: requests.Response) -> str:
     """The OCI error codes and messages of an error answer, short, for messages."""
     try:
-        body = json.loads(response.content[:65536] or b"{}")
+        body = json.loads(answers.error_body(response) or b"{}")
         errors = body.get("errors") if isinstance(body, dict) else None
     except (ValueError, RuntimeError):
         errors = None
@@ -61,7 +62,7 @@ def oci_errors(response: requests.Response) -> str:
 
 def error_codes(response: requests.Response) -> set[str]:
     try:
-        body = json.loads(response.content[:65536] or b"{}")
+        body = json.loads(answers.error_body(response) or b"{}")
         return {str(e.get("code")) for e in body.get("errors", []) if isinstance(e, dict)}
     except (ValueError, AttributeError, RuntimeError):
         return set()
@@ -136,8 +137,10 @@ class Transport:
     def _probe_loopback(self, host: str) -> str:
         """Plain HTTP for a loopback registry, unless it turns out to speak only TLS."""
         try:
-            response = self.session.get(f"http://{host}/v2/", timeout=(5, 10), allow_redirects=False)
-            tls_only = response.status_code == 400 and b"HTTPS server" in response.content[:512]
+            with self.session.get(
+                f"http://{host}/v2/", timeout=(5, 10), allow_redirects=False, stream=True
+            ) as response:
+                tls_only = response.status_code == 400 and b"HTTPS server" in answers.error_body(response)
         except requests.exceptions.RequestException:
             tls_only = True  # not answering plain HTTP: see whether it speaks TLS
         if not tls_only:
@@ -173,8 +176,10 @@ class Transport:
                     timeout=self._timeouts(),
                     verify=self._verify(url),
                     allow_redirects=False,
+                    stream=True,
                     **kwargs,
                 )
+                answers.load(response, f"token request to {_origin(url)}")
             except requests.exceptions.RequestException as exc:
                 if isinstance(exc, requests.exceptions.SSLError):  # retrying cannot help, and says so late
                     raise AuthError(
@@ -327,7 +332,7 @@ class Transport:
                     headers=send_headers,
                     params=params,
                     data=data,
-                    stream=stream,
+                    stream=True,  # read here within limits (``answers``), or by the caller
                     timeout=self._timeouts(),
                     verify=self._verify(url),
                     allow_redirects=False,
@@ -342,6 +347,8 @@ class Transport:
                 response.status_code in (301, 302, 303) and method in ("GET", "HEAD")
             )
             if not follow or not location or not redirects:
+                if not stream:
+                    answers.load(response, what)
                 return response
             response.close()
             url = urljoin(response.url, location)

@@ -7,7 +7,7 @@ image's bundles shares (signatures, attestations, reproduce).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,11 +84,11 @@ def verify(
         raise VerifyError(f"{image} resolved to {digest}")
     progress.step(f"looking for signatures of {image.repo_str}@{digest}")
     outcomes = []
-    for found in attach.find_bundles(client, image, digest):
+    for found in attach.iter_bundles(client, image, digest):
         if found.data is None:
             outcomes.append(Outcome(found.source, "unknown", False, found.problem))
             continue
-        if bundles.claimed_predicate_type(found.data) not in (None, COSIGN_SIGN_PREDICATE):
+        if not _is_signature(found.data):
             continue  # an attestation (SBOM, provenance, test result), not a signature
         outcomes.append(verify_bundle(found.data, digest, policy, config, source=found.source))
     sig_tag = None
@@ -99,6 +99,24 @@ def verify(
         layers = len(sig.layers) if isinstance(sig, Manifest) else 0
         sig_tag = {"tag": tag, "digest": found_sig[1].digest, "layers": layers}
     return VerifyResult(image=image.repo_str, digest=digest, outcomes=outcomes, sig_tag=sig_tag)
+
+
+def signed_under(
+    client: Client, image: Reference, digest: str, policy: Policy, configs: Sequence[ClientTrustConfig]
+) -> int | None:
+    """The index of the first of ``configs`` under which a signature attached to ``digest`` is valid
+    for ``policy``, or None. Each bundle is read once, whatever the number of trust configs."""
+    for found in attach.iter_bundles(client, image, digest):
+        if found.data is None or not _is_signature(found.data):
+            continue
+        for index, config in enumerate(configs):
+            if verify_bundle(found.data, digest, policy, config, source=found.source).verified:
+                return index
+    return None
+
+
+def _is_signature(data: bytes) -> bool:
+    return bundles.claimed_predicate_type(data) in (None, COSIGN_SIGN_PREDICATE)
 
 
 def run_verify(
