@@ -150,10 +150,10 @@ def verifying(
     """What every check of an image's bundles needs (signatures, attestations, reproduce): the parsed
     reference, a client for its registry, the identity policy and the trust config (``trust_config``,
     else the configured one, else the public instance's)."""
+    ref = Reference.parse(image)  # the input first: the trust root may come from the network
     policy = Policy(certificate_identity, certificate_oidc_issuer)
     path = trust_config or (str(settings.trust_config) if settings.trust_config else None)
     config = trust.load(Path(path) if path else None)
-    ref = Reference.parse(image)
     with Client(
         credentials=Credentials.from_environment(settings.env),
         insecure=settings.insecure_for(ref.host),
