@@ -72,8 +72,8 @@ def setup(c: Context, o: Given) -> None:
     from pipeline import system
     from pipeline.services import doctor as checks
 
+    target = checks.target_user(o.user or None)  # the input first: then apt-get
     installed = system.install(progress=Progress())
-    target = checks.target_user(o.user or None)
     fixing = os.geteuid() == 0 and target.pw_uid != 0
     result = checks.fix(target) if fixing else checks.diagnose(target)
     emit(

@@ -78,8 +78,10 @@ def run(settings: Settings, options: Options, *, progress: Progress | None = Non
 
 def check_input(settings: Settings, options: Options) -> None:
     """Refuse bad input before the network (resolve) or the disk (the report) is touched."""
+    from pipeline.policy.versions import check_ref
     from pipeline.stages.publish import check_prefixes
 
+    check_ref(options.ref)
     check_prefixes(settings.prefixes)
     where = options.report_dir
     if where is not None and where.exists() and not where.is_dir():

@@ -279,7 +279,7 @@ def run_verify(
     """`invoke verify --type KIND`: find and check the image's attestations of that type (for an SBOM
     and an image index: those of each platform image)."""
     if not image:
-        raise VerifyError("which image? pass --image REF", hint="e.g. --image REGISTRY/REPO:TAG")
+        raise UsageError("which image? pass --image REF", hint="e.g. --image REGISTRY/REPO:TAG")
     predicate = predicate_type(kind)
     from pipeline.stages.verify import verifying
 

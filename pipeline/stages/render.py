@@ -188,6 +188,10 @@ def run(
     from pipeline.stages.publish import recorded_images
 
     check_input(target, executor, variant, destination, name, namespace)
+    if out and not Path(out).expanduser().parent.is_dir():
+        raise UsageError(
+            f"--out {out}: {Path(out).parent} is not a directory", hint="write it into a directory"
+        )
     if executor:
         variant = variant_of(target, executor, variant, recorded_images(settings.record_file))
     else:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.config import Settings
-from pipeline.errors import VerifyError
+from pipeline.errors import UsageError, VerifyError
 from pipeline.oci.manifest import Manifest, parse
 from pipeline.progress import Progress, Silent
 from pipeline.registry.client import Client
@@ -131,7 +131,7 @@ def run_verify(
     """`invoke verify`: check the bundles attached to ``image`` against an identity and issuer."""
 
     if not image:
-        raise VerifyError("which image? pass --image REF", hint="e.g. --image REGISTRY/REPO:TAG")
+        raise UsageError("which image? pass --image REF", hint="e.g. --image REGISTRY/REPO:TAG")
     with verifying(
         settings, image, certificate_identity, certificate_oidc_issuer, trust_config, progress
     ) as (ref, client, policy, config):

@@ -24,9 +24,14 @@ REPO = "127.0.0.1:1/team/kaniko-executor"
 CASES = [
     (["verify", "--image", f"{REPO}:v1\n", *WHO], "invalid image reference"),
     (["verify", "--image", f"{REPO}:v1", "--type", "bogus", *WHO], "unknown attestation type 'bogus'"),
+    (["verify", *WHO], "which image? pass --image REF"),
+    (["verify", "--type", "sbom", *WHO], "which image? pass --image REF"),
     (["reproduce", "--image", f"{REPO}:v1\n", *WHO], "invalid image reference"),
     (["reproduce", *WHO], "which image? pass --image REF"),
     (["render", "--target", "nope"], "unknown render target 'nope'"),
+    (["render", "--target", "k8s-pod", "--out", "/proc/nope/x.yaml"], "/proc/nope is not a directory"),
+    (["fork", "--ref", "v1 2", "--url", NOWHERE], "--ref 'v1 2' names no release"),
+    (["release", "--ref", "v1 2", "--fork-url", NOWHERE], "--ref 'v1 2' names no release"),
     (["render", "--target", "k8s-pod", "--variant", "fat"], "unknown --variant 'fat'"),
     (
         ["render", "--target", "k8s-job", "--namespace", "Not A Name"],
@@ -53,6 +58,8 @@ CASES = [
     (["conformance", "--reference", "bogus"], "--reference 'bogus' is not known"),
     (["nginx-base", "--push-to", "bad host"], "--push-to 'bad host' is not a registry"),
     (["registry.up", "--port", "99999"], "--port 99999 is not a TCP port"),
+    (["setup", "--user", "no-such-user-21"], "there is no user 'no-such-user-21'"),
+    (["doctor", "--user", "no-such-user-21"], "there is no user 'no-such-user-21'"),
     (["build", "--busybox", "BAD REF"], "invalid image reference 'BAD REF'"),
     (["build", "--go", "/nonexistent/go"], "--go /nonexistent/go does not exist"),
     (["test-e2e", "--conformance", "bogus", "--fork-url", NOWHERE], "--conformance 'bogus' is not known"),
