@@ -15,20 +15,26 @@ import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from pipeline.errors import LimitError, RegistryError
+from pipeline.oci import mediatype
 from pipeline.oci.descriptor import Descriptor
 from pipeline.registry.client import Client
 from pipeline.registry.credentials import Credentials
 from pipeline.registry.reference import Reference
+from pipeline.registry.referrers import list_referrers
 from pipeline.services import sigstore as localsigstore
 from pipeline.signing import attach, identity, trust
 from pipeline.stages import sign as sign_stage
 from tests.support.cli import ROOT
 from tests.support.crowded import Crowd, crowd
 from tests.support.faultproxy import FaultProxy
+from tests.support.httpserver import LoopbackServer
 from tests.support.layouts import build_image
 from tests.support.peak import measure
 from tests.support.registries import Factory
@@ -119,3 +125,74 @@ def test_the_release_check_is_bounded(crowded: Crowded) -> None:
     assert state["version_tags"] == {"v1.0.0": crowded.image.digest}
     _bounded_reads(crowded, passes=2)  # the signature, then the test results
     assert run.peak_mib < PEAK_MIB, run.peak_mib
+
+
+class _Flood(LoopbackServer):
+    """A registry front that answers with big bodies: a referrers page of ``page`` bytes (a valid OCI
+    index), and error answers (HTTP 400) of ``error`` bytes; it counts the bytes it got out."""
+
+    name = "flood"
+
+    def __init__(self, page: int, error: int) -> None:
+        super().__init__()
+        self.page, self.error, self.sent = page, error, 0
+
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        flood = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+            def _body(self, status: int, content_type: str, size: int, head: bytes, fill: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(size))
+                self.end_headers()
+                try:
+                    self.wfile.write(head)
+                    flood.sent += len(head)
+                    while flood.sent < size:
+                        self.wfile.write(fill)
+                        flood.sent += len(fill)
+                except OSError:
+                    return  # the client hung up: what it did not read was never sent
+
+            def do_GET(self) -> None:  # noqa: N802
+                if self.path == "/v2/":  # the client's first question: plain HTTP?
+                    self._body(200, "application/json", 2, b"{}", b"")
+                elif "/referrers/" in self.path:
+                    entry = json.dumps(
+                        {"mediaType": mediatype.OCI_MANIFEST, "digest": "sha256:" + "c" * 64, "size": 1}
+                    ).encode()
+                    count = flood.page // (len(entry) + 1)
+                    body = b'{"schemaVersion":2,"mediaType":"%s","manifests":[%s]}' % (
+                        mediatype.OCI_INDEX.encode(),
+                        b",".join([entry] * count),
+                    )
+                    self._body(200, mediatype.OCI_INDEX, len(body), body, b"")
+                else:
+                    head = b'{"errors":[{"code":"DENIED","message":"no"}]}'
+                    self._body(400, "application/json", flood.error, head, b" " * 65536)
+
+        return Handler
+
+
+def test_a_referrers_page_over_the_limit_is_refused_with_a_message() -> None:
+    with _Flood(page=5 << 20, error=0) as flood, Client(credentials=Credentials.anonymous()) as client:
+        ref = Reference.parse(f"{flood.host}/team/app")
+        with pytest.raises(LimitError) as info:
+            list_referrers(client, ref, "sha256:" + "a" * 64)
+    assert "list referrers of sha256:" in info.value.message
+    assert "the registry's answer is over 4 MiB; the client reads no more" in info.value.message
+
+
+def test_an_error_answer_is_read_only_up_to_its_limit() -> None:
+    with _Flood(page=0, error=256 << 20) as flood, Client(credentials=Credentials.anonymous()) as client:
+        ref = Reference.parse(f"{flood.host}/team/app:v1")
+        with pytest.raises(RegistryError) as info:
+            client.find_manifest(ref)
+    assert "HTTP 400 DENIED: no" in info.value.message
+    assert flood.sent < 32 << 20, flood.sent  # 64 KiB read; the rest never left the server's buffers
