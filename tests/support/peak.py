@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -35,17 +36,25 @@ class Measured:
 def measure(
     argv: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: str | None = None, timeout: float = 600
 ) -> Measured:
+    """Run ``argv`` to its end (in a session of its own: on a timeout the whole tree is killed, and
+    ``subprocess.TimeoutExpired`` raised)."""
     started = time.monotonic()
-    result = subprocess.run(
+    with subprocess.Popen(
         [sys.executable, "-c", _WRAPPER, *argv],
         env=dict(os.environ if env is None else env),
         cwd=cwd,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=timeout,
-        check=False,
-    )
+        start_new_session=True,
+    ) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+            raise
     seconds = time.monotonic() - started
-    lines = result.stderr.rstrip("\n").splitlines()
+    lines = stderr.rstrip("\n").splitlines()
     peak = json.loads(lines[-1])["peak_kib"]
-    return Measured(result.returncode, result.stdout, "\n".join(lines[:-1]), seconds, peak / 1024)
+    return Measured(process.returncode, stdout, "\n".join(lines[:-1]), seconds, peak / 1024)
