@@ -5,7 +5,8 @@ with backoff until an overall deadline (the policy is in ``retry``). Bodies are 
 re-opened on each attempt (``body``), never a consumed stream. Redirects are followed here, not by
 requests, so the Authorization header never goes to another origin (blob GETs are often redirected to
 object storage); neither does it go with a URL the registry names (an upload's Location, a next page),
-and a plain-HTTP one is refused for a registry with TLS (``origin``). Plain HTTP is used only for loopback registries, or for a registry host the caller
+and a plain-HTTP one is refused for a registry with TLS (``origin``). Answers are read within limits
+(``answers``). Plain HTTP is used only for loopback registries, or for a registry host the caller
 names as ``insecure`` (then HTTPS without verification is tried first). ``insecure`` covers those
 hosts only: a token realm or a redirect target elsewhere is verified as usual. A private CA needs no
 ``insecure`` at all: ``ca_file`` (or ``REQUESTS_CA_BUNDLE`` / ``SSL_CERT_FILE`` in the environment)
