@@ -42,6 +42,8 @@ def build(c: Context, o: Given) -> None:
     from pipeline.stages import fork as fork_stage
 
     settings = settings_of(c, o)
+    ca_bundle = Path(o.ca_bundle).expanduser() if o.ca_bundle else None
+    build_stage.check_input(busybox=o.busybox or None, ca_bundle=ca_bundle, go=settings.go)
     checkout = fork_stage.recorded(settings.record_file, needed_by="invoke build")
     pinned_url = pinfile.load(settings.pin_file).url if settings.pin_file.is_file() else None
     result = build_stage.build(
@@ -54,7 +56,7 @@ def build(c: Context, o: Given) -> None:
         busybox=o.busybox or None,
         registry_mirror=settings.registry_mirror,
         insecure=settings.insecure,
-        ca_bundle=Path(o.ca_bundle).expanduser() if o.ca_bundle else None,
+        ca_bundle=ca_bundle,
         pinned_url=pinned_url,
         progress=Progress(),
     )
@@ -70,8 +72,8 @@ def setup(c: Context, o: Given) -> None:
     from pipeline import system
     from pipeline.services import doctor as checks
 
+    target = checks.target_user(o.user or None)  # the input first: then apt-get
     installed = system.install(progress=Progress())
-    target = checks.target_user(o.user or None)
     fixing = os.geteuid() == 0 and target.pw_uid != 0
     result = checks.fix(target) if fixing else checks.diagnose(target)
     emit(

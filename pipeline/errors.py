@@ -83,6 +83,14 @@ class AuthError(RegistryError):
     """Credentials are missing or were refused."""
 
 
+class OriginError(RegistryError):
+    """A registry named a URL the client does not follow (plain HTTP for a registry that has TLS)."""
+
+
+class LimitError(RegistryError):
+    """An answer, a blob or a list is over the size or count the client reads (never retried)."""
+
+
 class SignError(PipelineError):
     """Signing an image or attaching its signature failed."""
 

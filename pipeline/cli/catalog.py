@@ -7,7 +7,7 @@ table the task's signature and help (see :mod:`pipeline.cli.options`).
 
 from __future__ import annotations
 
-from pipeline.cli.options import REQUIRED, Option
+from pipeline.cli.options import Option
 
 # fmt: off
 # (one row per option, its help text wrapped by hand: a table reads better than one argument a line)
@@ -88,7 +88,7 @@ VERIFY = (
 )
 
 REPRODUCE = (
-    Option("image", REQUIRED, "the published image: REGISTRY/REPO[:TAG|@sha256:...]"),
+    Option("image", "", "the published image: REGISTRY/REPO[:TAG|@sha256:...]"),
     Option("certificate_identity", "", "the identity its provenance must be signed by (the certificate's "
                                        "SAN)"),
     CERTIFICATE_OIDC_ISSUER,

@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
-REQUIRED: Any = inspect.Parameter.empty  # the default of a positional option, one the user must give
-
 
 @dataclass(frozen=True)
 class Option:
@@ -35,6 +33,10 @@ class Option:
             raise ValueError(f"option name {self.name!r} is not a usable parameter name")
         if not self.help.strip():
             raise ValueError(f"option {self.name!r} has no help text")
+        if self.default is inspect.Parameter.empty:  # invoke would make it positional
+            raise ValueError(
+                f"option {self.name!r} needs a default: a positional one takes `--help` as its value"
+            )
 
 
 class Given(SimpleNamespace):

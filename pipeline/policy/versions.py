@@ -32,6 +32,17 @@ def parse_tag(tag: str) -> semver.Version | None:
         return None
 
 
+def check_ref(ref: str) -> None:
+    """Refuse a ``--ref`` that can name no release (before the fork is reached): ``latest``, or a
+    release tag (``v1.25.16``, ``1.25.16``, ``v1.26.0-rc.1``)."""
+    text = (ref or "").strip()
+    if text and text != "latest" and parse_tag(text) is None:
+        raise ReleaseSelectionError(
+            f"--ref {ref!r} names no release",
+            hint="name a release tag such as v1.25.16, or use --ref latest",
+        )
+
+
 def releases(tags: Iterable[str], *, prerelease: bool = False) -> list[Release]:
     """The release tags among ``tags``, newest first.
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import requests
 
-from pipeline.errors import RegistryError
+from pipeline.errors import LimitError, RegistryError
 from pipeline.oci import digest as digests
 from pipeline.registry.api import RegistryAPI
 from pipeline.registry.reference import Reference
@@ -55,16 +55,21 @@ class Blobs(RegistryAPI):
                 raise RegistryError(f"{what}: failed {attempt} times")
             deadline.sleep(backoff_delay(attempt), what)
 
-    def get_blob(self, ref: Reference, digest: str) -> bytes:
+    def get_blob(self, ref: Reference, digest: str, *, size: int | None = None) -> bytes:
+        """The blob's bytes, verified. ``size`` (its descriptor's): never more than that is read."""
         digests.validate(digest)
+        what = f"blob {digest} from {ref.repo_str}"
         for response in self._blob_stream(ref, digest):
             verifier = digests.Verifier(digest)
             parts: list[bytes] = []
             try:
                 with response:
+                    _check_length(what, response, size)
                     for chunk in response.iter_content(1 << 20):
                         verifier.update(chunk)
                         parts.append(chunk)
+                        if size is not None and verifier.count > size:
+                            raise LimitError(f"{what} is longer than its descriptor's {size} bytes")
             except requests.exceptions.RequestException:
                 continue  # dropped mid-body: ask again
             if not verifier.ok():
@@ -103,3 +108,10 @@ class Blobs(RegistryAPI):
             self.remember_blob(ref, digest)
             return
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _check_length(what: str, response: requests.Response, size: int | None) -> None:
+    """Refuse, before reading it, a blob whose Content-Length is over its descriptor's size."""
+    length = response.headers.get("Content-Length", "")
+    if size is not None and length.isdigit() and int(length) > size:
+        raise LimitError(f"{what} is {length} bytes, longer than its descriptor's {size}: not read")

@@ -11,9 +11,11 @@ racing with us may have replaced it: then the merge is done again).
 
 from __future__ import annotations
 
+import datetime
 import json
+from collections.abc import Sequence
 
-from pipeline.errors import ImageError, RegistryError
+from pipeline.errors import ImageError, LimitError, RegistryError
 from pipeline.oci import digest as digests
 from pipeline.oci import mediatype
 from pipeline.oci.descriptor import Descriptor
@@ -24,6 +26,8 @@ from pipeline.registry.tags import next_link
 
 WRITE_ATTEMPTS = 5
 MAX_PAGES = 1000
+MAX_LISTED = 20_000  # referrers of one digest listed through the API (a tag's index is bounded at 4 MiB)
+CREATED = "org.opencontainers.image.created"
 
 
 def fallback_tag(subject_digest: str) -> str:
@@ -78,6 +82,11 @@ def _api_referrers(client: Client, ref: Reference, subject_digest: str) -> list[
             found += Index.from_dict(body).manifests
         except ImageError as exc:
             raise RegistryError(f"{what}: {exc.message}") from None
+        if len(found) > MAX_LISTED:
+            raise LimitError(
+                f"{what}: more than {MAX_LISTED} referrers; the client lists no more",
+                hint="someone attached that many artifacts to this digest: remove what is not yours",
+            )
     return found
 
 
@@ -112,6 +121,24 @@ def list_referrers(
     if artifact_type is not None:
         result = [desc for desc in result if desc.artifact_type == artifact_type]
     return result
+
+
+def newest_first(found: Sequence[Descriptor]) -> list[Descriptor]:
+    """``found`` newest first: by the ``org.opencontainers.image.created`` annotation (RFC 3339)
+    where there is one, then the later in the list (a referrers tag's index is appended to). Neither
+    is authenticated: this only decides which referrers a bounded reader looks at first."""
+    return sorted(reversed(found), key=_created, reverse=True)
+
+
+def _created(desc: Descriptor) -> float:
+    value = desc.annotations.get(CREATED, "")
+    try:
+        moment = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return 0.0
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return moment.timestamp()
 
 
 def attach(client: Client, ref: Reference, artifact: Manifest) -> Descriptor:

@@ -3,8 +3,10 @@
 Every request has a timeout. Connection errors, timeouts, 408, 429 and 5xx (not 501/505) are retried
 with backoff until an overall deadline (the policy is in ``retry``). Bodies are bytes or a file
 re-opened on each attempt (``body``), never a consumed stream. Redirects are followed here, not by
-requests, so the Authorization header never goes to another host (blob GETs are often redirected to
-object storage). Plain HTTP is used only for loopback registries, or for a registry host the caller
+requests, so the Authorization header never goes to another origin (blob GETs are often redirected to
+object storage); neither does it go with a URL the registry names (an upload's Location, a next page),
+and a plain-HTTP one is refused for a registry with TLS (``origin``). Answers are read within limits
+(``answers``). Plain HTTP is used only for loopback registries, or for a registry host the caller
 names as ``insecure`` (then HTTPS without verification is tried first). ``insecure`` covers those
 hosts only: a token realm or a redirect target elsewhere is verified as usual. A private CA needs no
 ``insecure`` at all: ``ca_file`` (or ``REQUESTS_CA_BUNDLE`` / ``SSL_CERT_FILE`` in the environment)
@@ -29,9 +31,12 @@ import urllib3
 
 from pipeline.config import ca_bundle_from
 from pipeline.errors import AuthError, RegistryError
+from pipeline.registry import answers
 from pipeline.registry.auth import Authenticator, parse_challenges
 from pipeline.registry.body import Body, FileBody, OnBytes, Reader
 from pipeline.registry.credentials import Credentials
+from pipeline.registry.origin import Boundary
+from pipeline.registry.reference import is_loopback_host
 from pipeline.registry.retry import MAX_ATTEMPTS, RETRY_STATUSES, Deadline, backoff_delay, parse_retry_after
 from pipeline.registry.tls import verification
 
@@ -42,7 +47,7 @@ USER_AGENT = "kaniko-pipeline/0.1 (+python-requests)"
 def oci_errors(response: requests.Response) -> str:
     """The OCI error codes and messages of an error answer, short, for messages."""
     try:
-        body = json.loads(response.content[:65536] or b"{}")
+        body = json.loads(answers.error_body(response) or b"{}")
         errors = body.get("errors") if isinstance(body, dict) else None
     except (ValueError, RuntimeError):
         errors = None
@@ -58,7 +63,7 @@ def oci_errors(response: requests.Response) -> str:
 
 def error_codes(response: requests.Response) -> set[str]:
     try:
-        body = json.loads(response.content[:65536] or b"{}")
+        body = json.loads(answers.error_body(response) or b"{}")
         return {str(e.get("code")) for e in body.get("errors", []) if isinstance(e, dict)}
     except (ValueError, AttributeError, RuntimeError):
         return set()
@@ -107,6 +112,14 @@ class Transport:
     def _verify(self, url: str) -> bool | str:
         return verification(url, self.insecure, self.ca_file)
 
+    def boundary(self, host: str) -> Boundary:
+        """Where the credentials of the registry ``host`` may go, and whether plain HTTP may be followed."""
+        with self._lock:
+            scheme = self._schemes.get(host)
+        loopback = is_loopback_host(host)
+        plain = loopback or host.lower() in self.insecure
+        return Boundary.of(host, scheme or ("http" if loopback else "https"), plain)
+
     def base_url(self, host: str, loopback: bool) -> str:
         with self._lock:
             scheme = self._schemes.get(host)
@@ -125,8 +138,10 @@ class Transport:
     def _probe_loopback(self, host: str) -> str:
         """Plain HTTP for a loopback registry, unless it turns out to speak only TLS."""
         try:
-            response = self.session.get(f"http://{host}/v2/", timeout=(5, 10), allow_redirects=False)
-            tls_only = response.status_code == 400 and b"HTTPS server" in response.content[:512]
+            with self.session.get(
+                f"http://{host}/v2/", timeout=(5, 10), allow_redirects=False, stream=True
+            ) as response:
+                tls_only = response.status_code == 400 and b"HTTPS server" in answers.error_body(response)
         except requests.exceptions.RequestException:
             tls_only = True  # not answering plain HTTP: see whether it speaks TLS
         if not tls_only:
@@ -162,8 +177,10 @@ class Transport:
                     timeout=self._timeouts(),
                     verify=self._verify(url),
                     allow_redirects=False,
+                    stream=True,
                     **kwargs,
                 )
+                answers.load(response, f"token request to {_origin(url)}")
             except requests.exceptions.RequestException as exc:
                 if isinstance(exc, requests.exceptions.SSLError):  # retrying cannot help, and says so late
                     raise AuthError(
@@ -217,11 +234,12 @@ class Transport:
         attempt = 0
         auth_rounds = 0
         sent: str | None = None
+        boundary = self.boundary(host)
         while True:
             sent = self.auth.header(host, registry, scopes)
             try:
                 response = self._send(
-                    method, url, host, headers, params, body, stream, sent, on_bytes, redirects
+                    method, url, boundary, headers, params, body, stream, sent, on_bytes, redirects, what
                 )
             except requests.exceptions.RequestException as exc:
                 if isinstance(exc, requests.exceptions.SSLError):
@@ -238,8 +256,10 @@ class Transport:
                 attempt += 1
                 continue
             status = response.status_code
-            if status == 401 or (
-                status == 403 and "insufficient_scope" in response.headers.get("WWW-Authenticate", "")
+            # Only the registry's own answers are challenges: storage elsewhere names no token realm.
+            if boundary.owns(response.url) and (
+                status == 401
+                or (status == 403 and "insufficient_scope" in response.headers.get("WWW-Authenticate", ""))
             ):
                 challenges = parse_challenges(response.headers.get("WWW-Authenticate", ""))
                 if not challenges or auth_rounds >= 2:  # ask (or re-ask) once, then give up
@@ -280,20 +300,21 @@ class Transport:
         self,
         method: str,
         url: str,
-        host: str,
+        boundary: Boundary,
         headers: Mapping[str, str] | None,
         params: Mapping[str, str] | Sequence[tuple[str, str]] | None,
         body: Body | None,
         stream: bool,
         authorization: str | None,
         on_bytes: OnBytes | None,
-        redirects: bool = True,
+        redirects: bool,
+        what: str,
     ) -> requests.Response:
-        origin = _origin(url)
         for _ in range(MAX_REDIRECTS + 1):
+            boundary.check(url, what)
             send_headers = dict(headers or {})
-            if authorization and _origin(url) == origin:
-                send_headers["Authorization"] = authorization
+            if sent := boundary.authorization(url, authorization):
+                send_headers["Authorization"] = sent
             handle: BinaryIO | None = None
             data: Any = None
             if isinstance(body, FileBody):
@@ -312,7 +333,7 @@ class Transport:
                     headers=send_headers,
                     params=params,
                     data=data,
-                    stream=stream,
+                    stream=True,  # read here within limits (``answers``), or by the caller
                     timeout=self._timeouts(),
                     verify=self._verify(url),
                     allow_redirects=False,
@@ -327,6 +348,8 @@ class Transport:
                 response.status_code in (301, 302, 303) and method in ("GET", "HEAD")
             )
             if not follow or not location or not redirects:
+                if not stream:
+                    answers.load(response, what)
                 return response
             response.close()
             url = urljoin(response.url, location)

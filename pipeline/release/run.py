@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from pipeline import record
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, UsageError
 from pipeline.policy import tagplan
 from pipeline.progress import Progress, Silent
 from pipeline.registry.reference import host_of_prefix
@@ -54,6 +54,7 @@ def run(settings: Settings, options: Options, *, progress: Progress | None = Non
     """`invoke release`. Returns the report (status released, up to date or dry run); raises the failing
     stage's PipelineError after writing the report when a stage fails."""
     progress = progress or Silent()
+    check_input(settings, options)
     report = Report(
         variants=list(settings.variants),
         platforms=list(settings.platforms),
@@ -73,6 +74,27 @@ def run(settings: Settings, options: Options, *, progress: Progress | None = Non
     if not options.dry_run:
         record.save(settings.record_file, "release", report.to_dict())
     return report
+
+
+def check_input(settings: Settings, options: Options) -> None:
+    """Refuse bad input before the network (resolve) or the disk (the report) is touched."""
+    from pipeline.policy.versions import check_ref
+    from pipeline.stages.publish import check_prefixes
+
+    check_ref(options.ref)
+    check_prefixes(settings.prefixes)
+    where = options.report_dir
+    if where is not None and where.exists() and not where.is_dir():
+        raise UsageError(
+            f"--report-dir {where} is not a directory", hint="name a directory (made if missing)"
+        )
+    if where is not None:
+        try:
+            where.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(
+                f"--report-dir {where} cannot be made: {exc.strerror}", hint="name a directory you may write"
+            ) from None
 
 
 def _run(settings: Settings, options: Options, report: Report, timer: Timer, progress: Progress) -> None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline.errors import UsageError, VerifyError
+from pipeline.errors import UsageError
 from pipeline.registry.reference import is_loopback_host
 
 if TYPE_CHECKING:
@@ -105,11 +105,5 @@ def signed_by(
 
     policy = Policy(signing.identity, signing.issuer)
     ref = Reference.parse(f"{repository}@{digest}")
-    for path, config in configs:
-        try:
-            result = verify_stage.verify(ref, client=client, policy=policy, config=config)
-        except VerifyError:
-            return None
-        if result.verified:
-            return path or ""
-    return None
+    index = verify_stage.signed_under(client, ref, digest, policy, [config for _, config in configs])
+    return None if index is None else (configs[index][0] or "")

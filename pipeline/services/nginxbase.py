@@ -383,6 +383,8 @@ def run(settings: Settings, *, push_to: str = "", progress: Progress | None = No
     from pipeline.registry.reference import host_of_prefix
 
     progress = progress or Silent()
+    if push_to:
+        _check_push_to(push_to)  # before the base is made (a minute or more)
     base = ensure(settings.cache_dir, progress=progress)
     out: dict[str, Any] = {"layout": str(base.layout), "digest": base.descriptor.digest}
     if push_to:
@@ -396,3 +398,16 @@ def run(settings: Settings, *, push_to: str = "", progress: Progress | None = No
         out["pushed"] = f"{push_to}/{MIRROR_REPOSITORY}@{pushed.digest}"
         out["base_image"] = docker_hub_name(pushed.digest)
     return out
+
+
+def _check_push_to(push_to: str) -> None:
+    from pipeline.errors import ReferenceError_, UsageError
+    from pipeline.registry.reference import host_of_prefix
+
+    try:
+        host_of_prefix(push_to)
+    except ReferenceError_ as exc:
+        raise UsageError(
+            f"--push-to {push_to!r} is not a registry (host[:port]): {exc.message}",
+            hint="e.g. --push-to 127.0.0.1:5000",
+        ) from None

@@ -26,7 +26,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from pipeline.errors import ToolError
+from pipeline.errors import ToolError, UsageError
 from pipeline.progress import Progress, Silent
 from pipeline.record import atomic_write_text
 from pipeline.services import process
@@ -316,6 +316,8 @@ def status(cache_dir: Path) -> Embedded | None:
 def up(cache_dir: Path, *, port: int = EMBEDDED_PORT, progress: Progress | None = None) -> Embedded:
     """Start the embedded registry, or reuse the one already running. Port ``port`` when it is free."""
     progress = progress or Silent()
+    if not 0 <= port <= 65535:
+        raise UsageError(f"--port {port} is not a TCP port", hint="pass 1 to 65535, or 0 for the default")
     running = status(cache_dir)
     if running is not None:
         progress.info(f"local registry already running at {running.host} (pid {running.pid})")

@@ -11,8 +11,9 @@
 
 from __future__ import annotations
 
+import datetime
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from pipeline.errors import ImageError, RegistryError
@@ -29,6 +30,8 @@ from pipeline.signing import statement
 CONTENT_ANNOTATION = "dev.sigstore.bundle.content"
 PREDICATE_ANNOTATION = "dev.sigstore.bundle.predicateType"
 EMPTY_CONFIG = Descriptor(mediatype.OCI_EMPTY, mediatype.EMPTY_DIGEST, len(mediatype.EMPTY_JSON))
+MAX_REFERRERS = 128  # referrers of one digest examined, newest first (each costs two GETs and a check)
+MAX_BUNDLE_BYTES = 16 << 20  # a bundle's size by its descriptor (an SBOM's is well under 1 MiB)
 
 
 def bundle_artifact(
@@ -43,6 +46,8 @@ def bundle_artifact(
         annotations={
             CONTENT_ANNOTATION: "dsse-envelope",
             PREDICATE_ANNOTATION: predicate_type,
+            # as cosign writes it; a bounded reader looks at the newest referrers first
+            referrers.CREATED: datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         },
         subject=Descriptor(subject.media_type, subject.digest, subject.size),
         artifact_type=bundles.BUNDLE_MEDIA_TYPE,
@@ -159,28 +164,57 @@ class FoundBundle:
 
 
 def find_bundles(client: Client, ref: Reference, digest: str) -> list[FoundBundle]:
-    """The Sigstore bundles attached to ``digest`` as referrers (each, or why it is unreadable).
+    """Every bundle :func:`iter_bundles` finds, in a list."""
+    return list(iter_bundles(client, ref, digest))
+
+
+def iter_bundles(client: Client, ref: Reference, digest: str) -> Iterator[FoundBundle]:
+    """The Sigstore bundles attached to ``digest`` as referrers (each, or why it is unreadable), one
+    at a time, so that only one bundle is in memory.
 
     Every referrer manifest is opened: a fallback tag's descriptors may carry the wrong artifactType
     and no annotations (cosign's own writer did), so they decide nothing. Referrers that hold no
-    bundle (other artifacts) are left out.
+    bundle (other artifacts) are left out. Bounded: the newest ``MAX_REFERRERS`` referrers are
+    examined (the rest are named as not examined), and a bundle over ``MAX_BUNDLE_BYTES`` by its
+    descriptor is never fetched.
     """
     base = Reference(ref.registry, ref.repository)
-    found: list[FoundBundle] = []
-    for desc in referrers.list_referrers(client, base, digest):
-        try:
-            data, _ = client.get_manifest(base.with_digest(desc.digest))
-            artifact = parse(data)
-            if not isinstance(artifact, Manifest):
-                continue
-            if artifact.subject is None or artifact.subject.digest != digest:
-                found.append(FoundBundle(desc.digest, None, "the referrer's subject is another digest"))
-                continue
-            layers = [x for x in artifact.layers if x.media_type == bundles.BUNDLE_MEDIA_TYPE]
-            if not layers:
+    listed = referrers.list_referrers(client, base, digest)
+    examined = referrers.newest_first(listed)[:MAX_REFERRERS]
+    for desc in examined:
+        yield from _bundles_of(client, base, digest, desc)
+    if len(listed) > len(examined):
+        left = len(listed) - len(examined)
+        yield FoundBundle(
+            f"{left} older referrer(s)",
+            None,
+            f"not examined: {len(listed)} referrers are attached to {digest}, and only the newest "
+            f"{MAX_REFERRERS} are (the limit per digest)",
+        )
+
+
+def _bundles_of(client: Client, base: Reference, digest: str, desc: Descriptor) -> Iterator[FoundBundle]:
+    try:
+        data, _ = client.get_manifest(base.with_digest(desc.digest))
+        artifact = parse(data)
+        if not isinstance(artifact, Manifest):
+            return
+        if artifact.subject is None or artifact.subject.digest != digest:
+            yield FoundBundle(desc.digest, None, "the referrer's subject is another digest")
+            return
+        for layer in artifact.layers:
+            if layer.media_type != bundles.BUNDLE_MEDIA_TYPE:
                 continue  # another kind of artifact
-            for layer in layers:
-                found.append(FoundBundle(desc.digest, client.get_blob(base, layer.digest)))
-        except (RegistryError, ImageError) as exc:
-            found.append(FoundBundle(desc.digest, None, f"cannot read it: {exc.message}"))
-    return found
+            if layer.size > MAX_BUNDLE_BYTES:
+                yield FoundBundle(desc.digest, None, _too_big(layer))
+                continue
+            yield FoundBundle(desc.digest, client.get_blob(base, layer.digest, size=layer.size))
+    except (RegistryError, ImageError) as exc:
+        yield FoundBundle(desc.digest, None, f"cannot read it: {exc.message}")
+
+
+def _too_big(layer: Descriptor) -> str:
+    return (
+        f"its bundle {layer.digest} is {layer.size} bytes by its descriptor, over the "
+        f"{MAX_BUNDLE_BYTES >> 20} MiB a bundle may have: not fetched"
+    )

@@ -31,6 +31,8 @@ if TYPE_CHECKING:  # sigstore takes a while to import: pipeline.signing imports 
     from sigstore.models import ClientTrustConfig
     from sigstore.oidc import IdentityToken
 
+    from pipeline.stages.platform_sboms import PlatformAttestations
+
 SPDX_DOCUMENT = "https://spdx.dev/Document"
 SLSA_PROVENANCE_V1 = "https://slsa.dev/provenance/v1"
 
@@ -134,7 +136,7 @@ def find(
     """Each bundle attached to ``digest`` whose statement claims ``predicate``, verified (under the
     first of ``configs`` that accepts it) or with the reason it was rejected."""
     outcomes: list[Outcome] = []
-    for found in attach.find_bundles(client, ref, digest):
+    for found in attach.iter_bundles(client, ref, digest):
         if found.data is None:
             outcomes.append(Outcome(found.source, "unknown", False, found.problem))
             continue
@@ -231,8 +233,10 @@ class AttestationResult:
         return "\n".join(lines)
 
 
-def describe(result: AttestationResult) -> str:
+def describe(result: AttestationResult | PlatformAttestations) -> str:
     """For people: what was found, and the chosen attestation's predicate (indented JSON)."""
+    if not isinstance(result, AttestationResult):
+        return result.describe()
     text = result.explain()
     chosen = result.chosen
     if chosen is None:
@@ -271,21 +275,20 @@ def run_verify(
     certificate_oidc_issuer: str,
     trust_config: str | None = None,
     progress: Progress | None = None,
-) -> AttestationResult:
-    """`invoke verify --type KIND`: find and check the image's attestations of that type."""
+) -> AttestationResult | PlatformAttestations:
+    """`invoke verify --type KIND`: find and check the image's attestations of that type (for an SBOM
+    and an image index: those of each platform image)."""
     if not image:
-        raise VerifyError("which image? pass --image REF", hint="e.g. --image REGISTRY/REPO:TAG")
+        raise UsageError("which image? pass --image REF", hint="e.g. --image REGISTRY/REPO:TAG")
     predicate = predicate_type(kind)
     from pipeline.stages.verify import verifying
 
     with verifying(
         settings, image, certificate_identity, certificate_oidc_issuer, trust_config, progress
     ) as (ref, client, policy, config):
-        return verify(
-            ref,
-            predicate,
-            client=client,
-            policy=policy,
-            configs=[config],
-            progress=progress,
-        )
+        found = verify(ref, predicate, client=client, policy=policy, configs=[config], progress=progress)
+        if predicate != SPDX_DOCUMENT:
+            return found
+        from pipeline.stages import platform_sboms  # SBOMs are on an index's platform images
+
+        return platform_sboms.of_index(found, ref, client=client, policy=policy, configs=[config]) or found

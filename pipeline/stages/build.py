@@ -79,6 +79,18 @@ def source_url(checkout: Checkout, pinned_url: str | None = None) -> str:
     return url.removesuffix(".git")
 
 
+def check_input(*, busybox: str | None, ca_bundle: Path | None, go: str | None) -> None:
+    """`invoke build`'s options, checked before the fork record is read or anything built."""
+    from pipeline.registry.reference import Reference
+
+    if busybox and not Path(busybox.removeprefix("oci:")).expanduser().is_dir():
+        Reference.parse(busybox)  # neither an OCI layout directory nor an image reference: exit 2
+    if ca_bundle is not None and not ca_bundle.is_file():
+        raise UsageError(f"--ca-bundle {ca_bundle} is not a file", hint="pass a PEM file of CA certificates")
+    if go and "/" in go and not Path(go).expanduser().is_file():
+        raise UsageError(f"--go {go} does not exist", hint="pass the path of a go binary, or leave --go out")
+
+
 def build(
     checkout: Checkout,
     *,

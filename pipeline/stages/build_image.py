@@ -226,21 +226,9 @@ def run(
 ) -> BuildResult:
     """`invoke build-image`: read the inputs (options, then the run record), verify, build, push."""
     progress = progress or Silent()
-    executor_ref = Reference.parse(executor) if executor else _executor_from_record(settings)
-    if destination:
-        dest = Reference.parse(destination)
-        if tag:
-            dest = dest.with_tag(tag)
-    else:
-        dest = default_destination(settings.env, tag or _tag_from_record(settings))
-    request = BuildRequest(
-        executor=executor_ref,
-        destination=dest,
-        context=Path(context) if context else PROJECT_ROOT,
-        dockerfile=dockerfile,
-        registry_mirror=registry_mirror or settings.registry_mirror,
-        base_image=base_image or None,
-    )
+    given = _checked_executor(executor), _checked(destination), _checked(base_image)  # input first
+    if context and not Path(context).is_dir():
+        raise UsageError(f"--context {context} is not a directory", hint="pass the build context's directory")
     verifier = (
         signature_verifier(
             settings,
@@ -252,6 +240,19 @@ def run(
         if verify
         else None
     )
+    executor_ref = given[0] or _executor_from_record(settings)
+    if given[1] is not None:
+        dest = given[1].with_tag(tag) if tag else given[1]
+    else:
+        dest = default_destination(settings.env, tag or _tag_from_record(settings))
+    request = BuildRequest(
+        executor=executor_ref,
+        destination=dest,
+        context=Path(context) if context else PROJECT_ROOT,
+        dockerfile=dockerfile,
+        registry_mirror=registry_mirror or settings.registry_mirror,
+        base_image=base_image or None,
+    )
     podman = Podman(settings.cache_dir, progress=progress)
     return build_image(
         podman,
@@ -260,6 +261,19 @@ def run(
         verify=verifier,
         progress=progress,
     )
+
+
+def _checked(image: str) -> Reference | None:
+    return Reference.parse(image) if image else None
+
+
+def _checked_executor(image: str) -> Reference | None:
+    ref = _checked(image)
+    if ref is not None and not ref.digest:
+        raise UsageError(
+            f"--executor {image} is not pinned by digest", hint="pass the executor as REPOSITORY@sha256:..."
+        )
+    return ref
 
 
 def save_record(record_file: Path, result: BuildResult) -> None:

@@ -193,6 +193,7 @@ def run(
     """`invoke fork`: check out ``ref`` (default: the pin's tag), record it, and with ``update_pin_file``
     rewrite the pin to it. Returns the JSON result."""
     progress = progress or Silent()
+    versions.check_ref(ref)
     current = pinfile.load(settings.pin_file)
     result = checkout(
         ref=ref or current.tag,

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline import record
-from pipeline.errors import ImageError, RegistryError
+from pipeline.errors import ImageError, ReferenceError_, RegistryError, UsageError
 from pipeline.oci.descriptor import Descriptor
 from pipeline.oci.layout import REF_NAME, Layout
 from pipeline.policy import tagplan
@@ -206,6 +206,20 @@ def publish_images(
     return published
 
 
+def check_prefixes(prefixes: Iterable[str]) -> None:
+    """Refuse a ``--prefix`` that names no repository prefix (before anything is read or sent)."""
+    from pipeline.registry.reference import host_of_prefix
+
+    for prefix in prefixes:
+        try:
+            host_of_prefix(prefix)
+        except ReferenceError_ as exc:
+            raise UsageError(
+                f"--prefix {prefix!r} is not a repository prefix ({exc.message})",
+                hint="e.g. --prefix docker.io/NAME or --prefix 127.0.0.1:5000/team",
+            ) from None
+
+
 def destination_prefix(
     settings: Settings,
     prefix: str | None,
@@ -259,6 +273,9 @@ def run(
     from pipeline.registry.credentials import Credentials
 
     progress = progress or Silent()
+    check_prefixes([prefix] if prefix else settings.prefixes)
+    if version:
+        tagplan.parse_version(version)
     if layout_dir is not None:
         layout = Layout.open(layout_dir)
         images = images_from_layout(layout)

@@ -7,6 +7,7 @@ and the runner's default image are rendered for the debug variant only.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,6 +144,31 @@ def render(
     )
 
 
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+
+
+def check_input(
+    target: str, executor: str, variant: str, destination: str, name: str, namespace: str
+) -> None:
+    """Refuse bad options before anything is read (the publish record) or written."""
+    if not target:
+        raise UsageError("--target is required", hint="choose one of: " + ", ".join(TARGETS))
+    if target not in TARGETS:
+        raise UsageError(f"unknown render target {target!r}", hint="choose one of: " + ", ".join(TARGETS))
+    if variant and variant not in VARIANTS:
+        raise UsageError(f"unknown --variant {variant!r}", hint="choose one of: " + ", ".join(VARIANTS))
+    if executor:
+        pinned(executor)
+    if destination:
+        Reference.parse(destination)
+    for option, value in (("--name", name), ("--namespace", namespace)):
+        if not _DNS_LABEL.fullmatch(value):
+            raise UsageError(
+                f"{option} {value!r} is not a Kubernetes name",
+                hint="lower-case letters, digits and '-', at most 63, starting and ending with a letter or digit",
+            )
+
+
 def run(
     settings: Settings,
     target: str,
@@ -161,8 +187,11 @@ def run(
     from pipeline import record
     from pipeline.stages.publish import recorded_images
 
-    if not target:
-        raise UsageError("--target is required", hint="choose one of: " + ", ".join(TARGETS))
+    check_input(target, executor, variant, destination, name, namespace)
+    if out and not Path(out).expanduser().parent.is_dir():
+        raise UsageError(
+            f"--out {out}: {Path(out).parent} is not a directory", hint="write it into a directory"
+        )
     if executor:
         variant = variant_of(target, executor, variant, recorded_images(settings.record_file))
     else:

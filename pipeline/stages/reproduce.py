@@ -117,7 +117,7 @@ def run(
     started = time.monotonic()
     if not image:
         raise UsageError(
-            "which image? pass IMAGE[:TAG|@DIGEST]", hint="e.g. invoke reproduce REGISTRY/REPO:TAG ..."
+            "which image? pass --image REF", hint="e.g. invoke reproduce --image REGISTRY/REPO:TAG ..."
         )
     from pipeline.stages.verify import verifying
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline import record
 from pipeline.config import Settings
-from pipeline.errors import RecordError, SignError
+from pipeline.errors import RecordError, SignError, UsageError
 from pipeline.oci import mediatype
 from pipeline.oci.descriptor import Descriptor
 from pipeline.oci.manifest import Index, parse
@@ -207,7 +207,7 @@ def run_sign(
         for text in images:
             ref = Reference.parse(text)
             if not ref.digest:
-                raise SignError(f"{text} names no digest", hint="sign images by digest: REPO@sha256:...")
+                raise UsageError(f"{text} names no digest", hint="sign images by digest: REPO@sha256:...")
             targets.append(
                 Target(ref.repository.rsplit("/", 1)[-1], Reference(ref.registry, ref.repository), ref.digest)
             )

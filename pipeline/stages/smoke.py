@@ -225,12 +225,16 @@ def run(
     settings: Settings, *, image: str, wait: float = 60.0, progress: Progress | None = None
 ) -> SmokeResult:
     """`invoke smoke`: check ``image`` (default: the image build-image recorded)."""
-    if not image:
+    from pipeline.registry.reference import Reference
+
+    if wait <= 0:
+        raise UsageError(f"--wait must be a positive number of seconds, not {wait}")
+    if image:
+        Reference.parse(image)
+    else:
         from pipeline.stages.build_image import recorded_image
 
         image = recorded_image(settings.record_file, needed_by="smoke")
-    if wait <= 0:
-        raise UsageError(f"--wait must be a positive number of seconds, not {wait}")
     from pipeline.registry.credentials import Credentials
     from pipeline.services.kaniko import docker_config
 

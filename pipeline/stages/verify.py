@@ -7,14 +7,14 @@ image's bundles shares (signatures, attestations, reproduce).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.config import Settings
-from pipeline.errors import VerifyError
+from pipeline.errors import UsageError, VerifyError
 from pipeline.oci.manifest import Manifest, parse
 from pipeline.progress import Progress, Silent
 from pipeline.registry.client import Client
@@ -84,11 +84,11 @@ def verify(
         raise VerifyError(f"{image} resolved to {digest}")
     progress.step(f"looking for signatures of {image.repo_str}@{digest}")
     outcomes = []
-    for found in attach.find_bundles(client, image, digest):
+    for found in attach.iter_bundles(client, image, digest):
         if found.data is None:
             outcomes.append(Outcome(found.source, "unknown", False, found.problem))
             continue
-        if bundles.claimed_predicate_type(found.data) not in (None, COSIGN_SIGN_PREDICATE):
+        if not _is_signature(found.data):
             continue  # an attestation (SBOM, provenance, test result), not a signature
         outcomes.append(verify_bundle(found.data, digest, policy, config, source=found.source))
     sig_tag = None
@@ -99,6 +99,24 @@ def verify(
         layers = len(sig.layers) if isinstance(sig, Manifest) else 0
         sig_tag = {"tag": tag, "digest": found_sig[1].digest, "layers": layers}
     return VerifyResult(image=image.repo_str, digest=digest, outcomes=outcomes, sig_tag=sig_tag)
+
+
+def signed_under(
+    client: Client, image: Reference, digest: str, policy: Policy, configs: Sequence[ClientTrustConfig]
+) -> int | None:
+    """The index of the first of ``configs`` under which a signature attached to ``digest`` is valid
+    for ``policy``, or None. Each bundle is read once, whatever the number of trust configs."""
+    for found in attach.iter_bundles(client, image, digest):
+        if found.data is None or not _is_signature(found.data):
+            continue
+        for index, config in enumerate(configs):
+            if verify_bundle(found.data, digest, policy, config, source=found.source).verified:
+                return index
+    return None
+
+
+def _is_signature(data: bytes) -> bool:
+    return bundles.claimed_predicate_type(data) in (None, COSIGN_SIGN_PREDICATE)
 
 
 def run_verify(
@@ -113,7 +131,7 @@ def run_verify(
     """`invoke verify`: check the bundles attached to ``image`` against an identity and issuer."""
 
     if not image:
-        raise VerifyError("which image? pass --image REF", hint="e.g. --image REGISTRY/REPO:TAG")
+        raise UsageError("which image? pass --image REF", hint="e.g. --image REGISTRY/REPO:TAG")
     with verifying(
         settings, image, certificate_identity, certificate_oidc_issuer, trust_config, progress
     ) as (ref, client, policy, config):
@@ -132,10 +150,10 @@ def verifying(
     """What every check of an image's bundles needs (signatures, attestations, reproduce): the parsed
     reference, a client for its registry, the identity policy and the trust config (``trust_config``,
     else the configured one, else the public instance's)."""
+    ref = Reference.parse(image)  # the input first: the trust root may come from the network
     policy = Policy(certificate_identity, certificate_oidc_issuer)
     path = trust_config or (str(settings.trust_config) if settings.trust_config else None)
     config = trust.load(Path(path) if path else None)
-    ref = Reference.parse(image)
     with Client(
         credentials=Credentials.from_environment(settings.env),
         insecure=settings.insecure_for(ref.host),

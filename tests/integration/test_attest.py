@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import socket
 import subprocess
 import time
@@ -81,6 +82,8 @@ def test_a_test_result_is_attached_as_cosign_attest_does_and_verifies_independen
     artifact = json.loads(data)
     assert artifact["artifactType"] == bundles.BUNDLE_MEDIA_TYPE
     assert artifact["config"]["mediaType"] == mediatype.OCI_EMPTY
+    created = artifact["annotations"].pop("org.opencontainers.image.created")  # as the bundle spec says
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", created)
     assert artifact["annotations"] == {
         "dev.sigstore.bundle.content": "dsse-envelope",
         "dev.sigstore.bundle.predicateType": TEST_RESULT,

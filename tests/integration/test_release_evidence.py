@@ -304,7 +304,9 @@ def test_a_release_attaches_all_three_attestations_and_reproduce_rebuilds_it(
     identity = ["--certificate-identity", POLICY.identity, "--certificate-oidc-issuer", POLICY.issuer]
 
     def task(image: str, trust: str, *extra: str) -> subprocess.CompletedProcess[str]:
-        return run_invoke(["reproduce", image, *identity, "--trust-config", trust, *extra], env=cli_env)
+        return run_invoke(
+            ["reproduce", "--image", image, *identity, "--trust-config", trust, *extra], env=cli_env
+        )
 
     good = task(str(executor), trust_config)
     assert good.returncode == 0 and good.stdout.startswith("reproduced:"), good.stderr

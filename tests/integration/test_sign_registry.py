@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -137,6 +138,8 @@ def test_sign_find_verify(
         "size": 2,
     }
     assert [layer["mediaType"] for layer in artifact["layers"]] == [bundles.BUNDLE_MEDIA_TYPE]
+    created = artifact["annotations"].pop("org.opencontainers.image.created")  # as the bundle spec says
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", created)
     assert artifact["annotations"] == {
         "dev.sigstore.bundle.content": "dsse-envelope",
         "dev.sigstore.bundle.predicateType": "https://sigstore.dev/cosign/sign/v1",

@@ -51,8 +51,12 @@ class Pki:
         self.ca_file = self.root / "ca.pem"
         self.ca_file.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
 
-    def leaf(self, name: str, *, self_signed: bool = False) -> tuple[Path, Path]:
-        """A certificate and key for 127.0.0.1, issued by this CA (or signed by itself: untrusted)."""
+    def leaf(self, name: str, *, self_signed: bool = False, dns: str | None = None) -> tuple[Path, Path]:
+        """A certificate and key for 127.0.0.1 (and the host name ``dns``), issued by this CA (or signed
+        by itself: untrusted)."""
+        names: list[x509.GeneralName] = [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+        if dns:
+            names.append(x509.DNSName(dns))
         key = ec.generate_private_key(ec.SECP256R1())
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
         now = datetime.datetime.now(datetime.UTC)
@@ -64,10 +68,7 @@ class Pki:
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - HOUR)
             .not_valid_after(now + HOUR)
-            .add_extension(
-                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                critical=False,
-            )
+            .add_extension(x509.SubjectAlternativeName(names), critical=False)
             .sign(key if self_signed else self.key, hashes.SHA256())
         )
         cert_path, key_path = self.root / f"{name}.pem", self.root / f"{name}.key"

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 import tasks
-from pipeline.cli.options import REQUIRED
 from tests.support.cli import run_invoke
 
 
@@ -69,7 +68,7 @@ def test_every_option_has_the_help_of_its_one_declaration(name: str) -> None:
             assert argument.help and argument.help.strip(), f"invoke {name} --{option} has no help"
             assert argument.help == declared[option].help, f"invoke {name} --{option}"
             expected = [] if declared[option].repeatable else declared[option].default
-            assert argument.default == expected or expected is REQUIRED, f"invoke {name} --{option}"
+            assert argument.default == expected, f"invoke {name} --{option}"
 
 
 def test_an_option_shared_by_tasks_is_declared_once() -> None:

@@ -94,10 +94,7 @@ def plan(
     fork_checkout: Path | None = None,
 ) -> Plan:
     """Everything checked before anything runs: a bad input is a UsageError (exit 2)."""
-    if reference not in REFERENCES:
-        raise UsageError(
-            f"--reference {reference!r} is not known", hint="use --reference buildah or --reference none"
-        )
+    check_reference(reference)
     if reference == "buildah" and shutil.which("buildah") is None:
         raise UsageError(
             "buildah is not installed, and the conformance stage compares every case with buildah's image",
@@ -108,6 +105,13 @@ def plan(
         loaded += forkcases.load(fork_checkout)
     needs_debian = any(_uses_debian(case) for case in loaded if not case.skip)
     return Plan(executors=executors, cases=loaded, reference=reference, needs_debian=needs_debian)
+
+
+def check_reference(reference: str) -> None:
+    if reference not in REFERENCES:
+        raise UsageError(
+            f"--reference {reference!r} is not known", hint="use --reference buildah or --reference none"
+        )
 
 
 def _uses_debian(case: Case) -> bool:
@@ -226,6 +230,7 @@ def run(
     from pipeline.services.podman import Podman
 
     progress = progress or Silent()
+    check_reference(reference)  # before the run record is read
     executors = parse_executors(
         executor, variant_names, {} if executor else recorded_images(settings.record_file)
     )
