@@ -217,6 +217,7 @@ def conformance(c: Context, o: Given) -> None:
         executor=o.executor,
         variant_names=[v.strip() for v in o.variants.split(",") if v.strip()],
         cases_dir=o.cases,
+        suite_names=list(o.suite or []),
         quick=o.quick,
         reference=o.reference,
         progress=Progress(),

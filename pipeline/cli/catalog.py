@@ -129,6 +129,9 @@ CONFORMANCE = (
                            "published)"),
     Option("cases", "", "a directory of case directories (a Dockerfile each, optional case.json); default: "
                         "the suite"),
+    Option("suite", None, "a suite to run (repeatable): repository, fork, buildah, or URL@COMMIT:PATH (a "
+                          "folder of case folders or of Dockerfiles); default: repository and the fork's",
+           repeatable=True),
     Option("reference", "buildah", "buildah (compare every image with buildah's) or none"),
     Option("quick", False, "only the quick subset of the cases"),
     JSON,

@@ -111,7 +111,8 @@ def test_cases_pass_fail_and_skip_for_what_the_executor_really_built(
     assert data["totals"] == {"passed": 1, "failed": 4, "skipped": 1}
     assert {"name", "variant", "status", "seconds", "differences", "needs"} <= set(data["cases"][0])
     assert "kp-conformance" not in _containers(podman)
-    # buildah's storage keeps the stand-in bases under their Docker Hub names only, and no working container
+    # buildah's storage keeps the stand-in bases under their Docker Hub (and its mirror's) names only, and
+    # no working container
     storage = cache_dir / "conformance" / "buildah"
     buildah = [
         require_tool("buildah", "reference"),
@@ -121,7 +122,7 @@ def test_cases_pass_fail_and_skip_for_what_the_executor_really_built(
     listed = subprocess.run(
         [*buildah, "images", "--format={{.Name}}"], capture_output=True, text=True, check=True
     )
-    assert set(listed.stdout.split()) == {"docker.io/library/busybox"}
+    assert set(listed.stdout.split()) == {"docker.io/library/busybox", "mirror.gcr.io/busybox"}
     working = subprocess.run([*buildah, "containers", "--quiet"], capture_output=True, text=True, check=True)
     assert working.stdout.strip() == ""
 
@@ -191,3 +192,28 @@ def test_bad_input_exits_2_saying_what_is_wrong_and_starts_nothing(tmp_path: Pat
     # nothing was started: no registry process for this cache, no scratch directory left
     leftovers = subprocess.run(["pgrep", "-f", str(cache_dir)], capture_output=True, text=True, check=False)
     assert leftovers.stdout == ""
+
+
+def test_a_timed_out_buildah_bud_leaves_no_container_and_no_process(
+    registry: LocalRegistry, tmp_path: Path, cache_dir: Path
+) -> None:
+    from pipeline.registry.client import Client
+    from pipeline.registry.credentials import Credentials
+    from pipeline.stages.conformance import bases
+    from pipeline.stages.conformance.builders import Buildah
+    from pipeline.stages.conformance.cases import Case
+
+    require_tool("buildah", "buildah is the conformance stage's reference builder")
+    buildah = Buildah(tmp_path / "buildah")
+    busybox = bases.busybox(cache_dir)
+    with Client(credentials=Credentials.anonymous()) as client:
+        bases.publish([busybox], client, registry.host)
+    buildah.load_bases([busybox], registry.host)
+    (tmp_path / "slow").mkdir()
+    (tmp_path / "slow" / "Dockerfile").write_text("FROM busybox\nRUN sleep 617\n")
+    run = buildah.build(Case("slow", tmp_path / "slow"), tmp_path / "slow.tar", timeout=10)
+    assert run.returncode == 124 and run.tarball is None
+    assert "buildah bud slow did not finish within 10 s" in run.log
+    assert buildah._containers() == set()
+    processes = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
+    assert "sleep 617" not in processes

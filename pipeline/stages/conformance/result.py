@@ -3,11 +3,20 @@ capability matrix. Plain values, so other stages (attestations, the release repo
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Status = Literal["passed", "failed", "skipped"]
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")  # kaniko's coloured log levels (\x1b[36mINFO\x1b[0m)
+
+
+def plain(text: str) -> str:
+    """``text`` without ANSI escape sequences (they have no place in JSON or Markdown)."""
+    return _ANSI.sub("", text)
+
+
 README_PROFILE = "README profile"
 
 
@@ -29,10 +38,10 @@ class CaseResult:
             "variant": self.variant,
             "status": self.status,
             "seconds": round(self.seconds, 1),
-            "differences": list(self.differences),
+            "differences": [plain(d) for d in self.differences],
             "known_differences": dict(self.known),
             "needs": list(self.needs),
-            "reason": self.reason,
+            "reason": plain(self.reason),
             "gating": self.gating,
         }
 

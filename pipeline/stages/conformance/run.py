@@ -45,6 +45,8 @@ def run_case(ctx: Context, case: Case, variant: str) -> CaseResult:
     started = time.monotonic()
     if case.skip:
         outcome = CaseResult(case.name, variant, "skipped", reason=case.skip)
+    elif case.should_fail:
+        outcome = _must_fail(ctx, ctx.builders[variant], case, variant)
     else:
         if ctx.reference is not None and case.reference:
             _start_reference(ctx, case)
@@ -53,6 +55,24 @@ def run_case(ctx: Context, case: Case, variant: str) -> CaseResult:
         except PipelineError as exc:
             outcome = CaseResult(case.name, variant, "failed", reason=exc.message)
     return replace(outcome, seconds=time.monotonic() - started, gating=case.gating)
+
+
+def _must_fail(ctx: Context, builder: Kaniko, case: Case, variant: str) -> CaseResult:
+    """A case the suite expects to fail: kaniko must refuse it too."""
+    out = ctx.workdir / f"{case.name}-{variant}-{secrets.token_hex(3)}.tar"
+    run = builder.build(case, out)
+    if run.tarball is not None:
+        run.tarball.unlink(missing_ok=True)
+    if run.returncode == 0:
+        return CaseResult(case.name, variant, "failed", reason=f"kaniko built it, but {case.should_fail}")
+    last = run.tail(1)
+    return CaseResult(
+        case.name,
+        variant,
+        "passed",
+        reason=f"kaniko refused it, as {case.should_fail.removeprefix('the ')}"
+        + (f": {last[0]}" if last else ""),
+    )
 
 
 def _failed(

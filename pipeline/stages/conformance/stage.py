@@ -13,7 +13,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,7 +23,7 @@ from pipeline.progress import Progress, Silent
 from pipeline.registry.reference import Reference
 from pipeline.stages.conformance import bases as standin
 from pipeline.stages.conformance import cases as case_files
-from pipeline.stages.conformance import forkcases, matrix, variants
+from pipeline.stages.conformance import forkcases, layouts, matrix, suites, variants
 from pipeline.stages.conformance.builders import Buildah, Kaniko
 from pipeline.stages.conformance.cases import Case
 from pipeline.stages.conformance.result import CaseResult, ConformanceResult
@@ -91,8 +91,13 @@ def plan(
     quick: bool,
     reference: str,
     fork_checkout: Path | None = None,
+    suite_folders: Sequence[tuple[str, Path]] = (),
 ) -> Plan:
-    """Everything checked before anything runs: a bad input is a UsageError (exit 2)."""
+    """Everything checked before anything runs: a bad input is a UsageError (exit 2).
+
+    ``suite_folders``: (suite name, fetched folder) pairs (suites.py); with them, only those suites run
+    (``repository`` is this repository's suite); without them, the repository suite (or ``cases_dir``)
+    and the fork checkout's Dockerfiles, as before ``--suite``."""
     if reference not in REFERENCES:
         raise UsageError(
             f"--reference {reference!r} is not known", hint="use --reference buildah or --reference none"
@@ -102,11 +107,37 @@ def plan(
             "buildah is not installed, and the conformance stage compares every case with buildah's image",
             hint="run `invoke setup` (Debian package buildah), or pass --reference none to skip the comparison",
         )
-    loaded = case_files.load(cases_dir, quick=quick)
-    if fork_checkout is not None and not quick:
-        loaded += forkcases.load(fork_checkout)
+    if suite_folders:
+        loaded = []
+        for name, folder in suite_folders:
+            if name == suites.REPOSITORY:
+                loaded += case_files.load(folder, quick=quick)
+            elif not quick:
+                loaded += layouts.load(folder, name)
+    else:
+        loaded = case_files.load(cases_dir, quick=quick)
+        if cases_dir is not None:
+            loaded = [replace(case, suite="cases") for case in loaded]
+        if fork_checkout is not None and not quick:
+            loaded += forkcases.load(fork_checkout)
+    loaded = [_offline(case) for case in loaded]
+    names = [case.name for case in loaded]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise UsageError(
+            f"two suites name the same case: {', '.join(twice[:5])}", hint="run those suites separately"
+        )
     needs_debian = any(_uses_debian(case) for case in loaded if not case.skip)
     return Plan(executors=executors, cases=loaded, reference=reference, needs_debian=needs_debian)
+
+
+def _offline(case: Case) -> Case:
+    """Skipped at once, with the reason, when its base has no stand-in here or it needs the network."""
+    if case.skip:
+        return case
+    text = (case.directory / case.dockerfile).read_text(encoding="utf-8", errors="replace")
+    reason = forkcases.skip_reason(text, dict(case.build_args))
+    return replace(case, skip=reason) if reason else case
 
 
 def _uses_debian(case: Case) -> bool:
@@ -219,6 +250,7 @@ def run(
     executor: str = "",
     variant_names: Sequence[str] = (),
     cases_dir: str = "",
+    suite_names: Sequence[str] = (),
     quick: bool = False,
     reference: str = "buildah",
     progress: Progress | None = None,
@@ -230,12 +262,15 @@ def run(
     executors = parse_executors(
         executor, variant_names, {} if executor else recorded_images(settings.record_file)
     )
+    if suite_names and cases_dir:
+        raise UsageError("--cases and --suite do not go together", hint="name the suites, or one --cases DIR")
     the_plan = plan(
         executors=executors,
         cases_dir=Path(cases_dir) if cases_dir else None,
         quick=quick,
         reference=reference,
-        fork_checkout=None if cases_dir else recorded_checkout(settings),
+        fork_checkout=None if cases_dir or suite_names else recorded_checkout(settings),
+        suite_folders=fetch_suites(settings, suite_names, progress),
     )
     try:
         podman = Podman(settings.cache_dir, progress=progress)
@@ -244,6 +279,22 @@ def run(
     result = execute(the_plan, podman=podman, cache_dir=settings.cache_dir, progress=progress)
     record.save(settings.record_file, "conformance", result.to_dict())
     return result
+
+
+def fetch_suites(
+    settings: Settings, names: Sequence[str], progress: Progress | None = None
+) -> list[tuple[str, Path]]:
+    """Each ``--suite`` (a name or URL@COMMIT:PATH) fetched at its pinned commit: (name, folder)."""
+    from pipeline.source import pin as pinfile
+
+    fork_commit = ""
+    if suites.FORK in names:
+        fork_commit = pinfile.load(settings.pin_file).commit
+    out: list[tuple[str, Path]] = []
+    for name in dict.fromkeys(names):
+        source = suites.named(name, fork_url=settings.fork_url, fork_commit=fork_commit)
+        out.append((source.name, suites.fetch(source, settings.cache_dir, progress)))
+    return out
 
 
 MODES = ("full", "quick", "off")
