@@ -340,6 +340,7 @@ def release(c: Context, o: Given) -> None:
             dry_run=o.dry_run,
             report_dir=Path(o.report_dir).expanduser() if o.report_dir else None,
             conformance=_conformance_mode(o.conformance),
+            conformance_suites=tuple(o.conformance_suite or ()),
         ),
         progress=Progress(),
     )

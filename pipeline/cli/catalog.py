@@ -225,6 +225,8 @@ RELEASE = (
                              "nothing"),
     Option("report_dir", "", "where the JSON and Markdown reports go (default: <cache>/runs)"),
     Option("conformance", "full", "the conformance stage before smoke: full (default), quick or off"),
+    Option("conformance_suite", None, "a suite the conformance stage runs (repeatable; repository, fork, buildah "
+                                      "or URL@COMMIT:PATH; default: by --conformance)", repeatable=True),
     JSON,
 )
 

@@ -217,3 +217,29 @@ def test_a_timed_out_buildah_bud_leaves_no_container_and_no_process(
     assert buildah._containers() == set()
     processes = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
     assert "sleep 617" not in processes
+
+
+def test_a_re_test_rebuilds_only_the_cases_that_changed(
+    executor: Reference, podman: Podman, tmp_path: Path, cache_dir: Path
+) -> None:
+    cases = tmp_path / "cases"
+    copy = 'FROM scratch\nCOPY hello.txt /hello.txt\nENTRYPOINT ["/hello"]\n'
+    _case(cases, "copy", copy)
+    _case(cases, "wrong-mode", copy, {"build_args": {"FAKE_MODE": "wrongmode"}})
+    _case(cases, "needs-run", "FROM busybox\nRUN echo hi > /hi\n")
+    plan = stage.plan(executors={"executor": executor}, cases_dir=cases, quick=False, reference="buildah")
+    first = {c.name: c for c in stage.execute(plan, podman=podman, cache_dir=cache_dir).cases}
+    assert not any(c.cached for c in first.values())
+    (cases / "copy" / "hello.txt").write_text("hello again\n")  # this case changed; the others did not
+    again = {c.name: c for c in stage.execute(plan, podman=podman, cache_dir=cache_dir).cases}
+    assert again["copy"].status == "passed" and not again["copy"].cached
+    for name in ("wrong-mode", "needs-run"):
+        assert again[name].cached, name
+        assert (again[name].status, again[name].differences, again[name].outcome) == (
+            first[name].status,
+            first[name].differences,
+            first[name].outcome,
+        )
+    # remember=False builds everything again
+    fresh = stage.execute(plan, podman=podman, cache_dir=cache_dir, remember=False).cases
+    assert not any(c.cached for c in fresh)

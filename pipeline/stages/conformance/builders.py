@@ -265,6 +265,10 @@ class Buildah:
             # keep only the Docker Hub names: the run's registry (a random port) goes away with the run
             self._call(["rmi", source.removeprefix("docker://")], f"untag {source}")
 
+    def version(self) -> str:
+        """``buildah --version`` (what buildah's kept images are keyed by)."""
+        return self._call(["--version"], "--version").stdout.strip()
+
     def _containers(self) -> set[str]:
         return set(self._call(["containers", "--quiet", "--notruncate"], "containers").stdout.split())
 

@@ -23,9 +23,11 @@ from pipeline.progress import Progress, Silent
 from pipeline.registry.reference import Reference
 from pipeline.stages.conformance import bases as standin
 from pipeline.stages.conformance import cases as case_files
-from pipeline.stages.conformance import forkcases, layouts, matrix, suites, variants
+from pipeline.stages.conformance import forkcases, layouts, matrix, regressions, suites, variants
 from pipeline.stages.conformance.builders import Buildah, Kaniko
 from pipeline.stages.conformance.cases import Case
+from pipeline.stages.conformance.memo import Memo
+from pipeline.stages.conformance.regressions import Baseline
 from pipeline.stages.conformance.result import CaseResult, ConformanceResult
 from pipeline.stages.conformance.run import Context, run_cases
 from pipeline.stages.publish import recorded_images
@@ -151,8 +153,10 @@ def execute(
     podman: Podman,
     cache_dir: Path,
     progress: Progress | None = None,
+    remember: bool = True,
 ) -> ConformanceResult:
-    """Run the plan; returns the typed result (never raises for a failing case)."""
+    """Run the plan; returns the typed result (never raises for a failing case). ``remember``: reuse and
+    keep results and buildah's images between runs (memo.py); False builds everything again."""
     from pipeline.registry.client import Client
     from pipeline.registry.credentials import Credentials
     from pipeline.services.registry import LocalRegistry
@@ -186,11 +190,19 @@ def execute(
             builder.pull()
         ctx = Context(builders, reference, registry.host, scratch / "work", progress)
         ctx.workdir.mkdir()
+        if remember:
+            ctx.memo = Memo(
+                Path(cache_dir) / "conformance" / "memo", reference.version() if reference else ""
+            )
+            ctx.bases = {base.repository: base.descriptor.digest for base in base_images}
         try:
             result.cases += run_cases(ctx, the_plan.cases, list(builders))
         finally:
             ctx.pool.shutdown(wait=True, cancel_futures=True)
-        result.cases += _variant_proofs(ctx, the_plan.cases, builders, registry.host)
+        result.cases += [
+            replace(proof, suite="variant-proofs")
+            for proof in _variant_proofs(ctx, the_plan.cases, builders, registry.host)
+        ]
         result.matrix = {name: matrix.describe(needs) for name, needs in ctx.needs.items()}
     finally:
         registry.stop()
@@ -313,9 +325,13 @@ def for_release(
     mode: str,
     fork_checkout: Path | None = None,
     progress: Progress | None = None,
+    suite_names: Sequence[str] = (),
+    previous: Baseline | None = None,
 ) -> ConformanceResult:
     """The release's conformance stage: every published variant (``published``: variant -> REF@DIGEST)
-    on the suite (``mode`` full or quick; full adds the fork checkout's own integration Dockerfiles).
+    on the suite (``mode`` full or quick; full adds the fork checkout's own integration Dockerfiles;
+    ``suite_names`` chooses the suites instead, the fork's from the checkout being released).
+    ``previous``: the previous release's verified results; a case that passed there and fails now gates.
     Returns the result; raise_for_failure then stops the release, so rolling tags stay."""
     from pipeline.services.podman import Podman
 
@@ -324,12 +340,19 @@ def for_release(
             f"conformance mode {mode!r} cannot run", hint="use full or quick (off skips the stage)"
         )
     executors = parse_executors("", [v for v in VARIANTS if v in published], published)
+    folders = []
+    for name in suite_names:
+        if name == suites.FORK and fork_checkout is not None:
+            folders.append((name, fork_checkout / suites.FORK_PATH))
+        else:
+            folders += fetch_suites(settings, [name], progress)
     the_plan = plan(
         executors=executors,
         cases_dir=None,
         quick=mode == "quick",
         reference="buildah",
         fork_checkout=fork_checkout if mode == "full" else None,
+        suite_folders=folders,
     )
     result = execute(
         the_plan,
@@ -337,6 +360,7 @@ def for_release(
         cache_dir=settings.cache_dir,
         progress=progress,
     )
+    regressions.apply(result, previous)
     record.save(settings.record_file, "conformance", result.to_dict())
     return result
 
@@ -344,9 +368,12 @@ def for_release(
 def raise_for_failure(result: ConformanceResult) -> None:
     if result.ok:
         return
-    first = result.failed()[:3]
+    regressed = [case for case in result.failed() if case.regression]
+    first = (regressed + [case for case in result.failed() if not case.regression])[:3]
     raise ConformanceError(
-        f"the conformance suite failed: {result.summary()}; first: "
+        f"the conformance suite failed: {result.summary()}; "
+        + (f"regressions: {', '.join(c.test_name for c in regressed)}; " if regressed else "")
+        + "first: "
         + "; ".join(f"{c.variant} {c.name}: {c.reason.splitlines()[0] if c.reason else ''}" for c in first),
         hint="see the conformance section of the release report; rolling tags were not moved",
     )
