@@ -23,6 +23,7 @@ from pipeline.stages.conformance import stage
 from tests.conftest import require_tool
 from tests.support import fakeexecutor
 from tests.support.cli import run_invoke
+from tests.support.gitrepos import UpstreamRepo
 
 pytestmark = pytest.mark.slow
 
@@ -243,3 +244,34 @@ def test_a_re_test_rebuilds_only_the_cases_that_changed(
     # remember=False builds everything again
     fresh = stage.execute(plan, podman=podman, cache_dir=cache_dir, remember=False).cases
     assert not any(c.cached for c in fresh)
+
+
+def test_a_suite_in_the_forks_layout_runs_each_dockerfile_with_its_parent_as_context(
+    executor: Reference, podman: Podman, tmp_path: Path, cache_dir: Path
+) -> None:
+    from pipeline.stages.conformance import suites
+
+    upstream = UpstreamRepo.create(tmp_path / "peer")
+    upstream.write("integration/hello.txt", "hello\n")
+    upstream.write(
+        "integration/dockerfiles/Dockerfile_test_copy", "FROM scratch\nCOPY hello.txt /hello.txt\n"
+    )
+    upstream.write("integration/dockerfiles/Dockerfile_test_run", "FROM busybox\nRUN echo hi > /hi\n")
+    upstream.write("integration/dockerfiles/Dockerfile_test_far", "FROM quay.io/team/base:1\nRUN true\n")
+    commit = upstream.commit("a suite")
+    folder = suites.fetch(suites.parse(f"{upstream.path}@{commit}:integration/dockerfiles"), cache_dir)
+    plan = stage.plan(
+        executors={"executor": executor},
+        cases_dir=None,
+        quick=False,
+        reference="buildah",
+        suite_folders=[("peer", folder)],
+    )
+    result = stage.execute(plan, podman=podman, cache_dir=cache_dir, remember=False)
+    by_name = {c.name: c for c in result.cases}
+    assert set(by_name) == {"peer-test-copy", "peer-test-run", "peer-test-far"}  # no variant proofs here
+    assert by_name["peer-test-copy"].status == "passed", by_name["peer-test-copy"]
+    assert by_name["peer-test-copy"].outcome == "matched" and by_name["peer-test-copy"].suite == "peer"
+    assert by_name["peer-test-run"].outcome == "kaniko-failed" and not by_name["peer-test-run"].gating
+    assert by_name["peer-test-far"].reason.startswith("its base quay.io/team/base:1 has no offline stand-in")
+    assert result.ok  # reported, not gating: nothing here passed with a previous release

@@ -154,6 +154,9 @@ class ConformanceResult:
         for case in self.cases:
             extra = f" (needs {'+'.join(case.needs)})" if case.needs else ""
             extra += " [reported only]" if case.status == "failed" and not case.gating else ""
+            extra += " [REGRESSION]" if case.regression else ""
+            extra += f" (previous release: {case.previous})" if case.previous else ""
+            extra += " (kept from an earlier run)" if case.cached else ""
             lines.append(f"  {case.status:7} {case.variant:8} {case.name}{extra}  {case.seconds:.1f} s")
             if case.status == "skipped":
                 lines.append(f"          {case.reason}")

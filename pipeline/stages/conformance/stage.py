@@ -199,10 +199,11 @@ def execute(
             result.cases += run_cases(ctx, the_plan.cases, list(builders))
         finally:
             ctx.pool.shutdown(wait=True, cancel_futures=True)
-        result.cases += [
-            replace(proof, suite="variant-proofs")
-            for proof in _variant_proofs(ctx, the_plan.cases, builders, registry.host)
-        ]
+        if any(case.suite in ("repository", "cases") for case in the_plan.cases):  # the suite's own proofs
+            result.cases += [
+                replace(proof, suite="variant-proofs")
+                for proof in _variant_proofs(ctx, the_plan.cases, builders, registry.host)
+            ]
         result.matrix = {name: matrix.describe(needs) for name, needs in ctx.needs.items()}
     finally:
         registry.stop()
