@@ -222,6 +222,10 @@ def conformance(c: Context, o: Given) -> None:
         reference=o.reference,
         progress=Progress(),
     )
+    if o.write_readme:
+        from pipeline.stages.conformance import readme
+
+        readme.write(result)
     emit(result.to_dict(), o.json, lambda r: result.text())
     if not result.ok:
         raise Exit(f"error: conformance failed: {result.summary()}", code=1)

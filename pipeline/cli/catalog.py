@@ -134,6 +134,8 @@ CONFORMANCE = (
            repeatable=True),
     Option("reference", "buildah", "buildah (compare every image with buildah's) or none"),
     Option("quick", False, "only the quick subset of the cases"),
+    Option("write_readme", False, "after the run, write README's conformance tables and "
+                                  "conformance/readme-run.json from it"),
     JSON,
 )
 

@@ -185,6 +185,15 @@ def test_bad_input_exits_2_saying_what_is_wrong_and_starts_nothing(tmp_path: Pat
     (broken / "bad-json" / "case.json").write_text('{"args": [')
     assert "case.json: not valid JSON" in _refused(["--executor", good, "--cases", str(broken)], cache_dir)
 
+    assert "--suite 'buildha' is neither a known suite nor URL@COMMIT:PATH" in _refused(
+        ["--executor", good, "--suite", "buildha"], cache_dir
+    )
+    nowhere = f"{tmp_path / 'nowhere.git'}@{'d' * 40}:tests/data"
+    assert "the nowhere-data suite's URL" in _refused(["--executor", good, "--suite", nowhere], cache_dir)
+    assert "--cases and --suite do not go together" in _refused(
+        ["--executor", good, "--suite", "repository", "--cases", str(broken)], cache_dir
+    )
+
     bare = tmp_path / "bin"
     bare.mkdir()
     env = {**os.environ, "PATH": str(bare)}
