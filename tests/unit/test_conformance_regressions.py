@@ -178,3 +178,23 @@ def test_kept_images_and_results_come_back_as_they_were(tmp_path: Path) -> None:
     damaged.write_text("{not json")
     assert kept.result("sha256:e1", "executor", "k") is None
     assert json.loads(json.dumps(case.to_dict()))["outcome"] == "differs"
+
+
+def test_a_result_is_kept_unless_a_timeout_or_podman_made_it() -> None:
+    from pipeline.stages.conformance.run import _repeatable
+
+    def failed(reason: str) -> CaseResult:
+        return CaseResult("c", "executor", "failed", reason=reason)
+
+    assert _repeatable(failed("buildah could not build the case (exit status 125):\nError: COPY --parents"))
+    assert _repeatable(failed("kaniko failed (exit status 1)\nkaniko's last lines:"))
+    assert not _repeatable(failed("kaniko failed (exit status 125)\nkaniko's last lines:"))
+    assert not _repeatable(failed("kaniko failed (exit status 124)\nkaniko did not finish within 600 s"))
+    assert not _repeatable(
+        failed(
+            "buildah could not build the case (exit status 124):\nbuildah bud c did not finish within 600 s"
+        )
+    )
+    assert not _repeatable(
+        CaseResult("c", "executor", "skipped", reason="its base x has no offline stand-in")
+    )

@@ -92,7 +92,8 @@ def _repeatable(result: CaseResult) -> bool:
     own trouble starting a container)."""
     if result.status == "skipped":
         return False
-    return not re.search(r"exit status 12[4-7]|did not finish within|could not start", result.reason)
+    # kaniko's 124 is a timeout, 125 podman's own trouble; buildah's 125 is its answer (kept in the memo)
+    return not re.search(r"kaniko failed \(exit status 12[4-7]\)|did not finish within", result.reason)
 
 
 def _must_fail(ctx: Context, builder: Kaniko, case: Case, variant: str) -> CaseResult:
