@@ -41,7 +41,9 @@ class Context:
     needs: dict[str, tuple[str, ...] | None] = field(default_factory=dict)  # case -> caps found (None: fails)
     # buildah's image of each case (or why there is none), built on one worker thread beside kaniko
     reference_images: dict[str, Future[snapshot.Snapshot | str]] = field(default_factory=dict)
-    pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(max_workers=WORKERS))
+    # one buildah build at a time: a failed bud's working containers are found by what appeared during it
+    # (--force-rm would change the image), which a second build at the same time would confuse
+    pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(max_workers=1))
     memo: memo.Memo | None = None  # results and buildah's images kept between runs (None: none kept)
     bases: Mapping[str, str] = field(default_factory=dict)  # stand-in base -> its manifest digest
     workers: int = WORKERS  # cases built at a time
