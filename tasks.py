@@ -219,10 +219,15 @@ def conformance(c: Context, o: Given) -> None:
         executor=o.executor,
         variant_names=[v.strip() for v in o.variants.split(",") if v.strip()],
         cases_dir=o.cases,
+        suite_names=list(o.suite or []),
         quick=o.quick,
         reference=o.reference,
         progress=Progress(),
     )
+    if o.write_readme:
+        from pipeline.stages.conformance import readme
+
+        readme.write(result)
     emit(result.to_dict(), o.json, lambda r: result.text())
     if not result.ok:
         raise Exit(f"error: conformance failed: {result.summary()}", code=1)
@@ -341,6 +346,7 @@ def release(c: Context, o: Given) -> None:
             dry_run=o.dry_run,
             report_dir=Path(o.report_dir).expanduser() if o.report_dir else None,
             conformance=_conformance_mode(o.conformance),
+            conformance_suites=tuple(o.conformance_suite or ()),
         ),
         progress=Progress(),
     )

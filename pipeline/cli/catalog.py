@@ -129,8 +129,13 @@ CONFORMANCE = (
                            "published)"),
     Option("cases", "", "a directory of case directories (a Dockerfile each, optional case.json); default: "
                         "the suite"),
+    Option("suite", None, "a suite to run (repeatable): repository, fork, buildah, or URL@COMMIT:PATH (a "
+                          "folder of case folders or of Dockerfiles); default: repository and the fork's",
+           repeatable=True),
     Option("reference", "buildah", "buildah (compare every image with buildah's) or none"),
     Option("quick", False, "only the quick subset of the cases"),
+    Option("write_readme", False, "after the run, write README's conformance tables and "
+                                  "conformance/readme-run.json from it"),
     JSON,
 )
 
@@ -222,6 +227,8 @@ RELEASE = (
                              "nothing"),
     Option("report_dir", "", "where the JSON and Markdown reports go (default: <cache>/runs)"),
     Option("conformance", "full", "the conformance stage before smoke: full (default), quick or off"),
+    Option("conformance_suite", None, "a suite the conformance stage runs (repeatable; repository, fork, buildah "
+                                      "or URL@COMMIT:PATH; default: by --conformance)", repeatable=True),
     JSON,
 )
 

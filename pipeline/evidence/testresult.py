@@ -22,11 +22,13 @@ def predicate(
     configuration: Sequence[Mapping[str, Any]],
     *,
     url: str | None = None,
+    warned: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The test-result predicate for ``results`` (each test's name and whether it passed).
 
     ``configuration``: resource descriptors (``name``, ``uri``, ``digest``...) of what was run;
-    ``url``: where the run can be seen (a CI job), if anywhere.
+    ``url``: where the run can be seen (a CI job), if anywhere; ``warned``: tests that did not pass but
+    do not fail the result (``warnedTests``: reported, not gating).
     """
     if not results:
         raise UsageError("a test result needs at least one test", hint="run the tests first")
@@ -42,6 +44,8 @@ def predicate(
         "passedTests": [name for name, ok in results if ok],
         "failedTests": failed,
     }
+    if warned:
+        body["warnedTests"] = list(warned)
     if url:
         body["url"] = url
     return body

@@ -48,15 +48,24 @@ def smoke_results(checked: SmokeResult) -> list[tuple[str, bool]]:
 
 
 def conformance_results(result: ConformanceResult | None) -> list[tuple[str, bool]]:
-    """The conformance cases that gate a release, as test results: (``conformance/<variant>/<case>``,
-    passed). Skipped cases and the fork's reported-only Dockerfiles are left out."""
+    """The conformance cases as test results: (``conformance/<variant>/<case>``, passed): every case
+    that passed, and the gating ones that failed (a regression gates too). Skipped cases are left out;
+    a reported-only case that did not pass is in :func:`conformance_warned`."""
     if result is None:
         return []
     return [
-        (f"conformance/{case.variant}/{case.name}", case.status == "passed")
+        (case.test_name, case.status == "passed")
         for case in result.cases
-        if case.gating and case.status != "skipped"
+        if case.status == "passed" or (case.gating and case.status == "failed")
     ]
+
+
+def conformance_warned(result: ConformanceResult | None) -> list[str]:
+    """The reported-only cases that failed or differ (the test result's ``warnedTests``): the next
+    release reads them as "not passed", so they never gate it."""
+    if result is None:
+        return []
+    return [case.test_name for case in result.cases if case.status == "failed" and not case.gating]
 
 
 def smoke_configuration(executor: str, image: str) -> list[dict[str, Any]]:
@@ -79,10 +88,11 @@ def attest_tests(
     results: Sequence[tuple[str, bool]],
     configuration: Sequence[Mapping[str, Any]],
     progress: Progress,
+    warned: Sequence[str] = (),
 ) -> list[attest.Attested]:
     """Sign and attach one test result (from ``results``) to each ``variant -> (repository, digest)``."""
 
-    body = predicate(results, configuration, url=ci_run_url(settings.env))
+    body = predicate(results, configuration, url=ci_run_url(settings.env), warned=warned)
     claims = [
         attest.Claim(Reference.parse(repository), digest, TEST_RESULT, body)
         for repository, digest in subjects.values()

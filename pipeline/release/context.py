@@ -49,6 +49,7 @@ class Options:
     # Test seams: smoke-check this image instead of the one build-image pushed; a hook after each stage.
     smoke_image: str | None = None
     conformance: str = "full"  # full, quick or off: the conformance stage (pipeline/stages/conformance)
+    conformance_suites: tuple[str, ...] = ()  # the suites it runs (default: by the mode; see stage.py)
     after_stage: StageHook | None = None
 
 

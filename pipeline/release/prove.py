@@ -5,6 +5,8 @@ rolling tags (never to a digest whose latest test result is not PASSED)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pipeline.errors import UsageError, VerifyError
 from pipeline.registry.reference import is_loopback_host
 from pipeline.release import attestations as evidence
@@ -12,6 +14,22 @@ from pipeline.release import retest
 from pipeline.release.context import Made, Run
 from pipeline.release.plan import NGINX_REPOSITORY, registry_of
 from pipeline.release.signer import trust_configs
+
+if TYPE_CHECKING:
+    from pipeline.stages.conformance.regressions import Baseline
+
+
+def _previous_release(run: Run, made: Made) -> Baseline | None:
+    """The previous released executor's verified test result: what a regression is measured against."""
+    from pipeline.signing.verify import Policy
+    from pipeline.stages.conformance import regressions
+
+    image = made.published.get("executor") or next(iter(made.published.values()), None)
+    if image is None:
+        return None
+    configs = [config for _, config in trust_configs(run.settings, run.signing)]
+    policy = Policy(run.signing.identity, run.signing.issuer)
+    return regressions.lookup(run.client, image.repository, run.resolved.tag, policy, configs, run.progress)
 
 
 def prove_and_roll(run: Run, made: Made) -> None:
@@ -92,6 +110,8 @@ def prove_and_roll(run: Run, made: Made) -> None:
                 mode=run.options.conformance,
                 fork_checkout=conformance.recorded_checkout(run.settings, tag=run.resolved.tag),
                 progress=run.progress,
+                suite_names=run.options.conformance_suites,
+                previous=_previous_release(run, made),
             )
             stage.detail = run.report.conformance.summary()
             if not run.report.conformance.ok:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import record
+from pipeline.stages.conformance import report as conformance_report
 from pipeline.stages.conformance.result import ConformanceResult, matrix_table
 from pipeline.urls import redact
 
@@ -175,7 +176,11 @@ class Report:
                 lines.append(f"| {check['name']} | {'pass' if check['ok'] else 'FAIL'} | {detail} |")
         if self.conformance:
             lines += ["", f"### Conformance: {self.conformance.summary()}", ""]
-            lines += [matrix_table(self.conformance.matrix)]
+            lines += [
+                matrix_table(self.conformance.matrix),
+                "",
+                conformance_report.markdown(self.conformance),
+            ]
         lines += attestation_lines(self.attestations, self.signature)
         if self.plan:
             lines += ["", "### Plan", "", "```", plan_text(self.plan), "```"]

@@ -59,6 +59,7 @@ def test_result(
                 results,
                 evidence.smoke_configuration(executor, checked.image),
                 progress,
+                warned=evidence.conformance_warned(conformance),
             )
             report.attestations += [item.to_dict() for item in attested]
             result = "PASSED" if passed else "FAILED"

@@ -1,10 +1,15 @@
-"""Benchmark: the conformance stage, warm, on this machine (the goal: quick subset < 60 s, full < 5 min).
+"""Benchmark: the conformance stage per suite, warm, on this machine, beside the figures before the suites
+became pinned inputs (issue 23: a release's conformance stage 387 s, of which 357 s the fork's
+Dockerfiles; the gating repository suite 25 s). Goals, warm on 2 cores: the gating part <= 60 s, every
+suite that runs offline <= 180 s.
 
-Usage: python tests/benchmarks/bench_conformance.py VARIANT=REF@sha256:... [...] [--fork CHECKOUT] [CACHE_DIR]
-Give each published variant (executor, debug, slim, warmer) by digest, e.g. from `invoke publish --json`.
-A first quick run warms the caches (stand-in bases, buildah's storage, the executor images in podman);
-then it prints the seconds of the quick subset, of the full repository suite, and, with --fork, of the
-fork's own integration Dockerfiles, with each run's totals.
+Usage: python tests/benchmarks/bench_conformance.py VARIANT=REF@sha256:... [...] [--suite NAME]... [CACHE_DIR]
+Give each published variant by digest (e.g. from `invoke publish --json`); suites default to repository,
+fork and buildah (offline: KANIKO_FORK_URL and KANIKO_PIPELINE_BUILDAH_URL name local mirrors).
+For each suite it runs once to warm everything (stand-in bases, buildah's storage and kept images, the
+executor in podman, the kept results), then prints the seconds of two warm runs: ``rebuilt`` builds every
+case again with kaniko and buildah (nothing kept is used), ``retest`` is a re-test of the same executor
+(nothing that did not change is rebuilt). Each run's totals and outcomes come with it.
 """
 
 # ruff: noqa: E402  (sys.path is set before the project is imported)
@@ -19,44 +24,62 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.config import default_cache_dir  # noqa: E402
+from pipeline.config import Settings  # noqa: E402
 from pipeline.services.podman import Podman  # noqa: E402
-from pipeline.stages.conformance import stage  # noqa: E402
+from pipeline.stages.conformance import report, stage  # noqa: E402
+
+TODAY = {
+    "release_conformance_stage_s": 387,
+    "of_which_fork_dockerfiles_s": 357,
+    "gating_repository_suite_s": 25,
+}
+GOALS = {"gating_s": 60, "each_offline_suite_s": 180}
 
 
-def _run(
-    refs: dict[str, str], cache: Path, *, quick: bool, fork: Path | None, cases: bool = True
-) -> dict[str, object]:
-    plan = stage.plan(
-        executors=stage.parse_executors("", list(refs), refs),
-        cases_dir=None,
-        quick=quick,
-        reference="buildah",
-        fork_checkout=fork,
-    )
-    if not cases:  # the fork's Dockerfiles alone, executor only
-        plan = stage.Plan(
-            {"executor": plan.executors["executor"]},
-            [c for c in plan.cases if c.name.startswith("fork-")],
-            plan.reference,
-            plan.needs_debian,
-        )
+def _run(plan: stage.Plan, settings: Settings, *, remember: bool) -> dict[str, object]:
     start = time.perf_counter()
-    result = stage.execute(plan, podman=Podman(cache), cache_dir=cache)
-    return {"seconds": round(time.perf_counter() - start, 1), "totals": result.to_dict()["totals"]}
+    result = stage.execute(
+        plan, podman=Podman(settings.cache_dir), cache_dir=settings.cache_dir, remember=remember
+    )
+    seconds = round(time.perf_counter() - start, 1)
+    suites = {item["suite"]: item for item in report.suites(result)}
+    return {"seconds": seconds, "totals": result.to_dict()["totals"], "suites": suites}
 
 
 def main(argv: list[str]) -> dict[str, object]:
     refs = dict(arg.split("=", 1) for arg in argv if "=" in arg and not arg.startswith("--"))
-    fork = Path(argv[argv.index("--fork") + 1]) if "--fork" in argv else None
-    rest = [a for a in argv if "=" not in a and not a.startswith("--") and (fork is None or a != str(fork))]
-    cache = Path(rest[0]) if rest else default_cache_dir(dict(os.environ))
-    out: dict[str, object] = {"variants": sorted(refs)}
-    out["warm_up"] = _run(refs, cache, quick=True, fork=None)
-    out["quick"] = _run(refs, cache, quick=True, fork=None)
-    out["full"] = _run(refs, cache, quick=False, fork=None)
-    if fork is not None:
-        out["fork_dockerfiles"] = _run(refs, cache, quick=False, fork=fork, cases=False)
+    names = [argv[i + 1] for i, arg in enumerate(argv) if arg == "--suite"] or [
+        "repository",
+        "fork",
+        "buildah",
+    ]
+    rest = [
+        a
+        for i, a in enumerate(argv)
+        if "=" not in a and a != "--suite" and (i == 0 or argv[i - 1] != "--suite")
+    ]
+    overrides = {"cache_dir": rest[0]} if rest else {}
+    settings = Settings.load(overrides, env=dict(os.environ))
+    executors = stage.parse_executors("", list(refs), refs)
+    out: dict[str, object] = {
+        "variants": sorted(refs),
+        "today": TODAY,
+        "goals": GOALS,
+        "cpus": os.cpu_count(),
+    }
+    for name, folder in stage.fetch_suites(settings, names):
+        plan = stage.plan(
+            executors=executors,
+            cases_dir=None,
+            quick=False,
+            reference="buildah",
+            suite_folders=[(name, folder)],
+        )
+        _run(plan, settings, remember=True)  # warm up: every cache, and the kept results
+        out[name] = {
+            "rebuilt": _run(plan, settings, remember=False),
+            "retest": _run(plan, settings, remember=True),
+        }
     return out
 
 

@@ -23,6 +23,7 @@ from pipeline.stages.conformance import stage
 from tests.conftest import require_tool
 from tests.support import fakeexecutor
 from tests.support.cli import run_invoke
+from tests.support.gitrepos import UpstreamRepo
 
 pytestmark = pytest.mark.slow
 
@@ -113,7 +114,8 @@ def test_cases_pass_fail_and_skip_for_what_the_executor_really_built(
     assert data["totals"] == {"passed": 1, "failed": 4, "skipped": 1}
     assert {"name", "variant", "status", "seconds", "differences", "needs"} <= set(data["cases"][0])
     assert "kp-conformance" not in _containers(podman)
-    # buildah's storage keeps the stand-in bases under their Docker Hub names only, and no working container
+    # buildah's storage keeps the stand-in bases under their Docker Hub (and its mirror's) names only, and
+    # no working container
     storage = cache_dir / "conformance" / "buildah"
     buildah = [
         require_tool("buildah", "reference"),
@@ -123,7 +125,7 @@ def test_cases_pass_fail_and_skip_for_what_the_executor_really_built(
     listed = subprocess.run(
         [*buildah, "images", "--format={{.Name}}"], capture_output=True, text=True, check=True
     )
-    assert set(listed.stdout.split()) == {"docker.io/library/busybox"}
+    assert set(listed.stdout.split()) == {"docker.io/library/busybox", "mirror.gcr.io/busybox"}
     working = subprocess.run([*buildah, "containers", "--quiet"], capture_output=True, text=True, check=True)
     assert working.stdout.strip() == ""
 
@@ -185,6 +187,15 @@ def test_bad_input_exits_2_saying_what_is_wrong_and_starts_nothing(tmp_path: Pat
     (broken / "bad-json" / "case.json").write_text('{"args": [')
     assert "case.json: not valid JSON" in _refused(["--executor", good, "--cases", str(broken)], cache_dir)
 
+    assert "--suite 'buildha' is neither a known suite nor URL@COMMIT:PATH" in _refused(
+        ["--executor", good, "--suite", "buildha"], cache_dir
+    )
+    nowhere = f"{tmp_path / 'nowhere.git'}@{'d' * 40}:tests/data"
+    assert "the nowhere-data suite's URL" in _refused(["--executor", good, "--suite", nowhere], cache_dir)
+    assert "--cases and --suite do not go together" in _refused(
+        ["--executor", good, "--suite", "repository", "--cases", str(broken)], cache_dir
+    )
+
     bare = tmp_path / "bin"
     bare.mkdir()
     env = {**os.environ, "PATH": str(bare)}
@@ -193,3 +204,85 @@ def test_bad_input_exits_2_saying_what_is_wrong_and_starts_nothing(tmp_path: Pat
     # nothing was started: no registry process for this cache, no scratch directory left
     leftovers = subprocess.run(["pgrep", "-f", str(cache_dir)], capture_output=True, text=True, check=False)
     assert leftovers.stdout == ""
+
+
+def test_a_timed_out_buildah_bud_leaves_no_container_and_no_process(
+    registry: LocalRegistry, tmp_path: Path, cache_dir: Path
+) -> None:
+    from pipeline.registry.client import Client
+    from pipeline.registry.credentials import Credentials
+    from pipeline.stages.conformance import bases
+    from pipeline.stages.conformance.builders import Buildah
+    from pipeline.stages.conformance.cases import Case
+
+    require_tool("buildah", "buildah is the conformance stage's reference builder")
+    buildah = Buildah(tmp_path / "buildah")
+    busybox = bases.busybox(cache_dir)
+    with Client(credentials=Credentials.anonymous()) as client:
+        bases.publish([busybox], client, registry.host)
+    buildah.load_bases([busybox], registry.host)
+    (tmp_path / "slow").mkdir()
+    (tmp_path / "slow" / "Dockerfile").write_text("FROM busybox\nRUN sleep 617\n")
+    run = buildah.build(Case("slow", tmp_path / "slow"), tmp_path / "slow.tar", timeout=10)
+    assert run.returncode == 124 and run.tarball is None
+    assert "buildah bud slow did not finish within 10 s" in run.log
+    assert buildah._containers() == set()
+    processes = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
+    assert "sleep 617" not in processes
+
+
+def test_a_re_test_rebuilds_only_the_cases_that_changed(
+    executor: Reference, podman: Podman, tmp_path: Path, cache_dir: Path
+) -> None:
+    cases = tmp_path / "cases"
+    copy = 'FROM scratch\nCOPY hello.txt /hello.txt\nENTRYPOINT ["/hello"]\n'
+    _case(cases, "copy", copy)
+    _case(cases, "wrong-mode", copy, {"build_args": {"FAKE_MODE": "wrongmode"}})
+    _case(cases, "needs-run", "FROM busybox\nRUN echo hi > /hi\n")
+    plan = stage.plan(executors={"executor": executor}, cases_dir=cases, quick=False, reference="buildah")
+    first = {c.name: c for c in stage.execute(plan, podman=podman, cache_dir=cache_dir).cases}
+    assert not any(c.cached for c in first.values())
+    (cases / "copy" / "hello.txt").write_text("hello again\n")  # this case changed; the others did not
+    again = {c.name: c for c in stage.execute(plan, podman=podman, cache_dir=cache_dir).cases}
+    assert again["copy"].status == "passed" and not again["copy"].cached
+    for name in ("wrong-mode", "needs-run"):
+        assert again[name].cached, name
+        assert (again[name].status, again[name].differences, again[name].outcome) == (
+            first[name].status,
+            first[name].differences,
+            first[name].outcome,
+        )
+    # remember=False builds everything again
+    fresh = stage.execute(plan, podman=podman, cache_dir=cache_dir, remember=False).cases
+    assert not any(c.cached for c in fresh)
+
+
+def test_a_suite_in_the_forks_layout_runs_each_dockerfile_with_its_parent_as_context(
+    executor: Reference, podman: Podman, tmp_path: Path, cache_dir: Path
+) -> None:
+    from pipeline.stages.conformance import suites
+
+    upstream = UpstreamRepo.create(tmp_path / "peer")
+    upstream.write("integration/hello.txt", "hello\n")
+    upstream.write(
+        "integration/dockerfiles/Dockerfile_test_copy", "FROM scratch\nCOPY hello.txt /hello.txt\n"
+    )
+    upstream.write("integration/dockerfiles/Dockerfile_test_run", "FROM busybox\nRUN echo hi > /hi\n")
+    upstream.write("integration/dockerfiles/Dockerfile_test_far", "FROM quay.io/team/base:1\nRUN true\n")
+    commit = upstream.commit("a suite")
+    folder = suites.fetch(suites.parse(f"{upstream.path}@{commit}:integration/dockerfiles"), cache_dir)
+    plan = stage.plan(
+        executors={"executor": executor},
+        cases_dir=None,
+        quick=False,
+        reference="buildah",
+        suite_folders=[("peer", folder)],
+    )
+    result = stage.execute(plan, podman=podman, cache_dir=cache_dir, remember=False)
+    by_name = {c.name: c for c in result.cases}
+    assert set(by_name) == {"peer-test-copy", "peer-test-run", "peer-test-far"}  # no variant proofs here
+    assert by_name["peer-test-copy"].status == "passed", by_name["peer-test-copy"]
+    assert by_name["peer-test-copy"].outcome == "matched" and by_name["peer-test-copy"].suite == "peer"
+    assert by_name["peer-test-run"].outcome == "kaniko-failed" and not by_name["peer-test-run"].gating
+    assert by_name["peer-test-far"].reason.startswith("its base quay.io/team/base:1 has no offline stand-in")
+    assert result.ok  # reported, not gating: nothing here passed with a previous release

@@ -213,3 +213,36 @@ def test_file_differences_known_only_in_context_and_paths_a_case_ignores() -> No
         "ignored:/date": 1,
     }
     assert [d.text() for d in result.unexpected] == ["/other: presence kaniko=dir 0755 0:0 buildah=absent"]
+
+
+def test_parents_that_copy_chown_created_are_a_known_difference_only_above_a_chowned_file() -> None:
+    entry = snapshot.PathEntry
+    kaniko = _image(
+        {}, {"/etc": entry("dir", 0o755, 0, 0), "/etc/owned.txt": entry("file", 0o644, 1000, 1000, 2, "a")}
+    )
+    buildah = _image(
+        {},
+        {"/etc": entry("dir", 0o755, 1000, 1000), "/etc/owned.txt": entry("file", 0o644, 1000, 1000, 2, "a")},
+    )
+    result = compare.compare(kaniko, buildah)
+    assert result.same and result.known == {"chown-copy-parent-owner": 2}
+    # the same owners with nothing below that the owner got: not the known shape
+    lone = _image(
+        {}, {"/etc": entry("dir", 0o755, 0, 0), "/etc/root.txt": entry("file", 0o644, 0, 0, 2, "a")}
+    )
+    other = _image(
+        {}, {"/etc": entry("dir", 0o755, 1000, 1000), "/etc/root.txt": entry("file", 0o644, 0, 0, 2, "a")}
+    )
+    assert [d.text() for d in compare.compare(lone, other).unexpected] == [
+        "/etc: uid kaniko=0 buildah=1000",
+        "/etc: gid kaniko=0 buildah=1000",
+    ]
+
+
+def test_every_known_difference_says_what_the_reference_builders_do() -> None:
+    for known in compare.KNOWN:
+        evidence = known.evidence()
+        assert evidence["buildah"] != compare.NOT_CHECKED, known.name  # buildah is run here: it is known
+        assert all(evidence[key] for key in ("reason", "buildkit", "legacy")), known.name
+    chown = next(k for k in compare.KNOWN if k.name == "chown-copy-parent-owner")
+    assert chown.upstream == "moby/buildkit#640" and "root" in chown.legacy

@@ -35,6 +35,10 @@ FORMAT = 2  # bump when the stand-ins change shape, so cached ones are made agai
 PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 BUSYBOX_TAGS = ("latest", "musl", "1.31", "1.36", "1.37")
 DEBIAN_TAGS = ("12.10", "12", "bookworm", "bookworm-slim", "latest")
+# Registries that mirror Docker Hub's library images under the bare name: the stand-ins answer for them
+# too (kaniko through --registry-map to the local registry, buildah by the same names).
+MIRROR_HOST = "mirror.gcr.io"
+MIRRORED = {"library/busybox": "busybox"}
 
 
 @dataclass(frozen=True)
@@ -45,8 +49,11 @@ class Base:
     descriptor: Descriptor
 
     def names(self) -> list[str]:
-        """The Docker Hub names a Dockerfile uses for it."""
-        return [f"docker.io/{self.repository}:{tag}" for tag in self.tags]
+        """The Docker Hub names a Dockerfile uses for it (and the Docker Hub mirror's)."""
+        names = [f"docker.io/{self.repository}:{tag}" for tag in self.tags]
+        if self.repository in MIRRORED:
+            names += [f"{MIRROR_HOST}/{MIRRORED[self.repository]}:{tag}" for tag in self.tags]
+        return names
 
 
 def _platform_config(diff_id: str, cmd: list[str]) -> bytes:
@@ -138,3 +145,6 @@ def publish(bases: list[Base], client: Client, registry_host: str) -> None:
     for base in bases:
         ref = Reference.parse(f"{registry_host}/{base.repository}:{base.tags[0]}")
         client.push_layout(Layout.open(base.layout), base.descriptor, ref, tags=list(base.tags))
+        if base.repository in MIRRORED:  # as the mirror names it, for kaniko's --registry-map
+            mirrored = Reference.parse(f"{registry_host}/{MIRRORED[base.repository]}:{base.tags[0]}")
+            client.push_layout(Layout.open(base.layout), base.descriptor, mirrored, tags=list(base.tags))

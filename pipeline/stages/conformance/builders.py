@@ -5,8 +5,12 @@ reference. Both leave a docker-archive tarball that pipeline/stages/conformance/
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
 import secrets
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Sequence
@@ -18,8 +22,9 @@ from pipeline.registry.credentials import Credentials
 from pipeline.registry.reference import Reference
 from pipeline.services import buildah, kaniko
 from pipeline.services.podman import Mount, Podman
-from pipeline.stages.conformance.bases import Base
+from pipeline.stages.conformance.bases import MIRROR_HOST, Base
 from pipeline.stages.conformance.cases import Case
+from pipeline.stages.conformance.result import plain
 from pipeline.system import require_program
 
 TAR_NAME = "image.tar"
@@ -30,13 +35,17 @@ PODMAN_COULD_NOT_START = 125  # podman's exit status when the container never st
 
 @dataclass(frozen=True)
 class Run:
-    """One run of a builder: its exit status, its output, and the image tarball (None when it failed)."""
+    """One run of a builder: its exit status, its output (without terminal colour codes), and the image
+    tarball (None when it failed)."""
 
     returncode: int
     log: str
     tarball: Path | None
     digest: str
     seconds: float
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "log", plain(self.log))
 
     @property
     def ok(self) -> bool:
@@ -57,6 +66,7 @@ class Kaniko:
 
     def request(self, case: Case, destination: Reference, extra: Sequence[str]) -> kaniko.BuildRequest:
         args = list(case.args) + list(extra)
+        args.append(f"--registry-map={MIRROR_HOST}={self.registry_host}")  # the stand-ins answer for it too
         if case.target:
             args.append(f"--target={case.target}")
         return kaniko.BuildRequest(
@@ -157,6 +167,45 @@ class Kaniko:
         )
 
 
+_RUNC_ID = re.compile(r"buildah-buildah\d+")
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (read from /proc), children before their own children."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                children.setdefault(parent, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def _stop_tree(pid: int) -> None:
+    """Stop a timed-out buildah and what it started: runc puts a RUN's processes in their own session
+    (out of reach of the process group), so each process below it is killed, then runc's record of the
+    container is deleted."""
+    below = _descendants(pid)
+    ids: set[str] = set()
+    for child in below:
+        for name in ("cmdline", "cgroup"):
+            with contextlib.suppress(OSError):
+                ids.update(_RUNC_ID.findall((Path("/proc") / str(child) / name).read_text(errors="replace")))
+    for child in [pid, *below]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+    runc = shutil.which("runc")
+    for container in sorted(ids) if runc else []:
+        subprocess.run([runc or "runc", "delete", "--force", container], capture_output=True, check=False)
+
+
 class Buildah:
     """buildah (Debian's package) with private storage under the cache, run as pipeline/services/buildah.py
     says (runc, OCI isolation, RUN steps on kaniko's network: the host's, a runtime directory of the
@@ -175,18 +224,24 @@ class Buildah:
     def _call(
         self, args: Sequence[str], what: str, timeout: float = 600.0
     ) -> subprocess.CompletedProcess[str]:
-        try:
-            return subprocess.run(
-                self._argv(*args),
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise ToolError(f"buildah {what} did not finish within {timeout:.0f} s") from exc
+        argv = self._argv(*args)
+        # its own process group: on a timeout the RUN it started (runc and the command) goes with it
+        with subprocess.Popen(
+            argv,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        ) as process:
+            try:
+                stdout, stderr = process.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired as exc:
+                _stop_tree(process.pid)
+                process.communicate()
+                raise ToolError(f"buildah {what} did not finish within {timeout:.0f} s") from exc
+        return subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)
 
     def load_bases(self, bases: Sequence[Base], registry_host: str) -> None:
         """Pull each base from the local registry and name it as Docker Hub would."""
@@ -203,8 +258,17 @@ class Buildah:
             # keep only the Docker Hub names: the run's registry (a random port) goes away with the run
             self._call(["rmi", source.removeprefix("docker://")], f"untag {source}")
 
+    def version(self) -> str:
+        """``buildah --version`` (what buildah's kept images are keyed by)."""
+        return self._call(["--version"], "--version").stdout.strip()
+
     def _containers(self) -> set[str]:
         return set(self._call(["containers", "--quiet", "--notruncate"], "containers").stdout.split())
+
+    def _remove_new_containers(self, before: set[str]) -> None:
+        left = sorted(self._containers() - before)
+        if left:
+            self._call(["rm", *left], f"rm {' '.join(left)}")
 
     def build(self, case: Case, out: Path, *, timeout: float = 600.0) -> Run:
         name = f"localhost/kp-conformance/{case.name}-{secrets.token_hex(3)}:latest"
@@ -221,14 +285,16 @@ class Buildah:
         args += [f"--build-arg={k}={v}" for k, v in sorted(case.build_args.items())]
         started = time.monotonic()
         before = self._containers()
-        built = self._call([*args, str(case.directory)], f"bud {case.name}", timeout)
+        try:
+            built = self._call([*args, str(case.directory)], f"bud {case.name}", timeout)
+        except ToolError as exc:  # timed out: its process group is gone; its containers go too
+            self._remove_new_containers(before)
+            return Run(124, exc.message, None, "", time.monotonic() - started)
         log = built.stdout + built.stderr
         if built.returncode != 0:
             # a failed bud leaves its working containers (--force-rm needs --layers, which changes what
             # WORKDIR leaves in the image): remove the ones this build made
-            left = sorted(self._containers() - before)
-            if left:
-                self._call(["rm", *left], f"rm {' '.join(left)}")
+            self._remove_new_containers(before)
             return Run(built.returncode, log, None, "", time.monotonic() - started)
         try:
             out.parent.mkdir(parents=True, exist_ok=True)

@@ -99,7 +99,9 @@ class Case:
     description: str = ""
     variants: tuple[str, ...] = ()  # the variants that build it (empty: every building variant)
     ignore: Mapping[str, str] = field(default_factory=dict)  # path -> why its content differs run to run
-    gating: bool = True  # a failure fails the stage (the fork's own Dockerfiles are reported only)
+    gating: bool = True  # a failure fails the stage (the other suites gate on regressions only)
+    suite: str = "repository"  # the suite it comes from (pipeline/stages/conformance/suites.py)
+    should_fail: str = ""  # the suite expects the build to fail (and says where): kaniko must fail too
 
 
 def _bad(where: Path, what: str) -> UsageError:

@@ -38,11 +38,30 @@ class Difference:
 Matcher = Callable[[Difference, Snapshot, Snapshot], bool]
 
 
+NOT_CHECKED = "not checked here"
+
+
 @dataclass(frozen=True)
 class KnownDifference:
+    """A difference explained with evidence: what each reference builder does, and the upstream issue."""
+
     name: str
     reason: str
     matches: Matcher
+    buildah: str = NOT_CHECKED  # what buildah (the reference here, Debian's 1.28) does
+    buildkit: str = NOT_CHECKED  # what Docker's BuildKit does
+    legacy: str = NOT_CHECKED  # what Docker's legacy builder did
+    upstream: str = ""  # an upstream issue (owner/repo#N) or document, where there is one
+
+    def evidence(self) -> dict[str, str]:
+        return {
+            "name": self.name,
+            "reason": self.reason,
+            "buildah": self.buildah,
+            "buildkit": self.buildkit,
+            "legacy": self.legacy,
+            "upstream": self.upstream,
+        }
 
 
 def _only_in_reference(pattern: str) -> Matcher:
@@ -120,12 +139,29 @@ def _workdir_parent_owner(d: Difference, kaniko: Snapshot, reference: Snapshot) 
     return workdir.startswith(d.where.rstrip("/") + "/")
 
 
+def _chown_copy_parent_owner(d: Difference, kaniko: Snapshot, reference: Snapshot) -> bool:
+    """A directory COPY --chown had to create (kaniko: root's) for a file it gave to that owner."""
+    entry, theirs = kaniko.files.get(d.where), reference.files.get(d.where)
+    if d.field not in ("uid", "gid") or d.kaniko != "0" or entry is None or theirs is None:
+        return False
+    if entry.type != "dir" or theirs.type != "dir":
+        return False
+    prefix = d.where.rstrip("/") + "/"
+    return any(
+        path.startswith(prefix) and str(getattr(child, d.field)) == d.reference
+        for path, child in kaniko.files.items()
+    )
+
+
 # The documented list (README "Conformance"): each entry says why the difference is not a kaniko bug.
 KNOWN: tuple[KnownDifference, ...] = (
     KnownDifference(
         "buildah-version-label",
         "buildah stamps every image it builds with the label io.buildah.version; kaniko adds no label",
         _label_only_in_reference("io.buildah.version"),
+        buildah="labels every image io.buildah.version",
+        buildkit="adds no label",
+        legacy="added no label",
     ),
     KnownDifference(
         "run-mountpoints",
@@ -133,6 +169,7 @@ KNOWN: tuple[KnownDifference, ...] = (
         "/etc/resolv.conf, /etc/hostname, /run/.containerenv) in the layer when the base lacks them; "
         "kaniko runs RUN in its own root and never snapshots them",
         _only_in_reference(r"/(dev|proc|sys|run)(/.*)?|/etc/(hosts|hostname|resolv\.conf)"),
+        buildah="leaves the RUN container's mount points in the layer when the base lacks them",
     ),
     KnownDifference(
         "volume-directories",
@@ -140,36 +177,59 @@ KNOWN: tuple[KnownDifference, ...] = (
         "when it takes its next snapshot, buildah when it runs a later RUN or commits after one; both "
         "record the volume in the config",
         _volume_directory,
+        buildah="creates the VOLUME path when it runs a later RUN or commits after one",
     ),
     KnownDifference(
         "env-order",
         "ENV redefining an inherited variable (PATH): the same variables and values, but buildah moves the "
         "variable to the end, kaniko (like Docker) keeps it in place",
         _env_order,
+        buildah="moves a redefined variable to the end of Env",
+        buildkit="keeps a redefined variable in its place",
+        legacy="kept a redefined variable in its place",
     ),
     KnownDifference(
         "json-form-trailing-comment",
         'ENTRYPOINT ["x"] # comment: the text is not a JSON array, so kaniko (like Docker\'s parser) '
         "takes the shell form; buildah 1.28 drops the comment and takes the JSON form",
         _json_with_trailing_comment,
+        buildah="1.28 drops the comment and takes the JSON form",
+        buildkit="takes the shell form (the text is not a JSON array)",
+        legacy="took the shell form (the same parser)",
     ),
     KnownDifference(
         "expose-two-protocols",
         "EXPOSE 83/udp then EXPOSE 83/tcp: kaniko (like Docker) exposes both; buildah 1.28 keeps one "
         "protocol per port number",
         _expose_two_protocols,
+        buildah="1.28 keeps one protocol per port number",
+        buildkit="exposes both (83/udp and 83/tcp)",
+        legacy="exposed both",
     ),
     KnownDifference(
         "gid-of-uid-without-group",
         "USER with a numeric UID, no group and no /etc/passwd entry: kaniko runs RUN with GID = UID, "
         "buildah (like runc's default for an unknown user) with GID 0, so files RUN creates differ in group",
         _gid_of_uid_without_group,
+        buildah="runs RUN with GID 0 (runc's default for a user it cannot look up)",
     ),
     KnownDifference(
         "workdir-parent-owner",
         "WORKDIR after a non-root USER: both builders give the working directory to that user, but "
         "buildah also gives it the parent directories WORKDIR had to create, kaniko leaves them to root",
         _workdir_parent_owner,
+        buildah="gives the USER the parent directories WORKDIR creates, too",
+    ),
+    KnownDifference(
+        "chown-copy-parent-owner",
+        "COPY --chown of a file into directories that do not exist yet (COPY --chown=1000:1000 a.txt "
+        "/etc/owned.txt onto scratch): kaniko creates the missing parents for root, buildah for the "
+        "--chown owner",
+        _chown_copy_parent_owner,
+        buildah="gives the created parent directories to the --chown owner",
+        buildkit="gives the created parent directories to the --chown owner",
+        legacy="created the parent directories for root, as kaniko does",
+        upstream="moby/buildkit#640",
     ),
 )
 

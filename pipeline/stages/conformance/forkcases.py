@@ -13,9 +13,10 @@ differ from buildah and Docker on purpose or by long-standing bugs (see README '
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
-from pipeline.stages.conformance.bases import BUSYBOX_TAGS, DEBIAN_TAGS
+from pipeline.stages.conformance.bases import BUSYBOX_TAGS, DEBIAN_TAGS, MIRROR_HOST
 from pipeline.stages.conformance.cases import Case
 
 PREFIX = "fork-"
@@ -33,7 +34,25 @@ SPECIAL_SKIPS = {
     "Dockerfile_git_buildcontext": "the fork builds it from a git context (a GitHub URL), not from a directory",
 }
 TIME_DEPENDENT = {"/date": "RUN date > /date: the time of the build"}
-STANDINS = {"scratch"} | {f"busybox:{t}" for t in BUSYBOX_TAGS} | {f"debian:{t}" for t in DEBIAN_TAGS}
+STANDINS = (
+    {"scratch"}
+    | {f"busybox:{t}" for t in BUSYBOX_TAGS}
+    | {f"{MIRROR_HOST}/busybox:{t}" for t in BUSYBOX_TAGS}
+    | {f"debian:{t}" for t in DEBIAN_TAGS}
+)
+
+
+_VARIABLE = re.compile(r"\$\{(\w+)(?::([-+])([^}]*))?\}|\$(\w+)")
+
+
+def _substitute(match: re.Match[str], args: dict[str, str]) -> str:
+    """``$NAME``, ``${NAME}``, ``${NAME:-default}`` and ``${NAME:+alternative}``, as the Dockerfile has them."""
+    value = args.get(match[1] or match[4], "")
+    if match[2] == "-":
+        return value or match[3]
+    if match[2] == "+":
+        return match[3] if value else ""
+    return value
 
 
 def _maps(images_go: Path) -> dict[str, dict[str, list[str]]]:
@@ -57,7 +76,7 @@ def skip_reason(text: str, build_args: dict[str, str]) -> str:
     args.update(build_args)
     stages: set[str] = set()
     for image, alias in _FROM.findall(text):
-        resolved = re.sub(r"\$\{?(\w+)\}?", lambda m: args.get(m.group(1), ""), image).replace('"', "")
+        resolved = _VARIABLE.sub(lambda m: _substitute(m, args), image).replace('"', "")
         resolved = resolved.replace("'", "")
         if resolved.lower() in stages:
             pass
@@ -65,7 +84,8 @@ def skip_reason(text: str, build_args: dict[str, str]) -> str:
             return f"its base {resolved} is pinned by a digest that cannot be reproduced offline"
         elif _normal(resolved) not in STANDINS:
             return (
-                f"its base {resolved or image} has no offline stand-in (only scratch, busybox, debian:12.10)"
+                f"its base {resolved or image} has no offline stand-in "
+                f"(only scratch, busybox, {MIRROR_HOST}/busybox and debian:12.10)"
             )
         if alias:
             stages.add(alias.lower())
@@ -77,15 +97,21 @@ def skip_reason(text: str, build_args: dict[str, str]) -> str:
 
 def load(checkout: Path) -> list[Case]:
     """Every ``integration/dockerfiles/Dockerfile_*`` of the fork checkout, as cases (executor only)."""
-    integration = Path(checkout) / "integration"
-    directory = integration / "dockerfiles"
+    directory = Path(checkout) / "integration" / "dockerfiles"
     if not directory.is_dir():
         return []
+    return [replace(case, suite="fork") for case in load_dockerfiles(directory, PREFIX)]
+
+
+def load_dockerfiles(directory: Path, prefix: str) -> list[Case]:
+    """A folder of Dockerfiles that share the folder's parent as their context; the arguments of each
+    from the runner's ``images.go`` beside the folder, when there is one (the fork's layout)."""
+    integration = directory.parent
     maps = _maps(integration / "images.go")
     args_map, env_map = maps.get("argsMap", {}), maps.get("envsMap", {})
     flags_map = maps.get("additionalKanikoFlagsMap", {})
     cases = []
-    for path in sorted(directory.glob("Dockerfile_*")):
+    for path in sorted(directory.glob("Dockerfile*")):
         if path.suffix == ".dockerignore" or not path.is_file():
             continue
         build_args = dict(item.split("=", 1) for item in env_map.get(path.name, []) if "=" in item)
@@ -99,9 +125,9 @@ def load(checkout: Path) -> list[Case]:
         text = path.read_text(encoding="utf-8", errors="replace")
         cases.append(
             Case(
-                name=PREFIX + path.name.removeprefix("Dockerfile_").lower().replace("_", "-"),
+                name=prefix + _case_name(path.name),
                 directory=integration,
-                dockerfile=f"dockerfiles/{path.name}",
+                dockerfile=f"{directory.name}/{path.name}",
                 args=tuple(flags),
                 build_args=build_args,
                 target=target,
@@ -109,7 +135,12 @@ def load(checkout: Path) -> list[Case]:
                 variants=("executor",),
                 ignore={p: why for p, why in TIME_DEPENDENT.items() if f"> {p}" in text},
                 gating=False,
-                description=f"the fork's integration/dockerfiles/{path.name}",
+                description=f"{integration.name}/{directory.name}/{path.name}",
             )
         )
     return cases
+
+
+def _case_name(file_name: str) -> str:
+    name = re.sub(r"^Dockerfile[_.-]?", "", file_name).lower()
+    return re.sub(r"[^a-z0-9.-]+", "-", name).strip("-.") or "dockerfile"

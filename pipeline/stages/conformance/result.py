@@ -3,11 +3,34 @@ capability matrix. Plain values, so other stages (attestations, the release repo
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Status = Literal["passed", "failed", "skipped"]
+# What became of a case: the report's columns. Passed: matched (only buildah's own label differs, or
+# what the case ignores), known-differences (classified ones), refused-as-expected (a build the suite
+# expects to fail); failed: differs (unclassified differences), kaniko-failed (the build or a check),
+# reference-failed (buildah could not build it: nothing to compare with).
+OUTCOMES = (
+    "matched",
+    "known-differences",
+    "refused-as-expected",
+    "differs",
+    "kaniko-failed",
+    "reference-failed",
+    "skipped",
+)
+ALWAYS = ("buildah-version-label",)  # a known difference every buildah image has: not worth a column
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")  # kaniko's coloured log levels (\x1b[36mINFO\x1b[0m)
+
+
+def plain(text: str) -> str:
+    """``text`` without ANSI escape sequences (they have no place in JSON or Markdown)."""
+    return _ANSI.sub("", text)
+
+
 README_PROFILE = "README profile"
 
 
@@ -22,6 +45,42 @@ class CaseResult:
     needs: tuple[str, ...] = ()  # capabilities beyond the README profile that made it pass
     reason: str = ""  # why it failed (checks, kaniko's last log lines) or was skipped
     gating: bool = True  # False: reported, but does not fail the stage (the fork's own Dockerfiles)
+    outcome: str = ""  # one of OUTCOMES (the report's columns); "" before the run sets it
+    suite: str = "repository"
+    cached: bool = False  # reused from an earlier run with the same executor, case and bases
+    previous: str = ""  # the previous released executor's status for this case ("" when not known)
+    regression: bool = False  # passed with the previous released executor, and not now: it gates
+
+    @property
+    def kind(self) -> str:
+        """The outcome, for results that predate the field: from the status."""
+        if self.outcome:
+            return self.outcome
+        return {"passed": "matched", "skipped": "skipped"}.get(self.status, "kaniko-failed")
+
+    @property
+    def test_name(self) -> str:
+        """Its name in the signed test result."""
+        return f"conformance/{self.variant}/{self.name}"
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CaseResult:
+        status = data["status"]
+        if status not in ("passed", "failed", "skipped"):
+            raise ValueError(f"unknown status {status!r}")
+        return cls(
+            name=str(data["name"]),
+            variant=str(data["variant"]),
+            status=status,
+            seconds=float(data.get("seconds", 0.0)),
+            differences=tuple(data.get("differences", ())),
+            known=dict(data.get("known_differences", {})),
+            needs=tuple(data.get("needs", ())),
+            reason=str(data.get("reason", "")),
+            gating=bool(data.get("gating", True)),
+            outcome=str(data.get("outcome", "")),
+            suite=str(data.get("suite", "repository")),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -29,11 +88,16 @@ class CaseResult:
             "variant": self.variant,
             "status": self.status,
             "seconds": round(self.seconds, 1),
-            "differences": list(self.differences),
+            "differences": [plain(d) for d in self.differences],
             "known_differences": dict(self.known),
             "needs": list(self.needs),
-            "reason": self.reason,
+            "reason": plain(self.reason),
             "gating": self.gating,
+            "outcome": self.kind,
+            "suite": self.suite,
+            "cached": self.cached,
+            "previous": self.previous,
+            "regression": self.regression,
         }
 
 
@@ -46,6 +110,9 @@ class ConformanceResult:
         default_factory=dict
     )  # case -> "README profile" / "+SETUID,SETGID" / "fails"
     seconds: float = 0.0
+    baseline: dict[str, Any] = field(
+        default_factory=dict
+    )  # the previous release compared with (regressions.py)
 
     @property
     def ok(self) -> bool:
@@ -67,13 +134,17 @@ class ConformanceResult:
             "cases": [case.to_dict() for case in self.cases],
             "matrix": dict(self.matrix),
             "seconds": round(self.seconds, 1),
+            "baseline": dict(self.baseline),
+            "regressions": [case.test_name for case in self.cases if case.regression],
         }
 
     def summary(self) -> str:
         reported = sum(1 for case in self.cases if case.status == "failed" and not case.gating)
+        regressed = sum(1 for case in self.cases if case.regression)
         return (
             f"{self.count('passed')} passed, {self.count('failed')} failed"
             + (f" ({reported} of them reported only)" if reported else "")
+            + (f" ({regressed} regression(s) against the previous release)" if regressed else "")
             + f", {self.count('skipped')} skipped in {self.seconds:.0f} s"
         )
 
@@ -83,6 +154,9 @@ class ConformanceResult:
         for case in self.cases:
             extra = f" (needs {'+'.join(case.needs)})" if case.needs else ""
             extra += " [reported only]" if case.status == "failed" and not case.gating else ""
+            extra += " [REGRESSION]" if case.regression else ""
+            extra += f" (previous release: {case.previous})" if case.previous else ""
+            extra += " (kept from an earlier run)" if case.cached else ""
             lines.append(f"  {case.status:7} {case.variant:8} {case.name}{extra}  {case.seconds:.1f} s")
             if case.status == "skipped":
                 lines.append(f"          {case.reason}")

@@ -3,6 +3,8 @@ matrix's extra capabilities when it needs them), its checks, and the comparison 
 
 from __future__ import annotations
 
+import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -16,13 +18,14 @@ from pipeline.errors import ImageError, PipelineError
 from pipeline.progress import Progress, Silent
 from pipeline.registry.reference import Reference
 from pipeline.stages.conformance import checks as case_checks
-from pipeline.stages.conformance import compare, matrix, snapshot
+from pipeline.stages.conformance import compare, matrix, memo, snapshot
 from pipeline.stages.conformance.builders import Buildah, Kaniko, Run
 from pipeline.stages.conformance.cases import Case
-from pipeline.stages.conformance.result import CaseResult
+from pipeline.stages.conformance.result import ALWAYS, CaseResult
 
 MAX_DIFFERENCES = 10
 BUILD_VARIANTS = ("executor", "slim", "debug")  # the variants whose entrypoint is the executor
+WORKERS = max(1, os.cpu_count() or 1)  # one case per CPU: each mostly waits on kaniko or buildah
 
 
 @dataclass
@@ -38,23 +41,86 @@ class Context:
     needs: dict[str, tuple[str, ...] | None] = field(default_factory=dict)  # case -> caps found (None: fails)
     # buildah's image of each case (or why there is none), built on one worker thread beside kaniko
     reference_images: dict[str, Future[snapshot.Snapshot | str]] = field(default_factory=dict)
+    # one buildah build at a time: a failed bud's working containers are found by what appeared during it
+    # (--force-rm would change the image), which a second build at the same time would confuse
     pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(max_workers=1))
+    memo: memo.Memo | None = None  # results and buildah's images kept between runs (None: none kept)
+    bases: Mapping[str, str] = field(default_factory=dict)  # stand-in base -> its manifest digest
+    workers: int = WORKERS  # cases built at a time
 
 
 def run_case(ctx: Context, case: Case, variant: str) -> CaseResult:
     started = time.monotonic()
+    key = executor = ""
     if case.skip:
-        outcome = CaseResult(case.name, variant, "skipped", reason=case.skip)
+        outcome = CaseResult(case.name, variant, "skipped", reason=case.skip, outcome="skipped")
     else:
-        if ctx.reference is not None and case.reference:
-            _start_reference(ctx, case)
-        try:
-            outcome = _build(ctx, ctx.builders[variant], case, variant)
-        except PipelineError as exc:
-            outcome = CaseResult(case.name, variant, "failed", reason=exc.message)
-        if outcome.status == "failed":
-            outcome = replace(outcome, reason=outcome.reason + _reference_failure(ctx, case, outcome.reason))
-    return replace(outcome, seconds=time.monotonic() - started, gating=case.gating)
+        if ctx.memo is not None:
+            key, executor = ctx.memo.key(case, ctx.bases), ctx.builders[variant].executor.digest or ""
+            kept = ctx.memo.result(executor, variant, key)
+            if kept is not None:
+                return replace(kept, cached=True, gating=case.gating, suite=case.suite)
+        if case.should_fail:
+            outcome = _must_fail(ctx, ctx.builders[variant], case, variant)
+        else:
+            if ctx.reference is not None and case.reference:
+                _start_reference(ctx, case)
+            try:
+                outcome = _build(ctx, ctx.builders[variant], case, variant)
+            except PipelineError as exc:
+                outcome = CaseResult(case.name, variant, "failed", reason=exc.message)
+            if outcome.status == "failed":
+                outcome = replace(
+                    outcome, reason=outcome.reason + _reference_failure(ctx, case, outcome.reason)
+                )
+    outcome = replace(
+        outcome,
+        seconds=time.monotonic() - started,
+        gating=case.gating,
+        suite=case.suite,
+        outcome=outcome.outcome or _outcome(outcome),
+    )
+    if ctx.memo is not None and key and _repeatable(outcome):
+        ctx.memo.keep_result(executor, variant, key, outcome)
+    return outcome
+
+
+def _outcome(result: CaseResult) -> str:
+    if result.status == "passed":
+        return "known-differences" if set(result.known) - set(ALWAYS) else "matched"
+    if result.status == "skipped":
+        return "skipped"
+    return "differs" if result.differences else "kaniko-failed"
+
+
+def _repeatable(result: CaseResult) -> bool:
+    """Whether the same executor, case and bases would give this again (not a timeout, not podman's
+    own trouble starting a container)."""
+    if result.status == "skipped":
+        return False
+    # kaniko's 124 is a timeout, 125 podman's own trouble; buildah's 125 is its answer (kept in the memo)
+    return not re.search(r"kaniko failed \(exit status 12[4-7]\)|did not finish within", result.reason)
+
+
+def _must_fail(ctx: Context, builder: Kaniko, case: Case, variant: str) -> CaseResult:
+    """A case the suite expects to fail: kaniko must refuse it too."""
+    out = ctx.workdir / f"{case.name}-{variant}-{secrets.token_hex(3)}.tar"
+    run = builder.build(case, out)
+    if run.tarball is not None:
+        run.tarball.unlink(missing_ok=True)
+    if run.returncode == 0:
+        return CaseResult(
+            case.name, variant, "failed", reason=f"kaniko built it, but {case.should_fail}", outcome="differs"
+        )
+    last = run.tail(1)
+    return CaseResult(
+        case.name,
+        variant,
+        "passed",
+        outcome="refused-as-expected",
+        reason=f"kaniko refused it, as {case.should_fail.removeprefix('the ')}"
+        + (f": {last[0]}" if last else ""),
+    )
 
 
 def _failed(
@@ -95,7 +161,9 @@ def _build(ctx: Context, builder: Kaniko, case: Case, variant: str) -> CaseResul
     if ctx.reference is not None and case.reference:
         reference = _reference_image(ctx, case)
         if isinstance(reference, str):
-            return CaseResult(case.name, variant, "failed", needs=needs, reason=reference)
+            return CaseResult(
+                case.name, variant, "failed", needs=needs, reason=reference, outcome="reference-failed"
+            )
         compared = compare.compare(image, reference, ignore=case.ignore)
         known = compared.known
         if not compared.same:
@@ -149,6 +217,19 @@ def _start_reference(ctx: Context, case: Case) -> Future[snapshot.Snapshot | str
 
 
 def _build_reference(ctx: Context, case: Case) -> snapshot.Snapshot | str:
+    if ctx.memo is None:
+        return _build_reference_now(ctx, case)
+    key = ctx.memo.key(case, ctx.bases)
+    kept = ctx.memo.reference(key)
+    if kept is not None:
+        return kept
+    made = _build_reference_now(ctx, case)
+    if not isinstance(made, str) or "did not finish within" not in made:
+        ctx.memo.keep_reference(key, made)
+    return made
+
+
+def _build_reference_now(ctx: Context, case: Case) -> snapshot.Snapshot | str:
     assert ctx.reference is not None
     out = ctx.workdir / f"{case.name}-buildah.tar"
     run = ctx.reference.build(case, out)
@@ -224,14 +305,22 @@ _KINDS: dict[str, Callable[[Context, Kaniko, Case, Path, Sequence[str]], tuple[R
 
 
 def run_cases(ctx: Context, cases: Sequence[Case], variants: Sequence[str]) -> list[CaseResult]:
-    """Each case with each building variant, executor first (its runs fill the capability matrix)."""
+    """Each case with each building variant, executor first (its runs fill the capability matrix);
+    within a variant, ``ctx.workers`` cases at a time. Results come back in the cases' order."""
     results: list[CaseResult] = []
     order = [v for v in BUILD_VARIANTS if v in variants and v in ctx.builders]
     todo = [(v, c) for v in order for c in cases if not c.variants or v in c.variants]
     total = len(todo)
-    for number, (variant, case) in enumerate(todo, start=1):
+
+    def one(number: int, variant: str, case: Case) -> CaseResult:
         ctx.progress.step(f"[{number}/{total}] {variant}: {case.name}")
         result = run_case(ctx, case, variant)
-        ctx.progress.info(f"{result.status} {variant} {case.name} ({result.seconds:.1f} s)")
-        results.append(result)
+        kept = " (kept from an earlier run)" if result.cached else ""
+        ctx.progress.info(f"{result.status} {variant} {case.name} ({result.seconds:.1f} s){kept}")
+        return result
+
+    for variant in order:
+        numbered = [(n, c) for n, (v, c) in enumerate(todo, start=1) if v == variant]
+        with ThreadPoolExecutor(max_workers=max(1, ctx.workers)) as pool:
+            results += pool.map(lambda item, v=variant: one(item[0], v, item[1]), numbered)
     return results

@@ -14,7 +14,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,9 +24,11 @@ from pipeline.progress import Progress, Silent
 from pipeline.registry.reference import Reference
 from pipeline.stages.conformance import bases as standin
 from pipeline.stages.conformance import cases as case_files
-from pipeline.stages.conformance import forkcases, matrix, variants
+from pipeline.stages.conformance import forkcases, layouts, matrix, regressions, suites, variants
 from pipeline.stages.conformance.builders import Buildah, Kaniko
 from pipeline.stages.conformance.cases import Case
+from pipeline.stages.conformance.memo import Memo
+from pipeline.stages.conformance.regressions import Baseline
 from pipeline.stages.conformance.result import CaseResult, ConformanceResult
 from pipeline.stages.conformance.run import Context, run_cases
 from pipeline.stages.publish import recorded_images
@@ -92,17 +94,39 @@ def plan(
     quick: bool,
     reference: str,
     fork_checkout: Path | None = None,
+    suite_folders: Sequence[tuple[str, Path]] = (),
 ) -> Plan:
-    """Everything checked before anything runs: a bad input is a UsageError (exit 2)."""
+    """Everything checked before anything runs: a bad input is a UsageError (exit 2).
+
+    ``suite_folders``: (suite name, fetched folder) pairs (suites.py); with them, only those suites run
+    (``repository`` is this repository's suite); without them, the repository suite (or ``cases_dir``)
+    and the fork checkout's Dockerfiles, as before ``--suite``."""
     check_reference(reference)
     if reference == "buildah" and shutil.which("buildah") is None:
         raise UsageError(
             "buildah is not installed, and the conformance stage compares every case with buildah's image",
             hint="run `invoke setup` (Debian package buildah), or pass --reference none to skip the comparison",
         )
-    loaded = case_files.load(cases_dir, quick=quick)
-    if fork_checkout is not None and not quick:
-        loaded += forkcases.load(fork_checkout)
+    if suite_folders:
+        loaded = []
+        for name, folder in suite_folders:
+            if name == suites.REPOSITORY:
+                loaded += case_files.load(folder, quick=quick)
+            elif not quick:
+                loaded += layouts.load(folder, name)
+    else:
+        loaded = case_files.load(cases_dir, quick=quick)
+        if cases_dir is not None:
+            loaded = [replace(case, suite="cases") for case in loaded]
+        if fork_checkout is not None and not quick:
+            loaded += forkcases.load(fork_checkout)
+    loaded = [_offline(case) for case in loaded]
+    names = [case.name for case in loaded]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise UsageError(
+            f"two suites name the same case: {', '.join(twice[:5])}", hint="run those suites separately"
+        )
     needs_debian = any(_uses_debian(case) for case in loaded if not case.skip)
     return Plan(executors=executors, cases=loaded, reference=reference, needs_debian=needs_debian)
 
@@ -112,6 +136,15 @@ def check_reference(reference: str) -> None:
         raise UsageError(
             f"--reference {reference!r} is not known", hint="use --reference buildah or --reference none"
         )
+
+
+def _offline(case: Case) -> Case:
+    """Skipped at once, with the reason, when its base has no stand-in here or it needs the network."""
+    if case.skip:
+        return case
+    text = (case.directory / case.dockerfile).read_text(encoding="utf-8", errors="replace")
+    reason = forkcases.skip_reason(text, dict(case.build_args))
+    return replace(case, skip=reason) if reason else case
 
 
 def _uses_debian(case: Case) -> bool:
@@ -125,8 +158,10 @@ def execute(
     podman: Podman,
     cache_dir: Path,
     progress: Progress | None = None,
+    remember: bool = True,
 ) -> ConformanceResult:
-    """Run the plan; returns the typed result (never raises for a failing case)."""
+    """Run the plan; returns the typed result (never raises for a failing case). ``remember``: reuse and
+    keep results and buildah's images between runs (memo.py); False builds everything again."""
     from pipeline.registry.client import Client
     from pipeline.registry.credentials import Credentials
     from pipeline.services.registry import LocalRegistry
@@ -159,11 +194,20 @@ def execute(
             borrowed.enter_context(podman.borrowed(str(ref), tls_verify=not ref.is_loopback))
         ctx = Context(builders, reference, registry.host, scratch / "work", progress)
         ctx.workdir.mkdir()
+        if remember:
+            ctx.memo = Memo(
+                Path(cache_dir) / "conformance" / "memo", reference.version() if reference else ""
+            )
+            ctx.bases = {base.repository: base.descriptor.digest for base in base_images}
         try:
             result.cases += run_cases(ctx, the_plan.cases, list(builders))
         finally:
             ctx.pool.shutdown(wait=True, cancel_futures=True)
-        result.cases += _variant_proofs(ctx, the_plan.cases, builders, registry.host)
+        if any(case.suite in ("repository", "cases") for case in the_plan.cases):  # the suite's own proofs
+            result.cases += [
+                replace(proof, suite="variant-proofs")
+                for proof in _variant_proofs(ctx, the_plan.cases, builders, registry.host)
+            ]
         result.matrix = {name: matrix.describe(needs) for name, needs in ctx.needs.items()}
     finally:
         registry.stop()
@@ -222,6 +266,7 @@ def run(
     executor: str = "",
     variant_names: Sequence[str] = (),
     cases_dir: str = "",
+    suite_names: Sequence[str] = (),
     quick: bool = False,
     reference: str = "buildah",
     progress: Progress | None = None,
@@ -234,12 +279,15 @@ def run(
     executors = parse_executors(
         executor, variant_names, {} if executor else recorded_images(settings.record_file)
     )
+    if suite_names and cases_dir:
+        raise UsageError("--cases and --suite do not go together", hint="name the suites, or one --cases DIR")
     the_plan = plan(
         executors=executors,
         cases_dir=Path(cases_dir) if cases_dir else None,
         quick=quick,
         reference=reference,
-        fork_checkout=None if cases_dir else recorded_checkout(settings),
+        fork_checkout=None if cases_dir or suite_names else recorded_checkout(settings),
+        suite_folders=fetch_suites(settings, suite_names, progress),
     )
     try:
         podman = Podman(settings.cache_dir, progress=progress)
@@ -248,6 +296,22 @@ def run(
     result = execute(the_plan, podman=podman, cache_dir=settings.cache_dir, progress=progress)
     record.save(settings.record_file, "conformance", result.to_dict())
     return result
+
+
+def fetch_suites(
+    settings: Settings, names: Sequence[str], progress: Progress | None = None
+) -> list[tuple[str, Path]]:
+    """Each ``--suite`` (a name or URL@COMMIT:PATH) fetched at its pinned commit: (name, folder)."""
+    from pipeline.source import pin as pinfile
+
+    fork_commit = ""
+    if suites.FORK in names:
+        fork_commit = pinfile.load(settings.pin_file).commit
+    out: list[tuple[str, Path]] = []
+    for name in dict.fromkeys(names):
+        source = suites.named(name, fork_url=settings.fork_url, fork_commit=fork_commit)
+        out.append((source.name, suites.fetch(source, settings.cache_dir, progress)))
+    return out
 
 
 MODES = ("full", "quick", "off")
@@ -266,9 +330,13 @@ def for_release(
     mode: str,
     fork_checkout: Path | None = None,
     progress: Progress | None = None,
+    suite_names: Sequence[str] = (),
+    previous: Baseline | None = None,
 ) -> ConformanceResult:
     """The release's conformance stage: every published variant (``published``: variant -> REF@DIGEST)
-    on the suite (``mode`` full or quick; full adds the fork checkout's own integration Dockerfiles).
+    on the suite (``mode`` full or quick; full adds the fork checkout's own integration Dockerfiles;
+    ``suite_names`` chooses the suites instead, the fork's from the checkout being released).
+    ``previous``: the previous release's verified results; a case that passed there and fails now gates.
     Returns the result; raise_for_failure then stops the release, so rolling tags stay."""
     from pipeline.services.podman import Podman
 
@@ -277,12 +345,19 @@ def for_release(
             f"conformance mode {mode!r} cannot run", hint="use full or quick (off skips the stage)"
         )
     executors = parse_executors("", [v for v in VARIANTS if v in published], published)
+    folders = []
+    for name in suite_names:
+        if name == suites.FORK and fork_checkout is not None:
+            folders.append((name, fork_checkout / suites.FORK_PATH))
+        else:
+            folders += fetch_suites(settings, [name], progress)
     the_plan = plan(
         executors=executors,
         cases_dir=None,
         quick=mode == "quick",
         reference="buildah",
         fork_checkout=fork_checkout if mode == "full" else None,
+        suite_folders=folders,
     )
     result = execute(
         the_plan,
@@ -290,6 +365,7 @@ def for_release(
         cache_dir=settings.cache_dir,
         progress=progress,
     )
+    regressions.apply(result, previous)
     record.save(settings.record_file, "conformance", result.to_dict())
     return result
 
@@ -297,9 +373,12 @@ def for_release(
 def raise_for_failure(result: ConformanceResult) -> None:
     if result.ok:
         return
-    first = result.failed()[:3]
+    regressed = [case for case in result.failed() if case.regression]
+    first = (regressed + [case for case in result.failed() if not case.regression])[:3]
     raise ConformanceError(
-        f"the conformance suite failed: {result.summary()}; first: "
+        f"the conformance suite failed: {result.summary()}; "
+        + (f"regressions: {', '.join(c.test_name for c in regressed)}; " if regressed else "")
+        + "first: "
         + "; ".join(f"{c.variant} {c.name}: {c.reason.splitlines()[0] if c.reason else ''}" for c in first),
         hint="see the conformance section of the release report; rolling tags were not moved",
     )
