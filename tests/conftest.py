@@ -80,6 +80,9 @@ from tests.support.images import (  # noqa: E402, F401
     podman,
 )
 
+# The fixture executor images published to a local registry, for the recipe tests (tests/support/recipeimages.py).
+from tests.support.recipeimages import published  # noqa: E402, F401
+
 # Real registries, the test token server and the fault-injecting proxy (tests/support/registries.py).
 from tests.support.registries import (  # noqa: E402, F401
     fault_proxy,
@@ -88,4 +91,17 @@ from tests.support.registries import (  # noqa: E402, F401
     registry_factory,
     registry_htpasswd,
     token_registry,
+)
+
+# The fixture fork a release runs on, and a release's settings with the nginx test image
+# (tests/support/releasefork.py).
+from tests.support.releasefork import env, fork  # noqa: E402, F401
+
+# The local Sigstore instance, a second one with other keys, node packages and sigstore-js
+# (tests/support/sigstore.py): one of each per session.
+from tests.support.sigstore import (  # noqa: E402, F401
+    local_sigstore,
+    node_cache,
+    other_sigstore,
+    sigstore_js,
 )

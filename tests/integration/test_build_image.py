@@ -31,7 +31,6 @@ from tests.conftest import require_tool
 from tests.support import fakeexecutor
 from tests.support.cli import run_invoke
 from tests.support.registries import AuthRegistry
-from tests.support.sigstore import local_sigstore, node_cache  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.slow
 
@@ -214,7 +213,7 @@ def test_build_image_verifies_the_executor_with_the_sign_stage_first(
     fake_binary: Path,
     registry: LocalRegistry,
     registry_htpasswd: AuthRegistry,
-    local_sigstore: localsigstore.LocalSigstore,  # noqa: F811
+    local_sigstore: localsigstore.LocalSigstore,
     tmp_path: Path,
     capfd: pytest.CaptureFixture[str],
 ) -> None:

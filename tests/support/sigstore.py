@@ -16,9 +16,13 @@ import pytest
 
 from pipeline.services import npm
 from pipeline.services import sigstore as localsigstore
+from pipeline.signing import identity
 from tests.conftest import require_tool
 
 SIGSTORE_JS = Path(__file__).resolve().parent / "sigstore_js"
+# The identity and issuer of the test tokens the local instance accepts (any JWT with iss, aud, sub).
+SIGNER = "https://ci.example.test/kaniko-pipeline/release"
+ISSUER = "https://issuer.example.test"
 
 
 @pytest.fixture(scope="session")
@@ -94,3 +98,8 @@ def seed_cache(node_cache: Path, cache: Path) -> Path:
         if not installed.name.startswith("."):
             (cache / "node" / installed.name).symlink_to(installed)
     return cache
+
+
+def identity_token(subject: str = SIGNER, issuer: str = ISSUER) -> identity.IdentityToken:
+    """A test identity token for ``subject`` from ``issuer``, as the signing stages take it."""
+    return identity.parse(localsigstore.mint_identity_token(subject, issuer), "test")
