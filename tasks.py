@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import sys
 
-from invoke import Collection, Context, Exit
+from invoke.collection import Collection
+from invoke.context import Context
+from invoke.exceptions import Exit
 
 from pipeline import config
 from pipeline.cli import catalog, text

@@ -11,7 +11,6 @@ from __future__ import annotations
 import gzip
 import io
 import tarfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Protocol
@@ -149,6 +148,50 @@ def _open_layer(data: bytes, media_type: str) -> tarfile.TarFile:
     return tarfile.open(fileobj=io.BytesIO(data), mode="r:")
 
 
+def _rootfs(source: Source, manifest: Manifest) -> dict[str, _Item]:
+    """The image's files after its layers are applied in order (whiteouts honoured), by path."""
+    tree: dict[str, _Item] = {}
+    for desc in manifest.layers:
+        with _open_layer(source.blob(desc.digest), desc.media_type) as tar:
+            for member in tar:
+                name = PurePosixPath(member.name.lstrip("./") or ".").as_posix()
+                base = PurePosixPath(name).name
+                if base.startswith(".wh."):
+                    _whiteout(tree, PurePosixPath(name))
+                    continue
+                item = _item(tar, member)
+                if item is not None:
+                    tree[name] = item
+    return tree
+
+
+def _whiteout(tree: dict[str, _Item], marker: PurePosixPath) -> None:
+    """Apply a whiteout: ``.wh..wh..opq`` empties its directory, ``.wh.NAME`` removes NAME (and below)."""
+    if marker.name == ".wh..wh..opq":
+        inside = f"{marker.parent}/"
+        gone = [k for k in tree if k.startswith(inside)]
+    else:
+        removed = str(marker.parent / marker.name[4:])
+        gone = [k for k in tree if k == removed or k.startswith(removed + "/")]
+    for key in gone:
+        del tree[key]
+
+
+def _item(tar: tarfile.TarFile, member: tarfile.TarInfo) -> _Item | None:
+    mode = member.mode & 0o7777
+    if member.isdir():
+        return _Item("dir", mode)
+    if member.issym():
+        return _Item("symlink", mode, target=member.linkname)
+    if member.islnk():
+        return _Item("hardlink", mode, target=member.linkname.lstrip("./"))
+    if member.isfile():
+        handle = tar.extractfile(member)
+        assert handle is not None
+        return _Item("file", mode, data=handle.read())
+    return None
+
+
 def bin_entries(
     source: Source, platform: Platform, dest: str = "/busybox", progress: Progress | None = None
 ) -> list[layers.Entry]:
@@ -160,57 +203,32 @@ def bin_entries(
     progress = progress or Silent()
     manifest = source.manifest(platform)
     progress.info(f"busybox for {platform} from {source.description}")
-    tree: dict[str, _Item] = {}
-    for desc in manifest.layers:
-        with _open_layer(source.blob(desc.digest), desc.media_type) as tar:
-            for member in tar:
-                name = PurePosixPath(member.name.lstrip("./") or ".").as_posix()
-                base = PurePosixPath(name).name
-                if base == ".wh..wh..opq":
-                    parent = str(PurePosixPath(name).parent)
-                    for key in [k for k in tree if k.startswith(parent + "/")]:
-                        del tree[key]
-                    continue
-                if base.startswith(".wh."):
-                    gone = str(PurePosixPath(name).parent / base[4:])
-                    for key in [k for k in tree if k == gone or k.startswith(gone + "/")]:
-                        del tree[key]
-                    continue
-                mode = member.mode & 0o7777
-                if member.isdir():
-                    tree[name] = _Item("dir", mode)
-                elif member.issym():
-                    tree[name] = _Item("symlink", mode, target=member.linkname)
-                elif member.islnk():
-                    tree[name] = _Item("hardlink", mode, target=member.linkname.lstrip("./"))
-                elif member.isfile():
-                    handle = tar.extractfile(member)
-                    assert handle is not None
-                    tree[name] = _Item("file", mode, data=handle.read())
-    inside: Callable[[str], bool] = lambda n: n.startswith("bin/")  # noqa: E731
+    tree = _rootfs(source, manifest)
     if "bin" not in tree:
         raise ImageError(f"busybox from {source.description} for {platform} has no /bin")
     entries = [layers.directory(dest, tree["bin"].mode)]
     for name, item in sorted(tree.items()):
-        if not inside(name):
-            continue
-        path = dest + "/" + name[len("bin/") :]
-        if item.kind == "dir":
-            entries.append(layers.directory(path, item.mode))
-        elif item.kind == "symlink":
-            entries.append(layers.symlink(path, item.target or ""))
-        elif item.kind == "file":
-            entries.append(layers.file(path, data=item.data, mode=item.mode))
-        else:
-            target = item.target or ""
-            resolved = tree.get(target)
-            if inside(target) and resolved is not None and resolved.kind == "file":
-                entries.append(layers.hardlink(path, dest + "/" + target[len("bin/") :]))
-            elif resolved is not None and resolved.kind == "file":  # a link out of /bin becomes a copy
-                entries.append(layers.file(path, data=resolved.data, mode=resolved.mode))
-            else:
-                raise ImageError(f"busybox: hard link /{name} names /{target}, which the image does not have")
+        if name.startswith("bin/"):
+            entries.append(_entry(tree, name, item, dest))
     return entries
+
+
+def _entry(tree: dict[str, _Item], name: str, item: _Item, dest: str) -> layers.Entry:
+    """The entry for /``name`` (under /bin) at its place under ``dest``."""
+    path = dest + "/" + name[len("bin/") :]
+    if item.kind == "dir":
+        return layers.directory(path, item.mode)
+    if item.kind == "symlink":
+        return layers.symlink(path, item.target or "")
+    if item.kind == "file":
+        return layers.file(path, data=item.data, mode=item.mode)
+    target = item.target or ""
+    resolved = tree.get(target)
+    if resolved is None or resolved.kind != "file":
+        raise ImageError(f"busybox: hard link /{name} names /{target}, which the image does not have")
+    if target.startswith("bin/"):
+        return layers.hardlink(path, dest + "/" + target[len("bin/") :])
+    return layers.file(path, data=resolved.data, mode=resolved.mode)  # a link out of /bin becomes a copy
 
 
 __all__ = ["LayoutSource", "RegistrySource", "Source", "bin_entries", "source_for", "Silent"]

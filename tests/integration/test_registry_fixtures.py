@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import jwt
 import pytest
@@ -227,7 +227,7 @@ def test_proxy_drops_a_chunked_upload(fault_proxy: FaultProxy) -> None:
     fault_proxy.drop_upload(nth=1, method="PATCH", after_bytes=10_000)
     start = requests.post(f"{fault_proxy.url}/v2/{REPO}/blobs/uploads/", timeout=5)
 
-    def body() -> object:
+    def body() -> Iterator[bytes]:
         for _ in range(20):
             yield b"c" * 8192
 

@@ -168,6 +168,7 @@ def test_a_failing_conformance_stage_leaves_every_rolling_tag_where_it_was(
     assert cases[("run-forms", "executor")] == "failed"
     assert "### Conformance:" in Path(reports[-1].with_suffix(".md")).read_text()
     # the registry holds the evidence: a signed FAILED test result that names the conformance cases
+    from pipeline.evidence.testresult import TEST_RESULT
     from pipeline.registry.client import Client
     from pipeline.registry.credentials import Credentials
     from pipeline.registry.reference import Reference
@@ -181,9 +182,7 @@ def test_a_failing_conformance_stage_leaves_every_rolling_tag_where_it_was(
     policy = Policy(localsigstore.LOCAL_IDENTITY, localsigstore.LOCAL_ISSUER)
     with Client(credentials=Credentials.anonymous()) as client:
         ref = Reference.parse(executor["repository"])
-        found = attest.latest(
-            attest.find(client, ref, executor["digest"], attest.TEST_RESULT, policy, configs)
-        )
+        found = attest.latest(attest.find(client, ref, executor["digest"], TEST_RESULT, policy, configs))
     assert found is not None and found.statement is not None
     predicate = found.statement["predicate"]
     assert predicate["result"] == "FAILED"

@@ -177,7 +177,8 @@ def test_a_release_attaches_all_three_attestations_and_reproduce_rebuilds_it(
     from pipeline.evidence.testresult import TEST_RESULT
     from pipeline.registry.client import Client
     from pipeline.registry.credentials import Credentials
-    from pipeline.stages import attest, reproduce, sign
+    from pipeline.signing import identity, trust
+    from pipeline.stages import attest, reproduce
 
     settings, nginx = env
     first = release.run(settings, release_options(fork, tmp_path, smoke_image=nginx))
@@ -197,7 +198,7 @@ def test_a_release_attaches_all_three_attestations_and_reproduce_rebuilds_it(
 
     trusts = sorted(settings.cache_dir.glob("sigstore/*/trust_config.json"))
     with Client(credentials=Credentials.anonymous()) as client:
-        configs = [sign.trust.load(path) for path in trusts]
+        configs = [trust.load(path) for path in trusts]
         executor = Reference.parse(f"{registry.host}/kaniko-executor:{first.tag}")
         for predicate in (attest.SLSA_PROVENANCE_V1, TEST_RESULT):
             found = attest.verify(executor, predicate, client=client, policy=POLICY, configs=configs)
@@ -264,8 +265,8 @@ def test_a_release_attaches_all_three_attestations_and_reproduce_rebuilds_it(
             attest.SLSA_PROVENANCE_V1,
             found_provenance.predicate or {},
         )
-        token = sign.identity.parse(localsigstore.mint_identity_token(), "test")
-        attest.attest([claim], client=client, config=sign.trust.load(instance.trust_config), token=token)
+        token = identity.parse(localsigstore.mint_identity_token(), "test")
+        attest.attest([claim], client=client, config=trust.load(instance.trust_config), token=token)
         tampered_trust = str(instance.trust_config)
     changed = reproduce.run(
         dataclasses.replace(settings),
@@ -289,10 +290,10 @@ def test_a_release_attaches_all_three_attestations_and_reproduce_rebuilds_it(
         "INVOKE_PIPELINE_FORK_URL": str(settings.fork_url),
         "HOME": settings.env["HOME"],
     }
-    identity = ["--certificate-identity", POLICY.identity, "--certificate-oidc-issuer", POLICY.issuer]
+    signer = ["--certificate-identity", POLICY.identity, "--certificate-oidc-issuer", POLICY.issuer]
 
     def task(image: str, trust: str, *extra: str) -> subprocess.CompletedProcess[str]:
-        return run_invoke(["reproduce", image, *identity, "--trust-config", trust, *extra], env=cli_env)
+        return run_invoke(["reproduce", image, *signer, "--trust-config", trust, *extra], env=cli_env)
 
     good = task(str(executor), trust_config)
     assert good.returncode == 0 and good.stdout.startswith("reproduced:"), good.stderr
@@ -309,13 +310,14 @@ def test_a_release_attaches_all_three_attestations_and_reproduce_rebuilds_it(
         assert "Traceback" not in result.stderr
 
 
-def _verifies(settings: config.Settings, ref: Reference, trust: Path) -> bool:
+def _verifies(settings: config.Settings, ref: Reference, trust_config: Path) -> bool:
     from pipeline.registry.client import Client
     from pipeline.registry.credentials import Credentials
-    from pipeline.stages import attest, sign
+    from pipeline.signing import trust
+    from pipeline.stages import attest
 
     with Client(credentials=Credentials.anonymous()) as client:
         found = attest.verify(
-            ref, attest.SLSA_PROVENANCE_V1, client=client, policy=POLICY, configs=[sign.trust.load(trust)]
+            ref, attest.SLSA_PROVENANCE_V1, client=client, policy=POLICY, configs=[trust.load(trust_config)]
         )
     return found.verified

@@ -10,7 +10,7 @@ import json
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -18,6 +18,9 @@ from pipeline.services import npm
 from pipeline.services import sigstore as localsigstore
 from pipeline.signing import identity
 from tests.conftest import require_tool
+
+if TYPE_CHECKING:
+    from sigstore.oidc import IdentityToken
 
 SIGSTORE_JS = Path(__file__).resolve().parent / "sigstore_js"
 # The identity and issuer of the test tokens the local instance accepts (any JWT with iss, aud, sub).
@@ -100,6 +103,6 @@ def seed_cache(node_cache: Path, cache: Path) -> Path:
     return cache
 
 
-def identity_token(subject: str = SIGNER, issuer: str = ISSUER) -> identity.IdentityToken:
+def identity_token(subject: str = SIGNER, issuer: str = ISSUER) -> IdentityToken:
     """A test identity token for ``subject`` from ``issuer``, as the signing stages take it."""
     return identity.parse(localsigstore.mint_identity_token(subject, issuer), "test")
