@@ -1,9 +1,8 @@
 """busybox for the debug image: the ``/bin`` of the ``busybox:musl@sha256:...`` image that the
 Dockerfile pins, for one platform.
 
-Sources: the registry (Docker Hub, or a mirror holding the same repository and digest), through the
-project's registry client; or an explicit override (an OCI image layout directory, or another image
-reference) for offline machines and tests.
+Sources, handed in: an OCI image layout directory, or busybox already fetched from a registry by the
+build stage (:mod:`pipeline.stages.fetch_busybox`). Nothing here reaches the network.
 """
 
 from __future__ import annotations
@@ -11,11 +10,12 @@ from __future__ import annotations
 import gzip
 import io
 import tarfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
-from pipeline.errors import ImageError, ToolError
+from pipeline.errors import ImageError
 from pipeline.image import layer as layers
 from pipeline.oci import mediatype
 from pipeline.oci.descriptor import Descriptor, Platform
@@ -23,14 +23,17 @@ from pipeline.oci.layout import REF_NAME, Layout
 from pipeline.oci.manifest import Index, Manifest
 from pipeline.progress import Progress, Silent
 
-REPOSITORY = "library/busybox"
-
 
 class Source(Protocol):
     """Where busybox comes from: the image manifest for a platform and its layer blobs."""
 
-    description: str
-    pinned: bool  # True when the content is the digest the Dockerfile pins
+    @property
+    def description(self) -> str: ...
+
+    @property
+    def pinned(self) -> bool:
+        """True when the content is the digest the Dockerfile pins."""
+        ...
 
     def manifest(self, platform: Platform) -> Manifest: ...
 
@@ -77,59 +80,27 @@ class LayoutSource:
         return self.layout.read_blob(digest)
 
 
-class RegistrySource:
-    """busybox pulled with the project's registry client (Docker Hub or a mirror)."""
+@dataclass(frozen=True)
+class Fetched:
+    """busybox already fetched (pipeline/stages/fetch_busybox.py): each platform's manifest and the layer
+    blobs they name, in memory (a few MB)."""
 
-    def __init__(
-        self, ref_text: str, pinned_digest: str, *, insecure: bool = False, progress: Progress | None = None
-    ) -> None:
-        try:
-            from pipeline.registry.client import Client
-            from pipeline.registry.reference import Reference
-        except ImportError as exc:  # the registry client lands on its own branch
-            raise ToolError(
-                "pulling busybox needs the project's registry client (pipeline.registry.client), "
-                "which this checkout does not have",
-                hint="pass --busybox DIR (an OCI image layout holding busybox:musl) instead",
-            ) from exc
-        ref = Reference.parse(ref_text)
-        if ref.digest is None:
-            ref = ref.with_digest(pinned_digest)
-        self.pinned = ref.digest == pinned_digest
-        self.ref = ref
-        # --insecure covers the registry busybox comes from, nothing else (loopback needs no flag).
-        self.client = Client(insecure=[ref.host] if insecure else (), progress=progress)
-        self.description = str(ref)
-        self._manifests: dict[str, Manifest] = {}
+    description: str
+    pinned: bool
+    manifests: Mapping[str, Manifest]  # str(platform) -> its image manifest
+    blobs: Mapping[str, bytes]  # digest -> blob
 
     def manifest(self, platform: Platform) -> Manifest:
-        key = str(platform)
-        if key not in self._manifests:
-            self._manifests[key] = self.client.pull_platform(self.ref, platform)[0]
-        return self._manifests[key]
+        found = self.manifests.get(str(platform))
+        if found is None:
+            raise ImageError(
+                f"busybox from {self.description} was fetched for {', '.join(self.manifests) or 'no platform'}, "
+                f"not {platform}"
+            )
+        return found
 
     def blob(self, digest: str) -> bytes:
-        return self.client.get_blob(self.ref, digest)
-
-
-def source_for(
-    pinned_digest: str,
-    *,
-    override: str | None = None,
-    mirror: str | None = None,
-    insecure: bool = False,
-    progress: Progress | None = None,
-) -> Source:
-    """The busybox source: an override (layout dir or reference), a mirror host, or Docker Hub."""
-    if override:
-        path = Path(override.removeprefix("oci:")).expanduser()
-        if path.is_dir():
-            return LayoutSource(path, pinned_digest)
-        return RegistrySource(override, pinned_digest, insecure=insecure, progress=progress)
-    host = mirror or "docker.io"
-    return RegistrySource(
-        f"{host}/{REPOSITORY}@{pinned_digest}", pinned_digest, insecure=insecure, progress=progress
-    )
+        return self.blobs[digest]
 
 
 @dataclass(frozen=True)
@@ -231,4 +202,4 @@ def _entry(tree: dict[str, _Item], name: str, item: _Item, dest: str) -> layers.
     return layers.file(path, data=resolved.data, mode=resolved.mode)  # a link out of /bin becomes a copy
 
 
-__all__ = ["LayoutSource", "RegistrySource", "Source", "bin_entries", "source_for", "Silent"]
+__all__ = ["Fetched", "LayoutSource", "Source", "bin_entries"]

@@ -121,3 +121,12 @@ def test_an_image_without_bin_or_with_a_dangling_hard_link_is_refused() -> None:
     dangling = Layers([("bin", "dir", ""), ("bin/sh", "link", "bin/missing")])
     with pytest.raises(ImageError, match="hard link /bin/sh names /bin/missing"):
         busybox.bin_entries(dangling, AMD64)
+
+
+def test_busybox_fetched_for_some_platforms_names_them_when_asked_for_another() -> None:
+    layers_of = Layers([("bin", "dir", "")])
+    where = "r.test/library/busybox@sha256:" + "a" * 64
+    fetched = busybox.Fetched(where, True, {"linux/amd64": layers_of.manifest(AMD64)}, layers_of.blobs)
+    assert fetched.manifest(AMD64) is layers_of.manifest(AMD64)
+    with pytest.raises(ImageError, match=r"was fetched for linux/amd64, not linux/arm64"):
+        fetched.manifest(Platform("linux", "arm64"))
