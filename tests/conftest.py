@@ -9,7 +9,25 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.leftovers import Snapshot
+
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+_CONTROLLER_SNAPSHOT = pytest.StashKey[Snapshot]()
+
+
+def _podman_leftovers_reported(left: list[str]) -> list[str]:
+    """The leftovers that fail the session: podman's are only a warning where several sessions share
+    podman's storage (KANIKO_PIPELINE_TEST_SHARED_PODMAN=1), since they may be another session's."""
+    if os.environ.get("KANIKO_PIPELINE_TEST_SHARED_PODMAN") == "1":
+        shared = [item for item in left if item.startswith("podman ")]
+        if shared:
+            warnings.warn("podman storage changed during the session:\n" + "\n".join(shared), stacklevel=1)
+        left = [item for item in left if not item.startswith("podman ")]
+    return left
+
+
+def _xdist_worker() -> bool:
+    return "PYTEST_XDIST_WORKER" in os.environ
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -19,20 +37,33 @@ def nothing_left_behind() -> Iterator[None]:
 
     Processes are matched exactly (a token in their environment). Podman's storage is the machine's:
     where several test sessions share it at once, KANIKO_PIPELINE_TEST_SHARED_PODMAN=1 reports new
-    images and containers as a warning instead, since they may be another session's.
+    images and containers as a warning instead, since they may be another session's. Under
+    pytest-xdist each worker checks its own processes, and the controller checks podman once, when
+    every worker is done (a worker would see the others' images still in use).
     """
-    from tests.support.leftovers import Snapshot
-
-    snapshot = Snapshot.take()
+    snapshot = Snapshot.take(podman=not _xdist_worker())
     yield
-    left = snapshot.leftovers()
-    if os.environ.get("KANIKO_PIPELINE_TEST_SHARED_PODMAN") == "1":
-        shared = [item for item in left if item.startswith("podman ")]
-        if shared:
-            warnings.warn("podman storage changed during the session:\n" + "\n".join(shared), stacklevel=1)
-        left = [item for item in left if not item.startswith("podman ")]
+    left = _podman_leftovers_reported(snapshot.leftovers())
     if left:
         pytest.fail("the tests left these behind:\n" + "\n".join(left), pytrace=False)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """The xdist controller's podman snapshot (it runs no test and no fixture itself)."""
+    if session.config.pluginmanager.has_plugin("dsession") and not _xdist_worker():
+        session.config.stash[_CONTROLLER_SNAPSHOT] = Snapshot.take(processes=False)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    snapshot = session.config.stash.get(_CONTROLLER_SNAPSHOT, None)
+    if snapshot is None:
+        return
+    left = _podman_leftovers_reported(snapshot.leftovers())
+    if left:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line("the tests left these behind:\n" + "\n".join(left), red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(autouse=True)
@@ -53,6 +84,16 @@ def cache_dir(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.fixture
+def short_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Registry requests wait at most 0.1 s between tries (pipeline/registry/retry.py), for tests that
+    stop a registry on purpose: the client still tries as often, the release still fails the same way,
+    in seconds instead of the minutes a real outage gets."""
+    from pipeline.registry.retry import BACKOFF_CAP_VARIABLE
+
+    monkeypatch.setenv(BACKOFF_CAP_VARIABLE, "0.1")
+
+
 def require_tool(name: str, why: str) -> str:
     """The path of an external program the test needs.
 
@@ -71,9 +112,13 @@ def require_tool(name: str, why: str) -> str:
         pytest.skip(message)
 
 
-# podman, the Debian-made nginx base (cached) and images built from the Dockerfile (tests/support/images.py).
+# podman, the Debian-made nginx base (cached), images built from the Dockerfile, and the Go build cache the
+# fixture fork's builds share (tests/support/images.py).
+# The fake executor (tests/support/fakekaniko), compiled once (tests/support/fakeexecutor.py).
+from tests.support.fakeexecutor import fake_binary  # noqa: E402, F401
 from tests.support.images import (  # noqa: E402, F401
     base_image_name,
+    go_build_cache,
     images,
     nginx_base,
     nginx_image,

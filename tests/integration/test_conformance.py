@@ -27,12 +27,6 @@ from tests.support.cli import run_invoke
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def fake_binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    go = require_tool("go", "the fixture executor is a small Go program")
-    return fakeexecutor.build_binary(go, tmp_path_factory.mktemp("fakekaniko") / "executor")
-
-
 @pytest.fixture
 def executor(
     fake_binary: Path, registry: LocalRegistry, tmp_path: Path, podman: Podman

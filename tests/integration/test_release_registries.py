@@ -32,7 +32,8 @@ from tests.support.processes import ArgvWatch, loopback_alias
 from tests.support.registries import AuthRegistry, Factory
 from tests.support.releasefork import Fork, release_options
 
-pytestmark = pytest.mark.slow
+# Two tests stop a registry mid-release: the client's retries against it wait 0.1 s, not up to 20 s.
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("short_retries")]
 
 REPOSITORIES = ("kaniko-executor", "kaniko-warmer")
 ROLLING = ("latest", "v1", "v1.2", "debug", "slim")

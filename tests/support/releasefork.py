@@ -42,7 +42,7 @@ class Fork:
 
 
 @pytest.fixture(scope="session")
-def fork(tmp_path_factory: pytest.TempPathFactory, node_cache: Path) -> Fork:
+def fork(tmp_path_factory: pytest.TempPathFactory, node_cache: Path, go_build_cache: Path) -> Fork:
     require_tool("go", "the release compiles the fixture fork")
     require_tool("git", "the fixture fork is a git repository")
     root = tmp_path_factory.mktemp("release-fork")
@@ -61,6 +61,7 @@ def fork(tmp_path_factory: pytest.TempPathFactory, node_cache: Path) -> Fork:
     (fork_dir / "pin.json").write_text(json.dumps({"url": str(path), "tag": NEW, "commit": commit}))
     shared = root / "shared"
     seed_cache(node_cache, shared)
+    (shared / "go-build").symlink_to(go_build_cache)
     return Fork(path, fork_dir, busybox, shared)
 
 

@@ -18,6 +18,7 @@ from pipeline.services import npm
 from pipeline.services import sigstore as localsigstore
 from pipeline.signing import identity
 from tests.conftest import require_tool
+from tests.support.images import shared_test_cache
 
 if TYPE_CHECKING:
     from sigstore.oidc import IdentityToken
@@ -29,11 +30,13 @@ ISSUER = "https://issuer.example.test"
 
 
 @pytest.fixture(scope="session")
-def node_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A cache directory for node packages, shared by the session's tests (never the user's)."""
+def node_cache() -> Path:
+    """Where the tests' node packages are installed: the shared test cache (tests/support/images.py), as
+    the nginx base. Each package directory is named after its lockfile's hash and renamed into place
+    when complete (pipeline/services/npm.py), so test processes running at once share it safely."""
     require_tool("node", "the local Sigstore instance and sigstore-js run on node")
     require_tool("npm", "node packages are installed with npm ci")
-    return tmp_path_factory.mktemp("node-cache")
+    return shared_test_cache()
 
 
 @pytest.fixture(scope="session")
