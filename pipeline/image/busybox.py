@@ -105,7 +105,7 @@ class Fetched:
 
 @dataclass(frozen=True)
 class _Item:
-    kind: str
+    kind: layers.EntryKind
     mode: int
     data: bytes | None = None
     target: str | None = None
