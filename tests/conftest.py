@@ -112,9 +112,15 @@ def require_tool(name: str, why: str) -> str:
         pytest.skip(message)
 
 
-# podman, the Debian-made nginx base (cached), images built from the Dockerfile, and the Go build cache the
-# fixture fork's builds share (tests/support/images.py).
-# The fake executor (tests/support/fakekaniko), compiled once (tests/support/fakeexecutor.py).
+# Fixtures from tests/support/, registered here once for every test module (a fixture imported into a
+# test module would be a second definition, set up again for that module):
+# - fakeexecutor: the fake executor (tests/support/fakekaniko), compiled once;
+# - images: podman, the Debian-made nginx base (cached), images built from the Dockerfile, and the Go
+#   build cache the fixture fork's builds share;
+# - recipeimages: the fixture executor images published to a local registry, for the recipe tests;
+# - registries: real registries, the test token server and the fault-injecting proxy;
+# - releasefork: the fixture fork a release runs on, and a release's settings with the nginx test image;
+# - sigstore: the local Sigstore instance, a second one with other keys, node packages and sigstore-js.
 from tests.support.fakeexecutor import fake_binary  # noqa: E402, F401
 from tests.support.images import (  # noqa: E402, F401
     base_image_name,
@@ -124,11 +130,7 @@ from tests.support.images import (  # noqa: E402, F401
     nginx_image,
     podman,
 )
-
-# The fixture executor images published to a local registry, for the recipe tests (tests/support/recipeimages.py).
 from tests.support.recipeimages import published  # noqa: E402, F401
-
-# Real registries, the test token server and the fault-injecting proxy (tests/support/registries.py).
 from tests.support.registries import (  # noqa: E402, F401
     fault_proxy,
     fault_proxy_factory,
@@ -137,13 +139,7 @@ from tests.support.registries import (  # noqa: E402, F401
     registry_htpasswd,
     token_registry,
 )
-
-# The fixture fork a release runs on, and a release's settings with the nginx test image
-# (tests/support/releasefork.py).
 from tests.support.releasefork import env, fork  # noqa: E402, F401
-
-# The local Sigstore instance, a second one with other keys, node packages and sigstore-js
-# (tests/support/sigstore.py): one of each per session.
 from tests.support.sigstore import (  # noqa: E402, F401
     local_sigstore,
     node_cache,
