@@ -46,10 +46,12 @@ def _fork(root: Path) -> tuple[Checkout, Path]:
     return fixture_fork.checkout_of(path), busybox
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def published(
     tmp_path_factory: pytest.TempPathFactory, podman: Podman, go_build_cache: Path
 ) -> Iterator[Published]:
+    """The fixture fork's images, built and published once for the session (the GitLab and Kubernetes
+    recipe tests only pull and run them, and push their own builds to other repositories)."""
     require_tool("go", "the recipe tests build the fixture fork's images")
     require_tool("git", "the fixture fork is a git repository")
     require_tool("docker-registry", "the recipe tests publish to a local registry")
