@@ -15,7 +15,6 @@ from pathlib import Path
 from pipeline.image import busybox
 from pipeline.oci.descriptor import Platform
 from pipeline.progress import Progress, Silent
-from pipeline.registry.client import Client
 from pipeline.registry.reference import Reference
 
 REPOSITORY = "library/busybox"
@@ -43,6 +42,8 @@ def fetch(
     if ref.digest is None:
         ref = ref.with_digest(pinned_digest)
     progress.info(f"fetching busybox {ref} for {', '.join(platforms)}")
+    from pipeline.registry.client import Client  # the HTTP client loads only when busybox is pulled
+
     with Client(insecure=[ref.host] if insecure else (), progress=progress) as client:
         manifests = {
             str(Platform.parse(p)): client.pull_platform(ref, Platform.parse(p))[0] for p in platforms
