@@ -11,9 +11,9 @@ task imports what it uses when it runs, so `invoke --list` and every task's firs
 
 from __future__ import annotations
 
-import sys
-
-from invoke import Collection, Context, Exit
+from invoke.collection import Collection
+from invoke.context import Context
+from invoke.exceptions import Exit
 
 from pipeline import config
 from pipeline.cli import catalog, text
@@ -243,17 +243,25 @@ def nginx_base(c: Context, o: Given) -> None:
     emit(result, o.json, text.nginx_base)
 
 
-@task(catalog.TEST, guard=False)
+@task(catalog.TEST)
 def test(c: Context, o: Given) -> None:
     """Run the unit and integration tests (the e2e tests run with `invoke test-e2e`)."""
-    import shlex
+    from pipeline.cli import checks
 
-    args = [sys.executable, "-m", "pytest", "tests/unit" if o.unit else "tests", "-m", "not e2e"]
-    if o.k:
-        args += ["-k", o.k]
-    result = c.run(" ".join(shlex.quote(arg) for arg in args), pty=False, warn=True)
+    argv = checks.pytest_argv(unit=o.unit, quick=o.quick, k=o.k, workers=o.workers)
+    result = c.run(checks.shell(argv), pty=False, warn=True)
     if result is None or result.exited != 0:
         raise Exit(code=result.exited if result is not None else 1)
+
+
+@task(catalog.LINT)
+def lint(c: Context, o: Given) -> None:
+    """Check the code: ruff (lint and format), mypy strict (pipeline, tasks.py, tests), the import contracts."""
+    from pipeline.cli import checks
+
+    failed = [name for name, argv in checks.LINTERS if not c.run(checks.shell(argv), pty=False, warn=True).ok]
+    if failed:
+        raise Exit(f"error: lint failed: {', '.join(failed)}", code=1)
 
 
 @task(catalog.PUBLISH)
@@ -387,6 +395,7 @@ ns = Collection(
     setup,
     doctor,
     test,
+    lint,
     publish,
     sign,
     verify,

@@ -148,7 +148,13 @@ NGINX_BASE = (
 TEST = (
     Option("k", "", "only run tests matching this pytest expression"),
     Option("unit", False, "only the unit tests (no network, no external programs)"),
+    Option("quick", False, "the unit tests and the fast integration tests (not those marked slow): the "
+                           "loop while changing code"),
+    Option("workers", "auto", "test processes run at once (pytest-xdist; each test module stays in one): "
+                              "a number, auto (one per CPU) or 0 (one process, no xdist)"),
 )
+
+LINT = ()
 
 PUBLISH = (
     Option("layout", "", "publish this OCI image layout (index.json names each variant's index with "

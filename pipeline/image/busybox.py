@@ -1,9 +1,8 @@
 """busybox for the debug image: the ``/bin`` of the ``busybox:musl@sha256:...`` image that the
 Dockerfile pins, for one platform.
 
-Sources: the registry (Docker Hub, or a mirror holding the same repository and digest), through the
-project's registry client; or an explicit override (an OCI image layout directory, or another image
-reference) for offline machines and tests.
+Sources, handed in: an OCI image layout directory, or busybox already fetched from a registry by the
+build stage (:mod:`pipeline.stages.fetch_busybox`). Nothing here reaches the network.
 """
 
 from __future__ import annotations
@@ -11,12 +10,12 @@ from __future__ import annotations
 import gzip
 import io
 import tarfile
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
-from pipeline.errors import ImageError, ToolError
+from pipeline.errors import ImageError
 from pipeline.image import layer as layers
 from pipeline.oci import mediatype
 from pipeline.oci.descriptor import Descriptor, Platform
@@ -24,14 +23,17 @@ from pipeline.oci.layout import REF_NAME, Layout
 from pipeline.oci.manifest import Index, Manifest
 from pipeline.progress import Progress, Silent
 
-REPOSITORY = "library/busybox"
-
 
 class Source(Protocol):
     """Where busybox comes from: the image manifest for a platform and its layer blobs."""
 
-    description: str
-    pinned: bool  # True when the content is the digest the Dockerfile pins
+    @property
+    def description(self) -> str: ...
+
+    @property
+    def pinned(self) -> bool:
+        """True when the content is the digest the Dockerfile pins."""
+        ...
 
     def manifest(self, platform: Platform) -> Manifest: ...
 
@@ -78,64 +80,32 @@ class LayoutSource:
         return self.layout.read_blob(digest)
 
 
-class RegistrySource:
-    """busybox pulled with the project's registry client (Docker Hub or a mirror)."""
+@dataclass(frozen=True)
+class Fetched:
+    """busybox already fetched (pipeline/stages/fetch_busybox.py): each platform's manifest and the layer
+    blobs they name, in memory (a few MB)."""
 
-    def __init__(
-        self, ref_text: str, pinned_digest: str, *, insecure: bool = False, progress: Progress | None = None
-    ) -> None:
-        try:
-            from pipeline.registry.client import Client
-            from pipeline.registry.reference import Reference
-        except ImportError as exc:  # the registry client lands on its own branch
-            raise ToolError(
-                "pulling busybox needs the project's registry client (pipeline.registry.client), "
-                "which this checkout does not have",
-                hint="pass --busybox DIR (an OCI image layout holding busybox:musl) instead",
-            ) from exc
-        ref = Reference.parse(ref_text)
-        if ref.digest is None:
-            ref = ref.with_digest(pinned_digest)
-        self.pinned = ref.digest == pinned_digest
-        self.ref = ref
-        # --insecure covers the registry busybox comes from, nothing else (loopback needs no flag).
-        self.client = Client(insecure=[ref.host] if insecure else (), progress=progress)
-        self.description = str(ref)
-        self._manifests: dict[str, Manifest] = {}
+    description: str
+    pinned: bool
+    manifests: Mapping[str, Manifest]  # str(platform) -> its image manifest
+    blobs: Mapping[str, bytes]  # digest -> blob
 
     def manifest(self, platform: Platform) -> Manifest:
-        key = str(platform)
-        if key not in self._manifests:
-            self._manifests[key] = self.client.pull_platform(self.ref, platform)[0]
-        return self._manifests[key]
+        found = self.manifests.get(str(platform))
+        if found is None:
+            raise ImageError(
+                f"busybox from {self.description} was fetched for {', '.join(self.manifests) or 'no platform'}, "
+                f"not {platform}"
+            )
+        return found
 
     def blob(self, digest: str) -> bytes:
-        return self.client.get_blob(self.ref, digest)
-
-
-def source_for(
-    pinned_digest: str,
-    *,
-    override: str | None = None,
-    mirror: str | None = None,
-    insecure: bool = False,
-    progress: Progress | None = None,
-) -> Source:
-    """The busybox source: an override (layout dir or reference), a mirror host, or Docker Hub."""
-    if override:
-        path = Path(override.removeprefix("oci:")).expanduser()
-        if path.is_dir():
-            return LayoutSource(path, pinned_digest)
-        return RegistrySource(override, pinned_digest, insecure=insecure, progress=progress)
-    host = mirror or "docker.io"
-    return RegistrySource(
-        f"{host}/{REPOSITORY}@{pinned_digest}", pinned_digest, insecure=insecure, progress=progress
-    )
+        return self.blobs[digest]
 
 
 @dataclass(frozen=True)
 class _Item:
-    kind: str
+    kind: layers.EntryKind
     mode: int
     data: bytes | None = None
     target: str | None = None
@@ -149,6 +119,50 @@ def _open_layer(data: bytes, media_type: str) -> tarfile.TarFile:
     return tarfile.open(fileobj=io.BytesIO(data), mode="r:")
 
 
+def _rootfs(source: Source, manifest: Manifest) -> dict[str, _Item]:
+    """The image's files after its layers are applied in order (whiteouts honoured), by path."""
+    tree: dict[str, _Item] = {}
+    for desc in manifest.layers:
+        with _open_layer(source.blob(desc.digest), desc.media_type) as tar:
+            for member in tar:
+                name = PurePosixPath(member.name.lstrip("./") or ".").as_posix()
+                base = PurePosixPath(name).name
+                if base.startswith(".wh."):
+                    _whiteout(tree, PurePosixPath(name))
+                    continue
+                item = _item(tar, member)
+                if item is not None:
+                    tree[name] = item
+    return tree
+
+
+def _whiteout(tree: dict[str, _Item], marker: PurePosixPath) -> None:
+    """Apply a whiteout: ``.wh..wh..opq`` empties its directory, ``.wh.NAME`` removes NAME (and below)."""
+    if marker.name == ".wh..wh..opq":
+        inside = f"{marker.parent}/"
+        gone = [k for k in tree if k.startswith(inside)]
+    else:
+        removed = str(marker.parent / marker.name[4:])
+        gone = [k for k in tree if k == removed or k.startswith(removed + "/")]
+    for key in gone:
+        del tree[key]
+
+
+def _item(tar: tarfile.TarFile, member: tarfile.TarInfo) -> _Item | None:
+    mode = member.mode & 0o7777
+    if member.isdir():
+        return _Item("dir", mode)
+    if member.issym():
+        return _Item("symlink", mode, target=member.linkname)
+    if member.islnk():
+        return _Item("hardlink", mode, target=member.linkname.lstrip("./"))
+    if member.isfile():
+        handle = tar.extractfile(member)
+        assert handle is not None
+        return _Item("file", mode, data=handle.read())
+    return None
+
+
 def bin_entries(
     source: Source, platform: Platform, dest: str = "/busybox", progress: Progress | None = None
 ) -> list[layers.Entry]:
@@ -160,57 +174,32 @@ def bin_entries(
     progress = progress or Silent()
     manifest = source.manifest(platform)
     progress.info(f"busybox for {platform} from {source.description}")
-    tree: dict[str, _Item] = {}
-    for desc in manifest.layers:
-        with _open_layer(source.blob(desc.digest), desc.media_type) as tar:
-            for member in tar:
-                name = PurePosixPath(member.name.lstrip("./") or ".").as_posix()
-                base = PurePosixPath(name).name
-                if base == ".wh..wh..opq":
-                    parent = str(PurePosixPath(name).parent)
-                    for key in [k for k in tree if k.startswith(parent + "/")]:
-                        del tree[key]
-                    continue
-                if base.startswith(".wh."):
-                    gone = str(PurePosixPath(name).parent / base[4:])
-                    for key in [k for k in tree if k == gone or k.startswith(gone + "/")]:
-                        del tree[key]
-                    continue
-                mode = member.mode & 0o7777
-                if member.isdir():
-                    tree[name] = _Item("dir", mode)
-                elif member.issym():
-                    tree[name] = _Item("symlink", mode, target=member.linkname)
-                elif member.islnk():
-                    tree[name] = _Item("hardlink", mode, target=member.linkname.lstrip("./"))
-                elif member.isfile():
-                    handle = tar.extractfile(member)
-                    assert handle is not None
-                    tree[name] = _Item("file", mode, data=handle.read())
-    inside: Callable[[str], bool] = lambda n: n.startswith("bin/")  # noqa: E731
+    tree = _rootfs(source, manifest)
     if "bin" not in tree:
         raise ImageError(f"busybox from {source.description} for {platform} has no /bin")
     entries = [layers.directory(dest, tree["bin"].mode)]
     for name, item in sorted(tree.items()):
-        if not inside(name):
-            continue
-        path = dest + "/" + name[len("bin/") :]
-        if item.kind == "dir":
-            entries.append(layers.directory(path, item.mode))
-        elif item.kind == "symlink":
-            entries.append(layers.symlink(path, item.target or ""))
-        elif item.kind == "file":
-            entries.append(layers.file(path, data=item.data, mode=item.mode))
-        else:
-            target = item.target or ""
-            resolved = tree.get(target)
-            if inside(target) and resolved is not None and resolved.kind == "file":
-                entries.append(layers.hardlink(path, dest + "/" + target[len("bin/") :]))
-            elif resolved is not None and resolved.kind == "file":  # a link out of /bin becomes a copy
-                entries.append(layers.file(path, data=resolved.data, mode=resolved.mode))
-            else:
-                raise ImageError(f"busybox: hard link /{name} names /{target}, which the image does not have")
+        if name.startswith("bin/"):
+            entries.append(_entry(tree, name, item, dest))
     return entries
 
 
-__all__ = ["LayoutSource", "RegistrySource", "Source", "bin_entries", "source_for", "Silent"]
+def _entry(tree: dict[str, _Item], name: str, item: _Item, dest: str) -> layers.Entry:
+    """The entry for /``name`` (under /bin) at its place under ``dest``."""
+    path = dest + "/" + name[len("bin/") :]
+    if item.kind == "dir":
+        return layers.directory(path, item.mode)
+    if item.kind == "symlink":
+        return layers.symlink(path, item.target or "")
+    if item.kind == "file":
+        return layers.file(path, data=item.data, mode=item.mode)
+    target = item.target or ""
+    resolved = tree.get(target)
+    if resolved is None or resolved.kind != "file":
+        raise ImageError(f"busybox: hard link /{name} names /{target}, which the image does not have")
+    if target.startswith("bin/"):
+        return layers.hardlink(path, dest + "/" + target[len("bin/") :])
+    return layers.file(path, data=resolved.data, mode=resolved.mode)  # a link out of /bin becomes a copy
+
+
+__all__ = ["Fetched", "LayoutSource", "Source", "bin_entries"]

@@ -2,21 +2,26 @@
 
 Connection errors, timeouts, 408, 429 and 5xx (not 501/505) are retried with jittered exponential
 backoff within an overall ``Deadline``, waiting as long as Retry-After says (seconds or an HTTP
-date) when the registry says how long.
+date) when the registry says how long. The backoff doubles up to BACKOFF_CAP seconds, or up to
+``KANIKO_PIPELINE_RETRY_BACKOFF_CAP`` when set (the tests that kill a registry on purpose wait a
+fraction of a second between tries instead of two minutes in all).
 """
 
 from __future__ import annotations
 
 import email.utils
+import os
 import random
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from pipeline.errors import RegistryError
+from pipeline.errors import ConfigError, RegistryError
 
 RETRY_STATUSES = frozenset({408, 429}) | frozenset(range(500, 600)) - {501, 505}
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 20.0
+BACKOFF_CAP_VARIABLE = "KANIKO_PIPELINE_RETRY_BACKOFF_CAP"
 MAX_ATTEMPTS = 12
 
 
@@ -47,9 +52,27 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     return max(0.0, (when - now).total_seconds())
 
 
-def backoff_delay(attempt: int) -> float:
+def backoff_cap(env: Mapping[str, str] | None = None) -> float:
+    """The longest wait between two tries, in seconds: BACKOFF_CAP, or the environment's setting."""
+    text = (os.environ if env is None else env).get(BACKOFF_CAP_VARIABLE, "").strip()
+    if not text:
+        return BACKOFF_CAP
+    try:
+        cap = float(text)
+    except ValueError:
+        cap = -1.0
+    if not 0 < cap < float("inf"):
+        raise ConfigError(
+            f"{BACKOFF_CAP_VARIABLE}={text!r} is not a positive number of seconds",
+            hint=f"set it to the longest wait between two tries of a registry request (default {BACKOFF_CAP:g})",
+        )
+    return cap
+
+
+def backoff_delay(attempt: int, env: Mapping[str, str] | None = None) -> float:
     """Jittered exponential backoff (equal jitter): attempt 0 waits 0.25-0.5 s, doubling to the cap."""
-    ceiling = min(BACKOFF_CAP, BACKOFF_BASE * (2**attempt))
+    cap = backoff_cap(env)
+    ceiling = min(cap, min(BACKOFF_BASE, cap) * (2**attempt))
     return random.uniform(ceiling / 2, ceiling)
 
 

@@ -1,11 +1,13 @@
 """The release: every stage in order, idempotent, and the rolling tags moved only when all passed.
 
-Stages: ``resolve`` (the fork's release tag and commit, with ``git ls-remote``: cheap, and a reachability
-check that fails in seconds), then, unless the release is already complete, ``fork``, ``build``,
-``publish`` (by digest, version tags only), ``sign`` (skipped when a valid signature from the configured
-identity is already attached), ``attest`` (SBOMs and provenance), ``verify``, ``nginx-base`` (embedded
-defaults only), ``build-image``, ``smoke``, ``test-result``, and last ``rolling`` (``latest``, ``debug``,
-``slim``, ``vX.Y``, ``vX``; never backwards).
+Stages (``STAGES``): ``resolve`` (the fork's release tag and commit, with ``git ls-remote``: cheap, and a
+reachability check that fails in seconds), ``check`` (what the registry holds: an up-to-date release stops
+here), then ``fork``, ``build``, ``publish`` (by digest, version tags only), ``sign`` (skipped when a valid
+signature from the configured identity is already attached), ``attest`` (SBOMs and provenance),
+``verify``, ``nginx-base`` (embedded defaults only), ``build-image``, ``conformance``, ``smoke``,
+``test-result``, with more than one registry ``signatures`` (the same bundles attached and verified in
+each other registry), and last ``rolling`` (``latest``, ``debug``, ``slim``, ``vX.Y``, ``vX``; never
+backwards).
 
 A release is *up to date* when every variant's version tag exists, carries a valid signature AND a latest
 valid test result PASSED from the configured identity, and every rolling tag that may move already names

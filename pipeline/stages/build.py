@@ -24,6 +24,7 @@ from pipeline.oci.layout import Layout
 from pipeline.policy import tagplan
 from pipeline.progress import Progress, Silent
 from pipeline.source.checkout import Checkout
+from pipeline.stages import fetch_busybox
 from pipeline.urls import redact
 
 CA_PATH = "/kaniko/ssl/certs/ca-certificates.crt"
@@ -124,8 +125,9 @@ def build(
     progress.info(f"CA bundle: {bundle.origin} ({bundle.digest[:19]})")
     box: busyboxes.Source | None = None
     if "debug" in variants:
-        box = busyboxes.source_for(
+        box = fetch_busybox.fetch(
             model.busybox_digest,
+            platforms,
             override=busybox,
             mirror=registry_mirror,
             insecure=insecure,

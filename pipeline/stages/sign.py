@@ -1,12 +1,11 @@
-"""The sign stage, and verification of a published image.
+"""The sign stage (verification is the verify stage's, :mod:`pipeline.stages.verify`).
 
 ``sign`` signs each published index (and with ``per_platform`` each platform manifest) as cosign v3
 does, attaches the bundle as a referrer, and writes the cosign v2 ``.sig`` tag too. It signs only what
 was published: the digest the registry answers for must be the digest it was asked to sign. With an
 ``expected`` identity, the signing certificate is checked right after signing, before anything is
-attached. ``verify`` finds
-the bundles attached to an image and passes only when one is valid for its digest, from the given
-identity and issuer; it reports what it found and why each failed.
+attached. ``run_sign`` is `invoke sign`: the targets from the publish record or ``--image``, in a signing
+``session`` (the trust config, an identity token, and a local Sigstore instance where one is wanted).
 """
 
 from __future__ import annotations

@@ -33,13 +33,9 @@ from pipeline.signing import bundle as bundles
 from pipeline.signing.verify import Policy
 from pipeline.stages import attest
 from pipeline.stages import verify as verify_stage
-from tests.integration.test_sign_registry import ISSUER, SIGNER, _invoke, _token, push_index
-from tests.support.sigstore import (  # noqa: F401 - fixtures
-    local_sigstore,
-    node_cache,
-    sigstore_js,
-    verify_with_sigstore_js,
-)
+from tests.support.cli import invoke_with_cache
+from tests.support.layouts import push_index
+from tests.support.sigstore import ISSUER, SIGNER, identity_token, verify_with_sigstore_js
 
 CONFIGURATION = [{"name": "smoke-image", "uri": "registry.test/nginx@sha256:" + "a" * 64}]
 
@@ -51,7 +47,7 @@ def client() -> Iterator[Client]:
 
 
 @pytest.fixture(scope="module")
-def config(local_sigstore: localsigstore.LocalSigstore) -> ClientTrustConfig:  # noqa: F811
+def config(local_sigstore: localsigstore.LocalSigstore) -> ClientTrustConfig:
     return trust.load(local_sigstore.trust_config)
 
 
@@ -60,7 +56,7 @@ def _attest(
 ) -> attest.Attested:
     body = predicate([("smoke/answers", True), ("smoke/welcome-page", passed)], CONFIGURATION)
     claim = attest.Claim(repo, digest, TEST_RESULT, body)
-    [done] = attest.attest([claim], client=client, config=config, token=_token())
+    [done] = attest.attest([claim], client=client, config=config, token=identity_token())
     return done
 
 
@@ -68,8 +64,8 @@ def test_a_test_result_is_attached_as_cosign_attest_does_and_verifies_independen
     registry: LocalRegistry,
     client: Client,
     config: ClientTrustConfig,
-    local_sigstore: localsigstore.LocalSigstore,  # noqa: F811
-    sigstore_js: Path,  # noqa: F811
+    local_sigstore: localsigstore.LocalSigstore,
+    sigstore_js: Path,
     tmp_path: Path,
 ) -> None:
     repo = Reference.parse(f"{registry.host}/team/attested")
@@ -173,7 +169,7 @@ def test_the_latest_result_decides_and_a_failed_one_stops_the_rolling_tags(
     registry: LocalRegistry,
     client: Client,
     config: ClientTrustConfig,
-    local_sigstore: localsigstore.LocalSigstore,  # noqa: F811
+    local_sigstore: localsigstore.LocalSigstore,
 ) -> None:
     repo = Reference.parse(f"{registry.host}/team/latest")
     index = push_index(client, repo, seed="latest")
@@ -198,7 +194,7 @@ def test_the_latest_result_decides_and_a_failed_one_stops_the_rolling_tags(
         [attest.Claim(repo, index.digest, TEST_RESULT, foreign)],
         client=client,
         config=config,
-        token=_token(subject="https://someone.else/ci"),
+        token=identity_token(subject="https://someone.else/ci"),
     )
     assert evidence.latest_result(client, repo.repo_str, index.digest, signing, configs) == "FAILED"
 
@@ -207,7 +203,7 @@ def test_invoke_verify_type_prints_the_predicate_and_refuses_clearly(
     registry: LocalRegistry,
     client: Client,
     config: ClientTrustConfig,
-    local_sigstore: localsigstore.LocalSigstore,  # noqa: F811
+    local_sigstore: localsigstore.LocalSigstore,
     tmp_path: Path,
 ) -> None:
     repo = Reference.parse(f"{registry.host}/team/cli")
@@ -231,7 +227,7 @@ def test_invoke_verify_type_prints_the_predicate_and_refuses_clearly(
             *common,
             *extra,
         ]
-        return _invoke(args, cache)
+        return invoke_with_cache(args, cache)
 
     found = verify(f"{repo.repo_str}:latest", "test-result", SIGNER, "--json")
     assert found.returncode == 0, found.stderr

@@ -43,10 +43,12 @@ class Built:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
+def built(tmp_path_factory: pytest.TempPathFactory, go_build_cache: Path) -> Built:
     require_tool("go", "the build compiles Go")
     require_tool("git", "the fixture fork is a git repository")
     root = tmp_path_factory.mktemp("build")
+    (root / "cache").mkdir()
+    (root / "cache" / "go-build").symlink_to(go_build_cache)  # the later builds in this cache share it too
     busybox = root / "busybox"
     digest = fixture_fork.make_busybox_layout(busybox)
     checkout = fixture_fork.make_fork(root / "fork", digest)
@@ -161,6 +163,7 @@ def test_index_json_names_each_variant(built: Built) -> None:
         assert sorted(image.manifests) == sorted(PLATFORMS)
 
 
+@pytest.mark.slow  # a build from an empty cache on purpose
 def test_two_builds_in_different_directories_give_identical_digests(built: Built, tmp_path: Path) -> None:
     clone = tmp_path / "elsewhere" / "fork"
     subprocess.run(["git", "clone", "-q", str(built.checkout.path), str(clone)], check=True)
@@ -422,6 +425,7 @@ def test_podman_runs_each_image(
 def test_invoke_build_prints_the_result_and_records_it(built: Built, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     record.save(cache / "runs" / "last.json", "fork", built.checkout.to_dict())
+    (cache / "go-build").symlink_to(built.root / "cache" / "go-build")
     out = tmp_path / "layout"
     result = run_invoke(
         ["build", "--platforms", "linux/amd64", "--variants", "executor,slim", "--out", str(out), "--json"],

@@ -27,22 +27,14 @@ from pipeline.services.registry import LocalRegistry
 from pipeline.signing import identity, trust
 from pipeline.stages import build_image
 from pipeline.stages import sign as sign_stage
-from tests.conftest import require_tool
 from tests.support import fakeexecutor
 from tests.support.cli import run_invoke
 from tests.support.registries import AuthRegistry
-from tests.support.sigstore import local_sigstore, node_cache  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.slow
 
 # CAP_CHOWN (0) | CAP_DAC_OVERRIDE (1) | CAP_FOWNER (3): the kaniko README's profile, nothing else.
 README_CAPS = f"{(1 << 0) | (1 << 1) | (1 << 3):016x}"
-
-
-@pytest.fixture(scope="session")
-def fake_binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    go = require_tool("go", "the fixture executor is a small Go program")
-    return fakeexecutor.build_binary(go, tmp_path_factory.mktemp("fakekaniko") / "executor")
 
 
 @pytest.fixture
@@ -214,7 +206,7 @@ def test_build_image_verifies_the_executor_with_the_sign_stage_first(
     fake_binary: Path,
     registry: LocalRegistry,
     registry_htpasswd: AuthRegistry,
-    local_sigstore: localsigstore.LocalSigstore,  # noqa: F811
+    local_sigstore: localsigstore.LocalSigstore,
     tmp_path: Path,
     capfd: pytest.CaptureFixture[str],
 ) -> None:

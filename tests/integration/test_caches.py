@@ -44,6 +44,7 @@ def test_fork_clone_cold_then_cached(tmp_path: Path) -> None:
     assert len(list((cache / "forks").iterdir())) == 2  # one clone and its lock file, nothing more
 
 
+@pytest.mark.slow  # a cold Go build on purpose
 def test_binaries_and_go_build_cache_cold_then_cached(tmp_path: Path) -> None:
     require_tool("go", "the compile stage runs go build")
     busybox = tmp_path / "busybox"

@@ -93,6 +93,7 @@ def _files(root: Path) -> Iterator[Path]:
             yield path
 
 
+@pytest.mark.slow  # fork, a cold build, publish and two releases, each an invoke process
 def test_a_token_in_the_fork_url_appears_nowhere(
     served: tuple[GitHttp, str, Path], registry: LocalRegistry, tmp_path: Path
 ) -> None:

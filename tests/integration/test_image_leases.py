@@ -19,9 +19,15 @@ from pipeline.registry.reference import Reference
 from pipeline.services.podman import Podman
 from pipeline.stages.conformance import stage
 from pipeline.stages.conformance.result import ConformanceResult
-from tests.integration.test_conformance import executor, fake_binary  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def executor(fake_executor_image: Reference) -> Reference:
+    return fake_executor_image
+
+
 WAIT = 900.0
 
 

@@ -17,13 +17,7 @@ from pipeline.signing import bundle as bundles
 from pipeline.signing import identity, statement, trust
 from pipeline.signing.bundle import SignedDigest
 from pipeline.signing.verify import Policy, verify_bundle
-from tests.support.sigstore import (  # noqa: F401 - fixtures
-    local_sigstore,
-    node_cache,
-    other_sigstore,
-    sigstore_js,
-    verify_with_sigstore_js,
-)
+from tests.support.sigstore import verify_with_sigstore_js
 
 DIGEST = digests.of_bytes(b"an image index")
 OTHER_DIGEST = digests.of_bytes(b"another image index")
@@ -34,7 +28,7 @@ POLICY = Policy(SIGNER, ISSUER)
 
 
 @pytest.fixture(scope="module")
-def config(local_sigstore: localsigstore.LocalSigstore) -> ClientTrustConfig:  # noqa: F811
+def config(local_sigstore: localsigstore.LocalSigstore) -> ClientTrustConfig:
     return trust.load(local_sigstore.trust_config)
 
 
@@ -140,7 +134,7 @@ def test_garbage_is_rejected_with_a_reason(config: ClientTrustConfig) -> None:
 
 def test_untrusted_root_is_rejected(
     signed: SignedDigest,
-    other_sigstore: localsigstore.LocalSigstore,  # noqa: F811
+    other_sigstore: localsigstore.LocalSigstore,
 ) -> None:
     other = trust.load(other_sigstore.trust_config)
     outcome = verify_bundle(signed.bundle_json, DIGEST, POLICY, other)
@@ -150,9 +144,9 @@ def test_untrusted_root_is_rejected(
 
 def test_sigstore_js_verifies_the_bundle(
     signed: SignedDigest,
-    local_sigstore: localsigstore.LocalSigstore,  # noqa: F811
-    other_sigstore: localsigstore.LocalSigstore,  # noqa: F811
-    sigstore_js: Path,  # noqa: F811
+    local_sigstore: localsigstore.LocalSigstore,
+    other_sigstore: localsigstore.LocalSigstore,
+    sigstore_js: Path,
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "bundle.json"
@@ -191,8 +185,8 @@ def test_sigstore_js_verifies_the_bundle(
 
 def test_sigstore_js_verifies_the_simple_signing_bundle(
     signed: SignedDigest,
-    local_sigstore: localsigstore.LocalSigstore,  # noqa: F811
-    sigstore_js: Path,  # noqa: F811
+    local_sigstore: localsigstore.LocalSigstore,
+    sigstore_js: Path,
     tmp_path: Path,
 ) -> None:
     assert signed.simple_signing is not None
@@ -246,7 +240,7 @@ def test_missing_node_is_a_tool_error(tmp_path: Path, monkeypatch: pytest.Monkey
         localsigstore.start(tmp_path / "cache")
 
 
-def test_local_fulcio_checks_the_token_claims(local_sigstore: localsigstore.LocalSigstore) -> None:  # noqa: F811
+def test_local_fulcio_checks_the_token_claims(local_sigstore: localsigstore.LocalSigstore) -> None:
     import requests
 
     url = f"{local_sigstore.url}/api/v2/signingCert"

@@ -16,6 +16,7 @@ from pipeline import config, record
 from pipeline.errors import ImageError
 from pipeline.oci import mediatype
 from pipeline.oci.layout import Layout
+from pipeline.policy import tagplan
 from pipeline.progress import Progress, Silent
 from pipeline.registry.client import Client
 from pipeline.registry.credentials import Credentials
@@ -147,7 +148,7 @@ def test_version_tags_only_leaves_rolling_tags_pending(registry: LocalRegistry, 
         assert out["debug"].tags == ["v1.25.16-debug"]
         assert out["debug"].pending_rolling == ["v1.25-debug", "v1-debug", "debug"]
         assert _tags(registry.url, "pend/kaniko-executor") == {"v1.25.16-debug"}
-        plan = publish.tagplan.plan_variant("1.25.16", "debug", f"{registry.host}/pend")
+        plan = tagplan.plan_variant("1.25.16", "debug", f"{registry.host}/pend")
         publish.move_rolling(client, layout, images["debug"], plan)
     assert _tags(registry.url, "pend/kaniko-executor") == {
         "v1.25.16-debug",

@@ -23,7 +23,7 @@ from pipeline.services.podman import Mount, Podman, RunSpec
 from pipeline.stages import render
 from tests.support import fakeexecutor
 from tests.support.cli import run_invoke
-from tests.support.recipeimages import Published, published  # noqa: F401 - fixture
+from tests.support.recipeimages import Published
 from tests.support.registries import AuthRegistry
 
 pytestmark = pytest.mark.slow
@@ -101,7 +101,7 @@ def ci_variables(job: dict[str, Any], dest: AuthRegistry, sha: str) -> dict[str,
 
 
 def test_the_gitlab_job_builds_and_pushes_in_the_debug_image(
-    published: Published,  # noqa: F811
+    published: Published,
     podman: Podman,
     registry_htpasswd: AuthRegistry,
     tmp_path: Path,
@@ -148,7 +148,7 @@ def test_the_gitlab_job_builds_and_pushes_in_the_debug_image(
 
 
 def test_the_job_cannot_start_in_the_executor_image_and_render_refuses_it(
-    published: Published,  # noqa: F811
+    published: Published,
     podman: Podman,
     registry_htpasswd: AuthRegistry,
     tmp_path: Path,

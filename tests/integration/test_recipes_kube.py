@@ -35,7 +35,7 @@ from pipeline.services.podman import Podman
 from pipeline.stages import render
 from tests.conftest import require_tool
 from tests.support import fakeexecutor
-from tests.support.recipeimages import Published, published  # noqa: F401 - fixture
+from tests.support.recipeimages import Published
 from tests.support.registries import AuthRegistry
 
 pytestmark = pytest.mark.slow
@@ -144,7 +144,7 @@ def project(tmp_path: Path) -> Path:
 
 
 def test_podman_kube_play_runs_the_rendered_pod_and_it_writes_the_tarball(
-    published: Published,  # noqa: F811
+    published: Published,
     kube: Kube,
     tmp_path: Path,
 ) -> None:
@@ -203,7 +203,7 @@ def docker_config_secret(name: str, dest: AuthRegistry) -> dict[str, Any]:
 
 
 def test_the_jobs_pod_pushes_with_the_read_only_secret(
-    published: Published,  # noqa: F811
+    published: Published,
     kube: Kube,
     registry_htpasswd: AuthRegistry,
     tmp_path: Path,

@@ -18,8 +18,7 @@ from pipeline.registry.credentials import Credentials
 from pipeline.registry.reference import Reference
 from pipeline.registry.referrers import attach, fallback_tag, list_referrers
 from pipeline.services.registry import LocalRegistry
-from tests.integration.test_registry_referrers import BUNDLE, _artifact
-from tests.support.layouts import build_image
+from tests.support.layouts import BUNDLE, build_image, bundle_artifact
 from tests.support.referrersapi import ReferrersApi
 
 OTHER = "application/vnd.example.sbom+json"
@@ -42,7 +41,7 @@ def test_attach_and_list_through_a_paged_referrers_api(
     attached = []
     for i in range(5):
         kind = BUNDLE if i % 2 == 0 else OTHER
-        attached.append(attach(client, ref, _artifact(client, ref, top, b'{"n": %d}' % i, kind)))
+        attached.append(attach(client, ref, bundle_artifact(client, ref, top, b'{"n": %d}' % i, kind)))
     # The registry indexed each one itself: no referrers-tag-schema index was written.
     tags = requests.get(f"{registry.url}/v2/team/app/tags/list", timeout=10).json()["tags"]
     assert fallback_tag(top.digest) not in tags

@@ -3,14 +3,7 @@ read back with skopeo, an independent client."""
 
 from __future__ import annotations
 
-import base64
-import contextlib
 import io
-import json
-import subprocess
-import tempfile
-import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -26,76 +19,10 @@ from pipeline.registry.client import Client
 from pipeline.registry.credentials import Credential, Credentials
 from pipeline.registry.reference import Reference
 from pipeline.services.registry import LocalRegistry
-from tests.conftest import require_tool
-from tests.support.faultproxy import FaultProxy
+from tests.support.faultproxy import settle
 from tests.support.layouts import blob_bytes, build_image
 from tests.support.registries import AuthRegistry, Factory
-
-
-@contextlib.contextmanager
-def _authfile(host: str, user: str | None, password: str | None) -> Iterator[list[str]]:
-    """skopeo arguments for credentials: an auth file (0600) in a directory deleted afterwards."""
-    if user is None or password is None:
-        yield []
-        return
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "auth.json"
-        path.touch(mode=0o600)
-        auth = base64.b64encode(f"{user}:{password}".encode()).decode()
-        path.write_text(json.dumps({"auths": {host: {"auth": auth}}}))
-        yield ["--authfile", str(path)]
-
-
-def skopeo_raw(ref: str, user: str | None = None, password: str | None = None) -> bytes:
-    skopeo = require_tool("skopeo", "an independent client reads back what was pushed")
-    host = ref.split("/", 1)[0]
-    with _authfile(host, user, password) as auth:
-        done = subprocess.run(
-            [skopeo, "inspect", "--raw", "--tls-verify=false", *auth, f"docker://{ref}"],
-            capture_output=True,
-            check=False,
-            timeout=120,
-        )
-    assert done.returncode == 0, done.stderr.decode()
-    return done.stdout
-
-
-def skopeo_copy_all(ref: str, dest: Path, user: str | None = None, password: str | None = None) -> None:
-    """Copy every platform of ``ref`` to an OCI layout: skopeo checks every blob's digest."""
-    skopeo = require_tool("skopeo", "an independent client reads back what was pushed")
-    host = ref.split("/", 1)[0]
-    with _authfile(host, user, password) as auth:
-        done = subprocess.run(
-            [skopeo, "copy", "--all", "--src-tls-verify=false", *auth, f"docker://{ref}", f"oci:{dest}:copy"],
-            capture_output=True,
-            check=False,
-            timeout=300,
-        )
-    assert done.returncode == 0, done.stderr.decode()
-
-
-def check_pushed(
-    layout: Layout, top: Descriptor, ref: str, user: str | None = None, pw: str | None = None
-) -> None:
-    """skopeo reads back the index and every platform manifest byte for byte, and all blobs verify."""
-    raw = skopeo_raw(ref, user, pw)
-    assert digests.of_bytes(raw) == top.digest
-    assert raw == layout.read_blob(top.digest)
-    index = parse(raw)
-    assert isinstance(index, Index)
-    repo = ref.rsplit(":", 1)[0] if "@" not in ref else ref.split("@", 1)[0]
-    for child in index.manifests:
-        assert skopeo_raw(f"{repo}@{child.digest}", user, pw) == layout.read_blob(child.digest)
-    with tempfile.TemporaryDirectory() as out:
-        skopeo_copy_all(ref, Path(out) / "copy", user, pw)
-
-
-def settle(proxy: FaultProxy, done: Callable[[], bool]) -> None:
-    """The proxy records an exchange just after answering it: wait (briefly) until it has."""
-    for _ in range(200):
-        if done():
-            return
-        time.sleep(0.01)
+from tests.support.skopeo import check_pushed, skopeo_raw
 
 
 @pytest.fixture

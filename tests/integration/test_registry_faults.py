@@ -14,10 +14,10 @@ from pipeline.registry.client import Client
 from pipeline.registry.credentials import Credential, Credentials
 from pipeline.registry.reference import Reference
 from pipeline.services.registry import LocalRegistry
-from tests.integration.test_registry_client import check_pushed, settle
-from tests.support.faultproxy import FaultProxy, retry_after_date
+from tests.support.faultproxy import FaultProxy, retry_after_date, settle
 from tests.support.layouts import blob_bytes, build_image
 from tests.support.registries import Factory
+from tests.support.skopeo import check_pushed
 
 
 @pytest.fixture

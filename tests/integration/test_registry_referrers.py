@@ -8,35 +8,14 @@ from pathlib import Path
 from pipeline.oci import digest as digests
 from pipeline.oci import mediatype
 from pipeline.oci.descriptor import Descriptor
-from pipeline.oci.manifest import Index, Manifest, parse
+from pipeline.oci.manifest import Index, parse
 from pipeline.registry.client import Client
 from pipeline.registry.credentials import Credentials
 from pipeline.registry.reference import Reference
 from pipeline.registry.referrers import attach, fallback_tag, list_referrers
 from pipeline.services.registry import LocalRegistry
-from tests.integration.test_registry_client import skopeo_raw
-from tests.support.layouts import build_image
-
-BUNDLE = "application/vnd.dev.sigstore.bundle.v0.3+json"
-EMPTY = Descriptor(mediatype.OCI_EMPTY, mediatype.EMPTY_DIGEST, 2)
-
-
-def _artifact(
-    client: Client, ref: Reference, subject: Descriptor, payload: bytes, kind: str = BUNDLE
-) -> Manifest:
-    digest = client.upload_blob(ref, payload)
-    assert client.upload_blob(ref, mediatype.EMPTY_JSON) == mediatype.EMPTY_DIGEST
-    return Manifest(
-        config=EMPTY,
-        layers=[Descriptor(kind, digest, len(payload))],
-        annotations={
-            "dev.sigstore.bundle.content": "dsse-envelope",
-            "dev.sigstore.bundle.predicateType": "https://sigstore.dev/cosign/sign/v1",
-            "org.opencontainers.image.created": "2026-01-01T00:00:00Z",
-        },
-        subject=Descriptor(subject.media_type, subject.digest, subject.size),
-        artifact_type=kind,
-    )
+from tests.support.layouts import BUNDLE, build_image, bundle_artifact
+from tests.support.skopeo import skopeo_raw
 
 
 def test_attach_with_tag_schema(registry: LocalRegistry, tmp_path: Path) -> None:
@@ -44,7 +23,7 @@ def test_attach_with_tag_schema(registry: LocalRegistry, tmp_path: Path) -> None
     client = Client(credentials=Credentials.anonymous())
     ref = Reference.parse(f"{registry.host}/team/app:v1")
     client.push_layout(layout, top, ref)
-    artifact = _artifact(client, ref, top, b'{"bundle": 1}')
+    artifact = bundle_artifact(client, ref, top, b'{"bundle": 1}')
 
     desc = attach(client, ref, artifact)
     assert desc.digest == digests.of_bytes(artifact.to_bytes())
@@ -71,7 +50,7 @@ def test_others_entries_are_kept(registry: LocalRegistry, tmp_path: Path) -> Non
     ref = Reference.parse(f"{registry.host}/team/app:v1")
     client.push_layout(layout, top, ref)
     # Another tool's referrer, recorded in the tag schema index before ours.
-    theirs = _artifact(client, ref, top, b"their attestation", kind="application/vnd.in-toto+json")
+    theirs = bundle_artifact(client, ref, top, b"their attestation", kind="application/vnd.in-toto+json")
     theirs_data = theirs.to_bytes()
     client.put_manifest(ref.with_digest(digests.of_bytes(theirs_data)), theirs_data, mediatype.OCI_MANIFEST)
     their_entry = Descriptor(
@@ -84,14 +63,14 @@ def test_others_entries_are_kept(registry: LocalRegistry, tmp_path: Path) -> Non
     tag = ref.with_tag(fallback_tag(top.digest))
     client.put_manifest(tag, Index(manifests=[their_entry]).to_bytes(), mediatype.OCI_INDEX)
 
-    mine = attach(client, ref, _artifact(client, ref, top, b"my bundle"))
+    mine = attach(client, ref, bundle_artifact(client, ref, top, b"my bundle"))
     entries = list_referrers(client, ref, top.digest)
     assert [d.digest for d in entries] == [their_entry.digest, mine.digest]
     assert entries[0].annotations == {"tool": "other"}
     assert [d.digest for d in list_referrers(client, ref, top.digest, artifact_type=BUNDLE)] == [mine.digest]
     assert list_referrers(client, ref, top.digest, artifact_type="application/x-none") == []
 
-    second = attach(client, ref, _artifact(client, ref, top, b"my second bundle"))
+    second = attach(client, ref, bundle_artifact(client, ref, top, b"my second bundle"))
     assert [d.digest for d in list_referrers(client, ref, top.digest)] == [
         their_entry.digest,
         mine.digest,

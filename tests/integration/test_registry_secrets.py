@@ -23,7 +23,7 @@ from pipeline.services.registry import LocalRegistry
 from tests.support.cli import run_invoke
 from tests.support.layouts import build_image, build_layout
 from tests.support.registries import AuthRegistry, Factory
-from tests.support.sigstore import local_sigstore, node_cache, seed_cache  # noqa: F401 - fixtures
+from tests.support.sigstore import seed_cache
 
 SIGNER = "https://ci.example.test/kaniko-pipeline/secrets"
 ISSUER = "https://issuer.example.test"
@@ -88,8 +88,8 @@ def _everything_under(*roots: Path) -> Iterator[Path]:
 def test_identity_tokens_and_the_docker_config_stay_out_of_outputs_and_files(
     registry_factory: Factory,
     registry: LocalRegistry,
-    local_sigstore: localsigstore.LocalSigstore,  # noqa: F811
-    node_cache: Path,  # noqa: F811
+    local_sigstore: localsigstore.LocalSigstore,
+    node_cache: Path,
     tmp_path: Path,
 ) -> None:
     """A registry identity token (Docker config ``identitytoken``), the Docker config's ``auth``, and the

@@ -13,156 +13,37 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
-import requests
 
 from pipeline import config, record, release
 from pipeline.errors import ConformanceError, ForkError, SmokeError
-from pipeline.oci import mediatype
 from pipeline.services import sigstore as localsigstore
-from pipeline.services.nginxbase import BaseImage
 from pipeline.services.registry import LocalRegistry
 from pipeline.stages import verify as verify_stage
 from tests.conftest import require_tool
-from tests.support import fakeexecutor, fixture_fork
 from tests.support.cli import run_invoke
-from tests.support.sigstore import node_cache, seed_cache  # noqa: F401 - fixture
+from tests.support.releasefork import OLD, Fork, release_options, rolling_tags, tags_in
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
-ACCEPT = ", ".join(sorted(mediatype.ALL_MANIFEST_TYPES))
-VARIANTS = "executor,debug,slim,warmer"
-OLD, NEW = "v1.2.2", "v1.2.3"
 
 
 class Killed(Exception):
     """Raised by the stage hook: the run stops there, as if killed."""
 
 
-@dataclass
-class Fork:
-    path: Path
-    fork_dir: Path  # holds pin.json (no patches)
-    busybox: Path
-    shared: Path  # Go build cache, binaries, node packages: shared by the module's runs
-
-
-@pytest.fixture(scope="module")
-def fork(tmp_path_factory: pytest.TempPathFactory, node_cache: Path) -> Fork:  # noqa: F811
-    require_tool("go", "the release compiles the fixture fork")
-    require_tool("git", "the fixture fork is a git repository")
-    root = tmp_path_factory.mktemp("release-fork")
-    busybox = root / "busybox"
-    digest = fixture_fork.make_busybox_layout(busybox, platforms=("linux/amd64",))
-    path = root / "fork"
-    checkout = fixture_fork.make_fork(path, digest, tag=OLD)
-    # The fork's executor is the fake executor: build-image runs what the release built.
-    fakeexecutor.install_into_fork(path)
-    subprocess.run(["git", "-C", str(path), "tag", NEW], check=True)
-    subprocess.run(["git", "-C", str(path), "tag", "-f", OLD], check=True, capture_output=True)
-    commit = fixture_fork.checkout_of(path, NEW).commit
-    assert commit != checkout.commit
-    fork_dir = root / "pin"
-    fork_dir.mkdir()
-    (fork_dir / "pin.json").write_text(json.dumps({"url": str(path), "tag": NEW, "commit": commit}))
-    shared = root / "shared"
-    seed_cache(node_cache, shared)
-    return Fork(path, fork_dir, busybox, shared)
-
-
-def _settings(fork: Fork, registry: LocalRegistry, tmp_path: Path, nginx_base: BaseImage) -> config.Settings:
-    cache = tmp_path / "cache"
-    cache.mkdir(exist_ok=True)
-    for name in ("go-build", "binaries", "node"):
-        (fork.shared / name).mkdir(exist_ok=True)
-        if not (cache / name).exists():
-            (cache / name).symlink_to(fork.shared / name)
-    if not (cache / "nginx-base").exists():
-        (cache / "nginx-base").symlink_to(nginx_base.layout.parent.parent)
-    home = tmp_path / "home"
-    home.mkdir(exist_ok=True)
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(
-            ("DOCKER_", "INVOKE_PIPELINE_", "SIGSTORE_", "KANIKO_", "GITHUB_", "GITLAB_", "CI")
-        )
-    }
-    env.update({"HOME": str(home), "DOCKER_CONFIG": str(home / ".docker")})
-    return config.Settings.load(
-        {
-            "cache_dir": str(cache),
-            "fork_dir": str(fork.fork_dir),
-            "fork_url": str(fork.path),
-            "prefix": registry.host,
-            "platforms": "linux/amd64",
-            "variants": VARIANTS,
-        },
-        env=env,
-    )
-
-
-def _options(fork: Fork, tmp_path: Path, **extra: Any) -> release.Options:
-    # The fake executor cannot build the conformance suite; test_conformance_failure_... runs that stage.
-    extra.setdefault("conformance", "off")
-    return release.Options(busybox=str(fork.busybox), report_dir=tmp_path / "reports", **extra)
-
-
-def _snapshot(registry: LocalRegistry) -> dict[str, dict[str, str]]:
-    """Every tag of every repository in the registry, and the digest it names."""
-    repos = requests.get(f"{registry.url}/v2/_catalog", timeout=10).json().get("repositories") or []
-    out: dict[str, dict[str, str]] = {}
-    for repo in repos:
-        tags = requests.get(f"{registry.url}/v2/{repo}/tags/list", timeout=10).json().get("tags") or []
-        out[repo] = {}
-        for tag in tags:
-            response = requests.head(
-                f"{registry.url}/v2/{repo}/manifests/{tag}", headers={"Accept": ACCEPT}, timeout=10
-            )
-            out[repo][tag] = response.headers["Docker-Content-Digest"]
-    return out
-
-
-def _rolling(snapshot: dict[str, dict[str, str]]) -> dict[str, str]:
-    executor = snapshot.get("kaniko-executor", {})
-    warmer = snapshot.get("kaniko-warmer", {})
-    tags = ("latest", "v1", "v1.2", "debug", "v1-debug", "v1.2-debug", "slim", "v1-slim", "v1.2-slim")
-    out = {f"executor:{t}": executor[t] for t in tags if t in executor}
-    out.update({f"warmer:{t}": warmer[t] for t in ("latest", "v1", "v1.2") if t in warmer})
-    return out
-
-
-@pytest.fixture
-def env(
-    fork: Fork, registry: LocalRegistry, tmp_path: Path, nginx_base: BaseImage, nginx_image: str
-) -> Iterator[tuple[config.Settings, str]]:
-    require_tool("podman", "build-image and smoke run containers")
-    settings = _settings(fork, registry, tmp_path, nginx_base)
-    yield settings, nginx_image
-    from pipeline.services.podman import Podman
-
-    podman = Podman(settings.cache_dir)
-    built = record.read(settings.record_file).get("build-image") or {}
-    for image in (built.get("executor"), built.get("image")):
-        if image:
-            podman.rmi(str(image))
-
-
 def test_first_run_releases_a_second_is_up_to_date_and_force_republishes_nothing(
     env: tuple[config.Settings, str], fork: Fork, registry: LocalRegistry, tmp_path: Path
 ) -> None:
     settings, nginx = env
-    first = release.run(settings, _options(fork, tmp_path, smoke_image=nginx))
+    first = release.run(settings, release_options(fork, tmp_path, smoke_image=nginx))
     assert first.status == "released", first.to_dict()
     names = [stage.name for stage in first.stages]
     assert names == list(release.STAGES)
-    snap = _snapshot(registry)
+    snap = tags_in(registry)
     executor = snap["kaniko-executor"]
     assert executor["v1.2.3"] == executor["latest"] == executor["v1"] == executor["v1.2"]
     assert executor["v1.2.3-debug"] == executor["debug"] and executor["v1.2.3-slim"] == executor["slim"]
@@ -194,14 +75,14 @@ def test_first_run_releases_a_second_is_up_to_date_and_force_republishes_nothing
 
     build_record = record.read(settings.record_file)["build"]
     layout_index = (Path(build_record["layout"]) / "index.json").stat().st_mtime_ns
-    second = release.run(settings, _options(fork, tmp_path, smoke_image=nginx))
+    second = release.run(settings, release_options(fork, tmp_path, smoke_image=nginx))
     assert second.status == "up to date"
     assert [stage.name for stage in second.stages] == ["resolve", "check"]
     assert record.read(settings.record_file)["build"] == build_record
     assert (Path(build_record["layout"]) / "index.json").stat().st_mtime_ns == layout_index
-    assert _snapshot(registry) == snap
+    assert tags_in(registry) == snap
 
-    forced = release.run(settings, _options(fork, tmp_path, smoke_image=nginx, force=True))
+    forced = release.run(settings, release_options(fork, tmp_path, smoke_image=nginx, force=True))
     assert forced.status == "released"
     assert "build" in [stage.name for stage in forced.stages]
     assert forced.bytes_uploaded == 0
@@ -209,7 +90,7 @@ def test_first_run_releases_a_second_is_up_to_date_and_force_republishes_nothing
         v: i["digest"] for v, i in first.images.items()
     }
     assert [s.status for s in forced.stages if s.name == "sign"] == ["skipped"]
-    after = _snapshot(registry)
+    after = tags_in(registry)
 
     def images_only(snapshot: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
         # a forced run tests again: its new test results change the referrers tags (sha256-<hex>)
@@ -227,12 +108,12 @@ def test_an_older_version_does_not_move_the_rolling_tags(
     env: tuple[config.Settings, str], fork: Fork, registry: LocalRegistry, tmp_path: Path
 ) -> None:
     settings, nginx = env
-    assert release.run(settings, _options(fork, tmp_path, smoke_image=nginx)).status == "released"
-    before = _rolling(_snapshot(registry))
-    older = release.run(settings, _options(fork, tmp_path, ref=OLD, smoke_image=nginx))
+    assert release.run(settings, release_options(fork, tmp_path, smoke_image=nginx)).status == "released"
+    before = rolling_tags(tags_in(registry))
+    older = release.run(settings, release_options(fork, tmp_path, ref=OLD, smoke_image=nginx))
     assert older.status == "released" and older.version == "1.2.2"
-    snap = _snapshot(registry)
-    assert _rolling(snap) == before
+    snap = tags_in(registry)
+    assert rolling_tags(snap) == before
     assert snap["kaniko-executor"]["v1.2.2"] != snap["kaniko-executor"]["v1.2.3"]
     assert older.images["executor"]["kept"] == {"v1.2": "1.2.3", "v1": "1.2.3", "latest": "1.2.3"}
     assert older.images["executor"]["tags"] == ["v1.2.2"]
@@ -242,15 +123,18 @@ def test_a_failing_smoke_test_leaves_every_rolling_tag_where_it_was(
     env: tuple[config.Settings, str], fork: Fork, registry: LocalRegistry, tmp_path: Path
 ) -> None:
     settings, nginx = env
-    assert release.run(settings, _options(fork, tmp_path, ref=OLD, smoke_image=nginx)).status == "released"
-    before = _rolling(_snapshot(registry))
+    assert (
+        release.run(settings, release_options(fork, tmp_path, ref=OLD, smoke_image=nginx)).status
+        == "released"
+    )
+    before = rolling_tags(tags_in(registry))
     assert len(before) == 12
     # the fake executor's trivial image (no user, no port, no nginx) is what smoke checks now
     with pytest.raises(SmokeError, match="failed its smoke checks") as failed:
-        release.run(settings, _options(fork, tmp_path))
+        release.run(settings, release_options(fork, tmp_path))
     assert "rolling tags were not moved" in str(failed.value)
-    snap = _snapshot(registry)
-    assert _rolling(snap) == before
+    snap = tags_in(registry)
+    assert rolling_tags(snap) == before
     assert "v1.2.3" in snap["kaniko-executor"]  # published by digest with its version tag only
     reports = sorted((tmp_path / "reports").glob("release-v1.2.3-*.json"))
     data = json.loads(reports[-1].read_text())
@@ -264,13 +148,16 @@ def test_a_failing_conformance_stage_leaves_every_rolling_tag_where_it_was(
 ) -> None:
     require_tool("buildah", "the conformance stage compares with buildah")
     settings, nginx = env
-    assert release.run(settings, _options(fork, tmp_path, ref=OLD, smoke_image=nginx)).status == "released"
-    before = _rolling(_snapshot(registry))
+    assert (
+        release.run(settings, release_options(fork, tmp_path, ref=OLD, smoke_image=nginx)).status
+        == "released"
+    )
+    before = rolling_tags(tags_in(registry))
     # the fake executor builds FROM scratch + COPY only: the quick suite's RUN cases fail
     with pytest.raises(ConformanceError, match="the conformance suite failed") as failed:
-        release.run(settings, _options(fork, tmp_path, smoke_image=nginx, conformance="quick"))
+        release.run(settings, release_options(fork, tmp_path, smoke_image=nginx, conformance="quick"))
     assert "rolling tags were not moved" in str(failed.value)
-    assert _rolling(_snapshot(registry)) == before
+    assert rolling_tags(tags_in(registry)) == before
     reports = sorted((tmp_path / "reports").glob("release-v1.2.3-*.json"))
     data = json.loads(reports[-1].read_text())
     stages = {s["name"]: s["status"] for s in data["stages"]}
@@ -281,6 +168,7 @@ def test_a_failing_conformance_stage_leaves_every_rolling_tag_where_it_was(
     assert cases[("run-forms", "executor")] == "failed"
     assert "### Conformance:" in Path(reports[-1].with_suffix(".md")).read_text()
     # the registry holds the evidence: a signed FAILED test result that names the conformance cases
+    from pipeline.evidence.testresult import TEST_RESULT
     from pipeline.registry.client import Client
     from pipeline.registry.credentials import Credentials
     from pipeline.registry.reference import Reference
@@ -294,9 +182,7 @@ def test_a_failing_conformance_stage_leaves_every_rolling_tag_where_it_was(
     policy = Policy(localsigstore.LOCAL_IDENTITY, localsigstore.LOCAL_ISSUER)
     with Client(credentials=Credentials.anonymous()) as client:
         ref = Reference.parse(executor["repository"])
-        found = attest.latest(
-            attest.find(client, ref, executor["digest"], attest.TEST_RESULT, policy, configs)
-        )
+        found = attest.latest(attest.find(client, ref, executor["digest"], TEST_RESULT, policy, configs))
     assert found is not None and found.statement is not None
     predicate = found.statement["predicate"]
     assert predicate["result"] == "FAILED"
@@ -313,14 +199,16 @@ def test_a_run_killed_between_stages_finishes_when_run_again_and_a_dry_run_chang
             raise Killed(stage)
 
     with pytest.raises(Killed):
-        release.run(settings, _options(fork, tmp_path, smoke_image=nginx, after_stage=kill_after_publish))
-    partial = _snapshot(registry)
+        release.run(
+            settings, release_options(fork, tmp_path, smoke_image=nginx, after_stage=kill_after_publish)
+        )
+    partial = tags_in(registry)
     assert "v1.2.3" in partial["kaniko-executor"] and "latest" not in partial["kaniko-executor"]
     record_before = settings.record_file.read_bytes()
 
-    dry = release.run(settings, _options(fork, tmp_path, dry_run=True))
+    dry = release.run(settings, release_options(fork, tmp_path, dry_run=True))
     assert dry.status == "dry run"
-    assert _snapshot(registry) == partial
+    assert tags_in(registry) == partial
     assert settings.record_file.read_bytes() == record_before
     assert dry.plan is not None and not dry.plan["up_to_date"]
     executor = dry.plan["repositories"]["executor"]
@@ -328,12 +216,12 @@ def test_a_run_killed_between_stages_finishes_when_run_again_and_a_dry_run_chang
     assert executor["rolling"]["latest"]["action"] == "move"
     assert "would move after smoke passes" in release.plan_text(dry.plan)
 
-    resumed = release.run(settings, _options(fork, tmp_path, smoke_image=nginx))
+    resumed = release.run(settings, release_options(fork, tmp_path, smoke_image=nginx))
     assert resumed.status == "released"
     assert resumed.bytes_uploaded == 0  # publish found every blob and manifest in place
-    snap = _snapshot(registry)
+    snap = tags_in(registry)
     assert snap["kaniko-executor"]["latest"] == partial["kaniko-executor"]["v1.2.3"]
-    assert release.run(settings, _options(fork, tmp_path, dry_run=True)).plan["up_to_date"]  # type: ignore[index]
+    assert release.run(settings, release_options(fork, tmp_path, dry_run=True)).plan["up_to_date"]  # type: ignore[index]
     # with no busybox source, a release to a loopback registry leaves debug out and says so
     plain = release.run(settings, release.Options(dry_run=True, report_dir=tmp_path / "reports"))
     assert plain.variants == ["executor", "slim", "warmer"] and release.DEBUG_NOTE in plain.notes

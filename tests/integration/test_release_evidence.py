@@ -16,20 +16,8 @@ from pipeline.registry.reference import Reference
 from pipeline.services import sigstore as localsigstore
 from pipeline.services.registry import LocalRegistry
 from pipeline.signing.verify import Policy
-from tests.integration.test_release import (  # noqa: F401 - fixtures
-    OLD,
-    Fork,
-    _options,
-    _rolling,
-    _snapshot,
-    env,
-    fork,
-)
-from tests.support.sigstore import (  # noqa: F401 - fixtures
-    node_cache,
-    sigstore_js,
-    verify_with_sigstore_js,
-)
+from tests.support.releasefork import OLD, Fork, release_options, rolling_tags, tags_in
+from tests.support.sigstore import verify_with_sigstore_js
 
 pytestmark = pytest.mark.slow
 
@@ -54,27 +42,27 @@ def _results(settings: config.Settings, registry: LocalRegistry, repository: str
 
 
 def test_a_failed_older_release_is_tested_again_without_rebuilding_not_reported_up_to_date(
-    env: tuple[config.Settings, str],  # noqa: F811
-    fork: Fork,  # noqa: F811
+    env: tuple[config.Settings, str],
+    fork: Fork,
     registry: LocalRegistry,
     tmp_path: Path,
 ) -> None:
 
     tmp = tmp_path
     settings, nginx = env
-    newest = release.run(settings, _options(fork, tmp, smoke_image=nginx))
+    newest = release.run(settings, release_options(fork, tmp, smoke_image=nginx))
     assert newest.status == "released"
-    rolling = _rolling(_snapshot(registry))
+    rolling = rolling_tags(tags_in(registry))
 
     # An older patch (every rolling tag stays on the newer version) fails its smoke checks: a FAILED
     # result goes to each of its digests, and nothing rolls.
     with pytest.raises(SmokeError, match="failed its smoke checks") as failed:
-        release.run(settings, _options(fork, tmp, ref=OLD))
+        release.run(settings, release_options(fork, tmp, ref=OLD))
     assert "rolling tags were not moved" in str(failed.value)
-    assert _rolling(_snapshot(registry)) == rolling
+    assert rolling_tags(tags_in(registry)) == rolling
 
     # The next run is NOT "up to date" (the loophole): it tests again, building nothing.
-    again = release.run(settings, _options(fork, tmp, ref=OLD, smoke_image=nginx))
+    again = release.run(settings, release_options(fork, tmp, ref=OLD, smoke_image=nginx))
     assert again.status == "released", again.to_dict()
     results = "https://in-toto.io/attestation/test-result/v0.1"
     assert len([a for a in newest.attestations if a["predicate_type"] == results]) == len(newest.images)
@@ -85,10 +73,10 @@ def test_a_failed_older_release_is_tested_again_without_rebuilding_not_reported_
     assert stages["smoke"] == "ok" and stages["test-result"] == "ok" and stages["rolling"] == "ok"
     assert again.bytes_uploaded == 0
     assert _results(settings, registry, "kaniko-executor", OLD) == ["FAILED", "PASSED"]
-    assert _rolling(_snapshot(registry)) == rolling  # still the newer version's
+    assert rolling_tags(tags_in(registry)) == rolling  # still the newer version's
 
     # and only now is it up to date
-    last = release.run(settings, _options(fork, tmp, ref=OLD, smoke_image=nginx))
+    last = release.run(settings, release_options(fork, tmp, ref=OLD, smoke_image=nginx))
     assert last.status == "up to date"
     assert [stage.name for stage in last.stages] == ["resolve", "check"]
 
@@ -176,10 +164,10 @@ def _tamper(registry: LocalRegistry, repository: str, index_digest: str, path: s
 
 
 def test_a_release_attaches_all_three_attestations_and_reproduce_rebuilds_it(
-    env: tuple[config.Settings, str],  # noqa: F811
-    fork: Fork,  # noqa: F811
+    env: tuple[config.Settings, str],
+    fork: Fork,
     registry: LocalRegistry,
-    sigstore_js: Path,  # noqa: F811
+    sigstore_js: Path,
     tmp_path: Path,
 ) -> None:
     import dataclasses
@@ -189,10 +177,11 @@ def test_a_release_attaches_all_three_attestations_and_reproduce_rebuilds_it(
     from pipeline.evidence.testresult import TEST_RESULT
     from pipeline.registry.client import Client
     from pipeline.registry.credentials import Credentials
-    from pipeline.stages import attest, reproduce, sign
+    from pipeline.signing import identity, trust
+    from pipeline.stages import attest, reproduce
 
     settings, nginx = env
-    first = release.run(settings, _options(fork, tmp_path, smoke_image=nginx))
+    first = release.run(settings, release_options(fork, tmp_path, smoke_image=nginx))
     assert first.status == "released"
     kinds: dict[str, int] = {}
     for item in first.attestations:
@@ -209,7 +198,7 @@ def test_a_release_attaches_all_three_attestations_and_reproduce_rebuilds_it(
 
     trusts = sorted(settings.cache_dir.glob("sigstore/*/trust_config.json"))
     with Client(credentials=Credentials.anonymous()) as client:
-        configs = [sign.trust.load(path) for path in trusts]
+        configs = [trust.load(path) for path in trusts]
         executor = Reference.parse(f"{registry.host}/kaniko-executor:{first.tag}")
         for predicate in (attest.SLSA_PROVENANCE_V1, TEST_RESULT):
             found = attest.verify(executor, predicate, client=client, policy=POLICY, configs=configs)
@@ -276,8 +265,8 @@ def test_a_release_attaches_all_three_attestations_and_reproduce_rebuilds_it(
             attest.SLSA_PROVENANCE_V1,
             found_provenance.predicate or {},
         )
-        token = sign.identity.parse(localsigstore.mint_identity_token(), "test")
-        attest.attest([claim], client=client, config=sign.trust.load(instance.trust_config), token=token)
+        token = identity.parse(localsigstore.mint_identity_token(), "test")
+        attest.attest([claim], client=client, config=trust.load(instance.trust_config), token=token)
         tampered_trust = str(instance.trust_config)
     changed = reproduce.run(
         dataclasses.replace(settings),
@@ -301,11 +290,11 @@ def test_a_release_attaches_all_three_attestations_and_reproduce_rebuilds_it(
         "INVOKE_PIPELINE_FORK_URL": str(settings.fork_url),
         "HOME": settings.env["HOME"],
     }
-    identity = ["--certificate-identity", POLICY.identity, "--certificate-oidc-issuer", POLICY.issuer]
+    signer = ["--certificate-identity", POLICY.identity, "--certificate-oidc-issuer", POLICY.issuer]
 
     def task(image: str, trust: str, *extra: str) -> subprocess.CompletedProcess[str]:
         return run_invoke(
-            ["reproduce", "--image", image, *identity, "--trust-config", trust, *extra], env=cli_env
+            ["reproduce", "--image", image, *signer, "--trust-config", trust, *extra], env=cli_env
         )
 
     good = task(str(executor), trust_config)
@@ -323,13 +312,14 @@ def test_a_release_attaches_all_three_attestations_and_reproduce_rebuilds_it(
         assert "Traceback" not in result.stderr
 
 
-def _verifies(settings: config.Settings, ref: Reference, trust: Path) -> bool:
+def _verifies(settings: config.Settings, ref: Reference, trust_config: Path) -> bool:
     from pipeline.registry.client import Client
     from pipeline.registry.credentials import Credentials
-    from pipeline.stages import attest, sign
+    from pipeline.signing import trust
+    from pipeline.stages import attest
 
     with Client(credentials=Credentials.anonymous()) as client:
         found = attest.verify(
-            ref, attest.SLSA_PROVENANCE_V1, client=client, policy=POLICY, configs=[sign.trust.load(trust)]
+            ref, attest.SLSA_PROVENANCE_V1, client=client, policy=POLICY, configs=[trust.load(trust_config)]
         )
     return found.verified

@@ -28,12 +28,12 @@ from pipeline.services import sigstore as localsigstore
 from pipeline.services.registry import LocalRegistry
 from pipeline.signing import attach
 from pipeline.stages import verify as verify_stage
-from tests.integration.test_release import Fork, _options, env, fork  # noqa: F401 - fixtures
 from tests.support.processes import ArgvWatch, loopback_alias
 from tests.support.registries import AuthRegistry, Factory
-from tests.support.sigstore import local_sigstore, node_cache  # noqa: F401 - fixtures
+from tests.support.releasefork import Fork, release_options
 
-pytestmark = pytest.mark.slow
+# Two tests stop a registry mid-release: the client's retries against it wait 0.1 s, not up to 20 s.
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("short_retries")]
 
 REPOSITORIES = ("kaniko-executor", "kaniko-warmer")
 ROLLING = ("latest", "v1", "v1.2", "debug", "slim")
@@ -73,8 +73,8 @@ def _bundles(credentials: Credentials, host: str, digest: str) -> list[bytes]:
 
 
 def test_a_release_to_two_registries_fails_whole_when_one_dies_and_completes_when_it_is_back(
-    env: tuple[config.Settings, str],  # noqa: F811
-    fork: Fork,  # noqa: F811
+    env: tuple[config.Settings, str],
+    fork: Fork,
     registry: LocalRegistry,
     token_registry: AuthRegistry,
     tmp_path: Path,
@@ -89,7 +89,8 @@ def test_a_release_to_two_registries_fails_whole_when_one_dies_and_completes_whe
 
     with pytest.raises(RegistryError) as info:
         release.run(
-            settings, _options(fork, tmp_path, smoke_image=nginx, after_stage=kill_the_second_after_publish)
+            settings,
+            release_options(fork, tmp_path, smoke_image=nginx, after_stage=kill_the_second_after_publish),
         )
     assert f"1 of 2 registries failed: {token_registry.host}: signatures:" in info.value.message
     assert "no rolling tag was moved in any registry" in (info.value.hint or "")
@@ -109,7 +110,7 @@ def test_a_release_to_two_registries_fails_whole_when_one_dies_and_completes_whe
         assert tags["kaniko-executor"]["v1.2.3"] == published
 
     # the dry run's plan shows what each registry holds now, and what the release would do there
-    plan = release.run(settings, _options(fork, tmp_path, dry_run=True)).plan
+    plan = release.run(settings, release_options(fork, tmp_path, dry_run=True)).plan
     assert plan is not None and [other["prefix"] for other in plan["registries"]] == [token_registry.host]
     here, there = plan["repositories"]["executor"], plan["registries"][0]["repositories"]["executor"]
     assert (here["repository"], here["signed"]) == (f"{registry.host}/kaniko-executor", True)
@@ -121,7 +122,7 @@ def test_a_release_to_two_registries_fails_whole_when_one_dies_and_completes_whe
     assert f"{token_registry.host}/kaniko-executor (executor):" in text
     assert f"v1.2.3                 exists at {published}, NOT validly signed" in text
 
-    done = release.run(settings, _options(fork, tmp_path, smoke_image=nginx))
+    done = release.run(settings, release_options(fork, tmp_path, smoke_image=nginx))
     assert done.status == "released", done.to_dict()
     assert "signatures" in [stage.name for stage in done.stages]
     assert [row["status"] for row in done.to_dict()["registries"]] == ["released", "released"]
@@ -146,13 +147,13 @@ def test_a_release_to_two_registries_fails_whole_when_one_dies_and_completes_whe
     assert f"| `{token_registry.host}` | released |" in markdown
 
     # and the next run finds both complete
-    again = release.run(settings, _options(fork, tmp_path, smoke_image=nginx))
+    again = release.run(settings, release_options(fork, tmp_path, smoke_image=nginx))
     assert again.status == "up to date" and [s.name for s in again.stages] == ["resolve", "check"]
 
 
 def test_a_dry_run_plans_every_registry_and_names_one_it_cannot_reach(
-    env: tuple[config.Settings, str],  # noqa: F811
-    fork: Fork,  # noqa: F811
+    env: tuple[config.Settings, str],
+    fork: Fork,
     registry: LocalRegistry,
     registry_factory: Factory,
     tmp_path: Path,
@@ -161,7 +162,7 @@ def test_a_dry_run_plans_every_registry_and_names_one_it_cannot_reach(
     other, down = registry_factory.anonymous(), registry_factory.anonymous()
     down.stop()  # nothing answers on its port
     settings = replace(settings, extra_prefixes=(f"{other.host}/team", down.host))
-    report = release.run(settings, _options(fork, tmp_path, dry_run=True))
+    report = release.run(settings, release_options(fork, tmp_path, dry_run=True))
     assert report.status == "dry run" and report.plan is not None
     rows = {row["prefix"]: row for row in report.plan["registries"]}
     assert list(rows) == [f"{other.host}/team", down.host]
@@ -184,8 +185,8 @@ def _catalog(host: str) -> list[str]:
 
 
 def test_when_the_first_registry_fails_the_others_are_reported_not_attempted(
-    env: tuple[config.Settings, str],  # noqa: F811
-    fork: Fork,  # noqa: F811
+    env: tuple[config.Settings, str],
+    fork: Fork,
     registry: LocalRegistry,
     registry_factory: Factory,
     tmp_path: Path,
@@ -200,7 +201,8 @@ def test_when_the_first_registry_fails_the_others_are_reported_not_attempted(
 
     with pytest.raises(RegistryError) as info:
         release.run(
-            settings, _options(fork, tmp_path, smoke_image=nginx, after_stage=kill_the_primary_after_build)
+            settings,
+            release_options(fork, tmp_path, smoke_image=nginx, after_stage=kill_the_primary_after_build),
         )
     assert registry.host in info.value.message
     report = json.loads((tmp_path / "reports" / "release.json").read_text())
@@ -226,11 +228,11 @@ ISSUER = "https://issuer.example.test"
 
 
 def test_insecure_covers_every_registry_of_the_release(
-    env: tuple[config.Settings, str],  # noqa: F811
-    fork: Fork,  # noqa: F811
+    env: tuple[config.Settings, str],
+    fork: Fork,
     registry: LocalRegistry,
     registry_factory: Factory,
-    local_sigstore: localsigstore.LocalSigstore,  # noqa: F811
+    local_sigstore: localsigstore.LocalSigstore,
     tmp_path: Path,
 ) -> None:
     """Two plain-HTTP registries: the primary on 127.0.0.1, the other on 127.0.0.1 too but named by a host
@@ -249,16 +251,16 @@ def test_insecure_covers_every_registry_of_the_release(
     }
 
     # released to the primary alone first: the other registry is added to a released version later
-    alone = release.run(replace(settings, extra_prefixes=()), _options(fork, tmp_path, **options))
+    alone = release.run(replace(settings, extra_prefixes=()), release_options(fork, tmp_path, **options))
     assert alone.status == "released", alone.to_dict()
 
     # without --insecure the other registry gets TLS, and the plan says why it cannot be reached
-    plan = release.run(settings, _options(fork, tmp_path, dry_run=True, **options)).plan
+    plan = release.run(settings, release_options(fork, tmp_path, dry_run=True, **options)).plan
     assert plan is not None and plan["registries"][0]["status"] == "failed"
     assert "TLS failed" in plan["registries"][0]["error"] and "--insecure" in plan["registries"][0]["error"]
 
     # with it, both are released: the images go to the added registry too (not only the signatures)
-    done = release.run(replace(settings, insecure=True), _options(fork, tmp_path, **options))
+    done = release.run(replace(settings, insecure=True), release_options(fork, tmp_path, **options))
     assert done.status == "released", done.to_dict()
     assert done.bytes_uploaded == 0  # the primary had them all: the rebuild is the same, byte for byte
     assert [row["status"] for row in done.to_dict()["registries"]] == ["released", "released"]
@@ -277,8 +279,8 @@ def test_insecure_covers_every_registry_of_the_release(
 
 
 def test_credentials_from_a_credential_helper_and_from_auths_in_one_release(
-    env: tuple[config.Settings, str],  # noqa: F811
-    fork: Fork,  # noqa: F811
+    env: tuple[config.Settings, str],
+    fork: Fork,
     registry_factory: Factory,
     token_registry: AuthRegistry,
     tmp_path: Path,
@@ -324,7 +326,7 @@ def test_credentials_from_a_credential_helper_and_from_auths_in_one_release(
     with ArgvWatch(secret) as watch:
         done = release.run(
             settings,
-            _options(fork, tmp_path, smoke_image=nginx),
+            release_options(fork, tmp_path, smoke_image=nginx),
             progress=Progress(stream, interactive=False),
         )
     assert done.status == "released", done.to_dict()

@@ -19,14 +19,13 @@ from pipeline import config, release
 from pipeline.errors import PipelineError
 from pipeline.services import sigstore as localsigstore
 from pipeline.services.registry import LocalRegistry
-from tests.integration.test_release import OLD, Fork, fork  # noqa: F401 - the module's fixture
-from tests.support.sigstore import local_sigstore, node_cache  # noqa: F401 - fixtures
+from tests.support.releasefork import OLD, Fork
 
 SIGNER = "https://ci.example.test/kaniko-pipeline/release"
 ISSUER = "https://issuer.example.test"
 
 
-def _settings(fork: Fork, registry: LocalRegistry, tmp_path: Path, trust_config: Path) -> config.Settings:  # noqa: F811
+def _settings(fork: Fork, registry: LocalRegistry, tmp_path: Path, trust_config: Path) -> config.Settings:
     cache = tmp_path / "cache"
     cache.mkdir()
     for name in ("go-build", "binaries"):
@@ -49,9 +48,9 @@ def _settings(fork: Fork, registry: LocalRegistry, tmp_path: Path, trust_config:
 
 
 def test_a_wrong_signer_is_refused_before_any_signature_is_attached(
-    fork: Fork,  # noqa: F811
+    fork: Fork,
     registry: LocalRegistry,
-    local_sigstore: localsigstore.LocalSigstore,  # noqa: F811
+    local_sigstore: localsigstore.LocalSigstore,
     tmp_path: Path,
 ) -> None:
     settings = _settings(fork, registry, tmp_path, local_sigstore.trust_config)

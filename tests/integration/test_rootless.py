@@ -36,7 +36,7 @@ from pipeline.stages.conformance import cases as case_files
 from tests.conftest import require_tool
 from tests.support import fakeexecutor, fixture_fork
 from tests.support.rootless import clean_env, give, rootless_user, run_as, shared_dir
-from tests.support.sigstore import node_cache, seed_cache  # noqa: F401 - fixture
+from tests.support.sigstore import seed_cache
 
 pytestmark = pytest.mark.slow
 
@@ -131,7 +131,7 @@ def test_rootful_and_rootless_releases_give_the_same_digests(
     registry: LocalRegistry,
     nginx_image: str,
     podman: Podman,
-    node_cache: Path,  # noqa: F811
+    node_cache: Path,
 ) -> None:
     user = rootless_user()
     require_tool("mmdebstrap", "the rootless run makes its own nginx base without root")
@@ -254,7 +254,7 @@ def test_test_e2e_takes_base_image_and_registry_mirror(
     fork: Fork,
     registry: LocalRegistry,
     nginx_base: nginxbase.BaseImage,
-    node_cache: Path,  # noqa: F811
+    node_cache: Path,
     tmp_path: Path,
 ) -> None:
     """The fake executor reports its argv: kaniko got the base and the mirror given, and the release made no

@@ -52,7 +52,7 @@ class Built:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
+def built(tmp_path_factory: pytest.TempPathFactory, go_build_cache: Path) -> Built:
     require_tool("go", "the build compiles Go")
     require_tool("git", "the fixture fork is a git repository")
     root = tmp_path_factory.mktemp("sbom")
@@ -65,6 +65,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
         platforms=("linux/amd64",),
         variants=VARIANTS,
         busybox=str(root / "busybox"),
+        gocache=go_build_cache,
     )
     return Built(checkout, result)
 

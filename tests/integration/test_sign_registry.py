@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from sigstore.models import ClientTrustConfig
 from pipeline.errors import SignError
 from pipeline.oci import digest as digests
 from pipeline.oci import mediatype
-from pipeline.oci.descriptor import Descriptor, Platform
+from pipeline.oci.descriptor import Descriptor
 from pipeline.oci.manifest import Index, Manifest, parse
 from pipeline.registry.client import Client
 from pipeline.registry.credentials import Credentials
@@ -23,23 +22,14 @@ from pipeline.registry.reference import Reference
 from pipeline.registry.referrers import fallback_tag
 from pipeline.services import sigstore as localsigstore
 from pipeline.services.registry import LocalRegistry
-from pipeline.signing import attach, identity, trust
+from pipeline.signing import attach, trust
 from pipeline.signing import bundle as bundles
 from pipeline.signing.verify import Policy
 from pipeline.stages import sign as sign_stage
 from pipeline.stages import verify as verify_stage
-from tests.support.cli import run_invoke
-from tests.support.sigstore import (  # noqa: F401 - fixtures
-    local_sigstore,
-    node_cache,
-    other_sigstore,
-    seed_cache,
-    sigstore_js,
-    verify_with_sigstore_js,
-)
-
-SIGNER = "https://ci.example.test/kaniko-pipeline/release"
-ISSUER = "https://issuer.example.test"
+from tests.support.cli import invoke_with_cache, run_invoke
+from tests.support.layouts import push_index
+from tests.support.sigstore import ISSUER, SIGNER, identity_token, seed_cache, verify_with_sigstore_js
 
 
 @pytest.fixture
@@ -49,36 +39,8 @@ def client() -> Iterator[Client]:
 
 
 @pytest.fixture(scope="module")
-def config(local_sigstore: localsigstore.LocalSigstore) -> ClientTrustConfig:  # noqa: F811
+def config(local_sigstore: localsigstore.LocalSigstore) -> ClientTrustConfig:
     return trust.load(local_sigstore.trust_config)
-
-
-def _token(subject: str = SIGNER, issuer: str = ISSUER) -> identity.IdentityToken:
-    return identity.parse(localsigstore.mint_identity_token(subject, issuer), "test")
-
-
-def push_index(client: Client, repo: Reference, seed: str = "x") -> Descriptor:
-    """A two-platform image index with tiny blobs, pushed by digest and tagged `latest`."""
-    manifests = []
-    for platform in (Platform("linux", "amd64"), Platform("linux", "arm64")):
-        config = json.dumps({"architecture": platform.architecture, "os": platform.os, "seed": seed}).encode()
-        layer = f"{seed}-{platform}".encode()
-        client.upload_blob(repo, config)
-        client.upload_blob(repo, layer)
-        manifest = Manifest(
-            config=Descriptor(mediatype.OCI_CONFIG, digests.of_bytes(config), len(config)),
-            layers=[Descriptor(mediatype.OCI_LAYER, digests.of_bytes(layer), len(layer))],
-        )
-        data = manifest.to_bytes()
-        client.put_manifest(repo.with_digest(digests.of_bytes(data)), data, manifest.media_type)
-        manifests.append(
-            Descriptor(manifest.media_type, digests.of_bytes(data), len(data), platform=platform)
-        )
-    index = Index(manifests=manifests)
-    data = index.to_bytes()
-    digest = client.put_manifest(repo.with_digest(digests.of_bytes(data)), data, index.media_type)
-    client.put_manifest(repo.with_tag("latest"), data, index.media_type)
-    return Descriptor(index.media_type, digest, len(data))
 
 
 def _repo(registry: LocalRegistry, name: str = "team/kaniko-executor") -> Reference:
@@ -89,14 +51,17 @@ def test_sign_find_verify(
     registry: LocalRegistry,
     client: Client,
     config: ClientTrustConfig,
-    local_sigstore: localsigstore.LocalSigstore,  # noqa: F811
-    sigstore_js: Path,  # noqa: F811
+    local_sigstore: localsigstore.LocalSigstore,
+    sigstore_js: Path,
     tmp_path: Path,
 ) -> None:
     repo = _repo(registry)
     index = push_index(client, repo)
     result = sign_stage.sign(
-        [sign_stage.Target("executor", repo, index.digest)], client=client, config=config, token=_token()
+        [sign_stage.Target("executor", repo, index.digest)],
+        client=client,
+        config=config,
+        token=identity_token(),
     )
     assert [s.digest for s in result.signed] == [index.digest]
     assert result.identity == SIGNER and result.issuer == ISSUER
@@ -182,12 +147,15 @@ def test_untrusted_root_fails_verification(
     registry: LocalRegistry,
     client: Client,
     config: ClientTrustConfig,
-    other_sigstore: localsigstore.LocalSigstore,  # noqa: F811
+    other_sigstore: localsigstore.LocalSigstore,
 ) -> None:
     repo = _repo(registry)
     index = push_index(client, repo)
     sign_stage.sign(
-        [sign_stage.Target("executor", repo, index.digest)], client=client, config=config, token=_token()
+        [sign_stage.Target("executor", repo, index.digest)],
+        client=client,
+        config=config,
+        token=identity_token(),
     )
     other = trust.load(other_sigstore.trust_config)
     result = verify_stage.verify(
@@ -230,8 +198,8 @@ def test_signing_twice_keeps_one_entry_per_bundle_and_others_entries(
     index = push_index(client, repo)
     foreign = _foreign_referrer(client, repo, index)
     target = [sign_stage.Target("executor", repo, index.digest)]
-    first = sign_stage.sign(target, client=client, config=config, token=_token())
-    second = sign_stage.sign(target, client=client, config=config, token=_token())
+    first = sign_stage.sign(target, client=client, config=config, token=identity_token())
+    second = sign_stage.sign(target, client=client, config=config, token=identity_token())
     # Re-attaching the very same bundle must not add an entry either.
     found = attach.find_bundles(client, repo, index.digest)
     again = attach.attach_bundle(client, repo, index, next(f.data for f in found if f.data))
@@ -265,8 +233,8 @@ def test_signing_twice_keeps_one_entry_per_bundle_and_others_entries(
     assert len(json.loads(sig)["layers"]) == 1
 
     # Another signer's v2 signature is added beside it, and survives our next signing.
-    sign_stage.sign(target, client=client, config=config, token=_token("https://other.signer.test"))
-    sign_stage.sign(target, client=client, config=config, token=_token())
+    sign_stage.sign(target, client=client, config=config, token=identity_token("https://other.signer.test"))
+    sign_stage.sign(target, client=client, config=config, token=identity_token())
     sig, _ = client.get_manifest(repo.with_tag(attach.signature_tag(index.digest)))
     manifest = parse(sig)
     assert isinstance(manifest, Manifest) and len(manifest.layers) == 2
@@ -283,7 +251,7 @@ def test_per_platform_signs_each_manifest(
         [sign_stage.Target("warmer", repo, index.digest)],
         client=client,
         config=config,
-        token=_token(),
+        token=identity_token(),
         per_platform=True,
         simple_signing=False,
     )
@@ -302,23 +270,13 @@ def test_local_instance_never_signs_for_a_real_registry(client: Client, config: 
         "executor", Reference.parse("docker.io/someone/kaniko-executor"), digests.of_bytes(b"x")
     )
     with pytest.raises(SignError, match="local Sigstore instance"):
-        sign_stage.sign([target], client=client, config=config, token=_token())
-
-
-def _invoke(args: list[str], cache: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    full_env = {
-        **os.environ,
-        "INVOKE_PIPELINE_CACHE_DIR": str(cache),
-        "DOCKER_CONFIG": str(cache / "docker"),
-        **env,
-    }
-    return run_invoke(args, env=full_env)
+        sign_stage.sign([target], client=client, config=config, token=identity_token())
 
 
 def test_invoke_sign_and_verify(
     registry: LocalRegistry,
     client: Client,
-    node_cache: Path,  # noqa: F811
+    node_cache: Path,
     tmp_path: Path,
 ) -> None:
     repo = _repo(registry)
@@ -332,14 +290,14 @@ def test_invoke_sign_and_verify(
     }
     (cache / "runs" / "last.json").write_text(json.dumps(record))
 
-    signed = _invoke(["sign", "--local-sigstore", "--json"], cache)
+    signed = invoke_with_cache(["sign", "--local-sigstore", "--json"], cache)
     assert signed.returncode == 0, signed.stderr
     out = json.loads(signed.stdout)
     assert [s["digest"] for s in out["signatures"]] == [index.digest]
     trust_config = out["trust_config"]
     assert out["identity"] == localsigstore.LOCAL_IDENTITY
 
-    ok = _invoke(
+    ok = invoke_with_cache(
         [
             "verify",
             "--image",
@@ -359,7 +317,7 @@ def test_invoke_sign_and_verify(
     assert answer["verified"] is True and answer["digest"] == index.digest
     assert len(answer["signatures"]) == 1 and answer["signatures"][0]["verified"] is True
 
-    bad = _invoke(
+    bad = invoke_with_cache(
         [
             "verify",
             "--image",
@@ -379,7 +337,7 @@ def test_invoke_sign_and_verify(
     assert answer["verified"] is False
     assert "someone.else" in answer["signatures"][0]["reason"]
 
-    refused = _invoke(
+    refused = invoke_with_cache(
         ["sign", "--local-sigstore", "--image", f"docker.io/x/y@{index.digest}", "--json"], cache
     )
     assert refused.returncode == 1
@@ -390,7 +348,7 @@ def test_invoke_sign_and_verify(
 def test_sign_what_publish_recorded(
     registry: LocalRegistry,
     client: Client,
-    node_cache: Path,  # noqa: F811
+    node_cache: Path,
     tmp_path: Path,
 ) -> None:
     from pipeline import config as pipeline_config
@@ -423,10 +381,7 @@ def test_sign_what_publish_recorded(
 def test_verify_without_a_trust_config_offline_is_a_failure_not_bad_input(tmp_path: Path) -> None:
     """The public trust root cannot be fetched (no route to it: every HTTPS request goes to a port that
     refuses): exit 1 with that said, never exit 2, which would blame the user's input."""
-    import os
     import socket
-
-    from tests.support.cli import run_invoke
 
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))

@@ -20,15 +20,15 @@ from pipeline.services.registry import LocalRegistry
 from pipeline.signing import trust
 from pipeline.signing.verify import Policy
 from pipeline.stages import sign as sign_stage
-from tests.integration.test_sign_registry import ISSUER, SIGNER, _token, push_index
 from tests.support.faultproxy import FaultProxy
-from tests.support.sigstore import local_sigstore, node_cache  # noqa: F401 - fixtures
+from tests.support.layouts import push_index
+from tests.support.sigstore import ISSUER, SIGNER, identity_token
 
 FORGED = "sha256:" + "f" * 64
 
 
 @pytest.fixture(scope="module")
-def config(local_sigstore: localsigstore.LocalSigstore) -> ClientTrustConfig:  # noqa: F811
+def config(local_sigstore: localsigstore.LocalSigstore) -> ClientTrustConfig:
     return trust.load(local_sigstore.trust_config)
 
 
@@ -49,7 +49,7 @@ def test_a_registry_that_answers_for_another_digest_gets_nothing_signed(
     proxied = Reference.parse(f"{fault_proxy.host}/sig/app")
     target = sign_stage.Target("executor", proxied, index.digest)
     with Client(credentials=Credentials.anonymous()) as client, pytest.raises(SignError) as info:
-        sign_stage.sign([target], client=client, config=config, token=_token())
+        sign_stage.sign([target], client=client, config=config, token=identity_token())
     assert f"asked to sign {proxied.repo_str}@{index.digest}" in info.value.message
     assert f"with the digest {FORGED}" in info.value.message and "nothing was signed" in info.value.message
     assert fault_proxy.count("HEAD") >= 1 and fault_proxy.faults[0].fired >= 1
@@ -70,12 +70,14 @@ def test_a_wrong_signing_identity_is_refused_before_anything_is_attached(
             (Policy(SIGNER, "https://other-issuer.example.test"), ISSUER),
         ):
             with pytest.raises(SignError) as info:
-                sign_stage.sign([target], client=client, config=config, token=_token(), expected=expected)
+                sign_stage.sign(
+                    [target], client=client, config=config, token=identity_token(), expected=expected
+                )
             assert named in info.value.message and "nothing was attached" in info.value.message
             assert _tags(registry, "sig/who") == before
         # The right identity signs; the certificate was checked and the bundle attached.
         result = sign_stage.sign(
-            [target], client=client, config=config, token=_token(), expected=Policy(SIGNER, ISSUER)
+            [target], client=client, config=config, token=identity_token(), expected=Policy(SIGNER, ISSUER)
         )
         assert [s.digest for s in result.signed] == [index.digest]
         assert "sha256-" + index.digest.split(":", 1)[1] in _tags(registry, "sig/who")
@@ -89,7 +91,7 @@ def test_the_certificate_is_checked_not_only_the_token(
         repo = Reference.parse(f"{registry.host}/sig/cert")
         index = push_index(client, repo)
         before = _tags(registry, "sig/cert")
-        token = _token()  # the certificate Fulcio issues names SIGNER
+        token = identity_token()  # the certificate Fulcio issues names SIGNER
         monkeypatch.setattr(type(token), "identity", property(lambda self: "https://ci.example.test/claimed"))
         target = sign_stage.Target("executor", repo, index.digest)
         expected = Policy("https://ci.example.test/claimed", ISSUER)

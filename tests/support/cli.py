@@ -36,3 +36,10 @@ def run_invoke(
         timeout=timeout,
         check=False,
     )
+
+
+def invoke_with_cache(args: Sequence[str], cache: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """``python -m invoke ARGS`` with ``cache`` as the pipeline's cache and ``cache/docker`` as the Docker
+    config directory, plus ``env`` over this process's environment."""
+    full_env = {**os.environ, "DOCKER_CONFIG": str(cache / "docker"), **env}
+    return run_invoke(args, env=full_env, cache=cache)

@@ -10,8 +10,11 @@ import os
 import shutil
 import subprocess
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from pipeline.oci import mediatype
 from pipeline.oci.descriptor import Descriptor
@@ -37,8 +40,15 @@ def install_into_fork(fork: Path) -> None:
 REPORT_MARK = "FAKE-KANIKO-REPORT "
 
 
-def build_binary(go: str, out: Path) -> Path:
-    env = {**os.environ, "CGO_ENABLED": "0", "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=mod"}
+def build_binary(go: str, out: Path, gocache: Path) -> Path:
+    """The fake executor, compiled with Go's build cache at ``gocache``."""
+    env = {
+        **os.environ,
+        "CGO_ENABLED": "0",
+        "GOTOOLCHAIN": "local",
+        "GOFLAGS": "-mod=mod",
+        "GOCACHE": str(gocache),
+    }
     result = subprocess.run(
         [go, "build", "-trimpath", "-ldflags=-s -w", "-o", str(out), "."],
         cwd=SOURCE,
@@ -118,3 +128,24 @@ def reports(stderr: str) -> list[dict[str, Any]]:
         if line.startswith(REPORT_MARK):
             out.append(json.loads(line[len(REPORT_MARK) :]))
     return out
+
+
+@pytest.fixture(scope="session")
+def fake_binary(tmp_path_factory: pytest.TempPathFactory, go_build_cache: Path) -> Path:
+    """The fake executor, compiled once per session."""
+    from tests.conftest import require_tool
+
+    go = require_tool("go", "the fixture executor is a small Go program")
+    return build_binary(go, tmp_path_factory.mktemp("fakekaniko") / "executor", go_build_cache)
+
+
+@pytest.fixture
+def fake_executor_image(fake_binary: Path, registry: Any, tmp_path: Path, podman: Any) -> Iterator[Reference]:
+    """The fake executor pushed to the test's registry as a conformance-ready image (it builds the cases
+    it knows, FAKEKANIKO_BUILD=1); removed from podman's storage afterwards."""
+    from tests.conftest import require_tool
+
+    require_tool("buildah", "buildah is the conformance stage's reference builder")
+    ref = push(fake_binary, tmp_path / "executor-layout", registry.host, env=("FAKEKANIKO_BUILD=1",))
+    yield ref
+    podman.rmi(str(ref))

@@ -28,6 +28,7 @@ import struct
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -424,3 +425,11 @@ def _make_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 self.upstream = None
 
     return Handler
+
+
+def settle(proxy: FaultProxy, done: Callable[[], bool]) -> None:
+    """The proxy records an exchange just after answering it: wait (briefly) until it has."""
+    for _ in range(200):
+        if done():
+            return
+        time.sleep(0.01)

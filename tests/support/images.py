@@ -9,6 +9,7 @@ with `--build-arg BASE_IMAGE=` naming the Debian-made base: the same build argum
 
 from __future__ import annotations
 
+import fcntl
 import os
 import secrets
 from collections.abc import Iterator
@@ -34,6 +35,17 @@ def shared_test_cache() -> Path:
 
 
 @pytest.fixture(scope="session")
+def go_build_cache() -> Path:
+    """Go's build cache for the tests' builds of the fixture fork, in the shared test cache: Go keys each
+    entry by the content of what it compiled (sources, flags, toolchain), and several `go` processes may
+    use one cache at once, so sharing it changes no binary, only the time. The tests that are about a
+    cold cache or a build from scratch (test_caches, the reproducibility checks) keep their own."""
+    path = shared_test_cache() / "go-build"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
 def podman(tmp_path_factory: pytest.TempPathFactory) -> Podman:
     require_tool("podman", "the container tests run images with podman")
     return Podman(tmp_path_factory.mktemp("podman-cache"))
@@ -41,8 +53,14 @@ def podman(tmp_path_factory: pytest.TempPathFactory) -> Podman:
 
 @pytest.fixture(scope="session")
 def nginx_base() -> nginxbase.BaseImage:
+    """The base, made once in the shared test cache: where several test processes ask for it at once
+    (pytest-xdist's workers), the first makes it and the others wait for it, then find it cached."""
     require_tool("mmdebstrap", "the nginx base image is made from Debian packages")
-    return nginxbase.ensure(shared_test_cache())
+    cache = shared_test_cache()
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / ".nginx-base.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return nginxbase.ensure(cache)
 
 
 class ImageBuilder:

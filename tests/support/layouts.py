@@ -18,10 +18,13 @@ import tarfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from pipeline.oci import digest as digests
 from pipeline.oci import mediatype
 from pipeline.oci.descriptor import Descriptor, Platform
 from pipeline.oci.layout import Layout
 from pipeline.oci.manifest import Index, Manifest, descriptor_of
+from pipeline.registry.client import Client
+from pipeline.registry.reference import Reference
 
 VERSION_ANNOTATION = "org.opencontainers.image.version"
 PLATFORMS = (Platform("linux", "amd64"), Platform("linux", "arm64", "v8"))
@@ -148,3 +151,50 @@ def blob_bytes(layout: Layout, top: Descriptor) -> int:
         if desc.media_type not in mediatype.ALL_MANIFEST_TYPES:
             seen[desc.digest] = desc.size
     return sum(seen.values())
+
+
+def push_index(client: Client, repo: Reference, seed: str = "x") -> Descriptor:
+    """A two-platform image index with tiny blobs, pushed by digest and tagged `latest`."""
+    manifests = []
+    for platform in (Platform("linux", "amd64"), Platform("linux", "arm64")):
+        config = json.dumps({"architecture": platform.architecture, "os": platform.os, "seed": seed}).encode()
+        layer = f"{seed}-{platform}".encode()
+        client.upload_blob(repo, config)
+        client.upload_blob(repo, layer)
+        manifest = Manifest(
+            config=Descriptor(mediatype.OCI_CONFIG, digests.of_bytes(config), len(config)),
+            layers=[Descriptor(mediatype.OCI_LAYER, digests.of_bytes(layer), len(layer))],
+        )
+        data = manifest.to_bytes()
+        client.put_manifest(repo.with_digest(digests.of_bytes(data)), data, manifest.media_type)
+        manifests.append(
+            Descriptor(manifest.media_type, digests.of_bytes(data), len(data), platform=platform)
+        )
+    index = Index(manifests=manifests)
+    data = index.to_bytes()
+    digest = client.put_manifest(repo.with_digest(digests.of_bytes(data)), data, index.media_type)
+    client.put_manifest(repo.with_tag("latest"), data, index.media_type)
+    return Descriptor(index.media_type, digest, len(data))
+
+
+# A Sigstore bundle as a referrer of an image (what signing attaches), for the referrers tests.
+BUNDLE = "application/vnd.dev.sigstore.bundle.v0.3+json"
+EMPTY = Descriptor(mediatype.OCI_EMPTY, mediatype.EMPTY_DIGEST, 2)
+
+
+def bundle_artifact(
+    client: Client, ref: Reference, subject: Descriptor, payload: bytes, kind: str = BUNDLE
+) -> Manifest:
+    digest = client.upload_blob(ref, payload)
+    assert client.upload_blob(ref, mediatype.EMPTY_JSON) == mediatype.EMPTY_DIGEST
+    return Manifest(
+        config=EMPTY,
+        layers=[Descriptor(kind, digest, len(payload))],
+        annotations={
+            "dev.sigstore.bundle.content": "dsse-envelope",
+            "dev.sigstore.bundle.predicateType": "https://sigstore.dev/cosign/sign/v1",
+            "org.opencontainers.image.created": "2026-01-01T00:00:00Z",
+        },
+        subject=Descriptor(subject.media_type, subject.digest, subject.size),
+        artifact_type=kind,
+    )

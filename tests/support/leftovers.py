@@ -65,16 +65,25 @@ def marked_processes(token: str) -> list[str]:
 
 @dataclass
 class Snapshot:
-    token: str
-    images: set[str] = field(default_factory=set)
-    containers: set[str] = field(default_factory=set)
+    """What to compare at the end: the session's process token (None: processes not checked here) and
+    podman's images and containers at the start (None: podman not checked here)."""
+
+    token: str | None
+    images: set[str] | None = field(default=None)
+    containers: set[str] | None = field(default=None)
 
     @classmethod
-    def take(cls) -> Snapshot:
-        return cls(mark_session(), podman_images(), podman_containers())
+    def take(cls, *, processes: bool = True, podman: bool = True) -> Snapshot:
+        return cls(
+            mark_session() if processes else None,
+            podman_images() if podman else None,
+            podman_containers() if podman else None,
+        )
 
     def leftovers(self) -> list[str]:
-        out = [f"process {line}" for line in marked_processes(self.token)]
-        out += [f"podman container {line}" for line in sorted(podman_containers() - self.containers)]
-        out += [f"podman image {line}" for line in sorted(podman_images() - self.images)]
+        out = [f"process {line}" for line in marked_processes(self.token)] if self.token else []
+        if self.containers is not None:
+            out += [f"podman container {line}" for line in sorted(podman_containers() - self.containers)]
+        if self.images is not None:
+            out += [f"podman image {line}" for line in sorted(podman_images() - self.images)]
         return out

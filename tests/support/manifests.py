@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import kubernetes_validate
+import kubernetes_validate  # type: ignore[import-untyped]  # it ships no type information
 
 OLDEST = "1.30.0"
 

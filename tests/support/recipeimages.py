@@ -25,7 +25,6 @@ from pipeline.stages import build as build_stage
 from pipeline.stages import publish
 from tests.conftest import require_tool
 from tests.support import fakeexecutor, fixture_fork
-from tests.support.images import shared_test_cache
 
 VARIANTS = ("executor", "debug")
 
@@ -47,15 +46,17 @@ def _fork(root: Path) -> tuple[Checkout, Path]:
     return fixture_fork.checkout_of(path), busybox
 
 
-@pytest.fixture(scope="module")
-def published(tmp_path_factory: pytest.TempPathFactory, podman: Podman) -> Iterator[Published]:
+@pytest.fixture(scope="session")
+def published(
+    tmp_path_factory: pytest.TempPathFactory, podman: Podman, go_build_cache: Path
+) -> Iterator[Published]:
+    """The fixture fork's images, built and published once for the session (the GitLab and Kubernetes
+    recipe tests only pull and run them, and push their own builds to other repositories)."""
     require_tool("go", "the recipe tests build the fixture fork's images")
     require_tool("git", "the fixture fork is a git repository")
     require_tool("docker-registry", "the recipe tests publish to a local registry")
     root = tmp_path_factory.mktemp("recipe-images")
     checkout, busybox = _fork(root)
-    gocache = shared_test_cache() / "go-build"
-    gocache.mkdir(parents=True, exist_ok=True)
     built = build_stage.build(
         checkout,
         out=root / "layout",
@@ -63,7 +64,7 @@ def published(tmp_path_factory: pytest.TempPathFactory, podman: Podman) -> Itera
         platforms=("linux/amd64",),
         variants=VARIANTS,
         busybox=str(busybox),
-        gocache=gocache,
+        gocache=go_build_cache,
     )
     registry = LocalRegistry(root / "registry").start()
     try:

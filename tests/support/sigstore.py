@@ -10,23 +10,33 @@ import json
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pipeline.services import npm
 from pipeline.services import sigstore as localsigstore
+from pipeline.signing import identity
 from tests.conftest import require_tool
+from tests.support.images import shared_test_cache
+
+if TYPE_CHECKING:
+    from sigstore.oidc import IdentityToken
 
 SIGSTORE_JS = Path(__file__).resolve().parent / "sigstore_js"
+# The identity and issuer of the test tokens the local instance accepts (any JWT with iss, aud, sub).
+SIGNER = "https://ci.example.test/kaniko-pipeline/release"
+ISSUER = "https://issuer.example.test"
 
 
 @pytest.fixture(scope="session")
-def node_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A cache directory for node packages, shared by the session's tests (never the user's)."""
+def node_cache() -> Path:
+    """Where the tests' node packages are installed: the shared test cache (tests/support/images.py), as
+    the nginx base. Each package directory is named after its lockfile's hash and renamed into place
+    when complete (pipeline/services/npm.py), so test processes running at once share it safely."""
     require_tool("node", "the local Sigstore instance and sigstore-js run on node")
     require_tool("npm", "node packages are installed with npm ci")
-    return tmp_path_factory.mktemp("node-cache")
+    return shared_test_cache()
 
 
 @pytest.fixture(scope="session")
@@ -94,3 +104,8 @@ def seed_cache(node_cache: Path, cache: Path) -> Path:
         if not installed.name.startswith("."):
             (cache / "node" / installed.name).symlink_to(installed)
     return cache
+
+
+def identity_token(subject: str = SIGNER, issuer: str = ISSUER) -> IdentityToken:
+    """A test identity token for ``subject`` from ``issuer``, as the signing stages take it."""
+    return identity.parse(localsigstore.mint_identity_token(subject, issuer), "test")

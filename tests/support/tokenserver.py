@@ -222,7 +222,7 @@ def _make_handler(server: TokenServer) -> type[BaseHTTPRequestHandler]:
 
         def _answer(self, method: str, params: dict[str, list[str]], account: str | None | bool) -> None:
             scopes = [s for value in params.get("scope", []) for s in value.split(" ") if s]
-            service = (params.get("service") or [None])[0]
+            service = next(iter(params.get("service") or []), None)
             if account is False:
                 server.record(TokenRequest(method, None, service, scopes, 401))
                 self._send(

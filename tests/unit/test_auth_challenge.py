@@ -84,3 +84,16 @@ def test_retry_statuses_and_backoff_bounds() -> None:
         delay = backoff_delay(attempt)
         ceiling = min(20.0, 0.5 * 2**attempt)
         assert ceiling / 2 <= delay <= ceiling
+
+
+def test_the_backoff_cap_can_be_set_in_the_environment_and_a_bad_one_is_named() -> None:
+    from pipeline.errors import ConfigError
+    from pipeline.registry.retry import BACKOFF_CAP_VARIABLE, backoff_cap
+
+    assert backoff_cap({}) == 20.0
+    env = {BACKOFF_CAP_VARIABLE: "0.05"}
+    assert backoff_cap(env) == 0.05
+    assert all(0.025 <= backoff_delay(attempt, env) <= 0.05 for attempt in range(12))
+    for bad in ("soon", "0", "-1", "inf", "nan"):
+        with pytest.raises(ConfigError, match=f"{BACKOFF_CAP_VARIABLE}='{bad}' is not a positive number"):
+            backoff_cap({BACKOFF_CAP_VARIABLE: bad})

@@ -95,8 +95,8 @@ def test_layers_are_flattened_with_whiteouts_opaque_dirs_hard_links_and_replacem
 
 
 def test_the_comparison_names_each_field_that_differs_and_ignores_timestamps(tmp_path: Path) -> None:
-    files = [("a", "file", {"data": b"one", "mode": 0o644}), ("s", "symlink", {"target": "a"})]
-    other = [
+    files: list[Member] = [("a", "file", {"data": b"one", "mode": 0o644}), ("s", "symlink", {"target": "a"})]
+    other: list[Member] = [
         ("a", "file", {"data": b"two", "mode": 0o600, "mtime": 99}),
         ("s", "symlink", {"target": "b"}),
         ("extra", "dir", {}),

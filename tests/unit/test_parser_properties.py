@@ -12,7 +12,7 @@ import json
 import re
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, is_hypothesis_test, settings
 from hypothesis import strategies as st
 
 from pipeline.errors import ConfigError, ImageError, PipelineError, ReferenceError_
@@ -168,7 +168,18 @@ def test_manifest_parser(data: bytes) -> None:
             assert digests.validate(desc.digest) == desc.digest
 
 
-def test_counts_are_stated() -> None:
-    for name in ("digest", "tag", "reference", "WWW-Authenticate", "manifest"):
-        _count(name)
-    assert PROPERTY.max_examples == EXAMPLES
+def test_every_property_runs_the_stated_number_of_examples() -> None:
+    """Every property test of this module runs under PROPERTY (EXAMPLES inputs, derandomized), so the
+    count printed is the count run; a property added without it would run Hypothesis's default 100."""
+    properties = {name: test for name, test in globals().items() if is_hypothesis_test(test)}
+    assert sorted(properties) == [
+        "test_digest_parser",
+        "test_manifest_parser",
+        "test_reference_parser",
+        "test_tag_parser",
+        "test_www_authenticate_parser",
+    ]
+    for name, test in properties.items():
+        used = test._hypothesis_internal_use_settings
+        assert (used.max_examples, used.derandomize) == (EXAMPLES, True), name
+        _count(name.removeprefix("test_").removesuffix("_parser"))

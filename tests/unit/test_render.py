@@ -29,6 +29,7 @@ def documents(target: str, **options: Any) -> list[dict[str, Any]]:
 
 def container(spec: dict[str, Any]) -> dict[str, Any]:
     (only,) = spec["containers"]
+    assert isinstance(only, dict)
     return only
 
 

@@ -47,7 +47,9 @@ def test_a_predicate_that_would_say_nothing_is_refused(
 def _state(tested: str | None, version: str = "1.2.2") -> VariantState:
     plan = tagplan.plan_variant(version, "executor", "r.test")
     # every rolling tag holds a higher version: none would move (an older patch release)
-    rolling = {tag: ("sha256:" + "d" * 64, "9.9.9") for tag in plan.rolling_tags}
+    rolling: dict[str, tuple[str | None, str | None]] = {
+        tag: ("sha256:" + "d" * 64, "9.9.9") for tag in plan.rolling_tags
+    }
     return VariantState(plan, DIGEST, rolling, signed="", tested=tested)
 
 

@@ -1,0 +1,46 @@
+"""The command lines of `invoke test` and `invoke lint`: pytest with its selection and workers, and the
+linters CI's lint job runs (ruff, ruff format, mypy strict, import-linter), from this environment."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pipeline.errors import UsageError
+
+_BIN = Path(sys.executable).parent
+
+# name, argv: each runs from the project root and reads its settings from pyproject.toml.
+LINTERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("ruff check", (sys.executable, "-m", "ruff", "check", ".")),
+    ("ruff format --check", (sys.executable, "-m", "ruff", "format", "--check", ".")),
+    ("mypy", (sys.executable, "-m", "mypy")),
+    ("lint-imports", (str(_BIN / "lint-imports"),)),
+)
+
+
+def workers_option(workers: str) -> list[str]:
+    """pytest-xdist's options for ``--workers``: ``0`` runs in this process; a number or ``auto`` runs
+    that many processes, each test module (its module fixtures) in one of them."""
+    text = str(workers).strip().lower()
+    if text == "auto":
+        return ["-n", "auto", "--dist", "loadfile"]
+    if not text.isdigit():
+        raise UsageError(f"--workers must be a number or auto, not {workers!r}", hint="e.g. --workers 2")
+    return [] if int(text) == 0 else ["-n", str(int(text)), "--dist", "loadfile"]
+
+
+def pytest_argv(*, unit: bool = False, quick: bool = False, k: str = "", workers: str = "auto") -> list[str]:
+    """The pytest command of `invoke test`: every test but the e2e ones; --unit the unit tests only;
+    --quick the unit tests and the integration tests not marked slow."""
+    markers = "not e2e and not slow" if quick else "not e2e"
+    argv = [sys.executable, "-m", "pytest", "tests/unit" if unit else "tests", "-m", markers]
+    if k:
+        argv += ["-k", k]
+    return argv + workers_option(workers)
+
+
+def shell(argv: Sequence[str]) -> str:
+    return " ".join(shlex.quote(arg) for arg in argv)
