@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from pipeline.errors import ImageError
 from pipeline.oci import mediatype
@@ -266,18 +266,59 @@ def cached(
     key = recipe(ordered, epoch)
     blob = cache_dir / f"{key}.tar.gz"
     meta = cache_dir / f"{key}.json"
-    try:
-        info = json.loads(meta.read_text())
-        if blob.is_file() and blob.stat().st_size == info["size"]:
-            return Layer(blob, info["digest"], info["size"], info["diff_id"])
-    except (OSError, ValueError, KeyError):
-        pass
+    hit = _verified_entry(blob, meta)
+    if hit is not None:
+        return hit
     layer = build(ordered, epoch, blob)
     fd, tmp = tempfile.mkstemp(prefix=f".{key}.", dir=cache_dir)
     with os.fdopen(fd, "w") as handle:
         handle.write(json.dumps({"digest": layer.digest, "size": layer.size, "diff_id": layer.diff_id}))
     os.replace(tmp, meta)
     return layer
+
+
+def _verified_entry(blob: Path, meta: Path) -> Layer | None:
+    """The cached layer when its blob still is what its record says (digest, size and diff_id).
+
+    The blob is hashed again, compressed and uncompressed, on every hit: a cache restored from
+    elsewhere or edited on disk is rebuilt, never put into an image because its size matched.
+    """
+    try:
+        info = json.loads(meta.read_text())
+        layer = Layer(blob, str(info["digest"]), int(info["size"]), str(info["diff_id"]))
+        return layer if _digests_of(blob) == (layer.digest, layer.size, layer.diff_id) else None
+    except (OSError, ValueError, KeyError, TypeError, EOFError, gzip.BadGzipFile):
+        return None
+
+
+def _digests_of(blob: Path) -> tuple[str, int, str]:
+    """The gzip blob's digest and size, and the digest of the tar inside it (its diff_id)."""
+    compressed, uncompressed = hashlib.sha256(), hashlib.sha256()
+    with open(blob, "rb") as raw:
+        reader = _HashingReader(raw, compressed)
+        with gzip.GzipFile(fileobj=reader, mode="rb") as gz:
+            while chunk := gz.read(1 << 20):
+                uncompressed.update(chunk)
+        while reader.read(1 << 20):  # bytes after the gzip stream count too
+            pass
+    return "sha256:" + compressed.hexdigest(), reader.count, "sha256:" + uncompressed.hexdigest()
+
+
+class _HashingReader(io.RawIOBase):
+    """A read-only stream that hashes and counts what is read from ``source``."""
+
+    def __init__(self, source: BinaryIO, hasher: Any) -> None:
+        self.source, self.hasher, self.count = source, hasher, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self.source.read(len(buffer))
+        self.hasher.update(data)
+        self.count += len(data)
+        buffer[: len(data)] = data
+        return len(data)
 
 
 def copy_into(layer: Layer, dest: Path) -> None:
