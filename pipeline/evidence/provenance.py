@@ -16,8 +16,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pipeline.errors import VerifyError
-from pipeline.evidence.buildfacts import BuildFacts, without_credentials
+from pipeline.evidence.buildfacts import BuildFacts
 from pipeline.evidence.sbom import BUSYBOX_REPOSITORY, oci_purl
+from pipeline.urls import redact
 
 SLSA_PROVENANCE_V1 = "https://slsa.dev/provenance/v1"
 BUILD_TYPE = "https://kaniko-pipeline.invalid/buildtypes/executor-images/v1"
@@ -46,7 +47,7 @@ def predicate(
     ca_bundle_digest: str,
 ) -> dict[str, Any]:
     """The provenance predicate of ``variant``'s index."""
-    url = without_credentials(facts.source_url)
+    url = redact(facts.source_url)
     dependencies: list[dict[str, Any]] = [
         {"uri": f"git+{url}@refs/tags/{facts.tag}", "digest": {"gitCommit": facts.commit}, "name": "source"},
         {
