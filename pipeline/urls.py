@@ -18,6 +18,8 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pipeline import scratch
 
+# What signed metadata names as the source of a build from a local checkout (never its path).
+LOCAL_CHECKOUT = "local checkout"
 # A URL in free text: scheme://, then up to the next blank or quote.
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+", re.ASCII)
 _ASKPASS = """#!/bin/sh

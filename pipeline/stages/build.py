@@ -24,7 +24,7 @@ from pipeline.oci.layout import Layout
 from pipeline.policy import tagplan
 from pipeline.progress import Progress, Silent
 from pipeline.source.checkout import Checkout
-from pipeline.urls import redact
+from pipeline.urls import LOCAL_CHECKOUT, redact
 
 CA_PATH = "/kaniko/ssl/certs/ca-certificates.crt"
 
@@ -63,9 +63,6 @@ def summary(result: Mapping[str, Any]) -> str:
         + [f"  {name}: {image['digest']}" for name, image in result["images"].items()]
         + [toolchain_line]
     )
-
-
-LOCAL_CHECKOUT = "local checkout"
 
 
 def source_url(checkout: Checkout, pinned_url: str | None = None) -> str:

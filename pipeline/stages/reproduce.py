@@ -25,7 +25,7 @@ from pipeline.progress import Progress, Silent
 from pipeline.registry.client import Client
 from pipeline.registry.reference import Reference
 from pipeline.signing.verify import Policy
-from pipeline.urls import redact
+from pipeline.urls import LOCAL_CHECKOUT, redact
 
 if TYPE_CHECKING:
     from pipeline.stages.build import BuildResult
@@ -165,7 +165,7 @@ def _rebuild(
 
     cache = work / "cache"  # empty, private (the work directory is 0700)
     url = settings.fork_url or params.url
-    if url == build_stage.LOCAL_CHECKOUT:
+    if url == LOCAL_CHECKOUT:
         raise UsageError(
             f"the image was built from a local checkout of {params.tag} ({params.commit[:12]}), whose "
             "path the provenance does not name",

@@ -135,6 +135,8 @@ def test_a_token_in_the_fork_url_appears_nowhere(
     failed = run_invoke(["fork", "--url", missing], env=env, cache=cache, timeout=120)
     runs.append(failed)
     assert failed.returncode != 0 and "missing.git" in failed.stderr and "Traceback" not in failed.stderr
+    # the hint names each task's option for a mirror (reproduce has --fork-url, not --url)
+    assert "--fork-url for `invoke release` and `invoke reproduce`" in " ".join(failed.stderr.split())
 
     # a release dry run resolves the fork (ls-remote through the same askpass) and writes its report
     planned = run_invoke(

