@@ -2,8 +2,9 @@
 
 A fork URL may carry user info (``https://user:token@host/owner/repo``). That token must never reach
 an annotation, the run record, a report, a log line, an error message, a file git leaves behind
-(``.git/config``) or argv. :func:`redact` strips user info from a URL, :func:`redact_text` from every
-URL in a text (git's own messages quote the URL). :func:`git_access` gives git the URL without user
+(``.git/config``) or argv. :func:`redact` strips user info, query and fragment from a URL (the one
+redaction, everywhere), :func:`redact_text` from every URL in a text (git's own messages quote the URL).
+A URL's query never reaches git either: credentials go in its user info. :func:`git_access` gives git the URL without user
 info and the credentials through ``GIT_ASKPASS`` (a script that reads them from its environment), in a
 private directory (:mod:`pipeline.scratch`).
 """
