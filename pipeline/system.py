@@ -36,6 +36,16 @@ REQUIREMENTS: tuple[tuple[str, str], ...] = (
 )
 
 
+# Where root takes system programs from (usermod, sysctl, runuser, apt-get, podman, newuidmap): never
+# from PATH, which a user's shell or a sudo configuration may have put anything in front of.
+SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def system_program(name: str) -> str | None:
+    """``name``'s path: for root only from SYSTEM_PATH, for others from PATH and the sbin dirs."""
+    return shutil.which(name, path=SYSTEM_PATH if os.geteuid() == 0 else search_path())
+
+
 def search_path() -> str:
     """PATH plus the sbin directories (an ordinary user's PATH often lacks them)."""
     return os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
@@ -70,7 +80,8 @@ def install(
     if not absent:
         progress.step("every system program the pipeline needs is installed")
         return []
-    if shutil.which("apt-get") is None:
+    apt_get = shutil.which("apt-get", path=SYSTEM_PATH)  # it runs as root, also under sudo
+    if apt_get is None:
         raise ToolError(
             "these programs are missing and this machine has no apt-get: "
             + ", ".join(prog for prog, pkg in requirements if pkg in absent),
@@ -78,17 +89,18 @@ def install(
         )
     prefix: list[str] = []
     if os.geteuid() != 0:
-        if shutil.which("sudo") is None:
+        sudo = shutil.which("sudo")
+        if sudo is None:
             raise ToolError(
                 "installing system packages needs root, and sudo is not available",
                 hint="as root, run: apt-get update && apt-get install -y " + " ".join(absent),
             )
-        prefix = ["sudo"] if sys.stdin.isatty() else ["sudo", "--non-interactive"]
+        prefix = [sudo] if sys.stdin.isatty() else [sudo, "--non-interactive"]
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     progress.step("installing system packages: " + " ".join(absent))
     for argv in (
-        [*prefix, "apt-get", "update", "-q"],
-        [*prefix, "apt-get", "install", "-y", "-q", *absent],
+        [*prefix, apt_get, "update", "-q"],
+        [*prefix, apt_get, "install", "-y", "-q", *absent],
     ):
         result = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
         if result.returncode != 0:

@@ -95,6 +95,7 @@ REPRODUCE = (
     TRUST_CONFIG,
     Option("busybox", "", "debug only: the pinned busybox image (REF or OCI layout DIR) when Docker Hub is "
                           "out of reach"),
+    FORK_URL,
     JSON,
 )
 

@@ -4,10 +4,15 @@ output (text, or one JSON object with --json)."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import os
+import signal
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from invoke.context import Context
@@ -69,17 +74,64 @@ def task(
     return decorate
 
 
+class Terminated(BaseException):
+    """SIGTERM (a CI cancel, ``kill``) as an exception, so every ``finally`` and ``with`` cleans up."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    _signal_children(signum)  # git, go, podman: a clean-up that waits for one must not wait forever
+    raise Terminated(signum)
+
+
+def _signal_children(signum: int) -> None:
+    """Pass ``signum`` on to this process's descendants (git's remote helper holds git's pipes too)."""
+    for pid in _descendants("self"):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signum)
+
+
+def _descendants(pid: str) -> list[int]:
+    """The processes under ``pid``, children first (Linux lists them per thread in /proc)."""
+    found: list[int] = []
+    for listing in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            children = [int(child) for child in listing.read_text().split()]
+        except (OSError, ValueError):
+            continue
+        for child in children:
+            found += [child, *_descendants(str(child))]
+    return found
+
+
+@contextlib.contextmanager
+def _sigterm_cleans_up() -> Iterator[None]:
+    """While a task runs, SIGTERM unwinds it like Ctrl-C does: private files are removed, then exit 143."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Turn the project's errors into invoke.Exit: a message, an exit status, no traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
+            with _sigterm_cleans_up():
+                return fn(*args, **kwargs)
         except PipelineError as exc:
             raise Exit(f"error: {exc}", code=exc.exit_code) from None
         except KeyboardInterrupt:
             raise Exit("interrupted", code=130) from None
+        except Terminated:
+            raise Exit(
+                "terminated (SIGTERM); temporary files were removed", code=128 + signal.SIGTERM
+            ) from None
 
     return wrapper
 

@@ -8,21 +8,8 @@ import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-
-
-def without_credentials(url: str) -> str:
-    """``url`` with any user, password, query and fragment removed (a token in a URL stays out)."""
-    parts = urlsplit(url)
-    if not parts.scheme or not parts.netloc:
-        return url.split("@", 1)[-1] if "://" not in url and "@" in url.split(":", 1)[0] else url
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def project_version() -> str:

@@ -16,8 +16,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pipeline.errors import VerifyError
-from pipeline.evidence.buildfacts import BuildFacts, without_credentials
+from pipeline.evidence.buildfacts import BuildFacts
 from pipeline.evidence.sbom import BUSYBOX_REPOSITORY, oci_purl
+from pipeline.urls import LOCAL_CHECKOUT, redact
 
 SLSA_PROVENANCE_V1 = "https://slsa.dev/provenance/v1"
 BUILD_TYPE = "https://kaniko-pipeline.invalid/buildtypes/executor-images/v1"
@@ -46,9 +47,9 @@ def predicate(
     ca_bundle_digest: str,
 ) -> dict[str, Any]:
     """The provenance predicate of ``variant``'s index."""
-    url = without_credentials(facts.source_url)
+    url = redact(facts.source_url)
     dependencies: list[dict[str, Any]] = [
-        {"uri": f"git+{url}@refs/tags/{facts.tag}", "digest": {"gitCommit": facts.commit}, "name": "source"},
+        _source(url, facts),
         {
             "uri": f"pkg:golang/stdlib@{facts.go_version.removeprefix('go')}",
             "name": "go",
@@ -99,6 +100,14 @@ def predicate(
             "metadata": metadata,
         },
     }
+
+
+def _source(url: str, facts: BuildFacts) -> dict[str, Any]:
+    """The source dependency: its commit, and its URL unless it was a local checkout (no path is signed)."""
+    source: dict[str, Any] = {"digest": {"gitCommit": facts.commit}, "name": "source"}
+    if url != LOCAL_CHECKOUT:
+        source = {"uri": f"git+{url}@refs/tags/{facts.tag}", **source}
+    return source
 
 
 @dataclass(frozen=True)

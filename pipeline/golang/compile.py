@@ -180,8 +180,14 @@ def _load_cached(entry: Path, platform: Platform) -> Binaries | None:
     except (OSError, ValueError):
         return None
     paths = {name: entry / name for name in BINARY_NAMES}
-    if set(sums) != set(BINARY_NAMES) or not all(p.is_file() for p in paths.values()):
+    if not isinstance(sums, dict) or set(sums) != set(BINARY_NAMES):
         return None
+    for name, path in paths.items():  # hashed on every hit: the cache may come from elsewhere
+        try:
+            if digests.of_file(path)[0] != sums[name]:
+                return None
+        except OSError:
+            return None
     return Binaries(str(platform), paths, dict(sums))
 
 
@@ -205,6 +211,10 @@ def compile_platform(
     if cached is not None:
         progress.info(f"{platform}: binaries from the cache ({entry})")
         return cached
+    if entry.exists():
+        progress.warn(
+            f"{platform}: the cached binaries in {entry} are not what they recorded; compiling again"
+        )
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=root))
     try:

@@ -22,6 +22,7 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Literal
 
 from pipeline.errors import ImageError
+from pipeline.oci import digest as digests
 from pipeline.oci import mediatype
 from pipeline.oci.descriptor import Descriptor
 
@@ -268,18 +269,31 @@ def cached(
     key = recipe(ordered, epoch)
     blob = cache_dir / f"{key}.tar.gz"
     meta = cache_dir / f"{key}.json"
-    try:
-        info = json.loads(meta.read_text())
-        if blob.is_file() and blob.stat().st_size == info["size"]:
-            return Layer(blob, info["digest"], info["size"], info["diff_id"])
-    except (OSError, ValueError, KeyError):
-        pass
+    hit = _verified_entry(blob, meta)
+    if hit is not None:
+        return hit
     layer = build(ordered, epoch, blob)
     fd, tmp = tempfile.mkstemp(prefix=f".{key}.", dir=cache_dir)
     with os.fdopen(fd, "w") as handle:
         handle.write(json.dumps({"digest": layer.digest, "size": layer.size, "diff_id": layer.diff_id}))
     os.replace(tmp, meta)
     return layer
+
+
+def _verified_entry(blob: Path, meta: Path) -> Layer | None:
+    """The cached layer when its blob still is what its record says (its sha256 and size).
+
+    The blob is hashed again on every hit: a cache restored from elsewhere or edited on disk is
+    rebuilt, never put into an image because its size matched. The diff_id is not recomputed (that
+    means decompressing every layer): a wrong one cannot bring other content, only an image that no
+    client unpacks, since clients check each layer's diff_id against the config.
+    """
+    try:
+        info = json.loads(meta.read_text())
+        layer = Layer(blob, str(info["digest"]), int(info["size"]), str(info["diff_id"]))
+        return layer if digests.of_file(blob) == (layer.digest, layer.size) else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def copy_into(layer: Layer, dest: Path) -> None:

@@ -26,6 +26,7 @@ import requests
 from pipeline.errors import AuthError
 from pipeline.registry.credentials import Credential, Credentials
 from pipeline.registry.reference import is_loopback_host
+from pipeline.urls import redact
 
 TOKEN_MARGIN = 10.0  # seconds before a token's expiry that it is no longer used
 DEFAULT_TOKEN_LIFETIME = 60.0  # the token spec's default for expires_in
@@ -306,11 +307,5 @@ def repository_scope(repository: str, *actions: str) -> str:
 
 
 def _shown(url: str) -> str:
-    """A realm for a message: scheme, host and path, never user info or query."""
-    try:
-        parts = urlsplit(url)
-        return repr(
-            f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}{parts.path}" if parts.scheme else url[:80]
-        )
-    except ValueError:
-        return "(unparsable)"
+    """A realm for a message, redacted as every URL is (:func:`pipeline.urls.redact`)."""
+    return repr(redact(url)[:200])

@@ -14,12 +14,13 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import VerifyError
-from pipeline.evidence.buildfacts import BuildFacts, project_commit, project_version, without_credentials
+from pipeline.evidence.buildfacts import BuildFacts, project_commit, project_version
 from pipeline.evidence.testresult import PASSED, TEST_RESULT, predicate
 from pipeline.registry.reference import Reference
 from pipeline.release.signer import Signing
 from pipeline.signing.verify import Policy
 from pipeline.stages import attest
+from pipeline.urls import redact
 
 if TYPE_CHECKING:
     from sigstore.models import ClientTrustConfig
@@ -130,7 +131,7 @@ def build_facts(checkout: Checkout, inputs: Mapping[str, Any], pinned_url: str) 
 
     ca_bundle = str(inputs.get("ca_bundle") or "")
     return BuildFacts(
-        source_url=without_credentials(source_url(checkout, pinned_url)),
+        source_url=redact(source_url(checkout, pinned_url)),
         tag=checkout.tag,
         commit=checkout.commit,
         commit_time=checkout.commit_time,

@@ -53,7 +53,7 @@ def remote_tags(url: str, *, timeout: float = LS_REMOTE_TIMEOUT) -> dict[str, st
 
 def _ls_remote(url: str, access: dict[str, str], timeout: float) -> dict[str, str]:
     """``git ls-remote --tags`` of ``url`` (no user info: ``access`` carries the credentials)."""
-    from pipeline.source.git import safe_env, upload_pack
+    from pipeline.source.git import config_env, upload_pack
 
     target = url
     git = shutil.which("git")
@@ -73,7 +73,7 @@ def _ls_remote(url: str, access: dict[str, str], timeout: float) -> dict[str, st
     env = {
         **os.environ,
         **access,
-        **safe_env(target),
+        **config_env(target),
         "GIT_SSH_COMMAND": f"ssh -o ConnectTimeout={max(1, int(timeout))}",
     }
     try:

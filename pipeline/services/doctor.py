@@ -5,6 +5,10 @@ Each check says what it found and, when it fails, the command that fixes it. Run
 user (``--user NAME``, or ``SUDO_USER`` under sudo), :func:`fix` does what only root can do (subuid and
 subgid ranges, /dev/net/tun, the user-namespace sysctls, the setuid bit of newuidmap/newgidmap) and
 says what it changed. For root itself only what root's podman and mmdebstrap need is checked.
+
+As root it trusts only what root controls: system programs come from ``SYSTEM_PATH`` alone, a program
+is made setuid only when it and every directory above it belong to root and no one else can write
+them, ``runuser`` gets a minimal environment, and /dev/net/tun is changed only when it is that device.
 """
 
 from __future__ import annotations
@@ -23,12 +27,12 @@ from typing import Any
 from pipeline import tooloutput
 from pipeline.errors import ToolError, UsageError
 from pipeline.services import buildah
-from pipeline.system import search_path
+from pipeline.services.subids import SUBGID, SUBUID, free_range, subid_ranges
+from pipeline.system import SYSTEM_PATH, search_path, system_program
 
-SUBUID, SUBGID = Path("/etc/subuid"), Path("/etc/subgid")
 TUN = Path("/dev/net/tun")
+TUN_DEVICE = (10, 200)  # the character device's major and minor numbers
 RANGE = 65536  # ids a user needs: a whole 16-bit range, as useradd gives
-FIRST_ID = 100000
 USERNS_SYSCTLS = (
     # (file under /proc/sys, the value that lets ordinary users make user namespaces, the sysctl name)
     ("user/max_user_namespaces", "28633", "user.max_user_namespaces"),
@@ -100,34 +104,6 @@ def target_user(name: str | None, env: Mapping[str, str] | None = None) -> pwd.s
         ) from None
 
 
-def subid_ranges(path: Path, user: pwd.struct_passwd) -> list[tuple[int, int]]:
-    """The (start, count) ranges ``path`` (/etc/subuid or /etc/subgid) gives ``user`` (by name or uid)."""
-    out: list[tuple[int, int]] = []
-    for owner, start, count in _entries(path):
-        if owner in (user.pw_name, str(user.pw_uid)):
-            out.append((start, count))
-    return out
-
-
-def _entries(path: Path) -> list[tuple[str, int, int]]:
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        return []
-    out = []
-    for line in text.splitlines():
-        parts = line.strip().split(":")
-        if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit():
-            out.append((parts[0], int(parts[1]), int(parts[2])))
-    return out
-
-
-def free_range(path: Path, count: int = RANGE) -> tuple[int, int]:
-    """The first ``count`` ids after every range ``path`` hands out (at least FIRST_ID)."""
-    end = max([FIRST_ID, *(start + size for _, start, size in _entries(path))])
-    return end, end + count - 1
-
-
 def _subid_check(kind: str, path: Path, user: pwd.struct_passwd) -> Check:
     ranges = subid_ranges(path, user)
     total = sum(count for _, count in ranges)
@@ -135,7 +111,7 @@ def _subid_check(kind: str, path: Path, user: pwd.struct_passwd) -> Check:
     if total >= RANGE:
         shown = ", ".join(f"{start}-{start + count - 1}" for start, count in ranges)
         return Check(name, True, f"{user.pw_name} has {shown} ({total} ids) in {path}")
-    start, end = free_range(path)
+    start, end = free_range(path, kind)
     found = f"only {total} ids" if ranges else "no range"
     return Check(
         name,
@@ -146,20 +122,42 @@ def _subid_check(kind: str, path: Path, user: pwd.struct_passwd) -> Check:
 
 
 def _idmap_check(program: str) -> Check:
-    found = shutil.which(program, path=search_path())
+    found = system_program(program)
     if found is None:
         return Check(program, False, "not installed", fix="apt-get install uidmap  (as root)")
     info = os.stat(found)
-    capable = _has_file_capabilities(found)
-    if info.st_uid == 0 and (info.st_mode & stat.S_ISUID or capable):
+    if info.st_uid == 0 and (info.st_mode & stat.S_ISUID or _has_file_capabilities(found)):
         how = "setuid root" if info.st_mode & stat.S_ISUID else "file capabilities"
         return Check(program, True, f"{found} ({how})")
+    refusal = setuid_refusal(Path(found))
     return Check(
         program,
         False,
-        f"{found} is neither setuid root nor has file capabilities: it cannot map the subuid ranges",
-        fix=f"chown root {found} && chmod u+s {found}  (as root)",
+        f"{found} is neither setuid root nor has file capabilities: it cannot map the subuid ranges"
+        + (f"; {refusal}, so setup will not make it setuid" if refusal else ""),
+        fix=(
+            f"use the uidmap package's /usr/bin/{program} (apt-get install --reinstall uidmap), or make "
+            f"{found} and every directory above it root's and writable by root alone  (as root)"
+        )
+        if refusal
+        else f"chmod u+s {found}  (as root)",
     )
+
+
+def setuid_refusal(path: Path) -> str | None:
+    """Why ``path`` must not be made setuid root, or None: it (the real file) and every directory above
+    it must belong to root and be writable by no one else, or its owner could swap in any program."""
+    real = Path(os.path.realpath(path))
+    info = os.lstat(real)
+    if not stat.S_ISREG(info.st_mode):
+        return f"{real} is not a regular file"
+    for item in [real, *real.parents]:
+        owner = os.lstat(item)
+        if owner.st_uid != 0:
+            return f"{item} belongs to uid {owner.st_uid}, not root"
+        if owner.st_mode & 0o022:
+            return f"{item} is writable by others (mode {stat.S_IMODE(owner.st_mode):04o})"
+    return None
 
 
 def _has_file_capabilities(path: str) -> bool:
@@ -170,7 +168,7 @@ def _has_file_capabilities(path: str) -> bool:
 
 
 def _network_check() -> Check:
-    helpers = [name for name in ("pasta", "slirp4netns") if shutil.which(name, path=search_path())]
+    helpers = [name for name in ("pasta", "slirp4netns") if system_program(name)]
     if helpers:
         return Check("network helper", True, " and ".join(helpers) + " installed")
     return Check(
@@ -196,13 +194,26 @@ def can_read_write(path: Path, user: pwd.struct_passwd) -> bool:
     return bits == 0o6
 
 
+def is_tun_device(path: Path = TUN) -> bool:
+    """Whether ``path`` itself (not what a link names) is the character device 10,200."""
+    info = os.lstat(path)
+    return stat.S_ISCHR(info.st_mode) and (os.major(info.st_rdev), os.minor(info.st_rdev)) == TUN_DEVICE
+
+
 def _tun_check(user: pwd.struct_passwd) -> Check:
-    if not TUN.exists():
+    if not os.path.lexists(TUN):
         return Check(
             "/dev/net/tun",
             False,
             "missing: slirp4netns needs it to give containers a network",
             fix=f"mkdir -p {TUN.parent} && mknod -m 0666 {TUN} c 10 200  (as root)",
+        )
+    if not is_tun_device(TUN):
+        return Check(
+            "/dev/net/tun",
+            False,
+            f"{TUN} is not the tun character device (c 10 200): setup leaves it alone",
+            fix=f"find out what made {TUN}; remove it, then run `invoke setup` again  (as root)",
         )
     mode = stat.S_IMODE(os.stat(TUN).st_mode)
     if can_read_write(TUN, user):
@@ -235,21 +246,26 @@ def _userns_check(proc_sys: Path = Path("/proc/sys")) -> Check:
 
 
 def podman_info_argv(user: pwd.struct_passwd) -> list[str]:
-    podman = shutil.which("podman", path=search_path()) or "podman"
+    podman = system_program("podman") or "podman"
     argv = [podman, "info", "--format=json"]
     if user.pw_uid != os.geteuid():
-        argv = ["runuser", "-u", user.pw_name, "--", *argv]
+        argv = [shutil.which("runuser", path=SYSTEM_PATH) or "runuser", "-u", user.pw_name, "--", *argv]
     return argv
 
 
-def _storage_check(user: pwd.struct_passwd) -> Check:
-    if shutil.which("podman", path=search_path()) is None:
-        return Check("podman storage", False, "podman is not installed", fix="invoke setup")
-    env = {**os.environ, "HOME": user.pw_dir, "USER": user.pw_name, "LC_ALL": "C"}
+def podman_info_env(user: pwd.struct_passwd) -> dict[str, str]:
+    """The environment of `podman info`: the caller's for itself; for another user (through runuser)
+    only what podman needs, never root's variables (tokens, DOCKER_*, PATH entries)."""
+    base = {"HOME": user.pw_dir, "USER": user.pw_name, "LOGNAME": user.pw_name, "LC_ALL": "C"}
     if user.pw_uid != os.geteuid():
-        env.pop("XDG_RUNTIME_DIR", None)
-        env.pop("XDG_CONFIG_HOME", None)
-        env.pop("XDG_DATA_HOME", None)
+        return {**base, "PATH": SYSTEM_PATH, "SHELL": user.pw_shell or "/bin/sh"}
+    return {**os.environ, **base}
+
+
+def _storage_check(user: pwd.struct_passwd) -> Check:
+    if system_program("podman") is None:
+        return Check("podman storage", False, "podman is not installed", fix="invoke setup")
+    env = podman_info_env(user)
     try:
         result = subprocess.run(
             podman_info_argv(user), capture_output=True, text=True, env=env, cwd="/", timeout=120, check=False
@@ -331,48 +347,80 @@ def fix(user: pwd.struct_passwd, runner: Callable[[list[str]], None] | None = No
             hint=f"run as root: invoke setup --user {user.pw_name}",
         )
     run = runner or _run
-    before = diagnose(user)
     changed: list[str] = []
-    for check in before.checks:
-        if check.ok:
-            continue
-        if check.name in ("subuid", "subgid"):
-            path = SUBUID if check.name == "subuid" else SUBGID
-            start, end = free_range(path)
-            run(["usermod", f"--add-{check.name}s", f"{start}-{end}", user.pw_name])
-            changed.append(f"gave {user.pw_name} {check.name} range {start}-{end} in {path}")
-        elif check.name == "/dev/net/tun":
-            if not TUN.exists():
-                TUN.parent.mkdir(parents=True, exist_ok=True)
-                os.mknod(TUN, 0o666 | stat.S_IFCHR, os.makedev(10, 200))
-            os.chmod(TUN, 0o666)
-            changed.append(f"made {TUN} readable and writable by every user (mode 0666)")
-        elif check.name == "user namespaces":
-            for _, wanted, sysctl in USERNS_SYSCTLS:
-                name = Path("/proc/sys") / sysctl.replace(".", "/")
-                if name.exists() and check.detail.find(sysctl + " =") >= 0:
-                    run(["sysctl", "-w", f"{sysctl}={wanted}"])
-                    changed.append(f"set {sysctl}={wanted}")
-        elif check.name in ("newuidmap", "newgidmap") and "setuid" in check.detail:
-            found = shutil.which(check.name, path=search_path())
-            if found:
-                os.chown(found, 0, -1)
-                os.chmod(found, stat.S_IMODE(os.stat(found).st_mode) | stat.S_ISUID)
-                changed.append(f"made {found} setuid root")
+    for check in diagnose(user).checks:
+        fixer = _FIXERS.get(check.name)
+        if not check.ok and fixer is not None:
+            changed += fixer(check, user, run)
     after = diagnose(user)
     after.changed = changed
     return after
 
 
+Runner = Callable[[list[str]], None]
+
+
+def _fix_subids(check: Check, user: pwd.struct_passwd, run: Runner) -> list[str]:
+    path = SUBUID if check.name == "subuid" else SUBGID
+    start, end = free_range(path, check.name.removeprefix("sub"))
+    run([_system("usermod"), f"--add-{check.name}s", f"{start}-{end}", user.pw_name])
+    return [f"gave {user.pw_name} {check.name} range {start}-{end} in {path}"]
+
+
+def _fix_tun(check: Check, user: pwd.struct_passwd, run: Runner) -> list[str]:
+    if not os.path.lexists(TUN):
+        TUN.parent.mkdir(parents=True, exist_ok=True)
+        os.mknod(TUN, 0o666 | stat.S_IFCHR, os.makedev(*TUN_DEVICE))
+    if not is_tun_device(TUN):
+        return []  # the check says what it is and what to do
+    os.chmod(TUN, 0o666)
+    return [f"made {TUN} readable and writable by every user (mode 0666)"]
+
+
+def _fix_userns(check: Check, user: pwd.struct_passwd, run: Runner) -> list[str]:
+    changed = []
+    for _, wanted, sysctl in USERNS_SYSCTLS:
+        name = Path("/proc/sys") / sysctl.replace(".", "/")
+        if name.exists() and check.detail.find(sysctl + " =") >= 0:
+            run([_system("sysctl"), "-w", f"{sysctl}={wanted}"])
+            changed.append(f"set {sysctl}={wanted}")
+    return changed
+
+
+def _fix_idmap(check: Check, user: pwd.struct_passwd, run: Runner) -> list[str]:
+    found = system_program(check.name)
+    if found is None or "setuid" not in check.detail or setuid_refusal(Path(found)) is not None:
+        return []  # not installed, or not safe to make setuid: the check says why and what to do
+    os.chmod(found, stat.S_IMODE(os.stat(found).st_mode) | stat.S_ISUID)
+    return [f"made {found} setuid root"]
+
+
+_FIXERS: dict[str, Callable[[Check, pwd.struct_passwd, Runner], list[str]]] = {
+    "subuid": _fix_subids,
+    "subgid": _fix_subids,
+    "/dev/net/tun": _fix_tun,
+    "user namespaces": _fix_userns,
+    "newuidmap": _fix_idmap,
+    "newgidmap": _fix_idmap,
+}
+
+
+def _system(name: str) -> str:
+    """A system program root runs: from SYSTEM_PATH only, never from PATH."""
+    found = shutil.which(name, path=SYSTEM_PATH)
+    if found is None:
+        raise ToolError(f"{name} is not installed in {SYSTEM_PATH}", hint="install the package that has it")
+    return found
+
+
 def _run(argv: list[str]) -> None:
-    program = shutil.which(argv[0], path=search_path())
-    if program is None:
-        raise ToolError(f"{argv[0]} is not installed; it is needed to run: {' '.join(argv)}")
-    result = subprocess.run([program, *argv[1:]], capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        argv, capture_output=True, text=True, check=False, env={"PATH": SYSTEM_PATH, "LC_ALL": "C"}
+    )
     if result.returncode != 0:
         raise ToolError(
             tooloutput.failure(
-                f"`{' '.join(argv)}`", argv[0], result.returncode, result.stderr or result.stdout
+                f"`{' '.join(argv)}`", Path(argv[0]).name, result.returncode, result.stderr or result.stdout
             ),
             hint="run it by hand to see more",
         )

@@ -19,14 +19,13 @@ import base64
 import json
 import os
 import re
-import shutil
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline import scratch
 from pipeline.errors import (
     KanikoError,
     UsageError,
@@ -173,9 +172,7 @@ def _auth_entry(cred: Credential) -> dict[str, str]:
 @contextmanager
 def private_files(config: Mapping[str, Any]) -> Iterator[tuple[Path, Path]]:
     """A 0700 temporary directory with the 0600 config.json and an output directory; deleted after."""
-    root = Path(tempfile.mkdtemp(prefix="kaniko-run-"))
-    try:
-        os.chmod(root, 0o700)
+    with scratch.private_directory("kaniko-run-") as root:
         config_file = root / "config.json"
         fd = os.open(config_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -183,8 +180,6 @@ def private_files(config: Mapping[str, Any]) -> Iterator[tuple[Path, Path]]:
         output = root / "output"
         output.mkdir(mode=0o700)
         yield config_file, output
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def read_digest(output_dir: Path) -> str:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline import tooloutput
+from pipeline import scratch, tooloutput
 from pipeline.errors import ContainerError, ToolError
 from pipeline.progress import Progress, Silent
 from pipeline.services.leases import DIRECTORY as LEASES
@@ -399,13 +399,9 @@ def private_auth_file(auth: Mapping[str, Any] | None) -> Iterator[Path | None]:
     if not auth or not auth.get("auths"):
         yield None
         return
-    root = Path(tempfile.mkdtemp(prefix="kp-auth-"))
-    try:
-        os.chmod(root, 0o700)
+    with scratch.private_directory("kp-auth-") as root:
         path = root / "auth.json"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(dict(auth), handle)
         yield path
-    finally:
-        shutil.rmtree(root, ignore_errors=True)

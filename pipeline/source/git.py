@@ -64,19 +64,20 @@ def _safe_paths(url: str) -> list[str]:
     return list(dict.fromkeys([str(local), str(local.resolve()), str(local.resolve() / ".git")]))
 
 
-def safe_env(url: str) -> dict[str, str]:
-    """For a fork on a local path: that path as a ``safe.directory`` (git's config from the environment).
+def config_env(url: str) -> dict[str, str]:
+    """git's configuration for every git call on the fork (from the environment, over the user's).
 
-    git refuses to read a repository that another user owns ("detected dubious ownership"), which is
-    what an ordinary user meets with a mirror that root made. Only the fork's own path is named, and
-    only for the clone, fetch and ls-remote that read it (with :func:`upload_pack`)."""
-    env: dict[str, str] = {}
-    paths = _safe_paths(url)
-    if paths:
-        env["GIT_CONFIG_COUNT"] = str(len(paths))
-        for index, path in enumerate(paths):
-            env[f"GIT_CONFIG_KEY_{index}"] = "safe.directory"
-            env[f"GIT_CONFIG_VALUE_{index}"] = path
+    ``credential.helper`` is emptied: a token handed to git through GIT_ASKPASS is never given to
+    the user's credential helper to store (``store`` writes it to ~/.git-credentials in clear text).
+    For a fork on a local path, that path is a ``safe.directory``: git refuses to read a repository
+    that another user owns ("detected dubious ownership"), which is what an ordinary user meets with
+    a mirror that root made. Only the fork's own path is named (with :func:`upload_pack`).
+    """
+    settings = [("credential.helper", "")] + [("safe.directory", path) for path in _safe_paths(url)]
+    env = {"GIT_CONFIG_COUNT": str(len(settings))}
+    for index, (key, value) in enumerate(settings):
+        env[f"GIT_CONFIG_KEY_{index}"] = key
+        env[f"GIT_CONFIG_VALUE_{index}"] = value
     return env
 
 
@@ -154,8 +155,9 @@ def _git_failure(
     return ForkError(
         f"could not {action} the fork from {url} ({detail})",
         hint=(
-            "check the URL and your network. Offline, point --url (or KANIKO_FORK_URL) at a local "
-            "clone or mirror of github.com/chainguard-forks/kaniko"
+            "check the URL and your network. Offline, point the fork URL at a local clone or mirror of "
+            "github.com/chainguard-forks/kaniko: --url for `invoke fork`, --fork-url for `invoke "
+            "release` and `invoke reproduce`, or KANIKO_FORK_URL"
         ),
     )
 
@@ -167,7 +169,7 @@ def _fetch(repo: git.Repo, url: str, progress: Progress, env: Mapping[str, str] 
         origin = repo.create_remote("origin", url)
     elif origin.url != url:
         origin.set_url(url)
-    with repo.git.custom_environment(**{**env, **safe_env(url)}):
+    with repo.git.custom_environment(**{**env, **config_env(url)}):
         handler = _GitProgress(progress)
         try:
             origin.fetch(
@@ -241,7 +243,7 @@ def _clone(
         dest,
         no_checkout=True,
         progress=handler,  # type: ignore[arg-type]
-        env={**env, **safe_env(url)},
+        env={**env, **config_env(url)},
         **_upload_pack_option(url),
         **options,
     )

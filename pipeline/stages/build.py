@@ -25,7 +25,7 @@ from pipeline.policy import tagplan
 from pipeline.progress import Progress, Silent
 from pipeline.source.checkout import Checkout
 from pipeline.stages import fetch_busybox
-from pipeline.urls import redact
+from pipeline.urls import LOCAL_CHECKOUT, redact
 
 CA_PATH = "/kaniko/ssl/certs/ca-certificates.crt"
 
@@ -70,14 +70,15 @@ def source_url(checkout: Checkout, pinned_url: str | None = None) -> str:
     """The org.opencontainers.image.source annotation: the fork's public URL, never a local path.
 
     A build of the pinned release from a local mirror names the pin's URL, so its digests equal those
-    of a build from the network. Other local checkouts name their path. Credentials never appear.
+    of a build from the network. Any other local checkout is "local checkout": a path (a user's name)
+    never goes into what is signed. Credentials never appear (:func:`pipeline.urls.redact`).
     """
-    url = redact(checkout.url)  # never user info (a token) in an image annotation
+    url = redact(checkout.url)
     if urlparse(url).scheme in ("http", "https", "git", "ssh"):
         return url.removesuffix(".git")
     if checkout.pinned and pinned_url:
         return redact(pinned_url).removesuffix(".git")
-    return url.removesuffix(".git")
+    return LOCAL_CHECKOUT
 
 
 def check_input(*, busybox: str | None, ca_bundle: Path | None, go: str | None) -> None:

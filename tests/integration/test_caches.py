@@ -18,7 +18,9 @@ from pipeline.golang import compile as compile_stage
 from pipeline.golang import toolchain
 from pipeline.image import layer as layers
 from pipeline.oci.descriptor import Platform
+from pipeline.oci.digest import of_file as digest_of_file
 from pipeline.oci.layout import Layout
+from pipeline.progress import Silent
 from pipeline.services import nginxbase, npm
 from pipeline.source import pin
 from pipeline.stages import fork
@@ -70,6 +72,49 @@ def test_layer_cache_cold_then_cached(tmp_path: Path) -> None:
     warm = layers.cached(entries, 1_700_000_000, cache)
     assert warm == cold
     assert warm.path.read_bytes() == cold.path.read_bytes()
+
+
+def test_a_cached_layer_is_digested_again_before_use(tmp_path: Path) -> None:
+    """Issue 21 item 4: a cached blob changed on disk (same size) is rebuilt, never reused."""
+    binary = tmp_path / "executor"
+    binary.write_bytes(b"\x7fELF not really")
+    entries = [layers.directory("/kaniko", mode=0o777), layers.file("/kaniko/executor", source=binary)]
+    cache = tmp_path / "cache"
+    cold = layers.cached(entries, 1_700_000_000, cache)
+    genuine = cold.path.read_bytes()
+    poisoned = bytearray(genuine)
+    poisoned[len(poisoned) // 2] ^= 0xFF  # same size: the old check took it
+    cold.path.write_bytes(bytes(poisoned))
+    again = layers.cached(entries, 1_700_000_000, cache)
+    assert again == cold
+    assert again.path.read_bytes() == genuine
+    assert digest_of_file(again.path)[0] == cold.digest
+
+
+def test_a_cached_binary_is_hashed_before_use(tmp_path: Path) -> None:
+    """Issue 21 item 4: a cached binary that is not what binaries.json records is compiled again."""
+    require_tool("go", "the compile stage runs go build")
+    checkout = fixture_fork.make_fork(tmp_path / "fork", fixture_fork.make_busybox_layout(tmp_path / "bb"))
+    go = toolchain.find(checkout.path)
+    platform = Platform.parse("linux/amd64")
+    cache = tmp_path / "cache"
+    cold = compile_stage.compile_platform(checkout, platform, go, cache)
+    cold.paths["executor"].write_bytes(b"#!/bin/sh\necho poisoned\n")  # binaries.json still says the old sum
+    said: list[str] = []
+    warm = compile_stage.compile_platform(checkout, platform, go, cache, progress=_Recorder(said))
+    assert warm.digests == cold.digests
+    for name, path in warm.paths.items():
+        assert digest_of_file(path)[0] == cold.digests[name], name
+    assert any("are not what they recorded; compiling again" in line for line in said), said
+
+
+class _Recorder(Silent):
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__()
+        self.lines = lines
+
+    def warn(self, message: str) -> None:
+        self.lines.append(message)
 
 
 def test_node_packages_cold_then_cached(tmp_path: Path) -> None:

@@ -104,6 +104,10 @@ def test_a_token_in_the_fork_url_appears_nowhere(
         k: v for k, v in os.environ.items() if not k.startswith(("DOCKER_", "INVOKE_PIPELINE_", "KANIKO_"))
     }
     env.update({"INVOKE_PIPELINE_FORK_DIR": str(fork_dir), "DOCKER_CONFIG": str(tmp_path / "docker")})
+    # The user's git stores what it is given (issue 21 item 9): the pipeline's git calls must not give it.
+    stored = tmp_path / "git-credentials"
+    (tmp_path / "gitconfig").write_text(f"[credential]\n\thelper = store --file {stored}\n")
+    env["GIT_CONFIG_GLOBAL"] = str(tmp_path / "gitconfig")
     runs = []
 
     forked = run_invoke(["fork", "--url", secret_url, "--json"], env=env, cache=cache, timeout=300)
@@ -111,6 +115,7 @@ def test_a_token_in_the_fork_url_appears_nowhere(
     assert forked.returncode == 0, forked.stderr
     assert server.authorized > 0  # the credentials did reach git (the server refuses without them)
     assert json.loads(forked.stdout)["url"] == f"http://{server.host}/fork.git"
+    assert not stored.exists(), "the user's credential helper stored the fork's token"
 
     built = run_invoke(
         ["build", "--platforms", "linux/amd64", "--variants", "executor", "--json"],
@@ -131,6 +136,8 @@ def test_a_token_in_the_fork_url_appears_nowhere(
     failed = run_invoke(["fork", "--url", missing], env=env, cache=cache, timeout=120)
     runs.append(failed)
     assert failed.returncode != 0 and "missing.git" in failed.stderr and "Traceback" not in failed.stderr
+    # the hint names each task's option for a mirror (reproduce has --fork-url, not --url)
+    assert "--fork-url for `invoke release` and `invoke reproduce`" in " ".join(failed.stderr.split())
 
     # a release dry run resolves the fork (ls-remote through the same askpass) and writes its report
     planned = run_invoke(

@@ -232,7 +232,10 @@ def test_a_release_attaches_all_three_attestations_and_reproduce_rebuilds_it(
         ]
         assert any(a["verified"] and a["predicateType"] == predicate for a in answers), answers
 
-    # reproduce: the published release rebuilds to the same digest
+    # reproduce: the published release rebuilds to the same digest, in a cache of its own. The
+    # pipeline's cache is poisoned first, consistently (each executor and the sum binaries.json
+    # records): a rebuild that used it would "reproduce" what the cache says (issue 21 item 4).
+    _poison_binaries(settings.cache_dir)
     trust_config = str(next(p for p in trusts if _verifies(settings, executor, p)))
     same = reproduce.run(
         settings,
@@ -306,6 +309,8 @@ def test_a_release_attaches_all_three_attestations_and_reproduce_rebuilds_it(
     assert "/etc/nsswitch.conf" in [row["name"] for row in report["differences"] if row["kind"] == "File"]
     nginx_image = task(f"{registry.host}/kaniko-nginx:{first.tag}", trust_config)
     assert nginx_image.returncode == 1 and "has no valid SLSA provenance" in nginx_image.stderr
+    mirror = task(str(executor), trust_config, "--fork-url", str(tmp_path / "no-such-mirror"))
+    assert mirror.returncode == 2 and "no-such-mirror" in mirror.stderr, mirror.stderr  # it is the URL used
     nonsense = task("UPPER/Case:::", trust_config)
     assert nonsense.returncode == 2 and "Traceback" not in nonsense.stderr
     for result in (good, bad, nginx_image):
@@ -323,3 +328,18 @@ def _verifies(settings: config.Settings, ref: Reference, trust_config: Path) -> 
             ref, attest.SLSA_PROVENANCE_V1, client=client, policy=POLICY, configs=[trust.load(trust_config)]
         )
     return found.verified
+
+
+def _poison_binaries(cache_dir: Path) -> None:
+    """Replace every cached executor, and write its sum into binaries.json (as a cache writer can)."""
+    import json
+
+    from pipeline.oci.digest import of_file
+
+    entries = [path.parent for path in cache_dir.glob("binaries/*/binaries.json")]
+    assert entries
+    for entry in entries:
+        (entry / "executor").write_bytes(b"#!/bin/sh\necho poisoned\n")
+        sums = json.loads((entry / "binaries.json").read_text())
+        sums["executor"] = of_file(entry / "executor")[0]
+        (entry / "binaries.json").write_text(json.dumps(sums))

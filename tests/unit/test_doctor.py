@@ -10,7 +10,7 @@ import pytest
 
 from pipeline import tooloutput
 from pipeline.errors import UsageError
-from pipeline.services import doctor
+from pipeline.services import doctor, subids
 
 
 def _user(name: str = "dev", uid: int = 1500) -> pwd.struct_passwd:
@@ -20,10 +20,14 @@ def _user(name: str = "dev", uid: int = 1500) -> pwd.struct_passwd:
 def test_subid_ranges_by_name_or_uid_and_the_next_free_range(tmp_path: Path) -> None:
     path = tmp_path / "subuid"
     path.write_text("alice:100000:65536\n1500:165536:1000\n# comment\nbroken line\ndev:300000:65536\n")
-    assert doctor.subid_ranges(path, _user()) == [(165536, 1000), (300000, 65536)]
-    assert doctor.subid_ranges(path, _user("bob", 1600)) == []
-    assert doctor.free_range(path) == (365536, 431071)
-    assert doctor.free_range(tmp_path / "absent") == (100000, 165535)
+    assert subids.subid_ranges(path, _user()) == [(165536, 1000), (300000, 65536)]
+    assert subids.subid_ranges(path, _user("bob", 1600)) == []
+    defaults = tmp_path / "login.defs"  # none set: shadow's defaults
+    assert subids.free_range(path, "uid", login_defs=defaults, in_use=set()) == (166536, 232071)  # a gap
+    assert subids.free_range(tmp_path / "absent", "uid", login_defs=defaults, in_use=set()) == (
+        100000,
+        165535,
+    )
 
 
 def test_a_missing_or_short_range_fails_with_the_usermod_that_fixes_it(tmp_path: Path) -> None:
