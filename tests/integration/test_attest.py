@@ -260,3 +260,39 @@ def test_an_unreachable_registry_is_a_registry_error_naming_it() -> None:
     ):
         attest.verify(ref, TEST_RESULT, client=client, policy=Policy(SIGNER, ISSUER), configs=[])
     assert f"127.0.0.1:{port}" in str(error.value)
+
+
+def _replayed_later(data: bytes, later: int) -> bytes:
+    """A genuine bundle with its inclusion promise stripped and a later integratedTime: it still
+    verifies (its timestamp authority's timestamp carries it), and its log time is now unauthenticated."""
+    bundle = json.loads(data)
+    [entry] = bundle["verificationMaterial"]["tlogEntries"]
+    assert "inclusionPromise" in entry and bundle["verificationMaterial"]["timestampVerificationData"]
+    del entry["inclusionPromise"]
+    entry["integratedTime"] = str(later)
+    return json.dumps(bundle).encode()
+
+
+def test_evidence_is_ordered_by_verified_time_so_a_replayed_passed_result_never_outranks_a_failed_one(
+    registry: LocalRegistry, client: Client, config: ClientTrustConfig
+) -> None:
+    repo = Reference.parse(f"{registry.host}/team/replayed")
+    index = push_index(client, repo, seed="replayed")
+    policy = Policy(SIGNER, ISSUER)
+    passed = _attest(client, config, repo, index.digest, passed=True)
+    time.sleep(1.1)  # the verified times have a resolution of one second
+    _attest(client, config, repo, index.digest, passed=False)
+    genuine = next(b for b in attach.find_bundles(client, repo, index.digest) if b.source == passed.referrer)
+    assert genuine.data is not None
+
+    # A registry writer replays the old PASSED bundle, claiming the log took it an hour later.
+    forged = _replayed_later(genuine.data, int(time.time()) + 3600)
+    subject = client.head_manifest(repo.with_digest(index.digest))
+    assert subject is not None
+    replayed = attach.attach_bundle(client, repo, subject, forged, TEST_RESULT)
+
+    found = attest.verify(repo, TEST_RESULT, client=client, policy=policy, configs=[config])
+    by_source = {o.source: o for o in found.outcomes}
+    assert len(found.outcomes) == 3 and all(o.verified for o in found.outcomes)  # it still verifies...
+    assert by_source[replayed.digest].signed_at == by_source[passed.referrer].signed_at  # ...at its TSA time
+    assert found.predicate is not None and found.predicate["result"] == "FAILED", found.to_dict()
