@@ -32,12 +32,11 @@ from pipeline.progress import Progress
 from pipeline.registry.reference import Reference, host_of_prefix, is_loopback_host
 
 if TYPE_CHECKING:
-    from sigstore.models import ClientTrustConfig
-
     from pipeline.config import Settings
     from pipeline.oci.descriptor import Descriptor
     from pipeline.oci.layout import Layout
     from pipeline.registry.client import Client
+    from pipeline.release.binding import Subject, Trust
     from pipeline.release.signer import Signing
     from pipeline.release.state import VariantState
     from pipeline.stages.publish import PublishedImage
@@ -132,20 +131,15 @@ class Destinations:
                 "certificate identity), or release to loopback registries only",
             )
 
-    def check(
-        self,
-        client: Client,
-        signing: Signing,
-        configs: Sequence[tuple[str | None, ClientTrustConfig]],
-        progress: Progress,
-    ) -> bool:
-        """Whether every other registry is complete (every version signed, rolling tags in place)."""
+    def check(self, trust: Trust, subject: Subject, progress: Progress) -> bool:
+        """Whether every other registry is complete (every version signed and attested, rolling tags in
+        place)."""
         from pipeline.release.state import inspect_registry
 
         complete = True
         for dest in self.extra:
             try:
-                states = inspect_registry(client, dest.plans, signing, configs)
+                states = inspect_registry(trust, dest.plans, subject)
             except PipelineError as exc:
                 dest.fail("check", exc, progress)
                 complete = False
@@ -256,9 +250,11 @@ class Destinations:
         )
 
     def move_rolling(
-        self, client: Client, layout: Layout | None, images: Mapping[str, Descriptor], progress: Progress
+        self, trust: Trust, layout: Layout | None, images: Mapping[str, Descriptor], progress: Progress
     ) -> list[str]:
-        """Move the rolling tags in every other registry (after every check passed everywhere)."""
+        """Move the rolling tags in every other registry (after every check passed everywhere); a tag
+        holds a version only when the release's identity signed what it names (else VerifyError)."""
+        from pipeline.release.binding import rolling_holds
         from pipeline.stages import publish
 
         moved: list[str] = []
@@ -266,7 +262,15 @@ class Destinations:
             for variant, plan in dest.plans.items():
                 if variant not in images:
                     continue
-                decision = publish.move_rolling(client, layout, images[variant], plan, progress=progress)
+                held = rolling_holds(trust, plan, images[variant].digest)
+                decision = publish.move_rolling(
+                    trust.client,
+                    layout,
+                    images[variant],
+                    plan,
+                    held={tag: version for tag, (_, version) in held.items()},
+                    progress=progress,
+                )
                 dest.moved += [f"{plan.repository}:{tag}" for tag in decision.move]
             dest.status = "released"
             moved += dest.moved

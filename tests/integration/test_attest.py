@@ -15,7 +15,7 @@ import pytest
 from sigstore.models import ClientTrustConfig
 
 from pipeline.errors import RegistryError, VerifyError
-from pipeline.evidence.testresult import TEST_RESULT, predicate
+from pipeline.evidence.testresult import TEST_RESULT, predicate, release_descriptor
 from pipeline.oci import mediatype
 from pipeline.oci.descriptor import Descriptor
 from pipeline.oci.manifest import Index, parse
@@ -24,6 +24,7 @@ from pipeline.registry.credentials import Credentials
 from pipeline.registry.reference import Reference
 from pipeline.registry.referrers import fallback_tag
 from pipeline.release import attestations as evidence
+from pipeline.release.binding import Subject, Trust
 from pipeline.release.signer import Signing
 from pipeline.services import sigstore as localsigstore
 from pipeline.services.registry import LocalRegistry
@@ -40,7 +41,11 @@ from tests.support.sigstore import (  # noqa: F401 - fixtures
     verify_with_sigstore_js,
 )
 
-CONFIGURATION = [{"name": "smoke-image", "uri": "registry.test/nginx@sha256:" + "a" * 64}]
+RELEASE = Subject("1.2.3", "v1.2.3", "c" * 40)
+CONFIGURATION = [
+    {"name": "smoke-image", "uri": "registry.test/nginx@sha256:" + "a" * 64},
+    release_descriptor(RELEASE.version, RELEASE.tag, RELEASE.commit),
+]
 
 
 @pytest.fixture
@@ -175,20 +180,20 @@ def test_the_latest_result_decides_and_a_failed_one_stops_the_rolling_tags(
     repo = Reference.parse(f"{registry.host}/team/latest")
     index = push_index(client, repo, seed="latest")
     signing = Signing(False, SIGNER, ISSUER, str(local_sigstore.trust_config))
-    configs: list[tuple[str | None, ClientTrustConfig]] = [(str(local_sigstore.trust_config), config)]
-    assert evidence.latest_result(client, repo.repo_str, index.digest, signing, configs) is None
+    trusted = Trust(client, signing, [(str(local_sigstore.trust_config), config)])
+    assert evidence.latest_result(trusted, repo.repo_str, index.digest, RELEASE) is None
     with pytest.raises(VerifyError, match="latest test result from .* is missing, not PASSED") as missing:
-        evidence.require_passed(client, repo.repo_str, index.digest, signing, configs)
+        evidence.require_passed(trusted, repo.repo_str, index.digest, RELEASE)
     assert "rolling tags were not moved" in str(missing.value)
 
     _attest(client, config, repo, index.digest, passed=True)
-    assert evidence.latest_result(client, repo.repo_str, index.digest, signing, configs) == "PASSED"
-    evidence.require_passed(client, repo.repo_str, index.digest, signing, configs)
-    time.sleep(1.1)  # the log's integrated time has a resolution of one second
+    assert evidence.latest_result(trusted, repo.repo_str, index.digest, RELEASE) == "PASSED"
+    evidence.require_passed(trusted, repo.repo_str, index.digest, RELEASE)
+    time.sleep(1.1)  # the verified times have a resolution of one second
     _attest(client, config, repo, index.digest, passed=False)
-    assert evidence.latest_result(client, repo.repo_str, index.digest, signing, configs) == "FAILED"
+    assert evidence.latest_result(trusted, repo.repo_str, index.digest, RELEASE) == "FAILED"
     with pytest.raises(VerifyError, match="is FAILED, not PASSED"):
-        evidence.require_passed(client, repo.repo_str, index.digest, signing, configs)
+        evidence.require_passed(trusted, repo.repo_str, index.digest, RELEASE)
     # a PASSED result from someone else changes nothing
     foreign = predicate([("smoke/answers", True)], CONFIGURATION)
     attest.attest(
@@ -197,7 +202,7 @@ def test_the_latest_result_decides_and_a_failed_one_stops_the_rolling_tags(
         config=config,
         token=_token(subject="https://someone.else/ci"),
     )
-    assert evidence.latest_result(client, repo.repo_str, index.digest, signing, configs) == "FAILED"
+    assert evidence.latest_result(trusted, repo.repo_str, index.digest, RELEASE) == "FAILED"
 
 
 def test_invoke_verify_type_prints_the_predicate_and_refuses_clearly(

@@ -207,7 +207,7 @@ def test_a_release_attaches_all_three_attestations_and_reproduce_rebuilds_it(
     assert "cosign verify-attestation --type slsaprovenance1" in markdown
     assert "cosign verify-attestation --type spdxjson" in markdown
 
-    trusts = sorted(settings.cache_dir.glob("sigstore/*/trust_config.json"))
+    trusts = [Path(first.signature["trust_config"])]  # the one the report names verifies everything
     with Client(credentials=Credentials.anonymous()) as client:
         configs = [sign.trust.load(path) for path in trusts]
         executor = Reference.parse(f"{registry.host}/kaniko-executor:{first.tag}")
