@@ -112,7 +112,8 @@ def prove_and_roll(run: Run, made: Made) -> None:
 
     if run.others:  # every other registry gets the same bundles: signatures, attestations, test results
         with run.timer.stage("signatures") as stage:
-            run.others.copy_signatures(run.client, made.published, run.progress)
+            trust = Trust(run.client, run.signing, trust_configs(run.settings, run.signing))
+            run.others.copy_signatures(trust, made.published, run.progress)
             run.others.raise_if_failed(run.prefix)
             run.others.verify(run.settings, run.signing, made.trust_config, run.progress)
             run.others.raise_if_failed(run.prefix)

@@ -175,37 +175,37 @@ class Destinations:
             dest.status = "published"
 
     def copy_signatures(
-        self, client: Client, primary: Mapping[str, PublishedImage], progress: Progress
+        self, trust: Trust, primary: Mapping[str, PublishedImage], progress: Progress
     ) -> None:
-        """Attach the primary's bundles (signatures and attestations) and `.sig` image of each digest
-        in every other registry. Attaching a bundle that is there already changes nothing."""
+        """Attach the primary's bundles (signatures and attestations) and `.sig` layers of each digest in
+        every other registry: only those that verify as the release's own (:mod:`pipeline.release.copies`).
+        Attaching a bundle that is there already changes nothing."""
+        from pipeline.release.copies import verified
         from pipeline.signing import attach
-        from pipeline.signing.bundle import claimed_predicate_type
-        from pipeline.signing.statement import COSIGN_SIGN_PREDICATE
 
+        client = trust.client
         for variant, image in primary.items():
             source = Reference.parse(image.repository)
-            bundles = [b.data for b in attach.find_bundles(client, source, image.digest) if b.data]
-            sig_tag = source.with_tag(attach.signature_tag(image.digest))
-            sig = client.find_manifest(sig_tag)
+            own = verified(trust, image.repository, image.digest)
+            if own.left:
+                progress.warn(
+                    f"{image.repository}@{image.digest}: {own.left} bundle(s) or .sig layer(s) that are not "
+                    f"{trust.policy.identity}'s were left behind"
+                )
             for dest in self.live():
                 target = Reference.parse(dest.plans[variant].repository)
                 try:
                     subject = client.head_manifest(target.with_digest(image.digest))
                     if subject is None:
                         raise RegistryError(f"{target.repo_str}@{image.digest} is not there")
-                    for data in bundles:  # signatures and attestations, each under its own predicate type
-                        kind = claimed_predicate_type(data) or COSIGN_SIGN_PREDICATE
+                    for data, kind in own.bundles:  # signatures and attestations, each under its own type
                         attach.attach_bundle(client, target, subject, data, kind)
                         dest.signatures += 1
-                    if sig is not None:
-                        _copy_manifest(
-                            client, source, sig[0], sig[1].media_type, target.with_tag(sig_tag.tag or "")
-                        )
+                    attach.copy_simple_signing(client, source, target, image.digest, own.sig_layers)
                 except PipelineError as exc:
                     dest.fail("signatures", exc, progress)
                     continue
-                progress.info(f"{target.repo_str}@{image.digest}: {len(bundles)} bundle(s) attached")
+                progress.info(f"{target.repo_str}@{image.digest}: {len(own.bundles)} bundle(s) attached")
         for dest in self.live():
             dest.status = "signed"
 
@@ -322,19 +322,3 @@ def repository_plan(plan: tagplan.TagPlan, state: VariantState | None) -> dict[s
         "rolling": {tag: {"digest": None, "version": None, "action": "move"} for tag in plan.rolling_tags},
         "signed": False,
     }
-
-
-def _copy_manifest(
-    client: Client, source: Reference, data: bytes, media_type: str, target: Reference
-) -> None:
-    """Copy one image manifest (its config and layers first) from ``source``'s repository to ``target``."""
-    from pipeline.oci.manifest import Manifest, parse
-
-    manifest = parse(data, media_type)
-    if not isinstance(manifest, Manifest):
-        raise RegistryError(f"{source.repo_str}: expected an image manifest, found an index")
-    base = Reference(target.registry, target.repository)
-    for blob in (manifest.config, *manifest.layers):
-        if not client.blob_exists(base, blob.digest, push=True):
-            client.upload_blob(base, client.get_blob(source, blob.digest))
-    client.put_manifest(target, data, media_type)
