@@ -15,7 +15,7 @@ import base64
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, RegistryError
 from pipeline.oci.manifest import Manifest, parse
 from pipeline.registry.reference import Reference
 from pipeline.signing import attach, statement
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from cryptography.x509 import Certificate
 
     from pipeline.oci.descriptor import Descriptor
+    from pipeline.registry.client import Client
     from pipeline.release.binding import Trust
 
 
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 class Verified:
     """A digest's bundles and ``.sig`` layers that the release may copy, and what it left behind."""
 
+    digest: str
     bundles: list[tuple[bytes, str]] = field(default_factory=list)  # (bundle, predicate type)
     sig_layers: list[Descriptor] = field(default_factory=list)
     left: int = 0  # bundles and layers that did not verify as the release's own
@@ -41,7 +43,7 @@ class Verified:
 def verified(trust: Trust, repository: str, digest: str) -> Verified:
     """The bundles of ``repository@digest`` that verify as the release's, and its own ``.sig`` layers."""
     source = Reference.parse(repository)
-    out = Verified()
+    out = Verified(digest)
     certificates: list[Certificate] = []
     for found in attach.find_bundles(trust.client, source, digest):
         kind = bundles.claimed_predicate_type(found.data) if found.data else None
@@ -62,6 +64,26 @@ def verified(trust: Trust, repository: str, digest: str) -> Verified:
             else:
                 out.left += 1
     return out
+
+
+def verified_with_platforms(trust: Trust, source: Reference, digest: str) -> list[Verified]:
+    """:func:`verified` for an index and each of its platform images (which carry the SBOMs)."""
+    from pipeline.stages.sign import platform_manifests
+
+    platforms = [m.digest for m in platform_manifests(trust.client, source, digest)]
+    return [verified(trust, source.repo_str, d) for d in (digest, *platforms)]
+
+
+def copy_to(client: Client, own: Verified, source: Reference, target: Reference) -> int:
+    """Attach ``own`` (from ``source``'s repository) to the same digest in ``target``'s; how many
+    bundles. RegistryError when the digest is not there."""
+    subject = client.head_manifest(target.with_digest(own.digest))
+    if subject is None:
+        raise RegistryError(f"{target.repo_str}@{own.digest} is not there")
+    for data, kind in own.bundles:  # signatures and attestations, each under its own type
+        attach.attach_bundle(client, target, subject, data, kind)
+    attach.copy_simple_signing(client, source, target, own.digest, own.sig_layers)
+    return len(own.bundles)
 
 
 def _verifies(trust: Trust, data: bytes, digest: str, kind: str) -> bool:

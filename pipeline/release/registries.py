@@ -177,35 +177,29 @@ class Destinations:
     def copy_signatures(
         self, trust: Trust, primary: Mapping[str, PublishedImage], progress: Progress
     ) -> None:
-        """Attach the primary's bundles (signatures and attestations) and `.sig` layers of each digest in
-        every other registry: only those that verify as the release's own (:mod:`pipeline.release.copies`).
-        Attaching a bundle that is there already changes nothing."""
-        from pipeline.release.copies import verified
-        from pipeline.signing import attach
+        """Attach the primary's bundles (signatures and attestations) and `.sig` layers of each index and
+        of its platform images (their SBOMs) in every other registry: only those that verify as the
+        release's own (:mod:`pipeline.release.copies`). Attaching a bundle already there changes nothing."""
+        from pipeline.release.copies import copy_to, verified_with_platforms
 
-        client = trust.client
         for variant, image in primary.items():
             source = Reference.parse(image.repository)
-            own = verified(trust, image.repository, image.digest)
-            if own.left:
+            found = verified_with_platforms(trust, source, image.digest)
+            left = sum(own.left for own in found)
+            if left:
                 progress.warn(
-                    f"{image.repository}@{image.digest}: {own.left} bundle(s) or .sig layer(s) that are not "
+                    f"{image.repository}@{image.digest}: {left} bundle(s) or .sig layer(s) that are not "
                     f"{trust.policy.identity}'s were left behind"
                 )
             for dest in self.live():
                 target = Reference.parse(dest.plans[variant].repository)
                 try:
-                    subject = client.head_manifest(target.with_digest(image.digest))
-                    if subject is None:
-                        raise RegistryError(f"{target.repo_str}@{image.digest} is not there")
-                    for data, kind in own.bundles:  # signatures and attestations, each under its own type
-                        attach.attach_bundle(client, target, subject, data, kind)
-                        dest.signatures += 1
-                    attach.copy_simple_signing(client, source, target, image.digest, own.sig_layers)
+                    attached = sum(copy_to(trust.client, own, source, target) for own in found)
                 except PipelineError as exc:
                     dest.fail("signatures", exc, progress)
                     continue
-                progress.info(f"{target.repo_str}@{image.digest}: {len(own.bundles)} bundle(s) attached")
+                dest.signatures += attached
+                progress.info(f"{target.repo_str}@{image.digest}: {attached} bundle(s) attached")
         for dest in self.live():
             dest.status = "signed"
 

@@ -37,8 +37,6 @@ from tests.support.sigstore import node_cache  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.slow
 
-VARIANT_REPOSITORIES = ("kaniko-executor", "kaniko-warmer")  # one plain variant and the executor suffices
-
 
 def _manifest(registry: LocalRegistry, repo: str, ref: str) -> tuple[bytes, str]:
     response = requests.get(
@@ -89,9 +87,10 @@ def test_a_tag_pointed_at_what_this_release_is_not_fails_naming_the_tag_never_up
     # ...and points the new version's tags at the signed, PASSED images of the old one: the release of
     # v1.2.3 must not say "up to date" (it would never build v1.2.3).
     _put(registry, "kaniko-executor", "latest", data, media_type)
-    for repo in VARIANT_REPOSITORIES:
-        old_data, old_type = _manifest(registry, repo, before[repo][OLD])
-        _put(registry, repo, NEW, old_data, old_type)
+    for repo in ("kaniko-executor", "kaniko-warmer"):  # every variant's version tags: v1.2.3, v1.2.3-debug...
+        for tag in [t for t in before[repo] if t.startswith(OLD)]:
+            old_data, old_type = _manifest(registry, repo, before[repo][tag])
+            _put(registry, repo, tag.replace(OLD, NEW), old_data, old_type)
     with pytest.raises(VerifyError) as refused:
         release.run(settings, _options(fork, tmp_path, smoke_image=nginx))
     message = str(refused.value)
