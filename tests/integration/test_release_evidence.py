@@ -278,7 +278,7 @@ def test_a_release_attaches_all_three_attestations_and_reproduce_rebuilds_it(
         )
         token = sign.identity.parse(localsigstore.mint_identity_token(), "test")
         attest.attest([claim], client=client, config=sign.trust.load(instance.trust_config), token=token)
-        tampered_trust = str(instance.trust_config)
+        tampered_trust = str(instance.trust_root)  # the instance's own config is scratch, gone when it stops
     changed = reproduce.run(
         dataclasses.replace(settings),
         image=f"{registry.host}/kaniko-executor@{tampered}",
