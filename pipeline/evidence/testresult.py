@@ -55,3 +55,24 @@ def result_of(body: Mapping[str, Any]) -> str | None:
     """The ``result`` of a test-result predicate (None when it has none that in-toto defines)."""
     found = body.get("result")
     return found if isinstance(found, str) and found in RESULTS else None
+
+
+RELEASE = "release"  # the configuration entry that names what was tested: the release's tag and commit
+
+
+def release_descriptor(version: str, tag: str, commit: str) -> dict[str, Any]:
+    """The resource descriptor of the release a test result is about (its ``configuration`` entry)."""
+    return {
+        "name": RELEASE,
+        "digest": {"gitCommit": commit},
+        "annotations": {"version": version, "tag": tag},
+    }
+
+
+def names_release(body: Mapping[str, Any], version: str, tag: str, commit: str) -> bool:
+    """Whether a test-result predicate says it tested this release (version, tag and commit)."""
+    configuration = body.get("configuration")
+    if not isinstance(configuration, list):
+        return False
+    wanted = release_descriptor(version, tag, commit)
+    return any(isinstance(item, dict) and item == wanted for item in configuration)

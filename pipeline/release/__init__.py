@@ -9,10 +9,13 @@ signature from the configured identity is already attached), ``attest`` (SBOMs a
 each other registry), and last ``rolling`` (``latest``, ``debug``, ``slim``, ``vX.Y``, ``vX``; never
 backwards).
 
-A release is *up to date* when every variant's version tag exists, carries a valid signature AND a latest
-valid test result PASSED from the configured identity, and every rolling tag that may move already names
-it: then nothing is built. Signed digests without a passing result are tested again without rebuilding
-(``retest``); the build's SBOMs and provenance and the tests' results are attestations (``evidence``). A run
+A release is *up to date* when every variant's version tag names this release's image (``binding``), which
+carries a valid signature, a provenance, an SBOM per platform image AND a latest valid test result (by
+verified time) PASSED for this release from the configured identity, and every rolling tag that may move
+already names it: then nothing is built. A tag naming anything else fails the release. Signed and attested
+digests without a passing result are tested again without rebuilding (``retest``); those with
+attestations missing are rebuilt (reproducibly) and get them; the build's SBOMs and provenance and the
+tests' results are attestations (``evidence``). A run
 killed at any point finishes the job when started again: every stage is idempotent (the build is
 reproducible, publish skips blobs the registry has, signing is skipped when done). A failed stage, the
 smoke checks included, leaves every rolling tag where it was.
@@ -28,8 +31,9 @@ Every run writes a report: JSON and Markdown (fit for ``$GITHUB_STEP_SUMMARY``) 
 Modules, in the order a release uses them: ``run`` (the entry: resolve and check), ``context`` (the
 options, the stage timer, the run's context and what the build side hands on), ``resolution`` (the
 release tag and commit), ``plan`` (where it goes, the dry run's plan), ``signer`` (the signing identity
-and trust configs), ``state`` (what the registry holds), ``registries`` (every registry after the
-first), ``make`` (fork, build, publish, sign, attest), ``retest`` (testing again without a rebuild; the
+and trust configs), ``binding`` (a tag counts only for what its image proves it is), ``state`` (what
+the registry holds and proves), ``registries`` (every registry after the first; ``copies``: which of
+its bundles may be copied there), ``make`` (fork, build, publish, sign, attest), ``retest`` (testing again without a rebuild; the
 test result), ``prove`` (verify, build-image, conformance, smoke, then the rolling tags),
 ``attestations`` (what a release attests), ``report`` (the report and the plan's text), ``endtoend``
 (``invoke test-e2e``).

@@ -11,25 +11,34 @@ latest result is not (see :mod:`pipeline.release.state`).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import VerifyError
 from pipeline.evidence.buildfacts import BuildFacts, project_commit, project_version
-from pipeline.evidence.testresult import PASSED, TEST_RESULT, predicate
+from pipeline.evidence.testresult import (
+    PASSED,
+    TEST_RESULT,
+    names_release,
+    predicate,
+    release_descriptor,
+    result_of,
+)
 from pipeline.registry.reference import Reference
+from pipeline.release.binding import Subject, Trust, check_provenance
 from pipeline.release.signer import Signing
-from pipeline.signing.verify import Policy
+from pipeline.signing.verify import Outcome
 from pipeline.stages import attest
 from pipeline.urls import redact
 
 if TYPE_CHECKING:
-    from sigstore.models import ClientTrustConfig
-
     from pipeline.config import Settings
     from pipeline.oci.descriptor import Descriptor
     from pipeline.oci.layout import Layout
+    from pipeline.policy.tagplan import TagPlan
     from pipeline.progress import Progress
     from pipeline.registry.client import Client
+    from pipeline.release.context import Run
     from pipeline.source.checkout import Checkout
     from pipeline.stages.conformance.result import ConformanceResult
     from pipeline.stages.smoke import SmokeResult
@@ -81,31 +90,57 @@ def smoke_configuration(executor: str, image: str) -> list[dict[str, Any]]:
     return out
 
 
+def run_id(env: Mapping[str, str]) -> str:
+    """What names this run in its test result: the CI run's URL, else a fresh ``urn:uuid:``."""
+    import uuid
+
+    return ci_run_url(env) or f"urn:uuid:{uuid.uuid4()}"
+
+
+@dataclass(frozen=True)
+class Attester:
+    """What signing and attaching attestations as the release's identity takes."""
+
+    settings: Settings
+    signing: Signing
+    client: Client
+    progress: Progress
+
+    @classmethod
+    def of(cls, run: Run) -> Attester:
+        return cls(run.settings, run.signing, run.client, run.progress)
+
+
 def attest_tests(
-    settings: Settings,
-    signing: Signing,
-    client: Client,
+    attester: Attester,
+    subject: Subject,
     subjects: Mapping[str, tuple[str, str]],
     results: Sequence[tuple[str, bool]],
     configuration: Sequence[Mapping[str, Any]],
-    progress: Progress,
     warned: Sequence[str] = (),
 ) -> list[attest.Attested]:
-    """Sign and attach one test result (from ``results``) to each ``variant -> (repository, digest)``."""
-
-    body = predicate(results, configuration, url=ci_run_url(settings.env), warned=warned)
+    """Sign and attach one test result (from ``results``) to each ``variant -> (repository, digest)``;
+    it names the run (``url``) and the release it tested (``subject``: its version, tag and commit).
+    ``warned``: tests that did not pass but do not fail the result (reported, not gating)."""
+    release = release_descriptor(subject.version, subject.tag, subject.commit)
+    body = predicate(results, [*configuration, release], url=run_id(attester.settings.env), warned=warned)
     claims = [
         attest.Claim(Reference.parse(repository), digest, TEST_RESULT, body)
         for repository, digest in subjects.values()
     ]
-    return _signed(settings, signing, client, claims, progress)
+    return _signed(attester, claims)
 
 
-def _signed(
-    settings: Settings, signing: Signing, client: Client, claims: Sequence[attest.Claim], progress: Progress
-) -> list[attest.Attested]:
+def _signed(attester: Attester, claims: Sequence[attest.Claim]) -> list[attest.Attested]:
     """Sign and attach ``claims`` as the release's identity."""
     from pipeline.stages import sign as sign_stage
+
+    settings, signing, client, progress = (
+        attester.settings,
+        attester.signing,
+        attester.client,
+        attester.progress,
+    )
 
     with sign_stage.session(
         settings,
@@ -146,32 +181,20 @@ def build_facts(checkout: Checkout, inputs: Mapping[str, Any], pinned_url: str) 
 
 
 def attest_build(
-    settings: Settings,
-    signing: Signing,
-    client: Client,
+    run: Attester,
     facts: BuildFacts,
     images: Mapping[str, tuple[str, Descriptor]],
     layout: Layout,
     times: tuple[float, float],
-    progress: Progress,
 ) -> list[attest.Attested]:
-    """Attach SLSA provenance to each variant's index and an SPDX SBOM to each platform image,
-    unless every index already has a valid provenance from the release's identity."""
+    """Attach SLSA provenance to each variant's index and an SPDX SBOM to each platform image, each
+    where no valid one from the release's identity is attached yet (a run killed halfway through
+    attest leaves some: the next run attaches the rest)."""
     from pipeline.evidence import provenance, sbom
     from pipeline.oci.manifest import Manifest
     from pipeline.release.signer import trust_configs
 
-    configs = [config for _, config in trust_configs(settings, signing)]
-    policy = Policy(signing.identity, signing.issuer)
-    if all(
-        attest.latest(
-            attest.find(
-                client, Reference.parse(repo), desc.digest, provenance.SLSA_PROVENANCE_V1, policy, configs
-            )
-        )
-        for repo, desc in images.values()
-    ):
-        return []
+    trust = Trust(run.client, run.signing, trust_configs(run.settings, run.signing))
     platforms = sorted({str(d.platform) for _, desc in images.values() for d in _platforms(layout, desc)})
     claims: list[attest.Claim] = []
     for variant, (repository, desc) in images.items():
@@ -180,8 +203,8 @@ def attest_build(
             facts,
             variant=variant,
             platforms=platforms,
-            builder_id=signing.identity,
-            invocation_id=ci_run_url(settings.env),
+            builder_id=run.signing.identity,
+            invocation_id=ci_run_url(run.settings.env),
             started=times[0],
             finished=times[1],
             ca_bundle_digest=str(_ca_digest()),
@@ -193,7 +216,8 @@ def attest_build(
             files = sbom.image_files(manifest, layout.read_blob)
             document = sbom.document(facts, repository, platform.digest, str(platform.platform), files)
             claims.append(attest.Claim(ref, platform.digest, sbom.SPDX_DOCUMENT, document))
-    return _signed(settings, signing, client, claims, progress)
+    wanted = [c for c in claims if _latest(trust, c.repository.repo_str, c.digest, c.predicate_type) is None]
+    return _signed(run, wanted) if wanted else []
 
 
 def _platforms(layout: Layout, desc: Descriptor) -> list[Descriptor]:
@@ -211,31 +235,53 @@ def _ca_digest() -> str:
     return "sha256:" + cabundle.CERTIFI_SHA256
 
 
-def latest_result(
-    client: Client,
-    repository: str,
-    digest: str,
-    signing: Signing,
-    configs: Sequence[tuple[str | None, ClientTrustConfig]],
-) -> str | None:
-    """The latest valid test result for ``repository@digest`` from the release's identity, or None."""
-    policy = Policy(signing.identity, signing.issuer)
+def _latest(trust: Trust, repository: str, digest: str, predicate_type: str) -> Outcome | None:
     ref = Reference.parse(f"{repository}@{digest}")
-    return attest.latest_test_result(client, ref, digest, policy, [config for _, config in configs])
+    return attest.latest(attest.find(trust.client, ref, digest, predicate_type, trust.policy, trust.loaded))
 
 
-def require_passed(
-    client: Client,
-    repository: str,
-    digest: str,
-    signing: Signing,
-    configs: Sequence[tuple[str | None, ClientTrustConfig]],
-) -> None:
-    """Raise unless the latest valid test result for the digest is PASSED (before moving rolling tags)."""
-    found = latest_result(client, repository, digest, signing, configs)
+def missing_build_evidence(
+    trust: Trust, plan: TagPlan, variant: str, digest: str, subject: Subject
+) -> list[str]:
+    """What of the build's evidence is not validly attached to ``plan``'s ``digest``: the provenance on
+    the index (a verified one must name this release, else VerifyError) and an SBOM on each platform
+    image. Each entry names the predicate type and the digest it is missing on."""
+    from pipeline.evidence import provenance, sbom
+    from pipeline.stages.sign import platform_manifests
+
+    missing: list[str] = []
+    found = _latest(trust, plan.repository, digest, provenance.SLSA_PROVENANCE_V1)
+    body = found.statement.get("predicate") if found is not None and found.statement else None
+    if isinstance(body, dict):
+        check_provenance(plan, variant, provenance.parameters(body), subject)
+    else:
+        missing.append(f"provenance on {digest}")
+    for platform in platform_manifests(trust.client, Reference.parse(plan.repository), digest):
+        if _latest(trust, plan.repository, platform.digest, sbom.SPDX_DOCUMENT) is None:
+            missing.append(f"SBOM on {platform.digest} ({platform.platform})")
+    return missing
+
+
+def latest_result(trust: Trust, repository: str, digest: str, subject: Subject) -> str | None:
+    """The result of the latest valid test result (by verified time) for ``repository@digest`` from the
+    release's identity, when it names this release (its version, tag and commit); else None."""
+    found = _latest(trust, repository, digest, TEST_RESULT)
+    body = found.statement.get("predicate") if found is not None and found.statement else None
+    if not isinstance(body, dict):
+        return None
+    if not names_release(body, subject.version, subject.tag, subject.commit):
+        return None
+    return result_of(body)
+
+
+def require_passed(trust: Trust, repository: str, digest: str, subject: Subject) -> None:
+    """Raise unless the latest valid test result for the digest is PASSED for this release (before
+    moving rolling tags)."""
+    found = latest_result(trust, repository, digest, subject)
     if found != PASSED:
+        identity = trust.signing.identity if trust.signing is not None else "the release's identity"
         raise VerifyError(
-            f"{repository}@{digest}'s latest test result from {signing.identity} is "
+            f"{repository}@{digest}'s latest test result from {identity} for {subject.tag} is "
             f"{found or 'missing'}, not {PASSED}",
             hint="rolling tags were not moved; run the release again to test it again",
         )

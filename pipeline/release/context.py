@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from pipeline.oci.layout import Layout
     from pipeline.policy.tagplan import TagPlan
     from pipeline.registry.client import Client
+    from pipeline.release.binding import Subject
     from pipeline.release.registries import Destinations
     from pipeline.release.resolution import Resolved
     from pipeline.release.signer import Signing
@@ -97,6 +98,13 @@ class Run:
     signing: Signing
     client: Client
     others: Destinations  # every other registry of the release
+
+    @property
+    def subject(self) -> Subject:
+        """What every tag and claim of this release must be about: its version, tag and commit."""
+        from pipeline.release.binding import Subject
+
+        return Subject(self.resolved.version, self.resolved.tag, self.resolved.commit)
 
 
 @dataclass

@@ -115,14 +115,11 @@ def make(run: Run) -> Made:
     with run.timer.stage("attest") as stage:
         build_seconds = next(s.seconds for s in run.report.stages if s.name == "build")
         made = evidence.attest_build(
-            run.settings,
-            run.signing,
-            run.client,
+            evidence.Attester.of(run),
             evidence.build_facts(checkout, built.inputs, pin.url),
             {v: (i.repository, images[v]) for v, i in published.items()},
             layout,
             (build_started, build_started + build_seconds),
-            run.progress,
         )
         run.report.attestations += [item.to_dict() for item in made]
         stage.detail = f"{len(made)} SBOM and provenance attestation(s)" if made else "already attached"

@@ -11,6 +11,7 @@ from pipeline.errors import UsageError, VerifyError
 from pipeline.registry.reference import is_loopback_host
 from pipeline.release import attestations as evidence
 from pipeline.release import retest
+from pipeline.release.binding import Trust, rolling_holds
 from pipeline.release.context import Made, Run
 from pipeline.release.plan import NGINX_REPOSITORY, registry_of
 from pipeline.release.signer import trust_configs
@@ -131,7 +132,8 @@ def prove_and_roll(run: Run, made: Made) -> None:
 
     if run.others:  # every other registry gets the same bundles: signatures, attestations, test results
         with run.timer.stage("signatures") as stage:
-            run.others.copy_signatures(run.client, made.published, run.progress)
+            trust = Trust(run.client, run.signing, trust_configs(run.settings, run.signing))
+            run.others.copy_signatures(trust, made.published, run.progress)
             run.others.raise_if_failed(run.prefix)
             run.others.verify(run.settings, run.signing, made.trust_config, run.progress)
             run.others.raise_if_failed(run.prefix)
@@ -141,12 +143,18 @@ def prove_and_roll(run: Run, made: Made) -> None:
 
     with run.timer.stage("rolling") as stage:
         moved: list[str] = []
-        configs = trust_configs(run.settings, run.signing)
+        trust = Trust(run.client, run.signing, trust_configs(run.settings, run.signing))
         for image in made.published.values():  # never to a digest whose latest result is not PASSED
-            evidence.require_passed(run.client, image.repository, image.digest, run.signing, configs)
+            evidence.require_passed(trust, image.repository, image.digest, run.subject)
         for variant, image in made.published.items():
+            held = rolling_holds(trust, made.plans[variant], image.digest)  # only what the identity signed
             decision = publish.move_rolling(
-                run.client, made.layout, made.images[variant], made.plans[variant], progress=run.progress
+                run.client,
+                made.layout,
+                made.images[variant],
+                made.plans[variant],
+                held={tag: version for tag, (_, version) in held.items()},
+                progress=run.progress,
             )
             image.tags.extend(decision.move)
             image.kept = dict(decision.keep)
@@ -155,6 +163,6 @@ def prove_and_roll(run: Run, made: Made) -> None:
             run.report.images[variant]["kept"] = dict(decision.keep)
             moved += [f"{image.repository}:{tag}" for tag in decision.move]
         publish.record_published(run.settings.record_file, made.published, run.prefix, run.embedded)
-        moved += run.others.move_rolling(run.client, made.layout, made.images, run.progress)
+        moved += run.others.move_rolling(trust, made.layout, made.images, run.progress)
         stage.detail = ", ".join(moved) or "none moved"
     run.report.status = "released"

@@ -32,12 +32,11 @@ from pipeline.progress import Progress
 from pipeline.registry.reference import Reference, host_of_prefix, is_loopback_host
 
 if TYPE_CHECKING:
-    from sigstore.models import ClientTrustConfig
-
     from pipeline.config import Settings
     from pipeline.oci.descriptor import Descriptor
     from pipeline.oci.layout import Layout
     from pipeline.registry.client import Client
+    from pipeline.release.binding import Subject, Trust
     from pipeline.release.signer import Signing
     from pipeline.release.state import VariantState
     from pipeline.stages.publish import PublishedImage
@@ -132,20 +131,15 @@ class Destinations:
                 "certificate identity), or release to loopback registries only",
             )
 
-    def check(
-        self,
-        client: Client,
-        signing: Signing,
-        configs: Sequence[tuple[str | None, ClientTrustConfig]],
-        progress: Progress,
-    ) -> bool:
-        """Whether every other registry is complete (every version signed, rolling tags in place)."""
+    def check(self, trust: Trust, subject: Subject, progress: Progress) -> bool:
+        """Whether every other registry is complete (every version signed and attested, rolling tags in
+        place)."""
         from pipeline.release.state import inspect_registry
 
         complete = True
         for dest in self.extra:
             try:
-                states = inspect_registry(client, dest.plans, signing, configs)
+                states = inspect_registry(trust, dest.plans, subject)
             except PipelineError as exc:
                 dest.fail("check", exc, progress)
                 complete = False
@@ -181,37 +175,31 @@ class Destinations:
             dest.status = "published"
 
     def copy_signatures(
-        self, client: Client, primary: Mapping[str, PublishedImage], progress: Progress
+        self, trust: Trust, primary: Mapping[str, PublishedImage], progress: Progress
     ) -> None:
-        """Attach the primary's bundles (signatures and attestations) and `.sig` image of each digest
-        in every other registry. Attaching a bundle that is there already changes nothing."""
-        from pipeline.signing import attach
-        from pipeline.signing.bundle import claimed_predicate_type
-        from pipeline.signing.statement import COSIGN_SIGN_PREDICATE
+        """Attach the primary's bundles (signatures and attestations) and `.sig` layers of each index and
+        of its platform images (their SBOMs) in every other registry: only those that verify as the
+        release's own (:mod:`pipeline.release.copies`). Attaching a bundle already there changes nothing."""
+        from pipeline.release.copies import copy_to, verified_with_platforms
 
         for variant, image in primary.items():
             source = Reference.parse(image.repository)
-            bundles = [b.data for b in attach.find_bundles(client, source, image.digest) if b.data]
-            sig_tag = source.with_tag(attach.signature_tag(image.digest))
-            sig = client.find_manifest(sig_tag)
+            found = verified_with_platforms(trust, source, image.digest)
+            left = sum(own.left for own in found)
+            if left:
+                progress.warn(
+                    f"{image.repository}@{image.digest}: {left} bundle(s) or .sig layer(s) that are not "
+                    f"{trust.policy.identity}'s were left behind"
+                )
             for dest in self.live():
                 target = Reference.parse(dest.plans[variant].repository)
                 try:
-                    subject = client.head_manifest(target.with_digest(image.digest))
-                    if subject is None:
-                        raise RegistryError(f"{target.repo_str}@{image.digest} is not there")
-                    for data in bundles:  # signatures and attestations, each under its own predicate type
-                        kind = claimed_predicate_type(data) or COSIGN_SIGN_PREDICATE
-                        attach.attach_bundle(client, target, subject, data, kind)
-                        dest.signatures += 1
-                    if sig is not None:
-                        _copy_manifest(
-                            client, source, sig[0], sig[1].media_type, target.with_tag(sig_tag.tag or "")
-                        )
+                    attached = sum(copy_to(trust.client, own, source, target) for own in found)
                 except PipelineError as exc:
                     dest.fail("signatures", exc, progress)
                     continue
-                progress.info(f"{target.repo_str}@{image.digest}: {len(bundles)} bundle(s) attached")
+                dest.signatures += attached
+                progress.info(f"{target.repo_str}@{image.digest}: {attached} bundle(s) attached")
         for dest in self.live():
             dest.status = "signed"
 
@@ -256,9 +244,11 @@ class Destinations:
         )
 
     def move_rolling(
-        self, client: Client, layout: Layout | None, images: Mapping[str, Descriptor], progress: Progress
+        self, trust: Trust, layout: Layout | None, images: Mapping[str, Descriptor], progress: Progress
     ) -> list[str]:
-        """Move the rolling tags in every other registry (after every check passed everywhere)."""
+        """Move the rolling tags in every other registry (after every check passed everywhere); a tag
+        holds a version only when the release's identity signed what it names (else VerifyError)."""
+        from pipeline.release.binding import rolling_holds
         from pipeline.stages import publish
 
         moved: list[str] = []
@@ -266,7 +256,15 @@ class Destinations:
             for variant, plan in dest.plans.items():
                 if variant not in images:
                     continue
-                decision = publish.move_rolling(client, layout, images[variant], plan, progress=progress)
+                held = rolling_holds(trust, plan, images[variant].digest)
+                decision = publish.move_rolling(
+                    trust.client,
+                    layout,
+                    images[variant],
+                    plan,
+                    held={tag: version for tag, (_, version) in held.items()},
+                    progress=progress,
+                )
                 dest.moved += [f"{plan.repository}:{tag}" for tag in decision.move]
             dest.status = "released"
             moved += dest.moved
@@ -318,19 +316,3 @@ def repository_plan(plan: tagplan.TagPlan, state: VariantState | None) -> dict[s
         "rolling": {tag: {"digest": None, "version": None, "action": "move"} for tag in plan.rolling_tags},
         "signed": False,
     }
-
-
-def _copy_manifest(
-    client: Client, source: Reference, data: bytes, media_type: str, target: Reference
-) -> None:
-    """Copy one image manifest (its config and layers first) from ``source``'s repository to ``target``."""
-    from pipeline.oci.manifest import Manifest, parse
-
-    manifest = parse(data, media_type)
-    if not isinstance(manifest, Manifest):
-        raise RegistryError(f"{source.repo_str}: expected an image manifest, found an index")
-    base = Reference(target.registry, target.repository)
-    for blob in (manifest.config, *manifest.layers):
-        if not client.blob_exists(base, blob.digest, push=True):
-            client.upload_blob(base, client.get_blob(source, blob.digest))
-    client.put_manifest(target, data, media_type)

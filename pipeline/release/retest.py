@@ -27,13 +27,7 @@ def test_result(
 ) -> None:
     """Attach the test result (PASSED or FAILED) of the conformance suite (where it ran) and the smoke
     checks to every published digest; then, when either failed, raise its error (conformance first)."""
-    settings, signing, client, report, progress = (
-        run.settings,
-        run.signing,
-        run.client,
-        run.report,
-        run.progress,
-    )
+    report = run.report
     smoke_error: PipelineError | None = None
     if conformance is not None and not conformance.ok:
         from pipeline.stages.conformance.stage import raise_for_failure
@@ -52,13 +46,11 @@ def test_result(
     try:
         with run.timer.stage("test-result") as stage:
             attested = evidence.attest_tests(
-                settings,
-                signing,
-                client,
+                evidence.Attester.of(run),
+                run.subject,
                 {variant: (image.repository, image.digest) for variant, image in published.items()},
                 results,
                 evidence.smoke_configuration(executor, checked.image),
-                progress,
                 warned=evidence.conformance_warned(conformance),
             )
             report.attestations += [item.to_dict() for item in attested]

@@ -17,6 +17,7 @@ from pipeline.policy import tagplan
 from pipeline.progress import Progress, Silent
 from pipeline.registry.reference import host_of_prefix
 from pipeline.release import retest
+from pipeline.release.binding import Subject, Trust
 from pipeline.release.context import Options, Run, Timer
 from pipeline.release.make import make
 from pipeline.release.plan import destination, dry_run_plan, embedded_running, local_variants, registry_of
@@ -141,11 +142,12 @@ def _run(settings: Settings, options: Options, report: Report, timer: Timer, pro
     ) as client:
         with timer.stage("check") as stage:
             reachable = not (options.dry_run and embedded and not embedded_running(settings))
-            configs = trust_configs(settings, signing) if reachable else []
-            states = inspect_registry(client, plans, signing, configs) if reachable else {}
+            trust = Trust(client, signing, trust_configs(settings, signing) if reachable else [])
+            subject = Subject(resolved.version, resolved.tag, resolved.commit)
+            states = inspect_registry(trust, plans, subject) if reachable else {}
             complete = bool(states) and all(state.complete for state in states.values())
             if reachable and others:
-                complete = others.check(client, signing, configs, progress) and complete
+                complete = others.check(trust, subject, progress) and complete
             stage.detail = "complete" if complete else "work to do"
         if options.dry_run:
             report.status = "dry run"
@@ -172,9 +174,10 @@ def _run(settings: Settings, options: Options, report: Report, timer: Timer, pro
         context = Run(
             settings, options, report, timer, progress, resolved, prefix, embedded, signing, client, others
         )
-        signed = {v: s.digest for v, s in states.items() if s.digest and s.signed is not None}
-        # signed everywhere it must be, and every other registry holds the same digests: test again, no build
-        if not options.force and states and len(signed) == len(states) and others.hold(signed):
+        attested = {v: s.digest for v, s in states.items() if s.attested}
+        # signed and attested everywhere it must be, and every other registry holds the same digests:
+        # test again, no build (else build: reproducible, so it pushes nothing new and attaches what is missing)
+        if not options.force and states and len(attested) == len(states) and others.hold(attested):
             made = retest.reuse(context, states)
         else:
             made = make(context)

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from pipeline.registry.client import Client
 
 
-# How many trust configs of earlier local Sigstore instances an "up to date" check tries.
+# How many trust configs of the local Sigstore instance (the kept one, then older ones) a check tries.
 LOCAL_TRUST_CONFIGS = 20
 
 
@@ -72,9 +72,13 @@ def choose_signing(
 
 
 def _local_trust_configs(cache_dir: Path) -> list[Path]:
-    found = list((cache_dir / "sigstore").glob("*/trust_config.json"))
+    """The local instance's kept trust root (every local run signs with its keys), then the trust configs
+    of instances from before it was kept (each had keys of its own), newest first."""
+    home = cache_dir / "sigstore"
+    found = list(home.glob("*/trust_config.json"))
     found.sort(key=lambda path: path.stat().st_mtime, reverse=True)
-    return found[:LOCAL_TRUST_CONFIGS]
+    kept = home / "trust_config.json"
+    return ([kept] if kept.is_file() else []) + found[: LOCAL_TRUST_CONFIGS - 1]
 
 
 def trust_configs(settings: Settings, signing: Signing) -> list[tuple[str | None, ClientTrustConfig]]:

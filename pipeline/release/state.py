@@ -1,33 +1,32 @@
-"""What the registry holds for each variant: version tag, rolling tags, a valid signature or not, and
-the latest valid test result. Complete ("up to date") needs all of it: a digest that is signed but
-whose tests failed, or were never attested (a run killed after signing), is tested again."""
+"""What the registry holds for each variant, and what it proves: the version tag's digest (bound to
+this release, :mod:`pipeline.release.binding`), each rolling tag's holder (a version counts only when
+the release's identity signed it), a valid signature, the provenance on the index, an SBOM on each
+platform image, and the latest valid test result for this version. Complete ("up to date") needs all of
+it: anything missing (a run killed between sign and attest, a FAILED or missing test result) is made
+again by the next run."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from pipeline.evidence import testresult
 from pipeline.policy import tagplan
 from pipeline.release import attestations as evidence
-from pipeline.release.signer import Signing, signed_by
-
-if TYPE_CHECKING:
-    from sigstore.models import ClientTrustConfig
-
-    from pipeline.registry.client import Client
+from pipeline.release.binding import Subject, Trust, check_version_tag, rolling_holds
 
 
 @dataclass
 class VariantState:
-    """One variant in the registry: its version tag's digest, and each rolling tag's holder."""
+    """One variant in the registry: its version tag's digest, each rolling tag's holder, its proof."""
 
     plan: tagplan.TagPlan
     digest: str | None  # what the version tag names now (None: not there)
     rolling: dict[str, tuple[str | None, str | None]]  # tag -> (digest, version it holds)
     signed: str | None = None  # trust config that verified the digest (None: no valid signature)
-    tested: str | None = None  # the latest valid test result's result (PASSED, FAILED...), or None
+    tested: str | None = None  # the latest valid test result for this version (PASSED, FAILED...), or None
+    missing: list[str] = field(default_factory=list)  # attestations not (validly) attached
 
     @property
     def decision(self) -> tagplan.RollingDecision:
@@ -40,13 +39,13 @@ class VariantState:
         )
 
     @property
+    def attested(self) -> bool:
+        """Signed, with a valid provenance on the index and an SBOM on each platform image."""
+        return self.digest is not None and self.signed is not None and not self.missing
+
+    @property
     def complete(self) -> bool:
-        return (
-            self.digest is not None
-            and self.signed is not None
-            and self.tested == testresult.PASSED
-            and self.rolling_done
-        )
+        return self.attested and self.tested == testresult.PASSED and self.rolling_done
 
     def to_dict(self) -> dict[str, Any]:
         decision = self.decision
@@ -66,34 +65,30 @@ class VariantState:
                 for tag, (digest, version) in self.rolling.items()
             },
             "signed": self.signed is not None,
+            "attestations_missing": list(self.missing),
             "tested": self.tested,
         }
 
 
 def inspect_registry(
-    client: Client,
-    plans: Mapping[str, tagplan.TagPlan],
-    signing: Signing | None,
-    configs: Sequence[tuple[str | None, ClientTrustConfig]],
+    trust: Trust, plans: Mapping[str, tagplan.TagPlan], subject: Subject
 ) -> dict[str, VariantState]:
-    """What each variant's tags name now, and whether the version's image is validly signed."""
+    """What each variant's tags name now, each checked against this release (raises VerifyError for a
+    tag that names what it must not), and what the registry proves about the version's image."""
     from pipeline.registry.reference import Reference
-    from pipeline.stages import publish
 
     states: dict[str, VariantState] = {}
     for variant, plan in plans.items():
         repo = Reference.parse(plan.repository)
-        found = client.head_manifest(repo.with_tag(plan.version_tags[0]))
+        found = trust.client.head_manifest(repo.with_tag(plan.version_tags[0]))
         digest = found.digest if found is not None else None
-        rolling: dict[str, tuple[str | None, str | None]] = {}
-        for tag in plan.rolling_tags:
-            held = client.head_manifest(repo.with_tag(tag))
-            version = publish.held_version(client, repo.with_tag(tag)) if held is not None else None
-            rolling[tag] = (held.digest if held is not None else None, version)
-        state = VariantState(plan, digest, rolling)
-        if digest is not None and signing is not None and configs:
-            state.signed = signed_by(client, plan.repository, digest, signing, configs)
-            if state.signed is not None:
-                state.tested = evidence.latest_result(client, plan.repository, digest, signing, configs)
+        if digest is not None:
+            check_version_tag(trust.client, plan, digest, subject)
+        state = VariantState(plan, digest, rolling_holds(trust, plan, digest))
+        if digest is not None and trust.usable:
+            state.signed = trust.signed(plan.repository, digest)
+        if digest is not None and state.signed is not None:
+            state.missing = evidence.missing_build_evidence(trust, plan, variant, digest, subject)
+            state.tested = evidence.latest_result(trust, plan.repository, digest, subject)
         states[variant] = state
     return states

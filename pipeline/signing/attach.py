@@ -144,13 +144,41 @@ def attach_simple_signing(
     layers.append(new_layer)
     if not client.blob_exists(base, payload_digest, push=True):
         client.upload_blob(base, simple.payload)
+    return _put_sig_image(client, tag, layers)
+
+
+def copy_simple_signing(
+    client: Client, source: Reference, target: Reference, digest: str, layers: Sequence[Descriptor]
+) -> SigTagResult | None:
+    """Add ``layers`` (`.sig` layers of ``digest`` in ``source``'s repository, their payloads copied
+    from there) to the `.sig` image of ``digest`` in ``target``'s repository; None when none is new."""
+    base = Reference(target.registry, target.repository)
+    tag = base.with_tag(signature_tag(digest))
+    kept: list[Descriptor] = []
+    found = client.find_manifest(tag)
+    if found is not None:
+        existing = parse(found[0], found[1].media_type)
+        kept = list(existing.layers) if isinstance(existing, Manifest) else []
+    have = {(layer.digest, _signer_key(layer.annotations)) for layer in kept}
+    new = [layer for layer in layers if (layer.digest, _signer_key(layer.annotations)) not in have]
+    if not new:
+        return None
+    for layer in new:
+        if not client.blob_exists(base, layer.digest, push=True):
+            client.upload_blob(
+                base, client.get_blob(Reference(source.registry, source.repository), layer.digest)
+            )
+    return _put_sig_image(client, tag, [*kept, *new])
+
+
+def _put_sig_image(client: Client, tag: Reference, layers: Sequence[Descriptor]) -> SigTagResult:
+    base = Reference(tag.registry, tag.repository)
     config = _sig_config(layers)
     config_digest = digests.of_bytes(config)
     if not client.blob_exists(base, config_digest, push=True):
         client.upload_blob(base, config)
     manifest = Manifest(
-        config=Descriptor(mediatype.OCI_CONFIG, config_digest, len(config)),
-        layers=layers,
+        config=Descriptor(mediatype.OCI_CONFIG, config_digest, len(config)), layers=list(layers)
     )
     pushed = client.put_manifest(tag, manifest.to_bytes(), manifest.media_type)
     return SigTagResult(tag=tag.tag or "", digest=pushed, layers=len(layers))

@@ -47,7 +47,7 @@ class Outcome:
     identity: list[str] = field(default_factory=list)
     issuer: str | None = None
     statement: dict[str, Any] | None = field(default=None, repr=False)  # a verified DSSE statement
-    signed_at: int = 0  # when it was signed: the log's integrated time (else the certificate's start)
+    signed_at: int = 0  # when it was signed: its earliest verified time (see verified_time)
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -134,7 +134,8 @@ def verify_bundle(
             check = statement.check_statement(payload_type, signed, digest, predicate_type)
             if check.reason:
                 return failed(check.reason)
-            return Outcome(source, kind, True, None, names, issuer, check.statement, _signed_at(bundle))
+            signed_at = verified_time(verifier, bundle)
+            return Outcome(source, kind, True, None, names, issuer, check.statement, signed_at)
         else:
             if payload is None:
                 return failed("a message-signature bundle without the payload it signed")
@@ -160,14 +161,13 @@ def trusted_by(data: bytes, config: ClientTrustConfig) -> bool:
     return True
 
 
-def _signed_at(bundle: Bundle) -> int:
-    try:
-        integrated = int(bundle.log_entry._inner.integrated_time or 0)
-    except (AttributeError, ValueError, TypeError):
-        integrated = 0
-    if integrated:
-        return integrated
-    return int(bundle.signing_certificate.not_valid_before_utc.timestamp())
+def verified_time(verifier: Verifier, bundle: Bundle) -> int:
+    """When a verified bundle was signed, as far as anyone can prove it: the earliest of its verified
+    times, which are a timestamp authority's time and the log's integrated time only when an inclusion
+    promise (which verification checked) binds it. A bundle's bare ``integratedTime`` is a number
+    anyone can change: sigstore-python ignores it, and so does the order of evidence here."""
+    times = verifier._establish_time(bundle)  # noqa: SLF001 - the same rule the verification applied
+    return min(int(found.time.timestamp()) for found in times) if times else 0
 
 
 def _reason(exc: BaseException) -> str:

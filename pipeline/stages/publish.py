@@ -114,15 +114,20 @@ def move_rolling(
     desc: Descriptor,
     plan: tagplan.TagPlan,
     *,
+    held: Mapping[str, str | None] | None = None,
     progress: Progress | None = None,
 ) -> tagplan.RollingDecision:
     """Point the plan's rolling tags at ``desc`` where that does not move them backwards (its manifest
-    from ``layout``, or with none from the registry, where it is published by digest)."""
+    from ``layout``, or with none from the registry, where it is published by digest). ``held``: the
+    version each rolling tag holds, as the caller verified it (the release: only what its identity
+    signed counts); else each tag's annotation as the registry gives it (``invoke publish``)."""
     from pipeline.registry.reference import Reference
 
     progress = progress or Silent()
     repo = Reference.parse(plan.repository)
-    current = {tag: held_version(client, repo.with_tag(tag)) for tag in plan.rolling_tags}
+    current = (
+        held if held is not None else {t: held_version(client, repo.with_tag(t)) for t in plan.rolling_tags}
+    )
     decision = tagplan.decide_rolling(plan, current)
     if layout is not None:
         data = layout.read_blob(desc.digest)

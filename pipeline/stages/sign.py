@@ -98,7 +98,7 @@ class SignResult:
         }
 
 
-def _platform_manifests(client: Client, ref: Reference, digest: str) -> list[Descriptor]:
+def platform_manifests(client: Client, ref: Reference, digest: str) -> list[Descriptor]:
     data, desc = client.get_manifest(ref.with_digest(digest))
     item = parse(data, desc.media_type)
     if not isinstance(item, Index):
@@ -152,7 +152,7 @@ def sign(
             )
         work.append((target, subject, None))
         if per_platform:
-            for manifest in _platform_manifests(client, target.repository, target.digest):
+            for manifest in platform_manifests(client, target.repository, target.digest):
                 work.append((target, manifest, str(manifest.platform)))
     result = SignResult(identity=token.identity, issuer=token.issuer)
     with bundles.open_signer(config, token) as signer:
@@ -261,7 +261,7 @@ def session(
         with localsigstore.start(settings.cache_dir, progress=progress) as instance:
             config = trust.load(instance.trust_config, error=SignError)
             token = identity.parse(localsigstore.mint_identity_token(), "the local Sigstore instance")
-            yield config, token, str(instance.trust_config)
+            yield config, token, str(instance.trust_root)  # the kept one: it verifies every local run
         return
     path = trust_config or (str(settings.trust_config) if settings.trust_config else None)
     config = trust.load(Path(path) if path else None)

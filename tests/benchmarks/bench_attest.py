@@ -27,6 +27,7 @@ from pipeline.progress import Silent  # noqa: E402
 from pipeline.registry.client import Client  # noqa: E402
 from pipeline.registry.credentials import Credentials  # noqa: E402
 from pipeline.release import attestations as evidence  # noqa: E402
+from pipeline.release.binding import Subject  # noqa: E402
 from pipeline.release.signer import Signing  # noqa: E402
 from pipeline.services import sigstore as localsigstore  # noqa: E402
 from pipeline.services.registry import LocalRegistry  # noqa: E402
@@ -90,19 +91,16 @@ def main(argv: list[str]) -> int:
             t1 = time.perf_counter()
             facts = evidence.build_facts(checkout, built.inputs, pin.url)
             subjects = {v: (i.repository, images[v]) for v, i in published.items()}
-            made = evidence.attest_build(
-                settings, signing, client, facts, subjects, layout, (started, finished), Silent()
-            )
+            attester = evidence.Attester(settings, signing, client, Silent())
+            made = evidence.attest_build(attester, facts, subjects, layout, (started, finished))
             t2 = time.perf_counter()
             executor = f"{published['executor'].repository}@{published['executor'].digest}"
             tests = evidence.attest_tests(
-                settings,
-                signing,
-                client,
+                attester,
+                Subject(checkout.version, checkout.tag, checkout.commit),
                 {v: (i.repository, i.digest) for v, i in published.items()},
                 [("smoke/welcome-page", True), ("smoke/answers", True)],
                 evidence.smoke_configuration(executor, f"{reg.host}/kaniko-nginx@sha256:{'0' * 64}"),
-                Silent(),
             )
             t3 = time.perf_counter()
         images_bytes = sum(p.bytes_uploaded for p in published.values())
@@ -117,9 +115,7 @@ def main(argv: list[str]) -> int:
                 by_type.setdefault(item.predicate_type, []).append(item.bytes)
             detail = ", ".join(f"{k}: {len(v)} x ~{sum(v) // len(v)} B" for k, v in sorted(by_type.items()))
             print(f"{name}: {seconds:.1f} s, {sum(i.bytes for i in items)} bytes ({detail})")
-        trust = sorted(
-            settings.cache_dir.glob("sigstore/*/trust_config.json"), key=lambda p: p.stat().st_mtime
-        )
+        trust = [settings.cache_dir / "sigstore" / "trust_config.json"]  # the local signer's one trust root
         cold = _settings(work / "cache-reproduce", fork_url, reg.host)
         for label in ("cold", "warm"):
             for candidate in reversed(trust):

@@ -16,7 +16,7 @@ import pytest
 from sigstore.models import ClientTrustConfig
 
 from pipeline.errors import RegistryError, VerifyError
-from pipeline.evidence.testresult import TEST_RESULT, predicate
+from pipeline.evidence.testresult import TEST_RESULT, predicate, release_descriptor
 from pipeline.oci import mediatype
 from pipeline.oci.descriptor import Descriptor
 from pipeline.oci.manifest import Index, parse
@@ -25,6 +25,7 @@ from pipeline.registry.credentials import Credentials
 from pipeline.registry.reference import Reference
 from pipeline.registry.referrers import fallback_tag
 from pipeline.release import attestations as evidence
+from pipeline.release.binding import Subject, Trust
 from pipeline.release.signer import Signing
 from pipeline.services import sigstore as localsigstore
 from pipeline.services.registry import LocalRegistry
@@ -37,7 +38,11 @@ from tests.support.cli import invoke_with_cache
 from tests.support.layouts import push_index
 from tests.support.sigstore import ISSUER, SIGNER, identity_token, verify_with_sigstore_js
 
-CONFIGURATION = [{"name": "smoke-image", "uri": "registry.test/nginx@sha256:" + "a" * 64}]
+RELEASE = Subject("1.2.3", "v1.2.3", "c" * 40)
+CONFIGURATION = [
+    {"name": "smoke-image", "uri": "registry.test/nginx@sha256:" + "a" * 64},
+    release_descriptor(RELEASE.version, RELEASE.tag, RELEASE.commit),
+]
 
 
 @pytest.fixture
@@ -174,20 +179,20 @@ def test_the_latest_result_decides_and_a_failed_one_stops_the_rolling_tags(
     repo = Reference.parse(f"{registry.host}/team/latest")
     index = push_index(client, repo, seed="latest")
     signing = Signing(False, SIGNER, ISSUER, str(local_sigstore.trust_config))
-    configs: list[tuple[str | None, ClientTrustConfig]] = [(str(local_sigstore.trust_config), config)]
-    assert evidence.latest_result(client, repo.repo_str, index.digest, signing, configs) is None
+    trusted = Trust(client, signing, [(str(local_sigstore.trust_config), config)])
+    assert evidence.latest_result(trusted, repo.repo_str, index.digest, RELEASE) is None
     with pytest.raises(VerifyError, match="latest test result from .* is missing, not PASSED") as missing:
-        evidence.require_passed(client, repo.repo_str, index.digest, signing, configs)
+        evidence.require_passed(trusted, repo.repo_str, index.digest, RELEASE)
     assert "rolling tags were not moved" in str(missing.value)
 
     _attest(client, config, repo, index.digest, passed=True)
-    assert evidence.latest_result(client, repo.repo_str, index.digest, signing, configs) == "PASSED"
-    evidence.require_passed(client, repo.repo_str, index.digest, signing, configs)
-    time.sleep(1.1)  # the log's integrated time has a resolution of one second
+    assert evidence.latest_result(trusted, repo.repo_str, index.digest, RELEASE) == "PASSED"
+    evidence.require_passed(trusted, repo.repo_str, index.digest, RELEASE)
+    time.sleep(1.1)  # the verified times have a resolution of one second
     _attest(client, config, repo, index.digest, passed=False)
-    assert evidence.latest_result(client, repo.repo_str, index.digest, signing, configs) == "FAILED"
+    assert evidence.latest_result(trusted, repo.repo_str, index.digest, RELEASE) == "FAILED"
     with pytest.raises(VerifyError, match="is FAILED, not PASSED"):
-        evidence.require_passed(client, repo.repo_str, index.digest, signing, configs)
+        evidence.require_passed(trusted, repo.repo_str, index.digest, RELEASE)
     # a PASSED result from someone else changes nothing
     foreign = predicate([("smoke/answers", True)], CONFIGURATION)
     attest.attest(
@@ -196,7 +201,7 @@ def test_the_latest_result_decides_and_a_failed_one_stops_the_rolling_tags(
         config=config,
         token=identity_token(subject="https://someone.else/ci"),
     )
-    assert evidence.latest_result(client, repo.repo_str, index.digest, signing, configs) == "FAILED"
+    assert evidence.latest_result(trusted, repo.repo_str, index.digest, RELEASE) == "FAILED"
 
 
 def test_invoke_verify_type_prints_the_predicate_and_refuses_clearly(
@@ -259,3 +264,39 @@ def test_an_unreachable_registry_is_a_registry_error_naming_it() -> None:
     ):
         attest.verify(ref, TEST_RESULT, client=client, policy=Policy(SIGNER, ISSUER), configs=[])
     assert f"127.0.0.1:{port}" in str(error.value)
+
+
+def _replayed_later(data: bytes, later: int) -> bytes:
+    """A genuine bundle with its inclusion promise stripped and a later integratedTime: it still
+    verifies (its timestamp authority's timestamp carries it), and its log time is now unauthenticated."""
+    bundle = json.loads(data)
+    [entry] = bundle["verificationMaterial"]["tlogEntries"]
+    assert "inclusionPromise" in entry and bundle["verificationMaterial"]["timestampVerificationData"]
+    del entry["inclusionPromise"]
+    entry["integratedTime"] = str(later)
+    return json.dumps(bundle).encode()
+
+
+def test_evidence_is_ordered_by_verified_time_so_a_replayed_passed_result_never_outranks_a_failed_one(
+    registry: LocalRegistry, client: Client, config: ClientTrustConfig
+) -> None:
+    repo = Reference.parse(f"{registry.host}/team/replayed")
+    index = push_index(client, repo, seed="replayed")
+    policy = Policy(SIGNER, ISSUER)
+    passed = _attest(client, config, repo, index.digest, passed=True)
+    time.sleep(1.1)  # the verified times have a resolution of one second
+    _attest(client, config, repo, index.digest, passed=False)
+    genuine = next(b for b in attach.find_bundles(client, repo, index.digest) if b.source == passed.referrer)
+    assert genuine.data is not None
+
+    # A registry writer replays the old PASSED bundle, claiming the log took it an hour later.
+    forged = _replayed_later(genuine.data, int(time.time()) + 3600)
+    subject = client.head_manifest(repo.with_digest(index.digest))
+    assert subject is not None
+    replayed = attach.attach_bundle(client, repo, subject, forged, TEST_RESULT)
+
+    found = attest.verify(repo, TEST_RESULT, client=client, policy=policy, configs=[config])
+    by_source = {o.source: o for o in found.outcomes}
+    assert len(found.outcomes) == 3 and all(o.verified for o in found.outcomes)  # it still verifies...
+    assert by_source[replayed.digest].signed_at == by_source[passed.referrer].signed_at  # ...at its TSA time
+    assert found.predicate is not None and found.predicate["result"] == "FAILED", found.to_dict()

@@ -17,7 +17,7 @@ from pipeline.signing import bundle as bundles
 from pipeline.signing import identity, statement, trust
 from pipeline.signing.bundle import SignedDigest
 from pipeline.signing.verify import Policy, verify_bundle
-from tests.support.sigstore import verify_with_sigstore_js
+from tests.support.sigstore import seed_cache, verify_with_sigstore_js
 
 DIGEST = digests.of_bytes(b"an image index")
 OTHER_DIGEST = digests.of_bytes(b"another image index")
@@ -259,3 +259,51 @@ def test_local_fulcio_checks_the_token_claims(local_sigstore: localsigstore.Loca
         assert why in response.json()["message"]
     response = requests.post(url, json={"certificateSigningRequest": "eA=="}, timeout=30)
     assert response.status_code == 401
+
+
+def test_every_local_signing_session_signs_under_the_one_trust_root_kept_in_the_cache(
+    node_cache: Path,  # noqa: F811
+    sigstore_js: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A release signs in several sessions (sign, attest, test-result), each starting the local instance;
+    the one trust config the report names must verify what each of them signed (issue 21, item 11)."""
+    from pipeline.config import Settings
+    from pipeline.progress import Silent
+    from pipeline.stages import sign as sign_stage
+
+    settings = Settings.load({"cache_dir": str(seed_cache(node_cache, tmp_path / "cache"))}, env={})
+    signed: list[tuple[bytes, str]] = []
+    paths: list[str | None] = []
+    for digest in (DIGEST, OTHER_DIGEST):
+        with sign_stage.session(
+            settings,
+            registries=["127.0.0.1:5000"],
+            identity_token=None,
+            trust_config=None,
+            local=True,
+            progress=Silent(),
+        ) as (config, token, path):
+            with bundles.open_signer(config, token) as signer:
+                signed.append((bundles.sign_digest(signer, digest, REPO).bundle_json, digest))
+            paths.append(path)
+    assert paths[0] == paths[1] == str(tmp_path / "cache" / "sigstore" / "trust_config.json")
+    keys = tmp_path / "cache" / "sigstore" / "keys.json"
+    assert keys.stat().st_mode & 0o777 == 0o600  # the local CA's private keys: the user's only
+    kept = Path(str(paths[0]))
+    policy = Policy(localsigstore.LOCAL_IDENTITY, localsigstore.LOCAL_ISSUER)
+    for data, digest in signed:
+        assert verify_bundle(data, digest, policy, trust.load(kept)).verified
+        bundle = tmp_path / f"{digest[7:19]}.json"
+        bundle.write_bytes(data)
+        answer = verify_with_sigstore_js(
+            sigstore_js, bundle, kept, identity=policy.identity, issuer=policy.issuer, digest=digest
+        )
+        assert answer["verified"], answer  # an independent verifier agrees
+    # nothing of the sessions' instances is left behind but the kept keys and trust root
+    assert sorted(p.name for p in (tmp_path / "cache" / "sigstore").iterdir()) == [
+        "instances",
+        "keys.json",
+        "trust_config.json",
+    ]
+    assert not any((tmp_path / "cache" / "sigstore" / "instances").iterdir())

@@ -24,15 +24,11 @@ from pipeline.services.registry import LocalRegistry
 from pipeline.stages import verify as verify_stage
 from tests.conftest import require_tool
 from tests.support.cli import run_invoke
-from tests.support.releasefork import OLD, Fork, release_options, rolling_tags, tags_in
+from tests.support.releasefork import OLD, Fork, Killed, release_options, rolling_tags, tags_in
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-class Killed(Exception):
-    """Raised by the stage hook: the run stops there, as if killed."""
 
 
 def test_first_run_releases_a_second_is_up_to_date_and_force_republishes_nothing(
@@ -177,8 +173,8 @@ def test_a_failing_conformance_stage_leaves_every_rolling_tag_where_it_was(
     from pipeline.stages import attest
 
     executor = data["images"]["executor"]
-    # each local signing session has a trust root of its own: the release's cache holds them all
-    configs = [trust.load(path) for path in (settings.cache_dir / "sigstore").glob("*/trust_config.json")]
+    # every local signing session signs under the one trust root kept in the release's cache
+    configs = [trust.load(settings.cache_dir / "sigstore" / "trust_config.json")]
     policy = Policy(localsigstore.LOCAL_IDENTITY, localsigstore.LOCAL_ISSUER)
     with Client(credentials=Credentials.anonymous()) as client:
         ref = Reference.parse(executor["repository"])

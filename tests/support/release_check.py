@@ -1,6 +1,9 @@
 """The release's check of a registry, alone in a process (for its time and peak memory):
 ``python -m tests.support.release_check PREFIX VERSION TRUST_CONFIG IDENTITY ISSUER``.
 
+The release it checks for is tag ``vVERSION`` of an unnamed commit (an index without a revision
+annotation binds to any).
+
 It runs what `invoke release` runs before deciding (``pipeline.release.state.inspect_registry``) for
 the executor variant under PREFIX, signed by IDENTITY/ISSUER under TRUST_CONFIG, and prints the
 variant's state as one JSON object.
@@ -15,6 +18,7 @@ from pathlib import Path
 from pipeline.policy import tagplan
 from pipeline.registry.client import Client
 from pipeline.registry.credentials import Credentials
+from pipeline.release.binding import Subject, Trust
 from pipeline.release.signer import Signing
 from pipeline.release.state import inspect_registry
 from pipeline.signing import trust
@@ -26,7 +30,8 @@ def main(argv: list[str]) -> int:
     signing = Signing(False, identity, issuer, trust_config)
     configs = [(trust_config, trust.load(Path(trust_config)))]
     with Client(credentials=Credentials.anonymous()) as client:
-        states = inspect_registry(client, plans, signing, configs)
+        subject = Subject(version, f"v{version}", "0" * 40)
+        states = inspect_registry(Trust(client, signing, configs), plans, subject)
     sys.stdout.write(json.dumps(states["executor"].to_dict(), sort_keys=True) + "\n")
     return 0
 

@@ -30,6 +30,12 @@ from tests.support.sigstore import seed_cache
 
 ACCEPT = ", ".join(sorted(mediatype.ALL_MANIFEST_TYPES))
 VARIANTS = "executor,debug,slim,warmer"
+
+
+class Killed(Exception):
+    """Raised by a release's stage hook (``after_stage``): the run stops there, as if killed."""
+
+
 OLD, NEW = "v1.2.2", "v1.2.3"
 
 

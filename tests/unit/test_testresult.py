@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.errors import UsageError
-from pipeline.evidence.testresult import predicate, result_of
+from pipeline.evidence.testresult import names_release, predicate, release_descriptor, result_of
 from pipeline.policy import tagplan
 from pipeline.release.state import VariantState
 
@@ -59,3 +59,19 @@ def test_a_signed_digest_is_up_to_date_only_with_a_passing_test_result() -> None
     assert not _state("FAILED").complete
     assert not _state("WARNED").complete
     assert _state(None).to_dict()["tested"] is None
+
+
+def test_a_signed_and_tested_digest_with_an_attestation_missing_is_not_up_to_date() -> None:
+    state = _state("PASSED")
+    state.missing = ["SBOM on sha256:" + "e" * 64 + " (linux/amd64)"]  # a run killed during attest
+    assert not state.complete and not state.attested
+    assert state.to_dict()["attestations_missing"] == state.missing
+
+
+def test_a_test_result_counts_only_for_the_release_it_names() -> None:
+    release = release_descriptor("1.2.3", "v1.2.3", "a" * 40)
+    body = predicate([("smoke/answers", True)], [*CONFIG, release], url="urn:uuid:x")
+    assert names_release(body, "1.2.3", "v1.2.3", "a" * 40)
+    assert not names_release(body, "1.2.2", "v1.2.2", "a" * 40)  # another version
+    assert not names_release(body, "1.2.3", "v1.2.3", "b" * 40)  # the tag moved to another commit
+    assert not names_release(predicate([("smoke/answers", True)], CONFIG), "1.2.3", "v1.2.3", "a" * 40)

@@ -1,10 +1,14 @@
 'use strict';
 // A local Sigstore instance for tests and the all-local pipeline: Sigstore's own mocks of Fulcio
-// (with its CT log) and Rekor (@sigstore/mock) behind one HTTP server on 127.0.0.1.
+// (with its CT log), Rekor and a timestamp authority (@sigstore/mock) behind one HTTP server on
+// 127.0.0.1.
 //
-// Usage: node server.js --trust-config PATH [--port N]
-// Binds 127.0.0.1 (port 0 = a free port), writes a ClientTrustConfig JSON of its own keys to PATH,
-// then prints one JSON line on stdout: {"url": ..., "trustConfig": PATH}. Stops on SIGTERM/SIGINT.
+// Usage: node server.js --trust-config PATH --keys PATH [--port N]
+// Binds 127.0.0.1 (port 0 = a free port), writes a ClientTrustConfig JSON of its keys to PATH, then
+// prints one JSON line on stdout: {"url": ..., "trustConfig": PATH}. Stops on SIGTERM/SIGINT.
+// The keys (and the CA's and TSA's certificates) come from --keys when that file exists; else they are
+// made and written there (mode 0600, never replaced): every instance started with the same --keys
+// has the same trust root, so one trust config verifies whatever any of them signed.
 //
 // Three places where the mock and sigstore-python disagree are bridged here:
 //  1. sigstore-python sends the OIDC token as `Authorization: Bearer ...`; the mock reads it from the
@@ -12,6 +16,8 @@
 //  2. sigstore-python sends certificateSigningRequest base64-encoded; the mock wants the PEM text.
 //  3. For a DSSE entry the mock logs the proposed entry as sent; Rekor logs a canonical body
 //     (envelopeHash, payloadHash, signatures[{signature, verifier}]), which verifiers check.
+//  4. sigstore-python asks the TSA with an RFC 3161 request (DER) and checks the nonce it sent; the
+//     mock reads a JSON request and answers with a nonce of its own.
 
 const crypto = require('crypto');
 const fs = require('fs');
@@ -20,24 +26,119 @@ const path = require('path');
 
 const { initializeCA, initializeCTLog, fulcioHandler } = require('@sigstore/mock/dist/fulcio');
 const { initializeTLog, rekorHandler } = require('@sigstore/mock/dist/rekor');
+const { initializeTSA } = require('@sigstore/mock/dist/timestamp');
+const rootCert = require('@sigstore/mock/dist/util/root-cert');
+const asn1js = require('asn1js');
+const pkijs = require('pkijs');
 
 const MAX_BODY = 4 * 1024 * 1024;
+// The log's name in its checkpoints (verifiers match it to the trusted root's log URL): the same for
+// every instance, whatever its port, so one trust root verifies what any of them logged.
+const LOG_ORIGIN = 'http://127.0.0.1';
 const CLOCK_SKEW_S = 60;
 
 function parseArgs(argv) {
-  const args = { port: 0, trustConfig: null };
+  const args = { port: 0, trustConfig: null, keys: null };
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--port') args.port = Number(argv[++i]);
     else if (argv[i] === '--trust-config') args.trustConfig = argv[++i];
+    else if (argv[i] === '--keys') args.keys = argv[++i];
     else throw new Error(`unknown argument ${argv[i]}`);
   }
   if (!args.trustConfig) throw new Error('--trust-config PATH is required');
+  if (!args.keys) throw new Error('--keys PATH is required');
   if (!Number.isInteger(args.port) || args.port < 0 || args.port > 65535) throw new Error('bad --port');
   return args;
 }
 
 function keyPair() {
   return crypto.generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+}
+
+const KEY_NAMES = ['ca', 'ct', 'tlog', 'tsa'];
+
+// The instance's keys and certificates: read from PATH, or made now and written there unless another
+// instance wrote them first (then theirs are used). Certificates the mock makes are kept by name, so
+// the CA and the TSA keep theirs too.
+function loadOrMakeKeys(file) {
+  if (fs.existsSync(file)) return readKeys(file);
+  const made = { start: new Date(Date.now() - 60 * 1000).toISOString(), keys: {}, certs: {} };
+  for (const name of KEY_NAMES) made.keys[name] = keyPair().privateKey.export({ format: 'pem', type: 'pkcs8' });
+  return { saved: made, pairs: pairsOf(made), pending: file };
+}
+
+function readKeys(file) {
+  const saved = JSON.parse(fs.readFileSync(file, 'utf8'));
+  return { saved, pairs: pairsOf(saved), pending: null };
+}
+
+function pairsOf(saved) {
+  const pairs = {};
+  for (const name of KEY_NAMES) {
+    const privateKey = crypto.createPrivateKey(saved.keys[name]);
+    pairs[name] = { privateKey, publicKey: crypto.createPublicKey(privateKey) };
+  }
+  return pairs;
+}
+
+// Written once, never replaced: a second instance racing the first keeps the first one's keys.
+function writeKeys(file, saved) {
+  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true, mode: 0o700 });
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, JSON.stringify(saved) + '\n', { mode: 0o600 });
+  try {
+    fs.linkSync(tmp, file);
+    return true;
+  } catch (e) {
+    if (e.code !== 'EEXIST') throw e;
+    return false;
+  } finally {
+    fs.unlinkSync(tmp);
+  }
+}
+
+// The mock makes its root and intermediate certificates with these two functions: return the saved
+// ones (by kind and subject), and save what it makes.
+function keepCertificates(certs) {
+  for (const fn of ['createRootCertificate', 'createIntermediateCertificate']) {
+    const original = rootCert[fn];
+    rootCert[fn] = async (...args) => {
+      const key = `${fn}:${args[0]}`;
+      const keyPair = fn === 'createRootCertificate' ? args[1] : args[2];
+      if (certs[key]) {
+        const der = Buffer.from(certs[key], 'base64');
+        return { cert: { rawData: der.buffer.slice(der.byteOffset, der.byteOffset + der.length) }, keyPair };
+      }
+      const made = await original(...args);
+      certs[key] = Buffer.from(made.cert.rawData).toString('base64');
+      return made;
+    };
+  }
+}
+
+// An RFC 3161 request (DER) answered by the mock TSA, with the request's own nonce.
+async function timestamp(tsa, raw) {
+  const request = pkijs.TimeStampReq.fromBER(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.length));
+  const imprint = request.messageImprint;
+  const nonce = request.nonce ? new asn1js.Integer({ valueHex: request.nonce.valueBlock.valueHexView }) : null;
+  const tstInfo = tsa.tstInfo.bind(tsa);
+  const answering = Object.create(tsa);
+  answering.tstInfo = (req) => {
+    const info = tstInfo(req);
+    // whole seconds: sigstore-js reads a GeneralizedTime without a fraction only
+    info.genTime = new Date(Math.floor(Date.now() / 1000) * 1000);
+    if (nonce) info.nonce = nonce;
+    else delete info.nonce;
+    return info;
+  };
+  const response = await tsa.timestamp.call(answering, {
+    artifactHash: Buffer.from(imprint.hashedMessage.valueBlock.valueHexView),
+    hashAlgorithmOID: imprint.hashAlgorithm.algorithmId,
+    nonce: 0,
+    policyOID: request.reqPolicy || '1.3.6.1.4.1.57264.2',
+    certReq: Boolean(request.certReq),
+  });
+  return { statusCode: 200, response, contentType: 'application/timestamp-reply' };
 }
 
 function spkiDer(pair) {
@@ -105,12 +206,23 @@ function canonicalDsse(proposed) {
   };
 }
 
+async function initialize(keys) {
+  const ctlog = await initializeCTLog(keys.pairs.ct);
+  const ca = await initializeCA(keys.pairs.ca, ctlog);
+  const tsa = await initializeTSA(keys.pairs.tsa);
+  return {
+    ca,
+    tsa,
+    fulcioBySub: fulcioHandler(ca, { subjectClaim: 'sub' }),
+    fulcioByEmail: fulcioHandler(ca, { subjectClaim: 'email' }),
+    rekor: rekorHandler(await initializeTLog(LOG_ORIGIN, keys.pairs.tlog)),
+  };
+}
+
 async function main() {
   const args = parseArgs(process.argv.slice(2));
-  const caPair = keyPair();
-  const ctPair = keyPair();
-  const tlogPair = keyPair();
-  const start = new Date(Date.now() - 60 * 1000);
+  let keys = loadOrMakeKeys(args.keys);
+  keepCertificates(keys.saved.certs);
 
   const server = http.createServer();
   await new Promise((resolve, reject) => {
@@ -119,12 +231,15 @@ async function main() {
   });
   const url = `http://127.0.0.1:${server.address().port}`;
 
-  const ctlog = await initializeCTLog(ctPair);
-  const ca = await initializeCA(caPair, ctlog);
-  const fulcioBySub = fulcioHandler(ca, { subjectClaim: 'sub' });
-  const fulcioByEmail = fulcioHandler(ca, { subjectClaim: 'email' });
-  const tlog = await initializeTLog(url, tlogPair);
-  const rekor = rekorHandler(tlog);
+  let made = await initialize(keys);
+  if (keys.pending && !writeKeys(keys.pending, keys.saved)) {
+    keys = readKeys(args.keys); // another instance wrote them first: use theirs
+    keepCertificates(keys.saved.certs);
+    made = await initialize(keys);
+  }
+  const { ca, tsa, fulcioBySub, fulcioByEmail, rekor } = made;
+  const { ct: ctPair, tlog: tlogPair } = keys.pairs;
+  const start = new Date(keys.saved.start);
 
   async function signingCert(req, body) {
     const auth = req.headers.authorization || '';
@@ -169,6 +284,7 @@ async function main() {
       try {
         if (req.method === 'POST' && req.url === '/api/v2/signingCert') result = await signingCert(req, body);
         else if (req.method === 'POST' && req.url === '/api/v1/log/entries') result = await logEntry(body);
+        else if (req.method === 'POST' && req.url === '/api/v1/timestamp') result = await timestamp(tsa, Buffer.concat(chunks));
         else if (req.method === 'GET' && req.url === '/healthz') result = { statusCode: 200, response: 'ok' };
         else result = { statusCode: 404, response: JSON.stringify({ message: `no route ${req.method} ${req.url}` }) };
       } catch (e) {
@@ -191,7 +307,7 @@ async function main() {
   });
   const trustedRoot = {
     mediaType: 'application/vnd.dev.sigstore.trustedroot+json;version=0.1',
-    tlogs: [{ baseUrl: url, hashAlgorithm: 'SHA2_256', publicKey: tlogKey(tlogPair), logId: { keyId: sha256(spkiDer(tlogPair)).toString('base64') } }],
+    tlogs: [{ baseUrl: LOG_ORIGIN, hashAlgorithm: 'SHA2_256', publicKey: tlogKey(tlogPair), logId: { keyId: sha256(spkiDer(tlogPair)).toString('base64') } }],
     certificateAuthorities: [{
       subject: { organization: 'sigstore.mock', commonName: 'sigstore' },
       uri: url,
@@ -199,7 +315,12 @@ async function main() {
       validFor,
     }],
     ctlogs: [{ baseUrl: url, hashAlgorithm: 'SHA2_256', publicKey: tlogKey(ctPair), logId: { keyId: sha256(spkiDer(ctPair)).toString('base64') } }],
-    timestampAuthorities: [],
+    timestampAuthorities: [{
+      subject: { organization: 'sigstore.mock', commonName: 'tsa' },
+      uri: `${url}/api/v1/timestamp`,
+      certChain: { certificates: [tsa.intCertificate, tsa.rootCertificate].map((c) => ({ rawBytes: Buffer.from(c).toString('base64') })) },
+      validFor,
+    }],
   };
   const service = { url, majorApiVersion: 1, validFor, operator: 'kaniko-pipeline-local' };
   const signingConfig = {
@@ -208,7 +329,7 @@ async function main() {
     oidcUrls: [],
     rekorTlogUrls: [service],
     rekorTlogConfig: { selector: 'ANY' },
-    tsaUrls: [],
+    tsaUrls: [{ ...service, url: `${url}/api/v1/timestamp` }],
     tsaConfig: { selector: 'ANY' },
   };
   const trustConfig = {
