@@ -8,7 +8,10 @@ REF@sha256:...`, or a release and a conformance run) never remove an image the o
 and the storage is left as it was found.
 
 Leases are ``flock`` locks on files in a directory next to podman's storage (its run root), one set
-per image name, so every process that uses that storage sees them, whatever its cache directory:
+per image, so every process that uses that storage sees them, whatever its cache directory. An image
+named by digest is keyed by that digest, not its repository: the same content pulled from two
+registries (a reproducible executor pushed to both) is one image in podman's storage, and removing it
+by either name removes it for both.
 
 - ``NAME.lock``: held exclusively for the short steps of taking or ending a lease (the check, the
   pull, the removal);
@@ -40,7 +43,8 @@ class Leases:
         self.directory = Path(directory)
 
     def _paths(self, image: str) -> tuple[Path, Path, Path]:
-        key = self.directory / hashlib.sha256(image.encode()).hexdigest()[:32]
+        content = image.rpartition("@")[2] if "@sha256:" in image else image
+        key = self.directory / hashlib.sha256(content.encode()).hexdigest()[:32]
         return key.with_suffix(".lock"), key.with_suffix(".users"), key.with_suffix(".pulled")
 
     def _open(self, path: Path) -> int:
@@ -86,14 +90,18 @@ class Leases:
                 self._remove_if_unused(user_fd, pulled_marker, remove)
             os.close(user_fd)
 
-    def discard(self, image: str, remove: Callable[[], None]) -> None:
-        """Remove ``image`` now if a run pulled it and none holds it (a clean-up after a failed run)."""
+    def discard(self, image: str, remove: Callable[[], None], *, pulled_or_not: bool = False) -> None:
+        """Remove ``image`` now if a run pulled it and none holds it (a clean-up after a failed run).
+        ``pulled_or_not``: remove it whoever put it there, now if no run holds it, else when the last
+        lease on it ends (what a caller that put it there itself wants)."""
         lock, users, pulled_marker = self._paths(image)
-        if not pulled_marker.exists():
+        if not pulled_or_not and not pulled_marker.exists():
             return
         user_fd = self._open(users)
         try:
             with self._locked(lock):
+                if pulled_or_not:
+                    pulled_marker.touch(mode=0o600)
                 self._remove_if_unused(user_fd, pulled_marker, remove)
         finally:
             os.close(user_fd)

@@ -271,13 +271,13 @@ class Podman:
             self.pull(image, tls_verify=tls_verify, auth=auth)
 
         with self.leases().hold(
-            image, exists=lambda: self.image_exists(image), pull=pull, remove=lambda: self.rmi(image)
+            image, exists=lambda: self.image_exists(image), pull=pull, remove=lambda: self._remove(image)
         ) as pulled:
             yield pulled
 
     def discard(self, image: str) -> None:
         """Remove ``image`` if a run pulled it and no run uses it any more (a clean-up after a failure)."""
-        self.leases().discard(image, lambda: self.rmi(image))
+        self.leases().discard(image, lambda: self._remove(image))
 
     def leases(self) -> Leases:
         """The leases on this storage's images, kept beside it (podman's run root)."""
@@ -309,6 +309,11 @@ class Podman:
         self.command(["tag", image, name], what=f"tagging {image} as {name}")
 
     def rmi(self, image: str) -> None:
+        """Remove ``image``: now, unless a run holds a lease on it (the same content under another name
+        counts), else when the last such lease ends."""
+        self.leases().discard(image, lambda: self._remove(image), pulled_or_not=True)
+
+    def _remove(self, image: str) -> None:
         self.command(["rmi", "--force", image], what=f"removing image {image}", check=False)
 
     def top(self, container: str, descriptors: Sequence[str]) -> list[list[str]]:
