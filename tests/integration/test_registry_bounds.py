@@ -123,7 +123,7 @@ def test_the_release_check_is_bounded(crowded: Crowded) -> None:
     state = json.loads(run.stdout)
     assert state["signed"] is True and state["tested"] is None
     assert state["version_tags"] == {"v1.0.0": crowded.image.digest}
-    _bounded_reads(crowded, passes=2)  # the signature, then the test results
+    _bounded_reads(crowded, passes=3)  # the signature, the provenance, then the test results
     assert run.peak_mib < PEAK_MIB, run.peak_mib
 
 
