@@ -9,7 +9,6 @@ there with every rolling tag where it was."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from pipeline.services.nginxbase import BaseImage
 from pipeline.services.registry import LocalRegistry
 from tests.conftest import require_tool
 from tests.support import fakeexecutor, fixture_fork
-from tests.support.releasefork import rolling_tags, tags_in
+from tests.support.releasefork import pipeline_env, rolling_tags, tags_in
 from tests.support.sigstore import seed_cache
 
 pytestmark = pytest.mark.slow
@@ -100,14 +99,7 @@ def test_a_case_that_passed_with_the_previous_release_and_regresses_fails_the_re
     (cache / "nginx-base").symlink_to(nginx_base.layout.parent.parent)
     home = tmp_path / "home"
     home.mkdir()
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(
-            ("DOCKER_", "INVOKE_PIPELINE_", "SIGSTORE_", "KANIKO_", "GITHUB_", "GITLAB_", "CI")
-        )
-    }
-    env.update({"HOME": str(home), "DOCKER_CONFIG": str(home / ".docker")})
+    env = pipeline_env(home)
     settings = config.Settings.load(
         {
             "cache_dir": str(cache),

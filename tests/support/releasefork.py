@@ -71,6 +71,20 @@ def fork(tmp_path_factory: pytest.TempPathFactory, node_cache: Path, go_build_ca
     return Fork(path, fork_dir, busybox, shared)
 
 
+def pipeline_env(home: Path) -> dict[str, str]:
+    """This process's environment for a release under test: none of the user's registry, pipeline,
+    Sigstore or CI settings, and ``home`` as its home (with an empty Docker config there)."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(
+            ("DOCKER_", "INVOKE_PIPELINE_", "SIGSTORE_", "KANIKO_", "GITHUB_", "GITLAB_", "CI")
+        )
+    }
+    env.update({"HOME": str(home), "DOCKER_CONFIG": str(home / ".docker")})
+    return env
+
+
 def release_settings(
     fork: Fork, registry: LocalRegistry, tmp_path: Path, nginx_base: BaseImage
 ) -> config.Settings:
@@ -84,14 +98,7 @@ def release_settings(
         (cache / "nginx-base").symlink_to(nginx_base.layout.parent.parent)
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(
-            ("DOCKER_", "INVOKE_PIPELINE_", "SIGSTORE_", "KANIKO_", "GITHUB_", "GITLAB_", "CI")
-        )
-    }
-    env.update({"HOME": str(home), "DOCKER_CONFIG": str(home / ".docker")})
+    env = pipeline_env(home)
     return config.Settings.load(
         {
             "cache_dir": str(cache),
