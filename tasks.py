@@ -17,8 +17,7 @@ from invoke.exceptions import Exit
 
 from pipeline import config
 from pipeline.cli import catalog, text
-from pipeline.cli.invocation import emit, task
-from pipeline.cli.invocation import settings as settings_of
+from pipeline.cli.invocation import emit, settings_of, task
 from pipeline.cli.options import Given
 from pipeline.progress import Progress
 
@@ -26,9 +25,9 @@ from pipeline.progress import Progress
 @task(catalog.FORK)
 def fork(c: Context, o: Given) -> None:
     """Clone or fetch the kaniko fork, check out a release tag and apply fork/patches."""
-    from pipeline.stages import fork as fork_stage
+    from pipeline.stages import fork
 
-    out = fork_stage.run(settings_of(c, o), ref=o.ref, update_pin_file=o.update_pin, progress=Progress())
+    out = fork.run(settings_of(c, o), ref=o.ref, update_pin_file=o.update_pin, progress=Progress())
     emit(out, o.json, text.checked_out)
 
 
@@ -37,16 +36,15 @@ def build(c: Context, o: Given) -> None:
     """Compile the checked-out fork and assemble executor, debug, slim and warmer into an OCI layout."""
     from pathlib import Path
 
-    from pipeline.source import pin as pinfile
-    from pipeline.stages import build as build_stage
-    from pipeline.stages import fork as fork_stage
+    from pipeline.source import pinfile
+    from pipeline.stages import build, fork
 
     settings = settings_of(c, o)
     ca_bundle = Path(o.ca_bundle).expanduser() if o.ca_bundle else None
-    build_stage.check_input(busybox=o.busybox or None, ca_bundle=ca_bundle, go=settings.go)
-    checkout = fork_stage.recorded(settings.record_file, needed_by="invoke build")
+    build.check_input(busybox=o.busybox or None, ca_bundle=ca_bundle, go=settings.go)
+    checkout = fork.recorded(settings.record_file, needed_by="invoke build")
     pinned_url = pinfile.load(settings.pin_file).url if settings.pin_file.is_file() else None
-    result = build_stage.build(
+    result = build.build(
         checkout,
         out=Path(o.out).expanduser().resolve() if o.out else settings.build_layout,
         cache_dir=settings.cache_dir,
@@ -60,8 +58,8 @@ def build(c: Context, o: Given) -> None:
         pinned_url=pinned_url,
         progress=Progress(),
     )
-    build_stage.save_record(settings.record_file, result)
-    emit(result.to_dict(), o.json, build_stage.summary)
+    build.save_record(settings.record_file, result)
+    emit(result.to_dict(), o.json, build.summary)
 
 
 @task(catalog.SETUP)
@@ -70,12 +68,12 @@ def setup(c: Context, o: Given) -> None:
     import os
 
     from pipeline import system
-    from pipeline.services import doctor as checks
+    from pipeline.services import doctor
 
-    target = checks.target_user(o.user or None)  # the input first: then apt-get
+    target = doctor.target_user(o.user or None)  # the input first: then apt-get
     installed = system.install(progress=Progress())
     fixing = os.geteuid() == 0 and target.pw_uid != 0
-    result = checks.fix(target) if fixing else checks.diagnose(target)
+    result = doctor.fix(target) if fixing else doctor.diagnose(target)
     emit(
         {"installed": installed, **result.to_dict()},
         o.json,
@@ -92,9 +90,9 @@ def setup(c: Context, o: Given) -> None:
 @task(catalog.DOCTOR)
 def doctor(c: Context, o: Given) -> None:
     """Check what rootless podman and mmdebstrap need (subuid/subgid, newuidmap, network, userns, storage)."""
-    from pipeline.services import doctor as checks
+    from pipeline.services import doctor
 
-    result = checks.diagnose(checks.target_user(o.user or None))
+    result = doctor.diagnose(doctor.target_user(o.user or None))
     emit(result.to_dict(), o.json, lambda r: result.text())
     if not result.ok:
         raise Exit(code=1)
@@ -103,10 +101,10 @@ def doctor(c: Context, o: Given) -> None:
 @task(catalog.SIGN)
 def sign(c: Context, o: Given) -> None:
     """Sign the published images keyless with Sigstore and attach the signatures in the registry."""
-    from pipeline.stages import sign as sign_stage
+    from pipeline.stages import sign
 
     settings = settings_of(c, o)
-    result = sign_stage.run_sign(
+    result = sign.run_sign(
         settings,
         images=o.image or (),
         identity_token=o.identity_token or None,
@@ -117,14 +115,14 @@ def sign(c: Context, o: Given) -> None:
         progress=Progress(),
     )
     if not o.image:
-        sign_stage.save_record(settings.record_file, result)
+        sign.save_record(settings.record_file, result)
     emit(result, o.json, text.signed)
 
 
 @task(catalog.VERIFY)
 def verify(c: Context, o: Given) -> None:
     """Verify an image's attached Sigstore signatures (or --type attestations) against an identity and an OIDC issuer."""
-    from pipeline.stages import verify as verify_stage
+    from pipeline.stages import verify_images
 
     if o.type and o.type != "signature":
         from pipeline.stages import attest
@@ -142,7 +140,7 @@ def verify(c: Context, o: Given) -> None:
         if not found.verified:
             raise Exit(code=1)
         return
-    result = verify_stage.run_verify(
+    result = verify_images.run_verify(
         settings_of(c, o),
         image=o.image,
         certificate_identity=o.certificate_identity,
@@ -158,9 +156,9 @@ def verify(c: Context, o: Given) -> None:
 @task(catalog.REPRODUCE)
 def reproduce(c: Context, o: Given) -> None:
     """Rebuild a published image from its verified SLSA provenance; exit 0 'reproduced', 1 with what differs."""
-    from pipeline.stages import reproduce as reproducer
+    from pipeline.stages import reproduce
 
-    result = reproducer.run(
+    result = reproduce.run(
         settings_of(c, o),
         image=o.image,
         certificate_identity=o.certificate_identity,
@@ -177,9 +175,9 @@ def reproduce(c: Context, o: Given) -> None:
 @task(catalog.SMOKE)
 def smoke(c: Context, o: Given) -> None:
     """Run the nginx image in podman (no capabilities, no-new-privileges) and check it; exit 1 on a failed check."""
-    from pipeline.stages import smoke as smoke_stage
+    from pipeline.stages import smoke
 
-    result = smoke_stage.run(settings_of(c, o), image=o.image, wait=float(o.wait), progress=Progress())
+    result = smoke.run(settings_of(c, o), image=o.image, wait=float(o.wait), progress=Progress())
     emit(result.to_dict(), o.json, text.smoke)
     result.raise_for_failure()
 
@@ -269,10 +267,10 @@ def publish(c: Context, o: Given) -> None:
     """Push the built images (blobs, manifests, index, then tags) to the registry under the prefix."""
     from pathlib import Path
 
-    from pipeline.stages import publish as publish_stage
+    from pipeline.stages import publish
 
     settings = settings_of(c, o)
-    result = publish_stage.run(
+    result = publish.run(
         settings,
         layout_dir=Path(o.layout).expanduser() if o.layout else None,
         prefix=o.prefix or None,
@@ -287,10 +285,12 @@ def publish(c: Context, o: Given) -> None:
 @task(catalog.REGISTRY_UP)
 def registry_up(c: Context, o: Given) -> None:
     """Start the embedded local registry (or report the one already running)."""
-    from pipeline.services import registry as local
+    from pipeline.services import distribution
 
     settings = settings_of(c, o)
-    state = local.up(settings.cache_dir, port=o.port or local.EMBEDDED_PORT, progress=Progress())
+    state = distribution.up(
+        settings.cache_dir, port=o.port or distribution.EMBEDDED_PORT, progress=Progress()
+    )
     emit(
         state.to_dict(),
         o.json,
@@ -301,10 +301,10 @@ def registry_up(c: Context, o: Given) -> None:
 @task(catalog.REGISTRY_DOWN)
 def registry_down(c: Context, o: Given) -> None:
     """Stop the embedded local registry."""
-    from pipeline.services import registry as local
+    from pipeline.services import distribution
 
     settings = settings_of(c, o)
-    stopped = local.down(settings.cache_dir, progress=Progress())
+    stopped = distribution.down(settings.cache_dir, progress=Progress())
     emit(
         {"stopped": stopped},
         o.json,
@@ -315,9 +315,9 @@ def registry_down(c: Context, o: Given) -> None:
 @task(catalog.RENDER)
 def render(c: Context, o: Given) -> None:
     """Write a deploy recipe for the published executor: Kubernetes Pod or Job, GitLab runner or CI job."""
-    from pipeline.stages import render as render_stage
+    from pipeline.stages import render
 
-    result = render_stage.run(
+    result = render.run(
         settings_of(c, o),
         o.target,
         executor=o.executor,
@@ -337,12 +337,12 @@ def release(c: Context, o: Given) -> None:
     """Release: fork, build, publish, sign, verify, build-image, conformance, smoke, then the rolling tags."""
     from pathlib import Path
 
-    from pipeline import release as release_stage
+    from pipeline import release
 
     settings = settings_of(c, o)
-    report = release_stage.run(
+    report = release.run(
         settings,
-        release_stage.Options(
+        release.Options(
             ref=o.ref,
             identity_token=o.identity_token or None,
             certificate_identity=o.certificate_identity or None,
@@ -370,10 +370,10 @@ def _conformance_mode(mode: str) -> str:
 @task(catalog.TEST_E2E, name="test-e2e")
 def test_e2e(c: Context, o: Given) -> None:
     """The whole release on one machine: fresh local registry, local Sigstore, real fork, kaniko, smoke."""
-    from pipeline import release as release_stage
+    from pipeline import release
 
     settings = settings_of(c, o)
-    result = release_stage.e2e(
+    result = release.e2e(
         settings,
         fork_url=o.fork_url or None,
         keep=o.keep,

@@ -136,7 +136,7 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def settings(c: Context, o: Given) -> config.Settings:
+def settings_of(c: Context, o: Given) -> config.Settings:
     """The validated settings: invoke's config (invoke.yaml, INVOKE_PIPELINE_*) with the options given."""
     values = {key: c.config.pipeline[key] for key in c.config.pipeline}
     given = o.overrides()

@@ -16,7 +16,7 @@ from pipeline.errors import ImageError
 from pipeline.oci.manifest import Index, Manifest, parse
 
 
-class Source(Protocol):
+class ImageSource(Protocol):
     """Where an image's manifests and blobs are read from (a registry, or an OCI layout)."""
 
     def manifest(self, digest: str) -> bytes: ...
@@ -39,7 +39,7 @@ class Row:
 
 
 @dataclass(frozen=True)
-class Entry:
+class ImageEntry:
     kind: str  # file, dir, symlink, hardlink, other
     mode: int
     owner: str  # uid:gid
@@ -56,11 +56,11 @@ class Entry:
         return text
 
 
-def layer_entries(data: bytes) -> dict[str, Entry]:
+def layer_entries(data: bytes) -> dict[str, ImageEntry]:
     """The entries of a (gzip) tar layer, by path without a leading ``./`` or ``/``."""
     if data[:2] == b"\x1f\x8b":
         data = gzip.decompress(data)
-    out: dict[str, Entry] = {}
+    out: dict[str, ImageEntry] = {}
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as archive:
             for member in archive:
@@ -80,7 +80,7 @@ def layer_entries(data: bytes) -> dict[str, Entry]:
                     if member.islnk()
                     else "other"
                 )
-                out[name] = Entry(
+                out[name] = ImageEntry(
                     kind, member.mode, f"{member.uid}:{member.gid}", member.size, digest, member.linkname
                 )
     except (tarfile.TarError, OSError, EOFError) as exc:
@@ -88,7 +88,7 @@ def layer_entries(data: bytes) -> dict[str, Entry]:
     return out
 
 
-def _layers(published: Source, rebuilt: Source, a: Manifest, b: Manifest, where: str) -> list[Row]:
+def _layers(published: ImageSource, rebuilt: ImageSource, a: Manifest, b: Manifest, where: str) -> list[Row]:
     rows: list[Row] = []
     if len(a.layers) != len(b.layers):
         rows.append(Row("Layer", f"{where} (count)", str(len(a.layers)), str(len(b.layers))))
@@ -106,7 +106,7 @@ def _layers(published: Source, rebuilt: Source, a: Manifest, b: Manifest, where:
     return rows
 
 
-def _config(published: Source, rebuilt: Source, a: Manifest, b: Manifest, where: str) -> list[Row]:
+def _config(published: ImageSource, rebuilt: ImageSource, a: Manifest, b: Manifest, where: str) -> list[Row]:
     if a.config.digest == b.config.digest:
         return []
     ca: dict[str, Any] = json.loads(published.blob(a.config.digest))
@@ -123,7 +123,9 @@ def _short(value: Any) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
-def diff(published: Source, rebuilt: Source, published_digest: str, rebuilt_digest: str) -> list[Row]:
+def diff(
+    published: ImageSource, rebuilt: ImageSource, published_digest: str, rebuilt_digest: str
+) -> list[Row]:
     """Every difference between two indexes (or manifests); empty when the digests are equal."""
     if published_digest == rebuilt_digest:
         return []
@@ -151,7 +153,9 @@ def diff(published: Source, rebuilt: Source, published_digest: str, rebuilt_dige
     return rows
 
 
-def _manifest(published: Source, rebuilt: Source, a: Manifest, b: Manifest, where: str) -> list[Row]:
+def _manifest(
+    published: ImageSource, rebuilt: ImageSource, a: Manifest, b: Manifest, where: str
+) -> list[Row]:
     rows: list[Row] = []
     if a.annotations != b.annotations:
         rows.append(Row("Manifest", f"{where} annotations", _short(a.annotations), _short(b.annotations)))

@@ -24,7 +24,7 @@ OVERRIDE_FLAG = "--replace-version-tags"
 
 
 @dataclass
-class Difference:
+class TagDifference:
     """A version tag that names another image than the one just built."""
 
     variant: str
@@ -91,9 +91,9 @@ def _details(client: Client, repo: Reference, published: str, layout: Layout, de
 
 def compare(
     client: Client, layout: Layout, plans: Mapping[str, tuple[TagPlan, Descriptor]]
-) -> list[Difference]:
+) -> list[TagDifference]:
     """Every version tag of ``plans`` that already names an image other than the one built."""
-    found: list[Difference] = []
+    found: list[TagDifference] = []
     for variant, (plan, desc) in plans.items():
         repo = Reference.parse(plan.repository)
         for tag in plan.version_tags:
@@ -101,11 +101,13 @@ def compare(
             if current is None or current.digest == desc.digest:
                 continue
             details = _details(client, repo, current.digest, layout, desc)
-            found.append(Difference(variant, f"{repo.repo_str}:{tag}", current.digest, desc.digest, details))
+            found.append(
+                TagDifference(variant, f"{repo.repo_str}:{tag}", current.digest, desc.digest, details)
+            )
     return found
 
 
-def refuse(differences: list[Difference]) -> ReproducibilityError:
+def refuse(differences: list[TagDifference]) -> ReproducibilityError:
     lines = [line for diff in differences for line in diff.lines()]
     return ReproducibilityError(
         "reproducibility failure: this build of an already published version gives other digests, so "

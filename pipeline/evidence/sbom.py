@@ -25,7 +25,7 @@ from urllib.parse import quote, urlsplit
 
 from pipeline.errors import ImageError
 from pipeline.evidence.buildfacts import BuildFacts
-from pipeline.golang import buildinfo as gobuildinfo
+from pipeline.golang import buildinfo
 from pipeline.image.assemble import rfc3339
 from pipeline.oci.manifest import Manifest
 
@@ -40,7 +40,7 @@ class File:
     path: str  # inside the image, without the leading /
     sha256: str
     size: int
-    go: gobuildinfo.BuildInfo | None = None
+    go: buildinfo.BuildInfo | None = None
 
 
 def image_files(manifest: Manifest, blob: Callable[[str], bytes]) -> list[File]:
@@ -62,7 +62,7 @@ def image_files(manifest: Manifest, blob: Callable[[str], bytes]) -> list[File]:
                     go = None
                     if content[:4] == b"\x7fELF":
                         try:
-                            go = gobuildinfo.parse(content, name)
+                            go = buildinfo.parse(content, name)
                         except ImageError:
                             go = None
                     found[name] = File(name, hashlib.sha256(content).hexdigest(), len(content), go)
@@ -108,7 +108,7 @@ def _package(spdx_id: str, name: str, version: str, purl: str | None, **extra: A
     return package
 
 
-def _owner(path: str, info: gobuildinfo.BuildInfo) -> gobuildinfo.Module | None:
+def _owner(path: str, info: buildinfo.BuildInfo) -> buildinfo.Module | None:
     """The module a main package belongs to: the longest module path that prefixes it."""
     modules = [m for m in (info.main, *info.deps) if m is not None]
     owners = [m for m in modules if path == m.path or path.startswith(m.path + "/")]

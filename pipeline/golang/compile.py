@@ -23,7 +23,7 @@ from pathlib import Path
 from pipeline import tooloutput
 from pipeline.errors import CompileError
 from pipeline.golang.toolchain import Toolchain
-from pipeline.oci import digest as digests
+from pipeline.oci import digests
 from pipeline.oci.descriptor import Platform
 from pipeline.progress import Progress, Silent
 from pipeline.source.checkout import Checkout

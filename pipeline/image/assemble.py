@@ -18,8 +18,8 @@ from pathlib import Path
 
 from pipeline.errors import ImageError
 from pipeline.golang.compile import Binaries
-from pipeline.image import busybox as busyboxes
-from pipeline.image import layer as layers
+from pipeline.image import layers
+from pipeline.image.busybox import BusyboxSource, bin_entries
 from pipeline.image.dockerfile import Dockerfile, ImageConfig
 from pipeline.oci import mediatype
 from pipeline.oci.descriptor import Descriptor, Platform
@@ -42,7 +42,7 @@ class Inputs:
     ca_bundle: layers.Entry
     nsswitch: Path
     source_url: str
-    busybox: busyboxes.Source | None = None
+    busybox: BusyboxSource | None = None
 
 
 @dataclass(frozen=True)
@@ -134,7 +134,7 @@ class _Assembler:
             source = self.inputs.busybox
             if source is None:
                 raise ImageError("the debug image needs busybox, and no busybox source was given")
-            box = busyboxes.bin_entries(source, Platform.parse(platform), progress=self.progress)
+            box = bin_entries(source, Platform.parse(platform), progress=self.progress)
             sh = [layers.directory("/bin", 0o755), layers.symlink("/bin/sh", "/busybox/sh")]
             return [
                 slim,

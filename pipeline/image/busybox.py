@@ -16,7 +16,7 @@ from pathlib import Path, PurePosixPath
 from typing import Protocol
 
 from pipeline.errors import ImageError
-from pipeline.image import layer as layers
+from pipeline.image import layers
 from pipeline.oci import mediatype
 from pipeline.oci.descriptor import Descriptor, Platform
 from pipeline.oci.layout import REF_NAME, Layout
@@ -24,7 +24,7 @@ from pipeline.oci.manifest import Index, Manifest
 from pipeline.progress import Progress, Silent
 
 
-class Source(Protocol):
+class BusyboxSource(Protocol):
     """Where busybox comes from: the image manifest for a platform and its layer blobs."""
 
     @property
@@ -119,7 +119,7 @@ def _open_layer(data: bytes, media_type: str) -> tarfile.TarFile:
     return tarfile.open(fileobj=io.BytesIO(data), mode="r:")
 
 
-def _rootfs(source: Source, manifest: Manifest) -> dict[str, _Item]:
+def _rootfs(source: BusyboxSource, manifest: Manifest) -> dict[str, _Item]:
     """The image's files after its layers are applied in order (whiteouts honoured), by path."""
     tree: dict[str, _Item] = {}
     for desc in manifest.layers:
@@ -164,7 +164,7 @@ def _item(tar: tarfile.TarFile, member: tarfile.TarInfo) -> _Item | None:
 
 
 def bin_entries(
-    source: Source, platform: Platform, dest: str = "/busybox", progress: Progress | None = None
+    source: BusyboxSource, platform: Platform, dest: str = "/busybox", progress: Progress | None = None
 ) -> list[layers.Entry]:
     """The entries of busybox's /bin, as `COPY --from=busybox /bin /busybox` puts them under ``dest``.
 
@@ -202,4 +202,4 @@ def _entry(tree: dict[str, _Item], name: str, item: _Item, dest: str) -> layers.
     return layers.file(path, data=resolved.data, mode=resolved.mode)  # a link out of /bin becomes a copy
 
 
-__all__ = ["Fetched", "LayoutSource", "Source", "bin_entries"]
+__all__ = ["Fetched", "LayoutSource", "BusyboxSource", "bin_entries"]

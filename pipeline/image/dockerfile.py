@@ -81,7 +81,7 @@ class Instruction:
 
 
 @dataclass
-class Stage:
+class BuildStage:
     name: str
     base: str
     line: int
@@ -112,9 +112,9 @@ def _collapse(text: str) -> str:
     return " ".join(text.split())
 
 
-def parse(text: str) -> list[Stage]:
+def parse(text: str) -> list[BuildStage]:
     """Stages and their instructions (comments dropped, line continuations joined)."""
-    stages: list[Stage] = []
+    stages: list[BuildStage] = []
     pending = ""
     start = 0
     for number, raw in enumerate(text.splitlines(), 1):
@@ -137,7 +137,7 @@ def parse(text: str) -> list[Stage]:
         if kind == "FROM":
             words = args.split()
             name = words[2] if len(words) >= 3 and words[1].upper() == "AS" else ""
-            stages.append(Stage(name=name, base=words[0] if words else "", line=start))
+            stages.append(BuildStage(name=name, base=words[0] if words else "", line=start))
         elif stages:
             stages[-1].instructions.append(Instruction(kind, args, start))
     return stages
@@ -205,7 +205,7 @@ def read(checkout_path: Path) -> Dockerfile:
     return check(parse(text), path)
 
 
-def check(stages: Sequence[Stage], path: Path) -> Dockerfile:
+def check(stages: Sequence[BuildStage], path: Path) -> Dockerfile:
     hint = (
         "the fork's deploy/Dockerfile no longer has the shape pipeline/image/dockerfile.py models: update the "
         "model (and pipeline/image/assemble.py) to the new Dockerfile, then build again"
@@ -279,8 +279,8 @@ def check(stages: Sequence[Stage], path: Path) -> Dockerfile:
     return Dockerfile(path=path, busybox_digest=digest, configs=configs)
 
 
-def _config(by_name: Mapping[str, Stage], name: str, path: Path) -> ImageConfig:
-    chain: list[Stage] = []
+def _config(by_name: Mapping[str, BuildStage], name: str, path: Path) -> ImageConfig:
+    chain: list[BuildStage] = []
     current = name
     while current in by_name:
         stage = by_name[current]

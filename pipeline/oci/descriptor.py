@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.errors import ImageError
-from pipeline.oci import digest as digests
+from pipeline.oci import digests
 
 # Go's GOARCH names are the OCI architecture names; variants as `docker buildx` and ko record them.
 _DEFAULT_VARIANT = {"arm64": "v8"}

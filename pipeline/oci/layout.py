@@ -14,8 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from pipeline.errors import ImageError
-from pipeline.oci import digest as digests
-from pipeline.oci import mediatype
+from pipeline.oci import digests, mediatype
 from pipeline.oci.descriptor import Descriptor
 from pipeline.oci.manifest import Index, Manifest, canonical_json, descriptor_of, parse
 

@@ -8,8 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.errors import ImageError
-from pipeline.oci import digest as digests
-from pipeline.oci import mediatype
+from pipeline.oci import digests, mediatype
 from pipeline.oci.descriptor import Descriptor, Platform, optional_string, string_map
 
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # registries may refuse larger manifests; the spec says 4 MiB

@@ -20,13 +20,13 @@ from dataclasses import dataclass
 
 import semver
 
+from pipeline.config import VARIANTS
 from pipeline.errors import ConfigError
 from pipeline.registry.reference import TAG_RULE, is_component, is_host, is_tag
 
 VERSION_ANNOTATION = "org.opencontainers.image.version"
 EXECUTOR_REPOSITORY = "kaniko-executor"
 WARMER_REPOSITORY = "kaniko-warmer"
-VARIANTS = ("executor", "debug", "slim", "warmer")
 DOCKER_HUB = "docker.io"
 
 # Suffix of each variant's tags ("" for the plain ones), and the bare rolling tag it gets.

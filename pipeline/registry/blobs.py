@@ -12,7 +12,7 @@ from pathlib import Path
 import requests
 
 from pipeline.errors import LimitError, RegistryError
-from pipeline.oci import digest as digests
+from pipeline.oci import digests
 from pipeline.registry.api import RegistryAPI
 from pipeline.registry.reference import Reference
 from pipeline.registry.retry import Deadline, backoff_delay

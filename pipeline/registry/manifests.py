@@ -7,8 +7,7 @@ from __future__ import annotations
 import requests
 
 from pipeline.errors import ImageError, RegistryError
-from pipeline.oci import digest as digests
-from pipeline.oci import mediatype
+from pipeline.oci import digests, mediatype
 from pipeline.oci.descriptor import Descriptor
 from pipeline.oci.manifest import MAX_MANIFEST_BYTES, parse
 from pipeline.registry.api import RegistryAPI

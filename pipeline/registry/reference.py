@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, replace
 
 from pipeline.errors import ImageError, ReferenceError_
-from pipeline.oci import digest as digests
+from pipeline.oci import digests
 
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_HOST = "registry-1.docker.io"

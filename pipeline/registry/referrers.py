@@ -16,8 +16,7 @@ import json
 from collections.abc import Sequence
 
 from pipeline.errors import ImageError, LimitError, RegistryError
-from pipeline.oci import digest as digests
-from pipeline.oci import mediatype
+from pipeline.oci import digests, mediatype
 from pipeline.oci.descriptor import Descriptor
 from pipeline.oci.manifest import Index, Manifest, parse
 from pipeline.registry.client import Client

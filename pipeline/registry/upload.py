@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 import requests
 
 from pipeline.errors import RegistryError
-from pipeline.oci import digest as digests
+from pipeline.oci import digests
 from pipeline.registry.auth import repository_scope
 from pipeline.registry.blobs import BLOB_ATTEMPTS, Blobs
 from pipeline.registry.body import Body, OnBytes, sliced

@@ -13,10 +13,9 @@ A release is *up to date* when every variant's version tag names this release's 
 carries a valid signature, a provenance, an SBOM per platform image AND a latest valid test result (by
 verified time) PASSED for this release from the configured identity, and every rolling tag that may move
 already names it: then nothing is built. A tag naming anything else fails the release. Signed and attested
-digests without a passing result are tested again without rebuilding (``retest``); those with
+digests without a passing result are tested again without rebuilding (``sign_test_result.reuse``); those with
 attestations missing are rebuilt (reproducibly) and get them; the build's SBOMs and provenance and the
-tests' results are attestations (``evidence``). A run
-killed at any point finishes the job when started again: every stage is idempotent (the build is
+tests' results are attestations (``attestations``). A run killed at any point finishes the job when started again: every stage is idempotent (the build is
 reproducible, publish skips blobs the registry has, signing is skipped when done). A failed stage, the
 smoke checks included, leaves every rolling tag where it was.
 
@@ -28,23 +27,23 @@ as its docker.io mirror; and no debug variant unless ``--busybox`` or a registry
 
 Every run writes a report: JSON and Markdown (fit for ``$GITHUB_STEP_SUMMARY``) in ``--report-dir``.
 
-Modules, in the order a release uses them: ``run`` (the entry: resolve and check), ``context`` (the
+Modules, in the order a release uses them: ``flow`` (the entry: resolve and check), ``context`` (the
 options, the stage timer, the run's context and what the build side hands on), ``resolution`` (the
 release tag and commit), ``plan`` (where it goes, the dry run's plan), ``signer`` (the signing identity
 and trust configs), ``binding`` (a tag counts only for what its image proves it is), ``state`` (what
 the registry holds and proves), ``registries`` (every registry after the first; ``copies``: which of
-its bundles may be copied there), ``make`` (fork, build, publish, sign, attest), ``retest`` (testing again without a rebuild; the
-test result), ``prove`` (verify, build-image, conformance, smoke, then the rolling tags),
-``attestations`` (what a release attests), ``report`` (the report and the plan's text), ``endtoend``
+its bundles may be copied there), ``make`` (fork, build, publish, sign, attest), ``sign_test_result`` (the signed test result
+after smoke; testing again without a rebuild), ``prove`` (verify, build-image, conformance, smoke, then the rolling tags),
+``attestations`` (the attestations a release signs and reads back), ``report`` (the report and the plan's text), ``endtoend``
 (``invoke test-e2e``).
 """
 
 from pipeline.release.context import Options, StageHook
 from pipeline.release.endtoend import SHARED_CACHES, E2EResult, e2e, native_platform
+from pipeline.release.flow import STAGES, run
 from pipeline.release.plan import DEBUG_NOTE, NGINX_REPOSITORY
 from pipeline.release.report import Report, Stage, plan_text
 from pipeline.release.resolution import LS_REMOTE_TIMEOUT, Resolved, remote_tags, resolve
-from pipeline.release.run import STAGES, run
 from pipeline.release.signer import LOCAL_TRUST_CONFIGS, Signing, choose_signing, signed_by, trust_configs
 from pipeline.release.state import VariantState, inspect_registry
 

@@ -133,7 +133,7 @@ def attest_tests(
 
 def _signed(attester: Attester, claims: Sequence[attest.Claim]) -> list[attest.Attested]:
     """Sign and attach ``claims`` as the release's identity."""
-    from pipeline.stages import sign as sign_stage
+    from pipeline.stages import sign
 
     settings, signing, client, progress = (
         attester.settings,
@@ -142,7 +142,7 @@ def _signed(attester: Attester, claims: Sequence[attest.Claim]) -> list[attest.A
         attester.progress,
     )
 
-    with sign_stage.session(
+    with sign.session(
         settings,
         registries=[claim.repository.registry for claim in claims],
         identity_token=signing.identity_token,

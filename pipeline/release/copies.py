@@ -18,8 +18,7 @@ from typing import TYPE_CHECKING
 from pipeline.errors import PipelineError, RegistryError
 from pipeline.oci.manifest import Manifest, parse
 from pipeline.registry.reference import Reference
-from pipeline.signing import attach, statement
-from pipeline.signing import bundle as bundles
+from pipeline.signing import attach, bundles, statement
 from pipeline.signing.verify import verify_bundle
 
 if TYPE_CHECKING:

@@ -16,10 +16,10 @@ from pipeline import record
 from pipeline.errors import PipelineError
 from pipeline.progress import Progress, Silent
 from pipeline.release.context import Options
+from pipeline.release.flow import run
 from pipeline.release.report import Report
 from pipeline.release.resolution import remote_tags
-from pipeline.release.run import run
-from pipeline.source import pin as pinfile
+from pipeline.source import pinfile
 from pipeline.urls import redact
 
 if TYPE_CHECKING:
@@ -72,8 +72,8 @@ def e2e(
 ) -> E2EResult:
     """`invoke test-e2e`: the release on embedded defaults against a fresh local registry in a temporary
     state directory, then clean up everything it started (or keep the registry running)."""
+    from pipeline.services.distribution import LocalRegistry
     from pipeline.services.podman import Podman
-    from pipeline.services.registry import LocalRegistry
 
     progress = progress or Silent()
     pin = pinfile.load(settings.pin_file)

@@ -7,23 +7,20 @@ import time
 
 from pipeline.errors import VerifyError
 from pipeline.policy import tagplan
-from pipeline.release import attestations as evidence
+from pipeline.release import attestations
 from pipeline.release.context import Made, Run
 from pipeline.release.signer import signed_by, trust_configs
 from pipeline.signing.verify import Policy
-from pipeline.source import pin as pinfile
+from pipeline.source import pinfile
 
 
 def make(run: Run) -> Made:
     """fork, build, publish, sign and attest; the published images and what the later stages need."""
-    from pipeline.stages import build as build_stage
-    from pipeline.stages import fork as fork_stage
-    from pipeline.stages import publish
-    from pipeline.stages import sign as sign_stage
+    from pipeline.stages import build, fork, publish, sign
 
     with run.timer.stage("fork") as stage:
         pin = pinfile.load(run.settings.pin_file)
-        checkout = fork_stage.checkout(
+        checkout = fork.checkout(
             ref=run.resolved.tag,
             pin=pin,
             patches_dir=run.settings.patches_dir,
@@ -32,12 +29,12 @@ def make(run: Run) -> Made:
             prerelease=run.settings.prerelease,
             progress=run.progress,
         )
-        fork_stage.save_record(run.settings.record_file, checkout)
+        fork.save_record(run.settings.record_file, checkout)
         stage.detail = f"{checkout.tag} ({checkout.commit[:12]}) at {checkout.path}"
 
     build_started = time.time()
     with run.timer.stage("build") as stage:
-        built = build_stage.build(
+        built = build.build(
             checkout,
             out=run.settings.build_layout,
             cache_dir=run.settings.cache_dir,
@@ -50,7 +47,7 @@ def make(run: Run) -> Made:
             pinned_url=pin.url,
             progress=run.progress,
         )
-        build_stage.save_record(run.settings.record_file, built)
+        build.save_record(run.settings.record_file, built)
         run.report.go = dict(built.go)
         stage.detail = ", ".join(
             f"{name} {image['digest']}" for name, image in built.to_dict()["images"].items()
@@ -59,7 +56,7 @@ def make(run: Run) -> Made:
     with run.timer.stage("publish") as stage:
         if run.embedded:
             run.progress.warn(publish.embedded_warning(tagplan.EMBEDDED_REASON, run.prefix))
-        layout, images = build_stage.layout_images(built.to_dict())
+        layout, images = build.layout_images(built.to_dict())
         published = publish.publish_images(
             run.client,
             layout,
@@ -94,7 +91,7 @@ def make(run: Run) -> Made:
         run.timer.skipped("sign", "every image already has a valid signature from " + run.signing.identity)
     else:
         with run.timer.stage("sign") as stage:
-            signed = sign_stage.run_sign(
+            signed = sign.run_sign(
                 run.settings,
                 identity_token=run.signing.identity_token,
                 trust_config=run.signing.trust_config,
@@ -102,7 +99,7 @@ def make(run: Run) -> Made:
                 expected=Policy(run.signing.identity, run.signing.issuer),
                 progress=run.progress,
             )
-            sign_stage.save_record(run.settings.record_file, signed)
+            sign.save_record(run.settings.record_file, signed)
             trust_config = signed.get("trust_config")
             stage.detail = f"{len(signed['signatures'])} signature(s) as {signed['identity']}"
             if signed["identity"] != run.signing.identity or signed["issuer"] != run.signing.issuer:
@@ -114,9 +111,9 @@ def make(run: Run) -> Made:
                 )
     with run.timer.stage("attest") as stage:
         build_seconds = next(s.seconds for s in run.report.stages if s.name == "build")
-        made = evidence.attest_build(
-            evidence.Attester.of(run),
-            evidence.build_facts(checkout, built.inputs, pin.url),
+        made = attestations.attest_build(
+            attestations.Attester.of(run),
+            attestations.build_facts(checkout, built.inputs, pin.url),
             {v: (i.repository, images[v]) for v, i in published.items()},
             layout,
             (build_started, build_started + build_seconds),

@@ -30,7 +30,7 @@ DEBUG_NOTE = (
 def destination(settings: Settings, dry_run: bool, progress: Progress) -> tuple[str, bool]:
     """The prefix to release under, and whether it is the embedded registry (started unless dry run)."""
     from pipeline.registry.credentials import Credentials
-    from pipeline.services import registry as local
+    from pipeline.services import distribution
     from pipeline.stages import publish
 
     credentials = Credentials.from_environment(settings.env)
@@ -39,9 +39,9 @@ def destination(settings: Settings, dry_run: bool, progress: Progress) -> tuple[
     if dest.prefix is not None:
         return dest.prefix, False
     if dry_run:
-        running = local.status(settings.cache_dir)
+        running = distribution.status(settings.cache_dir)
         if running is None:
-            return f"127.0.0.1:{local.EMBEDDED_PORT}", True
+            return f"127.0.0.1:{distribution.EMBEDDED_PORT}", True
         return running.host, True
     # Said only when the release publishes (an up-to-date run publishes nothing): see the publish stage.
     return publish.destination_prefix(settings, None, has_hub, progress, warn=False)
@@ -68,9 +68,9 @@ def local_variants(settings: Settings, options: Options, registry: str, report: 
 
 
 def embedded_running(settings: Settings) -> bool:
-    from pipeline.services import registry as local
+    from pipeline.services import distribution
 
-    return local.status(settings.cache_dir) is not None
+    return distribution.status(settings.cache_dir) is not None
 
 
 def dry_run_plan(

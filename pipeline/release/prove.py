@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING
 
 from pipeline.errors import UsageError, VerifyError
 from pipeline.registry.reference import is_loopback_host
-from pipeline.release import attestations as evidence
-from pipeline.release import retest
+from pipeline.release import attestations, sign_test_result
 from pipeline.release.binding import Trust, rolling_holds
 from pipeline.release.context import Made, Run
 from pipeline.release.plan import NGINX_REPOSITORY, registry_of
@@ -36,14 +35,13 @@ def _previous_release(run: Run, made: Made) -> Baseline | None:
 def prove_and_roll(run: Run, made: Made) -> None:
     """verify, nginx-base, build-image, conformance, smoke, test-result, signatures, rolling."""
     from pipeline.services import nginxbase
-    from pipeline.stages import build_image, publish, smoke
-    from pipeline.stages import verify as verify_stage
+    from pipeline.stages import build_image, publish, smoke, verify_images
 
     run.report.signature["trust_config"] = made.trust_config
 
     with run.timer.stage("verify") as stage:
         for variant, image in made.published.items():
-            result = verify_stage.run_verify(
+            result = verify_images.run_verify(
                 run.settings,
                 image=f"{image.repository}@{image.digest}",
                 certificate_identity=run.signing.identity,
@@ -99,17 +97,17 @@ def prove_and_roll(run: Run, made: Made) -> None:
     if run.options.conformance == "off":
         run.timer.skipped("conformance", "--conformance off")
     else:
-        from pipeline.stages.conformance import stage as conformance
+        from pipeline.stages.conformance.stage import for_release, recorded_checkout
 
         with run.timer.stage("conformance") as stage:
             refs = {
                 variant: f"{image.repository}@{image.digest}" for variant, image in made.published.items()
             }
-            run.report.conformance = conformance.for_release(
+            run.report.conformance = for_release(
                 run.settings,
                 refs,
                 mode=run.options.conformance,
-                fork_checkout=conformance.recorded_checkout(run.settings, tag=run.resolved.tag),
+                fork_checkout=recorded_checkout(run.settings, tag=run.resolved.tag),
                 progress=run.progress,
                 suite_names=run.options.conformance_suites,
                 previous=_previous_release(run, made),
@@ -128,7 +126,7 @@ def prove_and_roll(run: Run, made: Made) -> None:
         if not checked.ok:
             stage.status = "failed"
 
-    retest.test_result(run, made.published, checked, pushed_image.executor, run.report.conformance)
+    sign_test_result.test_result(run, made.published, checked, pushed_image.executor, run.report.conformance)
 
     if run.others:  # every other registry gets the same bundles: signatures, attestations, test results
         with run.timer.stage("signatures") as stage:
@@ -145,7 +143,7 @@ def prove_and_roll(run: Run, made: Made) -> None:
         moved: list[str] = []
         trust = Trust(run.client, run.signing, trust_configs(run.settings, run.signing))
         for image in made.published.values():  # never to a digest whose latest result is not PASSED
-            evidence.require_passed(trust, image.repository, image.digest, run.subject)
+            attestations.require_passed(trust, image.repository, image.digest, run.subject)
         for variant, image in made.published.items():
             held = rolling_holds(trust, made.plans[variant], image.digest)  # only what the identity signed
             decision = publish.move_rolling(

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class Destination:
+class ExtraRegistry:
     """One more registry of the release, and what happened there."""
 
     prefix: str
@@ -100,7 +100,7 @@ class Destinations:
         self.version = version
         self.stopped_by: list[str] = []  # the registries whose failure failed the release
         self.extra = [
-            Destination(prefix, tagplan.plan(version, prefix, variants))
+            ExtraRegistry(prefix, tagplan.plan(version, prefix, variants))
             for prefix in (tagplan.normalize_prefix(p) for p in prefixes)
         ]
 
@@ -112,7 +112,7 @@ class Destinations:
         """The API hosts of the other registries (``--insecure`` covers each, as it covers the primary)."""
         return [host_of_prefix(dest.prefix) for dest in self.extra]
 
-    def live(self) -> list[Destination]:
+    def live(self) -> list[ExtraRegistry]:
         return [dest for dest in self.extra if not dest.failed]
 
     def hold(self, digests: Mapping[str, str | None]) -> bool:
@@ -207,13 +207,13 @@ class Destinations:
         self, settings: Settings, signing: Signing, trust_config: str | None, progress: Progress
     ) -> None:
         """Verify each image where it is, in every other registry."""
-        from pipeline.stages import verify as verify_stage
+        from pipeline.stages import verify_images
 
         for dest in self.live():
             for variant, digest in dest.digests.items():
                 image = f"{dest.plans[variant].repository}@{digest}"
                 try:
-                    result = verify_stage.run_verify(
+                    result = verify_images.run_verify(
                         settings,
                         image=image,
                         certificate_identity=signing.identity,

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import record
-from pipeline.stages.conformance import report as conformance_report
+from pipeline.stages.conformance import conformance_report
 from pipeline.stages.conformance.result import ConformanceResult, matrix_table
 from pipeline.urls import redact
 

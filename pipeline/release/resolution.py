@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from pipeline.errors import ForkError, ReleaseSelectionError
 from pipeline.policy import versions
-from pipeline.source import pin as pinfile
+from pipeline.source import pinfile
 from pipeline.urls import redact, redact_text
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ def remote_tags(url: str, *, timeout: float = LS_REMOTE_TIMEOUT) -> dict[str, st
 
     Fails within ``timeout`` seconds when the fork cannot be reached, saying how to use a mirror.
     """
-    from pipeline.source.git import GIT_ENV, normalize_url
+    from pipeline.source.git_clone import GIT_ENV, normalize_url
     from pipeline.urls import git_access
 
     with git_access(normalize_url(url), {**GIT_ENV}) as (target, access):
@@ -53,7 +53,7 @@ def remote_tags(url: str, *, timeout: float = LS_REMOTE_TIMEOUT) -> dict[str, st
 
 def _ls_remote(url: str, access: dict[str, str], timeout: float) -> dict[str, str]:
     """``git ls-remote --tags`` of ``url`` (no user info: ``access`` carries the credentials)."""
-    from pipeline.source.git import config_env, upload_pack
+    from pipeline.source.git_clone import config_env, upload_pack
 
     target = url
     git = shutil.which("git")

@@ -48,14 +48,14 @@ def choose_signing(
 ) -> Signing:
     """A local Sigstore instance for a loopback registry when nothing else is configured; else the
     configured instance, which needs the identity and issuer that verification checks."""
-    from pipeline.services import sigstore as localsigstore
-    from pipeline.signing import identity as identities
+    from pipeline.services import localsigstore
+    from pipeline.signing.identity import TOKEN_ENV
 
     configured = trust_config or (str(settings.trust_config) if settings.trust_config else None)
     explicit = bool(
         configured
         or identity_token
-        or settings.env.get(identities.TOKEN_ENV, "").strip()
+        or settings.env.get(TOKEN_ENV, "").strip()
         or certificate_identity
         or certificate_oidc_issuer
     )
@@ -105,9 +105,9 @@ def signed_by(
     (``""`` for the public instance), or None when it has none."""
     from pipeline.registry.reference import Reference
     from pipeline.signing.verify import Policy
-    from pipeline.stages import verify as verify_stage
+    from pipeline.stages import verify_images
 
     policy = Policy(signing.identity, signing.issuer)
     ref = Reference.parse(f"{repository}@{digest}")
-    index = verify_stage.signed_under(client, ref, digest, policy, [config for _, config in configs])
+    index = verify_images.signed_under(client, ref, digest, policy, [config for _, config in configs])
     return None if index is None else (configs[index][0] or "")

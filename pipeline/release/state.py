@@ -13,7 +13,7 @@ from typing import Any
 
 from pipeline.evidence import testresult
 from pipeline.policy import tagplan
-from pipeline.release import attestations as evidence
+from pipeline.release import attestations
 from pipeline.release.binding import Subject, Trust, check_version_tag, rolling_holds
 
 
@@ -88,7 +88,7 @@ def inspect_registry(
         if digest is not None and trust.usable:
             state.signed = trust.signed(plan.repository, digest)
         if digest is not None and state.signed is not None:
-            state.missing = evidence.missing_build_evidence(trust, plan, variant, digest, subject)
-            state.tested = evidence.latest_result(trust, plan.repository, digest, subject)
+            state.missing = attestations.missing_build_evidence(trust, plan, variant, digest, subject)
+            state.tested = attestations.latest_result(trust, plan.repository, digest, subject)
         states[variant] = state
     return states

@@ -42,7 +42,7 @@ USERNS_SYSCTLS = (
 
 
 @dataclass(frozen=True)
-class Check:
+class DoctorCheck:
     name: str
     ok: bool
     detail: str
@@ -62,7 +62,7 @@ class Check:
 class Diagnosis:
     user: str
     uid: int
-    checks: list[Check]
+    checks: list[DoctorCheck]
     changed: list[str] = field(default_factory=list)
 
     @property
@@ -104,16 +104,16 @@ def target_user(name: str | None, env: Mapping[str, str] | None = None) -> pwd.s
         ) from None
 
 
-def _subid_check(kind: str, path: Path, user: pwd.struct_passwd) -> Check:
+def _subid_check(kind: str, path: Path, user: pwd.struct_passwd) -> DoctorCheck:
     ranges = subid_ranges(path, user)
     total = sum(count for _, count in ranges)
     name = f"sub{kind}"
     if total >= RANGE:
         shown = ", ".join(f"{start}-{start + count - 1}" for start, count in ranges)
-        return Check(name, True, f"{user.pw_name} has {shown} ({total} ids) in {path}")
+        return DoctorCheck(name, True, f"{user.pw_name} has {shown} ({total} ids) in {path}")
     start, end = free_range(path, kind)
     found = f"only {total} ids" if ranges else "no range"
-    return Check(
+    return DoctorCheck(
         name,
         False,
         f"{found} for {user.pw_name} in {path} (rootless podman and mmdebstrap need {RANGE})",
@@ -121,16 +121,16 @@ def _subid_check(kind: str, path: Path, user: pwd.struct_passwd) -> Check:
     )
 
 
-def _idmap_check(program: str) -> Check:
+def _idmap_check(program: str) -> DoctorCheck:
     found = system_program(program)
     if found is None:
-        return Check(program, False, "not installed", fix="apt-get install uidmap  (as root)")
+        return DoctorCheck(program, False, "not installed", fix="apt-get install uidmap  (as root)")
     info = os.stat(found)
     if info.st_uid == 0 and (info.st_mode & stat.S_ISUID or _has_file_capabilities(found)):
         how = "setuid root" if info.st_mode & stat.S_ISUID else "file capabilities"
-        return Check(program, True, f"{found} ({how})")
+        return DoctorCheck(program, True, f"{found} ({how})")
     refusal = setuid_refusal(Path(found))
-    return Check(
+    return DoctorCheck(
         program,
         False,
         f"{found} is neither setuid root nor has file capabilities: it cannot map the subuid ranges"
@@ -167,11 +167,11 @@ def _has_file_capabilities(path: str) -> bool:
         return False
 
 
-def _network_check() -> Check:
+def _network_check() -> DoctorCheck:
     helpers = [name for name in ("pasta", "slirp4netns") if system_program(name)]
     if helpers:
-        return Check("network helper", True, " and ".join(helpers) + " installed")
-    return Check(
+        return DoctorCheck("network helper", True, " and ".join(helpers) + " installed")
+    return DoctorCheck(
         "network helper",
         False,
         "neither slirp4netns nor pasta is installed (rootless podman's user-mode networking)",
@@ -200,16 +200,16 @@ def is_tun_device(path: Path = TUN) -> bool:
     return stat.S_ISCHR(info.st_mode) and (os.major(info.st_rdev), os.minor(info.st_rdev)) == TUN_DEVICE
 
 
-def _tun_check(user: pwd.struct_passwd) -> Check:
+def _tun_check(user: pwd.struct_passwd) -> DoctorCheck:
     if not os.path.lexists(TUN):
-        return Check(
+        return DoctorCheck(
             "/dev/net/tun",
             False,
             "missing: slirp4netns needs it to give containers a network",
             fix=f"mkdir -p {TUN.parent} && mknod -m 0666 {TUN} c 10 200  (as root)",
         )
     if not is_tun_device(TUN):
-        return Check(
+        return DoctorCheck(
             "/dev/net/tun",
             False,
             f"{TUN} is not the tun character device (c 10 200): setup leaves it alone",
@@ -217,8 +217,8 @@ def _tun_check(user: pwd.struct_passwd) -> Check:
         )
     mode = stat.S_IMODE(os.stat(TUN).st_mode)
     if can_read_write(TUN, user):
-        return Check("/dev/net/tun", True, f"mode {mode:04o}: {user.pw_name} can open it")
-    return Check(
+        return DoctorCheck("/dev/net/tun", True, f"mode {mode:04o}: {user.pw_name} can open it")
+    return DoctorCheck(
         "/dev/net/tun",
         False,
         f"mode {mode:04o}: {user.pw_name} cannot open it, so slirp4netns cannot start",
@@ -226,7 +226,7 @@ def _tun_check(user: pwd.struct_passwd) -> Check:
     )
 
 
-def _userns_check(proc_sys: Path = Path("/proc/sys")) -> Check:
+def _userns_check(proc_sys: Path = Path("/proc/sys")) -> DoctorCheck:
     bad = []
     for name, wanted, sysctl in USERNS_SYSCTLS:
         try:
@@ -236,8 +236,8 @@ def _userns_check(proc_sys: Path = Path("/proc/sys")) -> Check:
         if (name.startswith("user/") and value == "0") or (not name.startswith("user/") and value != wanted):
             bad.append((sysctl, value, wanted))
     if not bad:
-        return Check("user namespaces", True, "enabled for ordinary users")
-    return Check(
+        return DoctorCheck("user namespaces", True, "enabled for ordinary users")
+    return DoctorCheck(
         "user namespaces",
         False,
         "disabled: " + ", ".join(f"{sysctl} = {value}" for sysctl, value, _ in bad),
@@ -262,30 +262,34 @@ def podman_info_env(user: pwd.struct_passwd) -> dict[str, str]:
     return {**os.environ, **base}
 
 
-def _storage_check(user: pwd.struct_passwd) -> Check:
+def _storage_check(user: pwd.struct_passwd) -> DoctorCheck:
     if system_program("podman") is None:
-        return Check("podman storage", False, "podman is not installed", fix="invoke setup")
+        return DoctorCheck("podman storage", False, "podman is not installed", fix="invoke setup")
     env = podman_info_env(user)
     try:
         result = subprocess.run(
             podman_info_argv(user), capture_output=True, text=True, env=env, cwd="/", timeout=120, check=False
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
-        return Check("podman storage", False, f"`podman info` did not run: {exc}", fix="invoke setup")
+        return DoctorCheck("podman storage", False, f"`podman info` did not run: {exc}", fix="invoke setup")
     if result.returncode != 0:
         detail = tooloutput.failure(
             f"`podman info` as {user.pw_name}", "podman", result.returncode, result.stderr
         )
-        return Check("podman storage", False, detail, fix="fix what the checks above report, then run again")
+        return DoctorCheck(
+            "podman storage", False, detail, fix="fix what the checks above report, then run again"
+        )
     try:
         store = json.loads(result.stdout)["store"]
         driver = str(store["graphDriverName"])
     except (ValueError, KeyError, TypeError):
-        return Check("podman storage", False, "`podman info` printed no storage driver", fix="podman info")
+        return DoctorCheck(
+            "podman storage", False, "`podman info` printed no storage driver", fix="podman info"
+        )
     where = store.get("graphRoot", "")
     if driver == "vfs":
         conf = Path(user.pw_dir) / ".config" / "containers" / "storage.conf"
-        return Check(
+        return DoctorCheck(
             "podman storage",
             True,
             f"driver vfs at {where}: it works, but every layer is a full copy (slow, large)",
@@ -293,24 +297,26 @@ def _storage_check(user: pwd.struct_passwd) -> Check:
             f"(as {user.pw_name}; removes its images)",
             warning=True,
         )
-    return Check("podman storage", True, f"driver {driver} at {where}")
+    return DoctorCheck("podman storage", True, f"driver {driver} at {where}")
 
 
-def _buildah_check(user: pwd.struct_passwd) -> Check:
+def _buildah_check(user: pwd.struct_passwd) -> DoctorCheck:
     found = shutil.which("buildah", path=search_path())
     busybox = shutil.which("busybox", path=search_path())
     if found is None or busybox is None:
         package = "buildah" if found is None else "busybox-static"
-        return Check(
+        return DoctorCheck(
             "buildah", False, f"{package} is not installed", fix=f"apt-get install {package}  (as root)"
         )
     try:
         result = buildah.probe(found, Path(busybox), user)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        return Check("buildah", False, f"buildah did not run: {exc}", fix="invoke setup")
+        return DoctorCheck("buildah", False, f"buildah did not run: {exc}", fix="invoke setup")
     if result.returncode == 0:
-        return Check("buildah", True, f"builds a RUN step as {user.pw_name}, as the conformance stage does")
-    return Check(
+        return DoctorCheck(
+            "buildah", True, f"builds a RUN step as {user.pw_name}, as the conformance stage does"
+        )
+    return DoctorCheck(
         "buildah",
         False,
         tooloutput.failure(
@@ -328,7 +334,7 @@ def _buildah_fix(stderr: str) -> str:
 
 def diagnose(user: pwd.struct_passwd) -> Diagnosis:
     """Every check for ``user`` (for root: only what rootful podman and mmdebstrap need)."""
-    checks: list[Check] = []
+    checks: list[DoctorCheck] = []
     if user.pw_uid != 0:
         checks += [_subid_check("uid", SUBUID, user), _subid_check("gid", SUBGID, user)]
         checks += [_idmap_check("newuidmap"), _idmap_check("newgidmap")]
@@ -360,14 +366,14 @@ def fix(user: pwd.struct_passwd, runner: Callable[[list[str]], None] | None = No
 Runner = Callable[[list[str]], None]
 
 
-def _fix_subids(check: Check, user: pwd.struct_passwd, run: Runner) -> list[str]:
+def _fix_subids(check: DoctorCheck, user: pwd.struct_passwd, run: Runner) -> list[str]:
     path = SUBUID if check.name == "subuid" else SUBGID
     start, end = free_range(path, check.name.removeprefix("sub"))
     run([_system("usermod"), f"--add-{check.name}s", f"{start}-{end}", user.pw_name])
     return [f"gave {user.pw_name} {check.name} range {start}-{end} in {path}"]
 
 
-def _fix_tun(check: Check, user: pwd.struct_passwd, run: Runner) -> list[str]:
+def _fix_tun(check: DoctorCheck, user: pwd.struct_passwd, run: Runner) -> list[str]:
     if not os.path.lexists(TUN):
         TUN.parent.mkdir(parents=True, exist_ok=True)
         os.mknod(TUN, 0o666 | stat.S_IFCHR, os.makedev(*TUN_DEVICE))
@@ -377,7 +383,7 @@ def _fix_tun(check: Check, user: pwd.struct_passwd, run: Runner) -> list[str]:
     return [f"made {TUN} readable and writable by every user (mode 0666)"]
 
 
-def _fix_userns(check: Check, user: pwd.struct_passwd, run: Runner) -> list[str]:
+def _fix_userns(check: DoctorCheck, user: pwd.struct_passwd, run: Runner) -> list[str]:
     changed = []
     for _, wanted, sysctl in USERNS_SYSCTLS:
         name = Path("/proc/sys") / sysctl.replace(".", "/")
@@ -387,7 +393,7 @@ def _fix_userns(check: Check, user: pwd.struct_passwd, run: Runner) -> list[str]
     return changed
 
 
-def _fix_idmap(check: Check, user: pwd.struct_passwd, run: Runner) -> list[str]:
+def _fix_idmap(check: DoctorCheck, user: pwd.struct_passwd, run: Runner) -> list[str]:
     found = system_program(check.name)
     if found is None or "setuid" not in check.detail or setuid_refusal(Path(found)) is not None:
         return []  # not installed, or not safe to make setuid: the check says why and what to do
@@ -395,7 +401,7 @@ def _fix_idmap(check: Check, user: pwd.struct_passwd, run: Runner) -> list[str]:
     return [f"made {found} setuid root"]
 
 
-_FIXERS: dict[str, Callable[[Check, pwd.struct_passwd, Runner], list[str]]] = {
+_FIXERS: dict[str, Callable[[DoctorCheck, pwd.struct_passwd, Runner], list[str]]] = {
     "subuid": _fix_subids,
     "subgid": _fix_subids,
     "/dev/net/tun": _fix_tun,

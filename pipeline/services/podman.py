@@ -30,8 +30,7 @@ from typing import Any
 from pipeline import scratch, tooloutput
 from pipeline.errors import ContainerError, ToolError
 from pipeline.progress import Progress, Silent
-from pipeline.services.leases import DIRECTORY as LEASES
-from pipeline.services.leases import Leases
+from pipeline.services.leases import DIRECTORY, Leases
 from pipeline.system import require_program, search_path
 
 CONF_NAME = "containers.conf"
@@ -283,7 +282,7 @@ class Podman:
         """The leases on this storage's images, kept beside it (podman's run root)."""
         if self._leases is None:
             found = self.command(["info", "--format={{.Store.RunRoot}}"], what="podman info").stdout.strip()
-            self._leases = Leases(Path(found) / LEASES)
+            self._leases = Leases(Path(found) / DIRECTORY)
         return self._leases
 
     def load_layout(self, layout_dir: Path, ref_name: str, name: str) -> str:

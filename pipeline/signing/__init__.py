@@ -4,5 +4,5 @@ The ``sigstore`` package signs and verifies; this package builds what cosign sig
 (statement, simple-signing payload), checks identities and trust roots (a trust config is "local" when
 its services live on loopback), and refuses to sign with a local instance for a registry off loopback.
 Attaching signatures in a registry is in :mod:`pipeline.signing.attach`; the local Sigstore instance
-itself is started by :mod:`pipeline.services.sigstore`.
+itself is started by :mod:`pipeline.services.localsigstore`.
 """

@@ -17,15 +17,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from pipeline.errors import ImageError, RegistryError
-from pipeline.oci import digest as digests
-from pipeline.oci import mediatype
+from pipeline.oci import digests, mediatype
 from pipeline.oci.descriptor import Descriptor
 from pipeline.oci.manifest import Manifest, canonical_json, parse
 from pipeline.registry import referrers
 from pipeline.registry.client import Client
 from pipeline.registry.reference import Reference
-from pipeline.signing import bundle as bundles
-from pipeline.signing import statement
+from pipeline.signing import bundles, statement
 
 CONTENT_ANNOTATION = "dev.sigstore.bundle.content"
 PREDICATE_ANNOTATION = "dev.sigstore.bundle.predicateType"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.errors import VerifyError
-from pipeline.oci import digest as digests
+from pipeline.oci import digests
 
 IN_TOTO_STATEMENT_V1 = "https://in-toto.io/Statement/v1"
 # cosign attest writes v0.1 statements; both are read.

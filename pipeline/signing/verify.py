@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import UsageError, VerifyError
-from pipeline.signing import bundle as bundles
-from pipeline.signing import statement
+from pipeline.signing import bundles, statement
 
 if TYPE_CHECKING:  # sigstore takes a while to import: each function imports it when it runs
     from sigstore.models import Bundle, ClientTrustConfig

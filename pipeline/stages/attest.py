@@ -22,8 +22,7 @@ from pipeline.evidence.testresult import FAILED, TEST_RESULT, result_of
 from pipeline.progress import Progress, Silent
 from pipeline.registry.client import Client
 from pipeline.registry.reference import Reference
-from pipeline.signing import attach, trust
-from pipeline.signing import bundle as bundles
+from pipeline.signing import attach, bundles, trust
 from pipeline.signing.statement import in_toto_statement
 from pipeline.signing.verify import Outcome, Policy, trusted_by, verify_bundle
 
@@ -281,7 +280,7 @@ def run_verify(
     if not image:
         raise UsageError("which image? pass --image REF", hint="e.g. --image REGISTRY/REPO:TAG")
     predicate = predicate_type(kind)
-    from pipeline.stages.verify import verifying
+    from pipeline.stages.verify_images import verifying
 
     with verifying(
         settings, image, certificate_identity, certificate_oidc_issuer, trust_config, progress

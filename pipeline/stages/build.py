@@ -11,17 +11,14 @@ from typing import Any
 from urllib.parse import urlparse
 
 from pipeline import record
+from pipeline.config import VARIANTS
 from pipeline.errors import ImageError, UsageError
-from pipeline.golang import compile as compiler
-from pipeline.golang import toolchain
-from pipeline.image import assemble as assembly
-from pipeline.image import busybox as busyboxes
-from pipeline.image import cabundle, dockerfile
-from pipeline.image import layer as layers
+from pipeline.golang import compile, toolchain
+from pipeline.image import assemble, cabundle, dockerfile, layers
+from pipeline.image.busybox import BusyboxSource
 from pipeline.oci import mediatype
 from pipeline.oci.descriptor import Descriptor, Platform
 from pipeline.oci.layout import Layout
-from pipeline.policy import tagplan
 from pipeline.progress import Progress, Silent
 from pipeline.source.checkout import Checkout
 from pipeline.stages import fetch_busybox
@@ -34,7 +31,7 @@ CA_PATH = "/kaniko/ssl/certs/ca-certificates.crt"
 class BuildResult:
     layout: Path
     version: str
-    images: dict[str, assembly.Image] = field(default_factory=dict)
+    images: dict[str, assemble.Image] = field(default_factory=dict)
     # What went in besides the source (toolchain, CA bundle, busybox): the SBOM and provenance say it.
     inputs: dict[str, Any] = field(default_factory=dict)
     go: dict[str, object] = field(default_factory=dict)  # the toolchain: version, origin, path, pinned
@@ -124,7 +121,7 @@ def build(
         )
     bundle = cabundle.from_file(ca_bundle) if ca_bundle else cabundle.pinned()
     progress.info(f"CA bundle: {bundle.origin} ({bundle.digest[:19]})")
-    box: busyboxes.Source | None = None
+    box: BusyboxSource | None = None
     if "debug" in variants:
         box = fetch_busybox.fetch(
             model.busybox_digest,
@@ -142,11 +139,11 @@ def build(
     progress.info(f"Go toolchain: {chain.go} ({chain.version}, from {chain.origin})")
     if not chain.pinned:
         progress.warn(f"Go toolchain {chain.describe()}")
-    binaries = compiler.compile_all(
+    binaries = compile.compile_all(
         checkout, [Platform.parse(p) for p in platforms], chain, cache_dir, gocache=gocache, progress=progress
     )
     layout = Layout.create(out)
-    inputs = assembly.Inputs(
+    inputs = assemble.Inputs(
         checkout=checkout,
         dockerfile=model,
         binaries=binaries,
@@ -155,7 +152,7 @@ def build(
         source_url=source_url(checkout, pinned_url),
         busybox=box,
     )
-    images = assembly.assemble(layout, inputs, variants, platforms, cache_dir, progress)
+    images = assemble.assemble(layout, inputs, variants, platforms, cache_dir, progress)
     progress.step(
         f"built {', '.join(variants)} for {', '.join(platforms)} in {time.monotonic() - started:.1f} s "
         f"with Go {chain.describe()}"
@@ -201,7 +198,7 @@ def layout_images(build: Mapping[str, Any]) -> tuple[Layout, dict[str, Descripto
             )
         desc = refs.get(digest) or _descriptor_from_blob(layout, digest)
         images[str(variant)] = desc
-    order = {name: i for i, name in enumerate(tagplan.VARIANTS)}
+    order = {name: i for i, name in enumerate(VARIANTS)}
     return layout, dict(sorted(images.items(), key=lambda item: order.get(item[0], 99)))
 
 

@@ -51,12 +51,12 @@ from pipeline.services.podman import Podman
 
 DEFAULT_REPOSITORY = "kaniko-nginx"
 
-# Checks the executor's signature before it runs (pipeline.stages.verify behind it); raises on failure.
+# Checks the executor's signature before it runs (pipeline.stages.verify_images behind it); raises on failure.
 ExecutorVerifier = Callable[[Reference], None]
 
 
 @dataclass(frozen=True)
-class BuildResult:
+class BuiltImage:
     image: str  # destination@digest
     destination: str
     digest: str
@@ -94,7 +94,7 @@ def build_image(
     verify: ExecutorVerifier | None,
     progress: Progress | None = None,
     timeout: float = 1800.0,
-) -> BuildResult:
+) -> BuiltImage:
     """Verify the executor (unless ``verify`` is None: --no-verify), run it, return the pushed digest."""
     progress = progress or Silent()
     started = time.monotonic()
@@ -138,7 +138,7 @@ def build_image(
     )
     image = f"{destination.repo_str}@{digest}"
     progress.step(f"kaniko pushed {image}")
-    return BuildResult(
+    return BuiltImage(
         image=image,
         destination=str(request.destination),
         digest=digest,
@@ -189,9 +189,9 @@ def signature_verifier(
         )
 
     def check(executor: Reference) -> None:
-        from pipeline.stages import verify
+        from pipeline.stages import verify_images
 
-        result = verify.run_verify(
+        result = verify_images.run_verify(
             settings,
             image=str(executor),
             certificate_identity=certificate_identity,
@@ -223,7 +223,7 @@ def run(
     certificate_oidc_issuer: str = "",
     trust_config: str = "",
     progress: Progress | None = None,
-) -> BuildResult:
+) -> BuiltImage:
     """`invoke build-image`: read the inputs (options, then the run record), verify, build, push."""
     progress = progress or Silent()
     given = _checked_executor(executor), _checked(destination), _checked(base_image)  # input first
@@ -276,7 +276,7 @@ def _checked_executor(image: str) -> Reference | None:
     return ref
 
 
-def save_record(record_file: Path, result: BuildResult) -> None:
+def save_record(record_file: Path, result: BuiltImage) -> None:
     """The build-image record: the nginx image it pushed (smoke reads it, :func:`recorded_image`)."""
     record.save(record_file, "build-image", result.to_dict())
 

@@ -28,7 +28,7 @@ def fetch(
     mirror: str | None = None,
     insecure: bool = False,
     progress: Progress | None = None,
-) -> busybox.Source:
+) -> busybox.BusyboxSource:
     """busybox for ``platforms``: an override (a layout directory or a reference), else the pinned digest
     from ``mirror`` or Docker Hub. ``insecure`` covers the registry busybox comes from, nothing else."""
     progress = progress or Silent()

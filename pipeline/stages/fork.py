@@ -1,7 +1,7 @@
 """The fork stage: clone (once) or fetch the kaniko fork, check out a release tag, apply patches.
 
 A pinned tag must still resolve to the pinned commit; a moved tag is refused. The cached clone and
-git's access to the fork are in :mod:`pipeline.source.git`.
+git's access to the fork are in :mod:`pipeline.source.git_clone`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pipeline import record, tooloutput
 from pipeline.errors import ForkError, RecordError, ReleaseSelectionError
 from pipeline.policy import versions
 from pipeline.progress import Progress, Silent
-from pipeline.source import pin as pinfile
+from pipeline.source import pinfile
 from pipeline.source.checkout import Checkout, read_module
 from pipeline.urls import git_access
 
@@ -92,7 +92,7 @@ def checkout(
     pinned commit. User info in the URL (``https://user:token@...``) reaches git through GIT_ASKPASS
     only: git, the cached clone, the Checkout and every message see the URL without it.
     """
-    from pipeline.source.git import GIT_ENV, normalize_url
+    from pipeline.source.git_clone import GIT_ENV, normalize_url
 
     progress = progress or Silent()
     ref = ref.strip() or pin.tag
@@ -112,7 +112,7 @@ def _checkout(
     prerelease: bool,
     progress: Progress,
 ) -> Checkout:
-    from pipeline.source.git import cache_slug, locked, open_or_clone
+    from pipeline.source.git_clone import cache_slug, locked, open_or_clone
 
     # The Repo is closed on the way out: GitPython keeps `git cat-file` processes per Repo otherwise.
     with (

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline import record
+from pipeline.config import VARIANTS
 from pipeline.errors import ImageError, ReferenceError_, RegistryError, UsageError
 from pipeline.oci.descriptor import Descriptor
 from pipeline.oci.layout import REF_NAME, Layout
@@ -53,7 +54,7 @@ class PublishedImage:
 def images_from_layout(layout: Layout) -> dict[str, Descriptor]:
     """Each variant's top descriptor, by its ref name in index.json."""
     refs = layout.refs()
-    images = {name: desc for name, desc in refs.items() if name in tagplan.VARIANTS}
+    images = {name: desc for name, desc in refs.items() if name in VARIANTS}
     if not images:
         names = ", ".join(sorted(refs)) or "none"
         raise ImageError(
@@ -61,7 +62,7 @@ def images_from_layout(layout: Layout) -> dict[str, Descriptor]:
             hint="index.json must name each variant's index with the annotation "
             f"{REF_NAME} = executor, debug, slim or warmer (as `invoke build` writes it)",
         )
-    return dict(sorted(images.items(), key=lambda item: tagplan.VARIANTS.index(item[0])))
+    return dict(sorted(images.items(), key=lambda item: VARIANTS.index(item[0])))
 
 
 def recorded_images(record_file: Path, *, needed_by: str | None = None) -> dict[str, str]:
@@ -239,7 +240,7 @@ def destination_prefix(
     end up publishing nothing (a release that is up to date) passes False and calls
     :func:`embedded_warning` once it does publish.
     """
-    from pipeline.services import registry as local
+    from pipeline.services import distribution
 
     dest = tagplan.resolve_destination(
         prefix if prefix is not None else settings.prefix,
@@ -248,7 +249,7 @@ def destination_prefix(
     )
     if dest.prefix is not None:
         return dest.prefix, False
-    embedded = local.up(settings.cache_dir, progress=progress)
+    embedded = distribution.up(settings.cache_dir, progress=progress)
     if warn:
         progress.warn(embedded_warning(dest.reason, embedded.host))
     return embedded.host, True

@@ -15,13 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from pipeline.config import VARIANTS
 from pipeline.errors import UsageError
-from pipeline.recipes import gitlab
-from pipeline.recipes import kubernetes as k8s
+from pipeline.recipes import gitlab, kubernetes
 from pipeline.registry.reference import Reference
 
 TARGETS = ("k8s-pod", "k8s-job", "gitlab-runner", "gitlab-ci")
-VARIANTS = ("executor", "debug", "slim", "warmer")
 if TYPE_CHECKING:
     from pipeline.config import Settings
 
@@ -29,7 +28,7 @@ DEFAULT_NAMESPACE = "kaniko"
 
 
 @dataclass(frozen=True)
-class Recipe:
+class RenderedRecipe:
     target: str
     text: str
 
@@ -117,7 +116,7 @@ def render(
     name: str = "kaniko",
     namespace: str = DEFAULT_NAMESPACE,
     tar_path: str | None = None,
-) -> Recipe:
+) -> RenderedRecipe:
     """The recipe for ``target``; ``variant`` is the variant ``executor`` is (default: the target's)."""
     if target not in TARGETS:
         raise UsageError(f"unknown render target {target!r}", hint="choose one of: " + ", ".join(TARGETS))
@@ -126,20 +125,24 @@ def render(
         raise UsageError(f"unknown variant {variant!r}", hint="choose one of: " + ", ".join(VARIANTS))
     ref = pinned(executor)
     if target == "gitlab-ci":
-        return Recipe(target, yaml.safe_dump(gitlab.ci_job(ref, variant), sort_keys=False, width=1000))
+        return RenderedRecipe(
+            target, yaml.safe_dump(gitlab.ci_job(ref, variant), sort_keys=False, width=1000)
+        )
     if target == "gitlab-runner":
-        return Recipe(target, gitlab.runner(ref, variant))
-    build = k8s.Build(ref, destination, context, dockerfile, name, tar_path)
+        return RenderedRecipe(target, gitlab.runner(ref, variant))
+    build = kubernetes.Build(ref, destination, context, dockerfile, name, tar_path)
     needs = [f"a PersistentVolumeClaim {build.claim} holding the build context (mounted at /workspace)"]
     if build.pushes:
         needs.append(
             f"the Secret {build.secret}: "
-            + k8s.secret_command(build, namespace if target == "k8s-job" else None)
+            + kubernetes.secret_command(build, namespace if target == "k8s-job" else None)
         )
     if target == "k8s-pod":
-        return Recipe(target, _header(["kaniko Pod; it needs:", *needs]) + _yaml([k8s.pod(build)]))
-    documents = [k8s.namespace(namespace), k8s.job(build, namespace)]
-    return Recipe(
+        return RenderedRecipe(
+            target, _header(["kaniko Pod; it needs:", *needs]) + _yaml([kubernetes.pod(build)])
+        )
+    documents = [kubernetes.namespace(namespace), kubernetes.job(build, namespace)]
+    return RenderedRecipe(
         target, _header([f"kaniko Job in namespace {namespace}; it needs:", *needs]) + _yaml(documents)
     )
 

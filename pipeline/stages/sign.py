@@ -1,4 +1,4 @@
-"""The sign stage (verification is the verify stage's, :mod:`pipeline.stages.verify`).
+"""The sign stage (verification is the verify stage's, :mod:`pipeline.stages.verify_images`).
 
 ``sign`` signs each published index (and with ``per_platform`` each platform manifest) as cosign v3
 does, attaches the bundle as a referrer, and writes the cosign v2 ``.sig`` tag too. It signs only what
@@ -26,9 +26,8 @@ from pipeline.progress import Progress, Silent
 from pipeline.registry.client import Client
 from pipeline.registry.credentials import Credentials
 from pipeline.registry.reference import Reference
-from pipeline.services import sigstore as localsigstore
-from pipeline.signing import attach, identity, trust
-from pipeline.signing import bundle as bundles
+from pipeline.services import localsigstore
+from pipeline.signing import attach, bundles, identity, trust
 from pipeline.signing.verify import Policy, signer_of
 from pipeline.stages.publish import recorded_images
 

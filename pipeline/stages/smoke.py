@@ -35,7 +35,7 @@ ROOT_NAMES = frozenset({"root", "0"})
 
 
 @dataclass(frozen=True)
-class Check:
+class SmokeCheck:
     name: str
     ok: bool
     detail: str
@@ -47,13 +47,13 @@ class Check:
 @dataclass
 class SmokeResult:
     image: str
-    checks: list[Check] = field(default_factory=list)
+    checks: list[SmokeCheck] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return bool(self.checks) and all(check.ok for check in self.checks)
 
-    def failed(self) -> list[Check]:
+    def failed(self) -> list[SmokeCheck]:
         return [check for check in self.checks if not check.ok]
 
     def to_dict(self) -> dict[str, Any]:
@@ -108,7 +108,7 @@ def _check_image(
         try:
             podman.start(spec, what=f"starting {image}")
         except ContainerError as exc:
-            result.checks.append(Check("answers", False, f"the container did not start: {exc.message}"))
+            result.checks.append(SmokeCheck("answers", False, f"the container did not start: {exc.message}"))
             return result
         port = _host_port(podman, name)
         answered = _wait_for_http(podman, name, port, wait)
@@ -116,7 +116,9 @@ def _check_image(
         if answered.ok:
             result.checks.append(_check_welcome(port))
         else:
-            result.checks.append(Check("welcome-page", False, "not checked: the container never answered"))
+            result.checks.append(
+                SmokeCheck("welcome-page", False, "not checked: the container never answered")
+            )
         result.checks.append(_check_processes(podman, name))
     finally:
         podman.rm(name)
@@ -127,20 +129,20 @@ def _user_part(user: str) -> str:
     return user.split(":", 1)[0].strip()
 
 
-def _check_image_user(config: dict[str, Any]) -> Check:
+def _check_image_user(config: dict[str, Any]) -> SmokeCheck:
     user = str(config.get("User") or "")
     if not user:
-        return Check("image-user", False, "the image config names no user, so it runs as root")
+        return SmokeCheck("image-user", False, "the image config names no user, so it runs as root")
     if _user_part(user) in ROOT_NAMES:
-        return Check("image-user", False, f"the image config's user is {user!r} (root)")
-    return Check("image-user", True, f"user {user!r}")
+        return SmokeCheck("image-user", False, f"the image config's user is {user!r} (root)")
+    return SmokeCheck("image-user", True, f"user {user!r}")
 
 
-def _check_image_port(config: dict[str, Any]) -> Check:
+def _check_image_port(config: dict[str, Any]) -> SmokeCheck:
     ports = sorted((config.get("ExposedPorts") or {}).keys())
     if f"{PORT}/tcp" in ports:
-        return Check("image-port", True, f"exposes {', '.join(ports)}")
-    return Check("image-port", False, f"exposes {', '.join(ports) or 'nothing'}, not {PORT}/tcp")
+        return SmokeCheck("image-port", True, f"exposes {', '.join(ports)}")
+    return SmokeCheck("image-port", False, f"exposes {', '.join(ports) or 'nothing'}, not {PORT}/tcp")
 
 
 def _host_port(podman: Podman, name: str) -> int:
@@ -168,57 +170,61 @@ def _get(port: int, timeout: float = 5.0) -> tuple[int, str]:
         conn.close()
 
 
-def _wait_for_http(podman: Podman, name: str, port: int, wait: float) -> Check:
+def _wait_for_http(podman: Podman, name: str, port: int, wait: float) -> SmokeCheck:
     deadline = time.monotonic() + wait
     last = "no answer yet"
     while True:
         try:
             status, _ = _get(port, timeout=2.0)
-            return Check("answers", True, f"HTTP {status} on 127.0.0.1:{port}")
+            return SmokeCheck("answers", True, f"HTTP {status} on 127.0.0.1:{port}")
         except (OSError, http.client.HTTPException) as exc:
             last = f"{type(exc).__name__}: {exc}"
         running, status_text = _running(podman, name)
         if not running:
             logs = "\n".join(podman.logs(name).strip().splitlines()[-5:])
-            return Check(
+            return SmokeCheck(
                 "answers", False, f"the container stopped ({status_text}); its last log lines:\n{logs}"
             )
         if time.monotonic() >= deadline:
-            return Check("answers", False, f"no HTTP answer on 127.0.0.1:{port} within {wait:.0f} s ({last})")
+            return SmokeCheck(
+                "answers", False, f"no HTTP answer on 127.0.0.1:{port} within {wait:.0f} s ({last})"
+            )
         time.sleep(0.2)
 
 
-def _check_welcome(port: int) -> Check:
+def _check_welcome(port: int) -> SmokeCheck:
     try:
         status, body = _get(port)
     except (OSError, http.client.HTTPException) as exc:
-        return Check("welcome-page", False, f"GET / failed: {exc}")
+        return SmokeCheck("welcome-page", False, f"GET / failed: {exc}")
     if status != 200:
-        return Check("welcome-page", False, f"GET / answered HTTP {status}, not 200")
+        return SmokeCheck("welcome-page", False, f"GET / answered HTTP {status}, not 200")
     if WELCOME not in body:
         first = body.strip().splitlines()[0][:80] if body.strip() else "(empty)"
-        return Check("welcome-page", False, f"GET / is 200 but not the nginx welcome page (starts {first!r})")
-    return Check("welcome-page", True, f"GET / is 200 with {WELCOME!r}")
+        return SmokeCheck(
+            "welcome-page", False, f"GET / is 200 but not the nginx welcome page (starts {first!r})"
+        )
+    return SmokeCheck("welcome-page", True, f"GET / is 200 with {WELCOME!r}")
 
 
-def _check_processes(podman: Podman, name: str) -> Check:
+def _check_processes(podman: Podman, name: str) -> SmokeCheck:
     running, status_text = _running(podman, name)
     if not running:
-        return Check("process-user", False, f"no process to check: the container is {status_text}")
+        return SmokeCheck("process-user", False, f"no process to check: the container is {status_text}")
     try:
         rows = podman.top(name, ["pid", "user", "capeff"])
     except ContainerError as exc:
-        return Check("process-user", False, f"could not list the container's processes: {exc.message}")
+        return SmokeCheck("process-user", False, f"could not list the container's processes: {exc.message}")
     if not rows:
-        return Check("process-user", False, "the container has no processes")
+        return SmokeCheck("process-user", False, "the container has no processes")
     root = [row for row in rows if len(row) > 1 and row[1] in ROOT_NAMES]
     if root:
-        return Check("process-user", False, f"{len(root)} of {len(rows)} processes run as root")
+        return SmokeCheck("process-user", False, f"{len(root)} of {len(rows)} processes run as root")
     capable = [row for row in rows if len(row) > 2 and row[2].lower() != "none"]
     if capable:
-        return Check("process-user", False, f"processes have capabilities: {capable[0][2]}")
+        return SmokeCheck("process-user", False, f"processes have capabilities: {capable[0][2]}")
     users = sorted({row[1] for row in rows if len(row) > 1})
-    return Check("process-user", True, f"{len(rows)} processes as {', '.join(users)}, no capabilities")
+    return SmokeCheck("process-user", True, f"{len(rows)} processes as {', '.join(users)}, no capabilities")
 
 
 def run(

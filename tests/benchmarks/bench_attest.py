@@ -26,16 +26,19 @@ from pipeline import config  # noqa: E402
 from pipeline.progress import Silent  # noqa: E402
 from pipeline.registry.client import Client  # noqa: E402
 from pipeline.registry.credentials import Credentials  # noqa: E402
-from pipeline.release import attestations as evidence  # noqa: E402
+from pipeline.release import attestations  # noqa: E402
 from pipeline.release.binding import Subject  # noqa: E402
 from pipeline.release.signer import Signing  # noqa: E402
-from pipeline.services import sigstore as localsigstore  # noqa: E402
-from pipeline.services.registry import LocalRegistry  # noqa: E402
-from pipeline.source import pin as pinfile  # noqa: E402
-from pipeline.stages import build as build_stage  # noqa: E402
-from pipeline.stages import fork as fork_stage  # noqa: E402
-from pipeline.stages import publish, reproduce  # noqa: E402
-from pipeline.stages import sign as sign_stage  # noqa: E402
+from pipeline.services import localsigstore  # noqa: E402
+from pipeline.services.distribution import LocalRegistry  # noqa: E402
+from pipeline.source import pinfile  # noqa: E402
+from pipeline.stages import (  # noqa: E402
+    build,  # noqa: E402
+    fork,  # noqa: E402
+    publish,
+    reproduce,
+    sign,  # noqa: E402
+)
 
 VARIANTS = ("executor", "slim", "warmer")
 
@@ -64,11 +67,11 @@ def main(argv: list[str]) -> int:
         work = Path(tmp)
         settings = _settings(Path(kept) if kept else work / "cache", fork_url, reg.host)
         pin = pinfile.load(settings.pin_file)
-        checkout = fork_stage.checkout(
+        checkout = fork.checkout(
             ref=pin.tag, pin=pin, patches_dir=settings.patches_dir, cache_dir=settings.cache_dir, url=fork_url
         )
         started = time.time()
-        built = build_stage.build(
+        built = build.build(
             checkout,
             out=work / "layout",
             cache_dir=settings.cache_dir,
@@ -80,27 +83,27 @@ def main(argv: list[str]) -> int:
         print(f"build (cold, for reference): {finished - started:.1f} s")
         signing = Signing(True, localsigstore.LOCAL_IDENTITY, localsigstore.LOCAL_ISSUER, None)
         with Client(credentials=Credentials.anonymous()) as client:
-            layout, images = build_stage.layout_images(built.to_dict())
+            layout, images = build.layout_images(built.to_dict())
             published = publish.publish_images(
                 client, layout, images, reg.host, version=checkout.version, rolling=False
             )
             t0 = time.perf_counter()
-            signed = sign_stage.run_sign(
+            signed = sign.run_sign(
                 settings, images=[f"{i.repository}@{i.digest}" for i in published.values()], local=True
             )
             t1 = time.perf_counter()
-            facts = evidence.build_facts(checkout, built.inputs, pin.url)
+            facts = attestations.build_facts(checkout, built.inputs, pin.url)
             subjects = {v: (i.repository, images[v]) for v, i in published.items()}
-            attester = evidence.Attester(settings, signing, client, Silent())
-            made = evidence.attest_build(attester, facts, subjects, layout, (started, finished))
+            attester = attestations.Attester(settings, signing, client, Silent())
+            made = attestations.attest_build(attester, facts, subjects, layout, (started, finished))
             t2 = time.perf_counter()
             executor = f"{published['executor'].repository}@{published['executor'].digest}"
-            tests = evidence.attest_tests(
+            tests = attestations.attest_tests(
                 attester,
                 Subject(checkout.version, checkout.tag, checkout.commit),
                 {v: (i.repository, i.digest) for v, i in published.items()},
                 [("smoke/welcome-page", True), ("smoke/answers", True)],
-                evidence.smoke_configuration(executor, f"{reg.host}/kaniko-nginx@sha256:{'0' * 64}"),
+                attestations.smoke_configuration(executor, f"{reg.host}/kaniko-nginx@sha256:{'0' * 64}"),
             )
             t3 = time.perf_counter()
         images_bytes = sum(p.bytes_uploaded for p in published.values())

@@ -29,11 +29,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from pipeline import config, record  # noqa: E402
-from pipeline.golang import compile as compiler  # noqa: E402
-from pipeline.golang import toolchain
+from pipeline.golang import (
+    compile,  # noqa: E402
+    toolchain,
+)
 from pipeline.oci.descriptor import Platform  # noqa: E402
 from pipeline.source.checkout import Checkout  # noqa: E402
-from pipeline.stages import build as build_stage  # noqa: E402
+from pipeline.stages import build  # noqa: E402
 from tests.support import fixture_fork  # noqa: E402
 
 PLATFORM = "linux/amd64"
@@ -54,8 +56,8 @@ def _load() -> str:
 
 
 def plain_go_build(checkout: Checkout, chain: toolchain.Toolchain, work: Path, gocache: Path) -> float:
-    env = compiler.go_env(chain, Platform.parse(PLATFORM), gocache, os.environ)
-    argv = compiler.build_argv(checkout, chain, gocache.parent / "plain")
+    env = compile.go_env(chain, Platform.parse(PLATFORM), gocache, os.environ)
+    argv = compile.build_argv(checkout, chain, gocache.parent / "plain")
     started = time.monotonic()
     subprocess.run(argv, cwd=checkout.path, env=env, check=True)
     return time.monotonic() - started
@@ -75,7 +77,7 @@ def main(argv: list[str]) -> int:
 
         def run(out: str, n: int = 0) -> tuple[float, dict[str, object]]:
             started = time.monotonic()
-            result = build_stage.build(
+            result = build.build(
                 checkout,
                 out=work / out,
                 cache_dir=work / f"cache{n}",

@@ -25,8 +25,8 @@ from pipeline.services import (
     kaniko,  # noqa: E402
     nginxbase,  # noqa: E402
 )
+from pipeline.services.distribution import LocalRegistry  # noqa: E402
 from pipeline.services.podman import Podman  # noqa: E402
-from pipeline.services.registry import LocalRegistry  # noqa: E402
 from pipeline.stages import (
     build_image,  # noqa: E402
     smoke,  # noqa: E402

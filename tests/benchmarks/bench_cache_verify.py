@@ -16,8 +16,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from pipeline import config
-from pipeline.golang import compile as compiler
-from pipeline.image import layer as layers
+from pipeline.golang import compile
+from pipeline.image import layers
 from pipeline.oci.descriptor import Platform
 
 
@@ -37,11 +37,11 @@ def main(argv: list[str]) -> int:
         return 2
     print(f"cache {cache}; load average {os.getloadavg()[0]:.2f}")
     for entry in entries:
-        size = sum(f.stat().st_size for f in entry.iterdir() if f.name in compiler.BINARY_NAMES)
+        size = sum(f.stat().st_size for f in entry.iterdir() if f.name in compile.BINARY_NAMES)
         _timed(
             f"binaries {entry.name[:12]} (hash 5 files)",
             size,
-            lambda e=entry: compiler._load_cached(e, Platform.parse("linux/amd64")),
+            lambda e=entry: compile._load_cached(e, Platform.parse("linux/amd64")),
         )
     total = sum(blob.stat().st_size for blob in blobs)
     started = time.perf_counter()

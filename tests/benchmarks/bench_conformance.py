@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from pipeline.config import Settings  # noqa: E402
 from pipeline.services.podman import Podman  # noqa: E402
-from pipeline.stages.conformance import report, stage  # noqa: E402
+from pipeline.stages.conformance import conformance_report, stage  # noqa: E402
 
 TODAY = {
     "release_conformance_stage_s": 387,
@@ -42,7 +42,7 @@ def _run(plan: stage.Plan, settings: Settings, *, remember: bool) -> dict[str, o
         plan, podman=Podman(settings.cache_dir), cache_dir=settings.cache_dir, remember=remember
     )
     seconds = round(time.perf_counter() - start, 1)
-    suites = {item["suite"]: item for item in report.suites(result)}
+    suites = {item["suite"]: item for item in conformance_report.suites(result)}
     return {"seconds": seconds, "totals": result.to_dict()["totals"], "suites": suites}
 
 

@@ -27,8 +27,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from pipeline.golang import compile as compiler  # noqa: E402
-from pipeline.golang import toolchain  # noqa: E402
+from pipeline.golang import (
+    compile,  # noqa: E402
+    toolchain,  # noqa: E402
+)
 from pipeline.oci.descriptor import Platform  # noqa: E402
 from pipeline.source.checkout import Checkout  # noqa: E402
 
@@ -82,8 +84,8 @@ def plain_compile(checkout: Checkout, chain: toolchain.Toolchain, platform: str,
     out = work / platform.replace("/", "-")
     gocache = work / (platform.replace("/", "-") + "-gocache")
     out.mkdir(parents=True)
-    env = compiler.go_env(chain, Platform.parse(platform), gocache, os.environ)
-    argv = compiler.build_argv(checkout, chain, out)
+    env = compile.go_env(chain, Platform.parse(platform), gocache, os.environ)
+    argv = compile.build_argv(checkout, chain, out)
     cpu, started = children_cpu(), time.monotonic()
     subprocess.run(argv, cwd=checkout.path, env=env, check=True)
     wall, cpu = time.monotonic() - started, children_cpu() - cpu

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from pipeline.golang import toolchain  # noqa: E402
 from pipeline.progress import Progress  # noqa: E402
-from pipeline.stages import build as build_stage  # noqa: E402
+from pipeline.stages import build  # noqa: E402
 from tests.benchmarks.bench_build import _checkout, _load, plain_go_build  # noqa: E402
 from tests.benchmarks.bench_crosscompile import children_cpu, fork_checkout  # noqa: E402
 from tests.support import fixture_fork  # noqa: E402
@@ -83,9 +83,9 @@ def main(argv: list[str]) -> int:
         print(f"plain native go build {t_native:.1f} s, {cpu_native:.1f} s CPU ({_load()})", flush=True)
         timings = Timings()
 
-        def build(out: str) -> tuple[float, dict[str, object]]:
+        def timed_build(out: str) -> tuple[float, dict[str, object]]:
             started = time.monotonic()
-            result = build_stage.build(
+            result = build.build(
                 checkout,
                 out=work / out,
                 cache_dir=work / "cache",
@@ -98,7 +98,7 @@ def main(argv: list[str]) -> int:
             return time.monotonic() - started, result.to_dict()
 
         cpu, own = children_cpu(), own_cpu()
-        t_cold, first = build("out")
+        t_cold, first = timed_build("out")
         cpu_cold, own = children_cpu() - cpu, own_cpu() - own
         print(
             f"pipeline cold build, {len(PLATFORMS)} platforms {t_cold:.1f} s, {cpu_cold:.1f} s CPU in "
@@ -122,7 +122,7 @@ def main(argv: list[str]) -> int:
             f"= {(t_cold - compiles) / t_native:.2f} of one native build",
             flush=True,
         )
-        t_warm, again = build("out")
+        t_warm, again = timed_build("out")
         assert first["images"] == again["images"], "digests differ between builds"
         rows = [
             (

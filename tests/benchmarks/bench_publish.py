@@ -30,7 +30,7 @@ from pipeline.oci.mediatype import ALL_MANIFEST_TYPES  # noqa: E402
 from pipeline.registry.client import Client  # noqa: E402
 from pipeline.registry.credentials import Credentials  # noqa: E402
 from pipeline.registry.reference import Reference  # noqa: E402
-from pipeline.services.registry import LocalRegistry  # noqa: E402
+from pipeline.services.distribution import LocalRegistry  # noqa: E402
 from tests.support.faultproxy import FaultProxy  # noqa: E402
 from tests.support.layouts import build_layout  # noqa: E402
 

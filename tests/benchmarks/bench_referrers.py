@@ -30,10 +30,10 @@ from pipeline import config
 from pipeline.registry.client import Client
 from pipeline.registry.credentials import Credentials
 from pipeline.registry.reference import Reference
-from pipeline.services import sigstore as localsigstore
-from pipeline.services.registry import LocalRegistry
+from pipeline.services import localsigstore
+from pipeline.services.distribution import LocalRegistry
 from pipeline.signing import identity, trust
-from pipeline.stages import sign as sign_stage
+from pipeline.stages import sign
 from tests.support.crowded import crowd
 from tests.support.faultproxy import FaultProxy
 from tests.support.layouts import build_image
@@ -67,8 +67,8 @@ def main() -> int:
                 layout, top = build_image(work / "layout")
                 client.push_layout(layout, top, repo)
                 token = identity.parse(localsigstore.mint_identity_token(), "bench")
-                target = sign_stage.Target("executor", repo, top.digest)
-                sign_stage.sign([target], client=client, config=trust.load(signer.trust_config), token=token)
+                target = sign.Target("executor", repo, top.digest)
+                sign.sign([target], client=client, config=trust.load(signer.trust_config), token=token)
                 crowd(client, repo, top, count=args.referrers, big=int(args.gib * (1 << 30)), work=work)
             print(
                 f"setup: {args.referrers} referrers and a {args.gib:g} GiB bundle attached to {top.digest} "

@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from pipeline.oci.mediatype import ALL_MANIFEST_TYPES  # noqa: E402
-from pipeline.services.registry import LocalRegistry  # noqa: E402
+from pipeline.services.distribution import LocalRegistry  # noqa: E402
 from tests.support.layouts import build_layout  # noqa: E402
 
 VARIANTS = ("executor", "debug", "slim", "warmer")
@@ -85,17 +85,20 @@ def _median(args: list[str], rounds: int, *, cwd: Path, env: dict[str, str]) -> 
 
 # What each task imports when it runs: (module in this layout, module before the stages/ layout).
 TASK_MODULES: dict[str, list[tuple[str, str]]] = {
-    "fork": [("pipeline.stages.fork", "pipeline.fork"), ("pipeline.source.pin", "pipeline.pin")],
+    "fork": [("pipeline.stages.fork", "pipeline.fork"), ("pipeline.source.pinfile", "pipeline.pin")],
     "build": [("pipeline.stages.build", "pipeline.build"), ("pipeline.source.checkout", "pipeline.fork")],
     "publish": [("pipeline.stages.publish", "pipeline.publish")],
     "sign": [("pipeline.stages.sign", "pipeline.sign")],
-    "verify": [("pipeline.stages.verify", "pipeline.sign"), ("pipeline.stages.attest", "pipeline.attest")],
+    "verify": [
+        ("pipeline.stages.verify_images", "pipeline.sign"),
+        ("pipeline.stages.attest", "pipeline.attest"),
+    ],
     "reproduce": [("pipeline.stages.reproduce", "pipeline.reproduce")],
     "build-image": [("pipeline.stages.build_image", "pipeline.kaniko")],
     "smoke": [("pipeline.stages.smoke", "pipeline.smoke")],
     "conformance": [("pipeline.stages.conformance.stage", "pipeline.conformance.stage")],
     "render": [("pipeline.stages.render", "pipeline.render")],
-    "registry.up": [("pipeline.services.registry", "pipeline.registry.local")],
+    "registry.up": [("pipeline.services.distribution", "pipeline.registry.local")],
     "release": [("pipeline.release", "pipeline.release")],
 }
 

@@ -16,9 +16,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import PROJECT_ROOT
-from pipeline.source import pin as pinfile
-from pipeline.stages import build as build_stage
-from pipeline.stages import fork as fork_stage
+from pipeline.source import pinfile
+from pipeline.stages import build, fork
 from tests.conftest import require_tool
 from tests.support import fixture_fork
 
@@ -39,7 +38,7 @@ def test_real_fork_builds_reproducibly_and_runs(fork_url: str, tmp_path: Path) -
     podman = require_tool("podman", "the built executor image is run")
     require_tool("runc", "podman runs containers with runc here")
     pin = pinfile.load(PROJECT_ROOT / "fork" / "pin.json")
-    checkout = fork_stage.checkout(
+    checkout = fork.checkout(
         ref=pin.tag,
         pin=pin,
         patches_dir=PROJECT_ROOT / "fork" / "patches",
@@ -50,7 +49,7 @@ def test_real_fork_builds_reproducibly_and_runs(fork_url: str, tmp_path: Path) -
     fixture_fork.make_busybox_layout(busybox, ("linux/amd64",))
     gocache = tmp_path / "gocache"  # shared: the second build recompiles from a warm Go cache
     results = [
-        build_stage.build(
+        build.build(
             checkout,
             out=tmp_path / f"out{n}",
             cache_dir=tmp_path / f"cache{n}",

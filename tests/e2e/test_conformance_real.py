@@ -13,12 +13,10 @@ from pathlib import Path
 from pipeline.config import PROJECT_ROOT
 from pipeline.registry.client import Client
 from pipeline.registry.credentials import Credentials
+from pipeline.services.distribution import LocalRegistry
 from pipeline.services.podman import Podman
-from pipeline.services.registry import LocalRegistry
-from pipeline.source import pin as pinfile
-from pipeline.stages import build as build_stage
-from pipeline.stages import fork as fork_stage
-from pipeline.stages import publish
+from pipeline.source import pinfile
+from pipeline.stages import build, fork, publish
 from pipeline.stages.conformance import stage
 from tests.conftest import require_tool
 from tests.support import fixture_fork
@@ -35,12 +33,12 @@ def test_every_variant_of_the_real_release_passes_the_suite_against_buildah(
     full = os.environ.get("KANIKO_CONFORMANCE", "quick") == "full"
     pin = pinfile.load(PROJECT_ROOT / "fork" / "pin.json")
     cache = shared_test_cache()
-    checkout = fork_stage.checkout(
+    checkout = fork.checkout(
         ref=pin.tag, pin=pin, patches_dir=PROJECT_ROOT / "fork" / "patches", cache_dir=cache, url=fork_url
     )
     busybox = tmp_path / "busybox"
     fixture_fork.make_busybox_layout(busybox, ("linux/amd64",))
-    built = build_stage.build(
+    built = build.build(
         checkout,
         out=tmp_path / "layout",
         cache_dir=cache,
@@ -50,7 +48,7 @@ def test_every_variant_of_the_real_release_passes_the_suite_against_buildah(
         busybox=str(busybox),
         pinned_url=pin.url,
     )
-    layout, images = build_stage.layout_images(built.to_dict())
+    layout, images = build.layout_images(built.to_dict())
     with Client(credentials=Credentials.anonymous()) as client:
         published = publish.publish_images(
             client, layout, images, f"{registry.host}/kp", version=built.version, rolling=False

@@ -6,12 +6,12 @@ from pathlib import Path
 
 from pipeline.config import PROJECT_ROOT
 from pipeline.policy import versions
-from pipeline.source import pin
+from pipeline.source import pinfile
 from pipeline.stages import fork
 
 
 def test_latest_release_of_the_real_fork(fork_url: str, cache_dir: Path) -> None:
-    current = pin.load(PROJECT_ROOT / "fork" / "pin.json")
+    current = pinfile.load(PROJECT_ROOT / "fork" / "pin.json")
     result = fork.checkout(
         ref="latest",
         pin=current,

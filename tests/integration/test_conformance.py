@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from pipeline.registry.reference import Reference
+from pipeline.services.distribution import LocalRegistry
 from pipeline.services.podman import Podman
-from pipeline.services.registry import LocalRegistry
 from pipeline.stages.conformance import stage
 from tests.conftest import require_tool
 from tests.support.cli import run_invoke

@@ -11,7 +11,7 @@ import git
 import pytest
 
 from pipeline.errors import ForkError, ReleaseSelectionError, UsageError
-from pipeline.source import pin
+from pipeline.source import pinfile
 from pipeline.stages import fork
 from tests.support.cli import run_invoke
 from tests.support.gitrepos import MODULE, UpstreamRepo
@@ -38,9 +38,9 @@ def patches(tmp_path: Path) -> Path:
     return path
 
 
-def pin_for(upstream: UpstreamRepo, tag: str) -> pin.Pin:
+def pin_for(upstream: UpstreamRepo, tag: str) -> pinfile.Pin:
     commit = upstream.repo.tags[tag].commit.hexsha
-    return pin.Pin(url=str(upstream.path), tag=tag, commit=commit)
+    return pinfile.Pin(url=str(upstream.path), tag=tag, commit=commit)
 
 
 def test_latest_picks_highest_semver_release(upstream: UpstreamRepo, patches: Path, cache_dir: Path) -> None:
@@ -123,7 +123,10 @@ def test_no_release_tags_at_all(tmp_path: Path, patches: Path, cache_dir: Path) 
     sha = bare.repo.head.commit.hexsha
     with pytest.raises(ReleaseSelectionError, match="has no semver release tag among its 2 tags"):
         fork.checkout(
-            ref="latest", pin=pin.Pin(str(bare.path), "v1.0.0", sha), patches_dir=patches, cache_dir=cache_dir
+            ref="latest",
+            pin=pinfile.Pin(str(bare.path), "v1.0.0", sha),
+            patches_dir=patches,
+            cache_dir=cache_dir,
         )
 
 
@@ -196,7 +199,7 @@ def test_unreachable_url(tmp_path: Path, patches: Path, cache_dir: Path) -> None
     with pytest.raises(ForkError) as info:
         fork.checkout(
             ref="latest",
-            pin=pin.Pin("http://127.0.0.1:9/kaniko.git", "v1.0.0", sha),
+            pin=pinfile.Pin("http://127.0.0.1:9/kaniko.git", "v1.0.0", sha),
             patches_dir=patches,
             cache_dir=cache_dir,
         )
@@ -212,7 +215,7 @@ def test_missing_local_path(tmp_path: Path, patches: Path, cache_dir: Path) -> N
     with pytest.raises(UsageError, match="names a local path that does not exist"):
         fork.checkout(
             ref="latest",
-            pin=pin.Pin(str(tmp_path / "nope"), "v1", "0" * 40),
+            pin=pinfile.Pin(str(tmp_path / "nope"), "v1", "0" * 40),
             patches_dir=patches,
             cache_dir=cache_dir,
         )
@@ -223,7 +226,7 @@ def test_local_directory_that_is_not_a_repository(tmp_path: Path, patches: Path,
     with pytest.raises(ForkError, match="could not clone the fork") as info:
         fork.checkout(
             ref="latest",
-            pin=pin.Pin(str(tmp_path / "plain"), "v1", "0" * 40),
+            pin=pinfile.Pin(str(tmp_path / "plain"), "v1", "0" * 40),
             patches_dir=patches,
             cache_dir=cache_dir,
         )
@@ -271,7 +274,7 @@ def run_task(args: list[str], cache_dir: Path, fork_dir: Path) -> subprocess.Com
 def fork_dir(tmp_path: Path, upstream: UpstreamRepo) -> Path:
     path = tmp_path / "forkdir"
     (path / "patches").mkdir(parents=True)
-    pin.save(path / "pin.json", pin_for(upstream, "v1.9.2"))
+    pinfile.save(path / "pin.json", pin_for(upstream, "v1.9.2"))
     return path
 
 
@@ -291,7 +294,7 @@ def test_task_update_pin(upstream: UpstreamRepo, fork_dir: Path, cache_dir: Path
     result = run_task(["fork", "--ref", "latest", "--update-pin", "--json"], cache_dir, fork_dir)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["pin_updated"] is True
-    written = pin.load(fork_dir / "pin.json")
+    written = pinfile.load(fork_dir / "pin.json")
     assert (written.tag, written.commit) == ("v1.25.16", upstream.commits["release v1.25.16"])
     assert written.url == str(upstream.path)
     again = run_task(["fork", "--ref", "latest", "--update-pin", "--json"], cache_dir, fork_dir)

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.services.registry import LocalRegistry
+from pipeline.services.distribution import LocalRegistry
 from tests.conftest import require_tool
 from tests.support import fixture_fork
 from tests.support.cli import run_invoke

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from pipeline.errors import ToolError
-from pipeline.services import registry as local
+from pipeline.services import distribution
 from tests.conftest import require_tool
 from tests.support.cli import run_invoke
 
@@ -24,31 +24,31 @@ def embedded_cache(cache_dir: Path) -> Iterator[Path]:
     try:
         yield cache_dir
     finally:
-        local.down(cache_dir)
+        distribution.down(cache_dir)
 
 
 def _alive(pid: int) -> bool:
-    return local._pid_alive(pid)
+    return distribution._pid_alive(pid)
 
 
 def test_up_reuses_and_down_stops(embedded_cache: Path) -> None:
-    port = local.free_port()
-    first = local.up(embedded_cache, port=port)
+    port = distribution.free_port()
+    first = distribution.up(embedded_cache, port=port)
     assert first.started and first.port == port and first.host == f"127.0.0.1:{port}"
     assert requests.get(f"{first.url}/v2/", timeout=5).status_code == 200
-    state = local.state_dir(embedded_cache)
+    state = distribution.state_dir(embedded_cache)
     assert (state / "registry.pid").read_text().strip() == str(first.pid)
     assert (state / "registry.port").read_text().strip() == str(port)
     assert (state / "storage").is_dir() and (state / "config.yml").is_file()
 
-    again = local.up(embedded_cache, port=port)
+    again = distribution.up(embedded_cache, port=port)
     assert not again.started and again.pid == first.pid
-    assert local.status(embedded_cache) == again
+    assert distribution.status(embedded_cache) == again
 
-    assert local.down(embedded_cache) is True
+    assert distribution.down(embedded_cache) is True
     assert not _alive(first.pid)
-    assert local.status(embedded_cache) is None
-    assert local.down(embedded_cache) is False
+    assert distribution.status(embedded_cache) is None
+    assert distribution.down(embedded_cache) is False
 
 
 def test_taken_port_falls_back_to_a_free_one(embedded_cache: Path) -> None:
@@ -56,43 +56,43 @@ def test_taken_port_falls_back_to_a_free_one(embedded_cache: Path) -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         taken = busy.getsockname()[1]
-        state = local.up(embedded_cache, port=taken)
+        state = distribution.up(embedded_cache, port=taken)
         assert state.port != taken
         assert requests.get(f"{state.url}/v2/", timeout=5).status_code == 200
 
 
 def test_stale_pid_file_is_replaced(embedded_cache: Path) -> None:
-    state = local.state_dir(embedded_cache)
+    state = distribution.state_dir(embedded_cache)
     state.mkdir(parents=True)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     (state / "registry.pid").write_text(f"{dead.pid}\n")
-    (state / "registry.port").write_text(f"{local.free_port()}\n")
-    assert local.status(embedded_cache) is None
-    fresh = local.up(embedded_cache, port=local.free_port())
+    (state / "registry.port").write_text(f"{distribution.free_port()}\n")
+    assert distribution.status(embedded_cache) is None
+    fresh = distribution.up(embedded_cache, port=distribution.free_port())
     assert fresh.started and fresh.pid != dead.pid
 
 
 def test_content_survives_a_restart(embedded_cache: Path) -> None:
-    port = local.free_port()
-    state = local.up(embedded_cache, port=port)
+    port = distribution.free_port()
+    state = distribution.up(embedded_cache, port=port)
     start = requests.post(f"{state.url}/v2/keep/me/blobs/uploads/", timeout=5)
     digest = "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"  # "hello"
     put = requests.put(start.headers["Location"] + f"&digest={digest}", data=b"hello", timeout=5)
     assert put.status_code == 201
-    local.down(embedded_cache)
-    state = local.up(embedded_cache, port=port)
+    distribution.down(embedded_cache)
+    state = distribution.up(embedded_cache, port=port)
     assert requests.head(f"{state.url}/v2/keep/me/blobs/{digest}", timeout=5).status_code == 200
 
 
 def test_missing_binary_says_invoke_setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(ToolError, match="invoke setup"):
-        local.LocalRegistry(tmp_path / "r").start()
+        distribution.LocalRegistry(tmp_path / "r").start()
 
 
 def test_registry_up_and_down_tasks(embedded_cache: Path) -> None:
-    port = local.free_port()
+    port = distribution.free_port()
     up = run_invoke(["registry.up", "--port", str(port), "--json"], cache=embedded_cache, timeout=60)
     assert up.returncode == 0, up.stderr
     state = json.loads(up.stdout)

@@ -11,11 +11,10 @@ import pytest
 from sigstore.models import ClientTrustConfig
 
 from pipeline.errors import SignError, ToolError
-from pipeline.oci import digest as digests
-from pipeline.services import sigstore as localsigstore
-from pipeline.signing import bundle as bundles
-from pipeline.signing import identity, statement, trust
-from pipeline.signing.bundle import SignedDigest
+from pipeline.oci import digests
+from pipeline.services import localsigstore
+from pipeline.signing import bundles, identity, statement, trust
+from pipeline.signing.bundles import SignedDigest
 from pipeline.signing.verify import Policy, verify_bundle
 from tests.support.sigstore import seed_cache, verify_with_sigstore_js
 
@@ -270,13 +269,13 @@ def test_every_local_signing_session_signs_under_the_one_trust_root_kept_in_the_
     the one trust config the report names must verify what each of them signed (issue 21, item 11)."""
     from pipeline.config import Settings
     from pipeline.progress import Silent
-    from pipeline.stages import sign as sign_stage
+    from pipeline.stages import sign
 
     settings = Settings.load({"cache_dir": str(seed_cache(node_cache, tmp_path / "cache"))}, env={})
     signed: list[tuple[bytes, str]] = []
     paths: list[str | None] = []
     for digest in (DIGEST, OTHER_DIGEST):
-        with sign_stage.session(
+        with sign.session(
             settings,
             registries=["127.0.0.1:5000"],
             identity_token=None,

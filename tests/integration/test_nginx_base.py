@@ -15,8 +15,8 @@ from pipeline.registry.client import Client
 from pipeline.registry.credentials import Credentials
 from pipeline.registry.reference import Reference
 from pipeline.services import nginxbase
+from pipeline.services.distribution import LocalRegistry
 from pipeline.services.podman import Podman
-from pipeline.services.registry import LocalRegistry
 from pipeline.stages.smoke import check_image
 from tests.support.images import shared_test_cache
 

@@ -20,8 +20,8 @@ from pipeline.policy import tagplan
 from pipeline.progress import Progress, Silent
 from pipeline.registry.client import Client
 from pipeline.registry.credentials import Credentials
-from pipeline.services import registry as local
-from pipeline.services.registry import LocalRegistry
+from pipeline.services import distribution
+from pipeline.services.distribution import LocalRegistry
 from pipeline.stages import publish
 from tests.conftest import require_tool
 from tests.support.cli import run_invoke
@@ -197,7 +197,7 @@ def test_run_without_prefix_or_credentials_uses_the_embedded_registry(
     require_tool("docker-registry", "the embedded registry is the distribution registry")
     layout, images = build_layout(tmp_path / "layout", variants=("warmer",))
     settings = _settings(cache_dir, _clean_env(tmp_path))
-    embedded = local.up(cache_dir, port=local.free_port())  # a free port, not the default 5000
+    embedded = distribution.up(cache_dir, port=distribution.free_port())  # a free port, not the default 5000
     try:
         stderr = io.StringIO()
         result = publish.run(settings, layout_dir=layout.root, progress=Progress(stderr, interactive=False))
@@ -205,7 +205,7 @@ def test_run_without_prefix_or_credentials_uses_the_embedded_registry(
         assert "embedded local registry" in stderr.getvalue()
         assert _digest_of(embedded.url, "kaniko-warmer", "latest") == images["warmer"].digest
     finally:
-        local.down(cache_dir)
+        distribution.down(cache_dir)
 
 
 def test_layout_without_variant_names_is_refused(tmp_path: Path, cache_dir: Path) -> None:

@@ -19,7 +19,7 @@ from pipeline.oci import mediatype
 from pipeline.progress import Silent
 from pipeline.registry.client import Client
 from pipeline.registry.credentials import Credentials
-from pipeline.services.registry import LocalRegistry
+from pipeline.services.distribution import LocalRegistry
 from pipeline.stages import publish
 from tests.support.cli import run_invoke
 from tests.support.layouts import build_layout

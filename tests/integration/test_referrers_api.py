@@ -17,7 +17,7 @@ from pipeline.registry.client import Client
 from pipeline.registry.credentials import Credentials
 from pipeline.registry.reference import Reference
 from pipeline.registry.referrers import attach, fallback_tag, list_referrers
-from pipeline.services.registry import LocalRegistry
+from pipeline.services.distribution import LocalRegistry
 from tests.support.layouts import BUNDLE, build_image, bundle_artifact
 from tests.support.referrersapi import ReferrersApi
 

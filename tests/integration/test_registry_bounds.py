@@ -28,9 +28,9 @@ from pipeline.registry.client import Client
 from pipeline.registry.credentials import Credentials
 from pipeline.registry.reference import Reference
 from pipeline.registry.referrers import list_referrers
-from pipeline.services import sigstore as localsigstore
+from pipeline.services import localsigstore
 from pipeline.signing import attach, identity, trust
-from pipeline.stages import sign as sign_stage
+from pipeline.stages import sign
 from tests.support.cli import ROOT
 from tests.support.crowded import Crowd, crowd
 from tests.support.faultproxy import FaultProxy
@@ -71,10 +71,8 @@ def crowded(
             layout, top = build_image(root / "layout")
             client.push_layout(layout, top, repo)
             token = identity.parse(localsigstore.mint_identity_token(SIGNER, ISSUER), "test")
-            target = sign_stage.Target("executor", repo, top.digest)
-            sign_stage.sign(
-                [target], client=client, config=trust.load(local_sigstore.trust_config), token=token
-            )
+            target = sign.Target("executor", repo, top.digest)
+            sign.sign([target], client=client, config=trust.load(local_sigstore.trust_config), token=token)
             many = crowd(client, repo, top, count=10_000, big=1 << 30, work=root)
         yield Crowded(factory.proxy(registry.url), top, many, local_sigstore.trust_config)
     finally:

@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import AuthError, RegistryError
-from pipeline.oci import digest as digests
-from pipeline.oci import mediatype
+from pipeline.oci import digests, mediatype
 from pipeline.oci.descriptor import Descriptor, Platform
 from pipeline.oci.layout import Layout
 from pipeline.oci.manifest import Index, Manifest, parse
@@ -18,7 +17,7 @@ from pipeline.progress import Progress
 from pipeline.registry.client import Client
 from pipeline.registry.credentials import Credential, Credentials
 from pipeline.registry.reference import Reference
-from pipeline.services.registry import LocalRegistry
+from pipeline.services.distribution import LocalRegistry
 from tests.support.faultproxy import settle
 from tests.support.layouts import blob_bytes, build_image
 from tests.support.registries import AuthRegistry, Factory

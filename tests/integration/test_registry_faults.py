@@ -13,7 +13,7 @@ from pipeline.oci.layout import Layout
 from pipeline.registry.client import Client
 from pipeline.registry.credentials import Credential, Credentials
 from pipeline.registry.reference import Reference
-from pipeline.services.registry import LocalRegistry
+from pipeline.services.distribution import LocalRegistry
 from tests.support.faultproxy import FaultProxy, retry_after_date, settle
 from tests.support.layouts import blob_bytes, build_image
 from tests.support.registries import Factory

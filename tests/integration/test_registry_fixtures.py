@@ -11,7 +11,7 @@ import jwt
 import pytest
 import requests
 
-from pipeline.services.registry import LocalRegistry
+from pipeline.services.distribution import LocalRegistry
 from tests.support.faultproxy import FaultProxy, retry_after_date
 from tests.support.registries import AuthRegistry, Factory
 

@@ -5,15 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pipeline.oci import digest as digests
-from pipeline.oci import mediatype
+from pipeline.oci import digests, mediatype
 from pipeline.oci.descriptor import Descriptor
 from pipeline.oci.manifest import Index, parse
 from pipeline.registry.client import Client
 from pipeline.registry.credentials import Credentials
 from pipeline.registry.reference import Reference
 from pipeline.registry.referrers import attach, fallback_tag, list_referrers
-from pipeline.services.registry import LocalRegistry
+from pipeline.services.distribution import LocalRegistry
 from tests.support.layouts import BUNDLE, build_image, bundle_artifact
 from tests.support.skopeo import skopeo_raw
 

@@ -18,8 +18,8 @@ from pipeline.progress import Progress
 from pipeline.registry.client import Client
 from pipeline.registry.credentials import Credentials
 from pipeline.registry.reference import Reference
-from pipeline.services import sigstore as localsigstore
-from pipeline.services.registry import LocalRegistry
+from pipeline.services import localsigstore
+from pipeline.services.distribution import LocalRegistry
 from tests.support.cli import run_invoke
 from tests.support.layouts import build_image, build_layout
 from tests.support.registries import AuthRegistry, Factory

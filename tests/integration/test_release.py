@@ -19,9 +19,9 @@ import pytest
 
 from pipeline import config, record, release
 from pipeline.errors import ConformanceError, ForkError, SmokeError
-from pipeline.services import sigstore as localsigstore
-from pipeline.services.registry import LocalRegistry
-from pipeline.stages import verify as verify_stage
+from pipeline.services import localsigstore
+from pipeline.services.distribution import LocalRegistry
+from pipeline.stages import verify_images
 from tests.conftest import require_tool
 from tests.support.cli import run_invoke
 from tests.support.releasefork import OLD, Fork, Killed, release_options, rolling_tags, tags_in
@@ -49,7 +49,7 @@ def test_first_run_releases_a_second_is_up_to_date_and_force_republishes_nothing
     assert first.smoke is not None and first.smoke["ok"]
     # the signature verifies independently of the release, with the identity it reports
     assert first.signature["identity"] == localsigstore.LOCAL_IDENTITY
-    checked = verify_stage.run_verify(
+    checked = verify_images.run_verify(
         settings,
         image=f"{registry.host}/kaniko-warmer:v1.2.3",
         certificate_identity=localsigstore.LOCAL_IDENTITY,

@@ -20,7 +20,7 @@ from pipeline import config, release
 from pipeline.errors import VerifyError
 from pipeline.evidence.testresult import release_descriptor
 from pipeline.oci import mediatype
-from pipeline.services.registry import LocalRegistry
+from pipeline.services.distribution import LocalRegistry
 from tests.support.cli import ROOT, run_invoke
 from tests.support.releasefork import ACCEPT, NEW, OLD, Fork, Killed, release_options, tags_in
 

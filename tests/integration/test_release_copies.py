@@ -20,12 +20,11 @@ from pipeline.registry.reference import Reference
 from pipeline.release.binding import Trust
 from pipeline.release.registries import Destinations
 from pipeline.release.signer import Signing
-from pipeline.services import sigstore as localsigstore
-from pipeline.services.registry import LocalRegistry
+from pipeline.services import localsigstore
+from pipeline.services.distribution import LocalRegistry
 from pipeline.signing import attach, trust
-from pipeline.signing.bundle import COSIGN_CERTIFICATE_ANNOTATION
-from pipeline.stages import attest
-from pipeline.stages import sign as sign_stage
+from pipeline.signing.bundles import COSIGN_CERTIFICATE_ANNOTATION
+from pipeline.stages import attest, sign
 from pipeline.stages.publish import PublishedImage
 from tests.support.layouts import push_index
 from tests.support.sigstore import ISSUER, SIGNER, identity_token
@@ -66,11 +65,9 @@ def test_only_the_releases_own_verified_bundles_and_sig_layers_are_copied_to_the
     other = Destinations([f"{registry.host}/mirror"], "1.2.3", ["executor"])
     push_index(client, Reference.parse(f"{registry.host}/mirror/kaniko-executor"), seed="copies")
 
-    target = [sign_stage.Target("executor", primary, index.digest)]
-    mine = sign_stage.sign(target, client=client, config=config, token=identity_token())
-    sign_stage.sign(
-        target, client=client, config=config, token=identity_token(subject=STRANGER)
-    )  # a writer's own
+    target = [sign.Target("executor", primary, index.digest)]
+    mine = sign.sign(target, client=client, config=config, token=identity_token())
+    sign.sign(target, client=client, config=config, token=identity_token(subject=STRANGER))  # a writer's own
     failed = predicate([("smoke/answers", False)], [{"name": "smoke-image", "uri": "x"}])
     [result] = attest.attest(
         [attest.Claim(primary, index.digest, TEST_RESULT, failed)],

@@ -13,8 +13,8 @@ import pytest
 from pipeline import config, release
 from pipeline.errors import SmokeError
 from pipeline.registry.reference import Reference
-from pipeline.services import sigstore as localsigstore
-from pipeline.services.registry import LocalRegistry
+from pipeline.services import localsigstore
+from pipeline.services.distribution import LocalRegistry
 from pipeline.signing.verify import Policy
 from tests.support.releasefork import OLD, Fork, release_options, rolling_tags, tags_in
 from tests.support.sigstore import verify_with_sigstore_js
@@ -112,7 +112,7 @@ def _tamper(registry: LocalRegistry, repository: str, index_digest: str, path: s
     import io
     import tarfile
 
-    from pipeline.oci import digest as digests
+    from pipeline.oci import digests
     from pipeline.oci.descriptor import Descriptor
     from pipeline.oci.manifest import Index, Manifest, parse
     from pipeline.registry.client import Client
@@ -334,7 +334,7 @@ def _poison_binaries(cache_dir: Path) -> None:
     """Replace every cached executor, and write its sum into binaries.json (as a cache writer can)."""
     import json
 
-    from pipeline.oci.digest import of_file
+    from pipeline.oci.digests import of_file
 
     entries = [path.parent for path in cache_dir.glob("binaries/*/binaries.json")]
     assert entries

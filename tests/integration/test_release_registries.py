@@ -24,10 +24,10 @@ from pipeline.progress import Progress
 from pipeline.registry.client import Client
 from pipeline.registry.credentials import Credentials
 from pipeline.registry.reference import Reference
-from pipeline.services import sigstore as localsigstore
-from pipeline.services.registry import LocalRegistry
+from pipeline.services import localsigstore
+from pipeline.services.distribution import LocalRegistry
 from pipeline.signing import attach
-from pipeline.stages import verify as verify_stage
+from pipeline.stages import verify_images
 from tests.support.processes import ArgvWatch, loopback_alias
 from tests.support.registries import AuthRegistry, Factory
 from tests.support.releasefork import Fork, release_options
@@ -135,7 +135,7 @@ def test_a_release_to_two_registries_fails_whole_when_one_dies_and_completes_whe
     bundles = _bundles(credentials, registry.host, published)
     assert bundles and bundles == _bundles(credentials, token_registry.host, published)
     for host in (registry.host, token_registry.host):
-        checked = verify_stage.run_verify(
+        checked = verify_images.run_verify(
             settings,
             image=f"{host}/kaniko-executor:v1.2.3",
             certificate_identity=localsigstore.LOCAL_IDENTITY,
@@ -268,7 +268,7 @@ def test_insecure_covers_every_registry_of_the_release(
     first, second = _tags(anonymous, registry.host), _tags(anonymous, other.host)
     assert first["kaniko-executor"]["latest"] == second["kaniko-executor"]["latest"]
     assert first["kaniko-warmer"]["v1.2.3"] == second["kaniko-warmer"]["v1.2.3"]
-    checked = verify_stage.run_verify(
+    checked = verify_images.run_verify(
         replace(settings, insecure=True),
         image=f"{plain}/kaniko-executor:v1.2.3",
         certificate_identity=SIGNER,

@@ -16,8 +16,8 @@ import pytest
 
 from pipeline import config, release
 from pipeline.errors import ConformanceError
+from pipeline.services.distribution import LocalRegistry
 from pipeline.services.nginxbase import BaseImage
-from pipeline.services.registry import LocalRegistry
 from tests.conftest import require_tool
 from tests.support import fakeexecutor, fixture_fork
 from tests.support.releasefork import pipeline_env, rolling_tags, tags_in

@@ -17,8 +17,8 @@ import requests
 
 from pipeline import config, release
 from pipeline.errors import PipelineError
-from pipeline.services import sigstore as localsigstore
-from pipeline.services.registry import LocalRegistry
+from pipeline.services import localsigstore
+from pipeline.services.distribution import LocalRegistry
 from tests.support.releasefork import OLD, Fork
 
 SIGNER = "https://ci.example.test/kaniko-pipeline/release"

@@ -30,9 +30,9 @@ import pytest
 from pipeline.registry.client import Client
 from pipeline.registry.credentials import Credentials
 from pipeline.services import nginxbase
+from pipeline.services.distribution import LocalRegistry
 from pipeline.services.podman import Podman
-from pipeline.services.registry import LocalRegistry
-from pipeline.stages.conformance import cases as case_files
+from pipeline.stages.conformance import cases
 from tests.conftest import require_tool
 from tests.support import fakeexecutor, fixture_fork
 from tests.support.rootless import clean_env, give, rootless_user, run_as, shared_dir
@@ -276,7 +276,7 @@ def test_test_e2e_takes_base_image_and_registry_mirror(
     assert result.returncode == 1, result.stderr[-3000:]
     # its default conformance ran, rootless when the suite runs as an ordinary user: every quick case with every
     # building variant; the fake builds none of them, and buildah, beside it, built every one
-    quick = {case.name for case in case_files.load(quick=True)}
+    quick = {case.name for case in cases.load(quick=True)}
     ran = {(c["variant"], c["name"]) for c in conformance.get("cases", [])}
     assert ran >= {(variant, name) for variant in ("executor", "slim", "debug") for name in quick}, ran
 

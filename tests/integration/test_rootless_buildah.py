@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.services.registry import LocalRegistry
+from pipeline.services.distribution import LocalRegistry
 from tests.conftest import require_tool
 from tests.support.rootless import clean_env, give, rootless_user, run_as, shared_dir
 

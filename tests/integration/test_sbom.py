@@ -17,8 +17,8 @@ from pipeline.errors import VerifyError
 from pipeline.evidence import provenance, sbom
 from pipeline.oci.layout import Layout
 from pipeline.oci.manifest import Index, Manifest
-from pipeline.release import attestations as evidence
-from pipeline.stages import build as build_stage
+from pipeline.release import attestations
+from pipeline.stages import build
 from tests.conftest import require_tool
 from tests.support import fixture_fork
 
@@ -27,13 +27,13 @@ VARIANTS = ("executor", "debug", "slim", "warmer")
 
 
 class Built:
-    def __init__(self, checkout: Any, result: build_stage.BuildResult) -> None:
+    def __init__(self, checkout: Any, result: build.BuildResult) -> None:
         self.checkout = checkout
         self.result = result
         self.layout = Layout.open(result.layout)
         # the fork from a credentialed URL: nothing of the credentials may reach an attestation
         pinned = dataclasses.replace(checkout, pinned=True)
-        self.facts = evidence.build_facts(
+        self.facts = attestations.build_facts(
             pinned, result.inputs, "https://bot:s3cret@git.example.test/kaniko.git"
         )
 
@@ -58,7 +58,7 @@ def built(tmp_path_factory: pytest.TempPathFactory, go_build_cache: Path) -> Bui
     root = tmp_path_factory.mktemp("sbom")
     digest = fixture_fork.make_busybox_layout(root / "busybox", platforms=("linux/amd64",))
     checkout = fixture_fork.make_fork(root / "fork", digest)
-    result = build_stage.build(
+    result = build.build(
         checkout,
         out=root / "out",
         cache_dir=root / "cache",
@@ -171,7 +171,7 @@ def test_the_sbom_is_deterministic_and_a_local_source_has_no_download_location(
     built: Built, tmp_path: Path
 ) -> None:
     assert sbom.to_bytes(built.document("executor")) == sbom.to_bytes(built.document("executor"))
-    local = evidence.build_facts(built.checkout, built.result.inputs, "https://unused.example.test/k.git")
+    local = attestations.build_facts(built.checkout, built.result.inputs, "https://unused.example.test/k.git")
     digest, manifest = built.manifest("executor")
     files = sbom.image_files(manifest, built.layout.read_blob)
     doc = sbom.document(local, "registry.test/kaniko-executor", digest, "linux/amd64", files)

@@ -12,21 +12,18 @@ import pytest
 from sigstore.models import ClientTrustConfig
 
 from pipeline.errors import SignError
-from pipeline.oci import digest as digests
-from pipeline.oci import mediatype
+from pipeline.oci import digests, mediatype
 from pipeline.oci.descriptor import Descriptor
 from pipeline.oci.manifest import Index, Manifest, parse
 from pipeline.registry.client import Client
 from pipeline.registry.credentials import Credentials
 from pipeline.registry.reference import Reference
 from pipeline.registry.referrers import fallback_tag
-from pipeline.services import sigstore as localsigstore
-from pipeline.services.registry import LocalRegistry
-from pipeline.signing import attach, trust
-from pipeline.signing import bundle as bundles
+from pipeline.services import localsigstore
+from pipeline.services.distribution import LocalRegistry
+from pipeline.signing import attach, bundles, trust
 from pipeline.signing.verify import Policy
-from pipeline.stages import sign as sign_stage
-from pipeline.stages import verify as verify_stage
+from pipeline.stages import sign, verify_images
 from tests.support.cli import invoke_with_cache, run_invoke
 from tests.support.layouts import push_index
 from tests.support.sigstore import ISSUER, SIGNER, identity_token, seed_cache, verify_with_sigstore_js
@@ -57,8 +54,8 @@ def test_sign_find_verify(
 ) -> None:
     repo = _repo(registry)
     index = push_index(client, repo)
-    result = sign_stage.sign(
-        [sign_stage.Target("executor", repo, index.digest)],
+    result = sign.sign(
+        [sign.Target("executor", repo, index.digest)],
         client=client,
         config=config,
         token=identity_token(),
@@ -66,7 +63,7 @@ def test_sign_find_verify(
     assert [s.digest for s in result.signed] == [index.digest]
     assert result.identity == SIGNER and result.issuer == ISSUER
 
-    verified = verify_stage.verify(
+    verified = verify_images.verify(
         repo.with_tag("latest"), client=client, policy=Policy(SIGNER, ISSUER), config=config
     )
     assert verified.verified, verified.explain()
@@ -78,7 +75,7 @@ def test_sign_find_verify(
     assert "cosign v2 signature tag" in verified.explain()
 
     for policy in (Policy("https://someone.else", ISSUER), Policy(SIGNER, "https://other.issuer")):
-        rejected = verify_stage.verify(repo.with_tag("latest"), client=client, policy=policy, config=config)
+        rejected = verify_images.verify(repo.with_tag("latest"), client=client, policy=policy, config=config)
         assert not rejected.verified
         assert rejected.outcomes[0].reason
         assert "rejected" in rejected.explain()
@@ -133,7 +130,7 @@ def test_sign_find_verify(
 def test_image_without_signature(registry: LocalRegistry, client: Client, config: ClientTrustConfig) -> None:
     repo = _repo(registry)
     index = push_index(client, repo)
-    result = verify_stage.verify(
+    result = verify_images.verify(
         repo.with_tag("latest"), client=client, policy=Policy(SIGNER, ISSUER), config=config
     )
     assert not result.verified
@@ -151,14 +148,14 @@ def test_untrusted_root_fails_verification(
 ) -> None:
     repo = _repo(registry)
     index = push_index(client, repo)
-    sign_stage.sign(
-        [sign_stage.Target("executor", repo, index.digest)],
+    sign.sign(
+        [sign.Target("executor", repo, index.digest)],
         client=client,
         config=config,
         token=identity_token(),
     )
     other = trust.load(other_sigstore.trust_config)
-    result = verify_stage.verify(
+    result = verify_images.verify(
         repo.with_tag("latest"), client=client, policy=Policy(SIGNER, ISSUER), config=other
     )
     assert not result.verified
@@ -197,9 +194,9 @@ def test_signing_twice_keeps_one_entry_per_bundle_and_others_entries(
     repo = _repo(registry)
     index = push_index(client, repo)
     foreign = _foreign_referrer(client, repo, index)
-    target = [sign_stage.Target("executor", repo, index.digest)]
-    first = sign_stage.sign(target, client=client, config=config, token=identity_token())
-    second = sign_stage.sign(target, client=client, config=config, token=identity_token())
+    target = [sign.Target("executor", repo, index.digest)]
+    first = sign.sign(target, client=client, config=config, token=identity_token())
+    second = sign.sign(target, client=client, config=config, token=identity_token())
     # Re-attaching the very same bundle must not add an entry either.
     found = attach.find_bundles(client, repo, index.digest)
     again = attach.attach_bundle(client, repo, index, next(f.data for f in found if f.data))
@@ -225,7 +222,7 @@ def test_signing_twice_keeps_one_entry_per_bundle_and_others_entries(
         assert artifact["subject"]["digest"] == index.digest
 
     # Both signatures verify; the .sig image holds one layer for this signer, not two.
-    result = verify_stage.verify(
+    result = verify_images.verify(
         repo.with_digest(index.digest), client=client, policy=Policy(SIGNER, ISSUER), config=config
     )
     assert [o.verified for o in result.outcomes] == [True, True]
@@ -233,8 +230,8 @@ def test_signing_twice_keeps_one_entry_per_bundle_and_others_entries(
     assert len(json.loads(sig)["layers"]) == 1
 
     # Another signer's v2 signature is added beside it, and survives our next signing.
-    sign_stage.sign(target, client=client, config=config, token=identity_token("https://other.signer.test"))
-    sign_stage.sign(target, client=client, config=config, token=identity_token())
+    sign.sign(target, client=client, config=config, token=identity_token("https://other.signer.test"))
+    sign.sign(target, client=client, config=config, token=identity_token())
     sig, _ = client.get_manifest(repo.with_tag(attach.signature_tag(index.digest)))
     manifest = parse(sig)
     assert isinstance(manifest, Manifest) and len(manifest.layers) == 2
@@ -247,8 +244,8 @@ def test_per_platform_signs_each_manifest(
 ) -> None:
     repo = _repo(registry, "team/kaniko-warmer")
     index = push_index(client, repo, seed="warmer")
-    result = sign_stage.sign(
-        [sign_stage.Target("warmer", repo, index.digest)],
+    result = sign.sign(
+        [sign.Target("warmer", repo, index.digest)],
         client=client,
         config=config,
         token=identity_token(),
@@ -258,7 +255,7 @@ def test_per_platform_signs_each_manifest(
     assert [s.platform for s in result.signed] == [None, "linux/amd64", "linux/arm64"]
     assert all(s.sig_tag is None for s in result.signed)
     for signed in result.signed[1:]:
-        outcome = verify_stage.verify(
+        outcome = verify_images.verify(
             repo.with_digest(signed.digest), client=client, policy=Policy(SIGNER, ISSUER), config=config
         )
         assert outcome.verified, outcome.explain()
@@ -266,11 +263,11 @@ def test_per_platform_signs_each_manifest(
 
 
 def test_local_instance_never_signs_for_a_real_registry(client: Client, config: ClientTrustConfig) -> None:
-    target = sign_stage.Target(
+    target = sign.Target(
         "executor", Reference.parse("docker.io/someone/kaniko-executor"), digests.of_bytes(b"x")
     )
     with pytest.raises(SignError, match="local Sigstore instance"):
-        sign_stage.sign([target], client=client, config=config, token=identity_token())
+        sign.sign([target], client=client, config=config, token=identity_token())
 
 
 def test_invoke_sign_and_verify(
@@ -351,17 +348,17 @@ def test_sign_what_publish_recorded(
     node_cache: Path,
     tmp_path: Path,
 ) -> None:
-    from pipeline import config as pipeline_config
     from pipeline import record
+    from pipeline.config import Settings
     from pipeline.stages import publish
     from tests.support.layouts import build_layout
 
     layout, images = build_layout(tmp_path / "layout", variants=("executor", "warmer"))
     published = publish.publish_images(client, layout, images, f"{registry.host}/team")
     cache = seed_cache(node_cache, tmp_path / "cache")
-    settings = pipeline_config.Settings.load({"cache_dir": str(cache)}, env={})
+    settings = Settings.load({"cache_dir": str(cache)}, env={})
     record.save(settings.record_file, "publish", {"images": {v: i.to_dict() for v, i in published.items()}})
-    out = sign_stage.run_sign(settings, per_platform=True, local=True)
+    out = sign.run_sign(settings, per_platform=True, local=True)
     signed = sorted((s["name"], s["platform"] or "") for s in out["signatures"])
     assert signed == sorted(
         (variant, platform)
@@ -372,7 +369,7 @@ def test_sign_what_publish_recorded(
     policy = Policy(localsigstore.LOCAL_IDENTITY, localsigstore.LOCAL_ISSUER)
     for variant, image in published.items():
         ref = Reference.parse(image.repository)
-        result = verify_stage.verify(
+        result = verify_images.verify(
             ref.with_digest(image.digest), client=client, policy=policy, config=local_config
         )
         assert result.verified, (variant, result.explain())

@@ -15,11 +15,11 @@ from pipeline.errors import SignError
 from pipeline.registry.client import Client
 from pipeline.registry.credentials import Credentials
 from pipeline.registry.reference import Reference
-from pipeline.services import sigstore as localsigstore
-from pipeline.services.registry import LocalRegistry
+from pipeline.services import localsigstore
+from pipeline.services.distribution import LocalRegistry
 from pipeline.signing import trust
 from pipeline.signing.verify import Policy
-from pipeline.stages import sign as sign_stage
+from pipeline.stages import sign
 from tests.support.faultproxy import FaultProxy
 from tests.support.layouts import push_index
 from tests.support.sigstore import ISSUER, SIGNER, identity_token
@@ -47,9 +47,9 @@ def test_a_registry_that_answers_for_another_digest_gets_nothing_signed(
     # Through the proxy, the manifest HEAD answers Docker-Content-Digest: <another digest>.
     fault_proxy.rewrite_header("Docker-Content-Digest", FORGED, method="HEAD", path=r"/manifests/", times=99)
     proxied = Reference.parse(f"{fault_proxy.host}/sig/app")
-    target = sign_stage.Target("executor", proxied, index.digest)
+    target = sign.Target("executor", proxied, index.digest)
     with Client(credentials=Credentials.anonymous()) as client, pytest.raises(SignError) as info:
-        sign_stage.sign([target], client=client, config=config, token=identity_token())
+        sign.sign([target], client=client, config=config, token=identity_token())
     assert f"asked to sign {proxied.repo_str}@{index.digest}" in info.value.message
     assert f"with the digest {FORGED}" in info.value.message and "nothing was signed" in info.value.message
     assert fault_proxy.count("HEAD") >= 1 and fault_proxy.faults[0].fired >= 1
@@ -63,20 +63,18 @@ def test_a_wrong_signing_identity_is_refused_before_anything_is_attached(
         repo = Reference.parse(f"{registry.host}/sig/who")
         index = push_index(client, repo)
         before = _tags(registry, "sig/who")
-        target = sign_stage.Target("executor", repo, index.digest)
+        target = sign.Target("executor", repo, index.digest)
         # The token is SIGNER's; the release expects another identity, and another issuer.
         for expected, named in (
             (Policy("https://ci.example.test/someone-else", ISSUER), SIGNER),
             (Policy(SIGNER, "https://other-issuer.example.test"), ISSUER),
         ):
             with pytest.raises(SignError) as info:
-                sign_stage.sign(
-                    [target], client=client, config=config, token=identity_token(), expected=expected
-                )
+                sign.sign([target], client=client, config=config, token=identity_token(), expected=expected)
             assert named in info.value.message and "nothing was attached" in info.value.message
             assert _tags(registry, "sig/who") == before
         # The right identity signs; the certificate was checked and the bundle attached.
-        result = sign_stage.sign(
+        result = sign.sign(
             [target], client=client, config=config, token=identity_token(), expected=Policy(SIGNER, ISSUER)
         )
         assert [s.digest for s in result.signed] == [index.digest]
@@ -93,9 +91,9 @@ def test_the_certificate_is_checked_not_only_the_token(
         before = _tags(registry, "sig/cert")
         token = identity_token()  # the certificate Fulcio issues names SIGNER
         monkeypatch.setattr(type(token), "identity", property(lambda self: "https://ci.example.test/claimed"))
-        target = sign_stage.Target("executor", repo, index.digest)
+        target = sign.Target("executor", repo, index.digest)
         expected = Policy("https://ci.example.test/claimed", ISSUER)
         with pytest.raises(SignError) as info:
-            sign_stage.sign([target], client=client, config=config, token=token, expected=expected)
+            sign.sign([target], client=client, config=config, token=token, expected=expected)
         assert "the signing certificate names" in info.value.message and SIGNER in info.value.message
         assert _tags(registry, "sig/cert") == before

@@ -18,8 +18,8 @@ from pipeline.oci.manifest import Index, parse
 from pipeline.registry.client import Client
 from pipeline.registry.credentials import Credentials
 from pipeline.registry.reference import Reference
-from pipeline.services import sigstore as localsigstore
-from pipeline.services.registry import LocalRegistry
+from pipeline.services import localsigstore
+from pipeline.services.distribution import LocalRegistry
 from pipeline.signing import identity, trust
 from pipeline.stages import attest
 from tests.support.cli import run_invoke

@@ -16,8 +16,7 @@ from pathlib import Path
 
 from pipeline.registry.client import Client
 from pipeline.registry.credentials import Credentials
-from pipeline.stages.conformance import bases, snapshot
-from pipeline.stages.conformance import cases as case_files
+from pipeline.stages.conformance import bases, cases, snapshot
 from pipeline.stages.conformance.builders import Buildah
 
 
@@ -29,7 +28,7 @@ def main(argv: list[str]) -> int:
         bases.publish([base], client, spec["registry"])
     buildah = Buildah(cache / "conformance" / "buildah")
     buildah.load_bases([base], spec["registry"])
-    case = case_files.select(case_files.load(), [spec["case"]])[0]
+    case = cases.select(cases.load(), [spec["case"]])[0]
     run = buildah.build(case, Path(spec["out"]))
     files: dict[str, str] = {}
     if run.ok and run.tarball is not None:

@@ -16,8 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.oci import digest as digests
-from pipeline.oci import mediatype
+from pipeline.oci import digests, mediatype
 from pipeline.oci.descriptor import Descriptor
 from pipeline.oci.manifest import Index, Manifest
 from pipeline.registry.body import FileBody
@@ -25,7 +24,7 @@ from pipeline.registry.client import Client
 from pipeline.registry.reference import Reference
 from pipeline.registry.referrers import CREATED, artifact_descriptor, fallback_tag, list_referrers
 from pipeline.signing import attach
-from pipeline.signing.bundle import BUNDLE_MEDIA_TYPE
+from pipeline.signing.bundles import BUNDLE_MEDIA_TYPE
 
 JUNK = b'{"mediaType": "not a sigstore bundle"}'
 

@@ -18,8 +18,7 @@ import tarfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from pipeline.oci import digest as digests
-from pipeline.oci import mediatype
+from pipeline.oci import digests, mediatype
 from pipeline.oci.descriptor import Descriptor, Platform
 from pipeline.oci.layout import Layout
 from pipeline.oci.manifest import Index, Manifest, descriptor_of

@@ -18,11 +18,10 @@ import pytest
 from pipeline.oci.layout import Layout
 from pipeline.registry.client import Client
 from pipeline.registry.credentials import Credentials
+from pipeline.services.distribution import LocalRegistry
 from pipeline.services.podman import Podman
-from pipeline.services.registry import LocalRegistry
 from pipeline.source.checkout import Checkout
-from pipeline.stages import build as build_stage
-from pipeline.stages import publish
+from pipeline.stages import build, publish
 from tests.conftest import require_tool
 from tests.support import fakeexecutor, fixture_fork
 
@@ -57,7 +56,7 @@ def published(
     require_tool("docker-registry", "the recipe tests publish to a local registry")
     root = tmp_path_factory.mktemp("recipe-images")
     checkout, busybox = _fork(root)
-    built = build_stage.build(
+    built = build.build(
         checkout,
         out=root / "layout",
         cache_dir=root / "cache",

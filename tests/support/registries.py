@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.services.registry import LocalRegistry, TokenAuth
+from pipeline.services.distribution import LocalRegistry, TokenAuth
 from tests.support.faultproxy import FaultProxy
 from tests.support.tokenserver import TokenServer
 

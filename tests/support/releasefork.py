@@ -22,8 +22,8 @@ import requests
 
 from pipeline import config, record, release
 from pipeline.oci import mediatype
+from pipeline.services.distribution import LocalRegistry
 from pipeline.services.nginxbase import BaseImage
-from pipeline.services.registry import LocalRegistry
 from tests.conftest import require_tool
 from tests.support import fakeexecutor, fixture_fork
 from tests.support.sigstore import seed_cache

@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pipeline.services import npm
-from pipeline.services import sigstore as localsigstore
+from pipeline.services import localsigstore, npm
 from pipeline.signing import identity
 from tests.conftest import require_tool
 from tests.support.images import shared_test_cache

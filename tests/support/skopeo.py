@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from pipeline.oci import digest as digests
+from pipeline.oci import digests
 from pipeline.oci.descriptor import Descriptor
 from pipeline.oci.layout import Layout
 from pipeline.oci.manifest import Index, parse

@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.errors import ImageError, UsageError, VerifyError
 from pipeline.evidence import provenance
-from pipeline.golang import buildinfo as gobuildinfo
+from pipeline.golang import buildinfo
 from pipeline.stages import attest
 from pipeline.urls import redact, redact_text
 
@@ -47,7 +47,7 @@ def _varint(n: int) -> bytes:
 def _binary(version: str, modinfo: str) -> bytes:
     sentinel = b"0123456789abcdef"
     mod = sentinel + modinfo.encode() + sentinel
-    header = gobuildinfo.MAGIC + bytes([8, gobuildinfo.FLAG_INLINE]) + b"\0" * 16
+    header = buildinfo.MAGIC + bytes([8, buildinfo.FLAG_INLINE]) + b"\0" * 16
     body = _varint(len(version)) + version.encode() + _varint(len(mod)) + mod
     return b"\x7fELF" + b"\0" * 100 + header + body + b"\0" * 64
 
@@ -61,16 +61,16 @@ def test_go_build_info_is_read_with_replacements() -> None:
         "=>\tgithub.com/new/c\tv0.2.0\th1:def=\n"
         "build\tCGO_ENABLED=0\n"
     )
-    info = gobuildinfo.parse(_binary("go1.27.3", modinfo))
+    info = buildinfo.parse(_binary("go1.27.3", modinfo))
     assert info.go_version == "go1.27.3" and info.path == "example.com/k/cmd/executor"
-    assert info.main == gobuildinfo.Module("example.com/k", "(devel)", "")
+    assert info.main == buildinfo.Module("example.com/k", "(devel)", "")
     assert [(d.path, d.version) for d in info.deps] == [
         ("github.com/a/b", "v1.2.3"),
         ("github.com/new/c", "v0.2.0"),
     ]
     assert info.settings == {"CGO_ENABLED": "0"}
     with pytest.raises(ImageError, match="carries no Go build info"):
-        gobuildinfo.parse(b"\x7fELF not go at all", "/bin/busybox")
+        buildinfo.parse(b"\x7fELF not go at all", "/bin/busybox")
 
 
 def test_provenance_parameters_say_what_is_missing() -> None:

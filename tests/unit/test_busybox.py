@@ -10,10 +10,8 @@ import tarfile
 import pytest
 
 from pipeline.errors import ImageError
-from pipeline.image import busybox
-from pipeline.image import layer as layers
-from pipeline.oci import digest as digests
-from pipeline.oci import mediatype
+from pipeline.image import busybox, layers
+from pipeline.oci import digests, mediatype
 from pipeline.oci.descriptor import Descriptor, Platform
 from pipeline.oci.manifest import Manifest
 

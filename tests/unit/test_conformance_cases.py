@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import RecordError, UsageError
-from pipeline.stages.conformance import cases, checks, snapshot
+from pipeline.stages.conformance import case_checks, cases, snapshot
 from pipeline.stages.conformance.stage import parse_executors
 
 ISSUE_COVERAGE = {
@@ -106,13 +106,13 @@ def test_checks_report_what_was_expected_and_what_was_found() -> None:
         config=snapshot.normalize_config({"User": "1000"}),
     )
     spec = [
-        cases.Check(path="/a", content="hi", mode=0o600, owner="1:1"),
-        cases.Check(absent="/a"),
-        cases.Check(path="/missing"),
-        cases.Check(config="User", equals="0"),
-        cases.Check(log="Using caching version"),
+        cases.CaseCheck(path="/a", content="hi", mode=0o600, owner="1:1"),
+        cases.CaseCheck(absent="/a"),
+        cases.CaseCheck(path="/missing"),
+        cases.CaseCheck(config="User", equals="0"),
+        cases.CaseCheck(log="Using caching version"),
     ]
-    failures = checks.evaluate(spec, image, "INFO nothing cached")
+    failures = case_checks.evaluate(spec, image, "INFO nothing cached")
     assert failures == [
         "/a does not hold 'hi' (file 0644 0:0 2 bytes sha256:000000000000)",
         "/a has mode 0644, expected 0600",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pipeline.evidence.testresult import predicate
 from pipeline.release import attestations
-from pipeline.stages.conformance import memo, regressions, report
+from pipeline.stages.conformance import conformance_report, memo, regressions
 from pipeline.stages.conformance.cases import Case
 from pipeline.stages.conformance.result import CaseResult, ConformanceResult
 from pipeline.stages.conformance.snapshot import PathEntry, Snapshot
@@ -137,15 +137,15 @@ def test_the_report_counts_each_suite_groups_skips_and_unclassified_differences(
             differences=("/z/y: mode kaniko=0600 buildah=0644",),
         )
     )
-    suites = {item["suite"]: item for item in report.suites(result)}
+    suites = {item["suite"]: item for item in conformance_report.suites(result)}
     fork = suites["fork"]
     assert fork["cases"] == 6 and fork["run"] == 5
     assert fork["outcomes"] == {"differs": 3, "kaniko-failed": 1, "matched": 1}
     assert fork["skipped"] == {"its base has no offline stand-in": 1}
-    groups = report.unclassified(result)
+    groups = conformance_report.unclassified(result)
     assert list(groups)[0] == "mode kaniko=0600 buildah=0644"
     assert groups["mode kaniko=0600 buildah=0644"] == ["fork-copy", "fork-never", "fork-other"]
-    text = report.markdown(result)
+    text = conformance_report.markdown(result)
     assert "\x1b" not in text and "| fork-copy | executor | differs | not known | built it |" in text
     assert "| chown-copy-parent-owner |" in text and "moby/buildkit#640" in text
 
@@ -181,7 +181,7 @@ def test_kept_images_and_results_come_back_as_they_were(tmp_path: Path) -> None:
 
 
 def test_a_result_is_kept_unless_a_timeout_or_podman_made_it() -> None:
-    from pipeline.stages.conformance.run import _repeatable
+    from pipeline.stages.conformance.runner import _repeatable
 
     def failed(reason: str) -> CaseResult:
         return CaseResult("c", "executor", "failed", reason=reason)

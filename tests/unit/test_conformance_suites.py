@@ -13,7 +13,7 @@ import pytest
 from pipeline.errors import ForkError, UsageError
 from pipeline.registry.reference import Reference
 from pipeline.stages.conformance import gorunner, layouts, stage, suites
-from pipeline.stages.conformance.builders import Run
+from pipeline.stages.conformance.builders import BuilderRun
 from pipeline.stages.conformance.result import CaseResult
 from tests.support.gitrepos import UpstreamRepo
 
@@ -233,7 +233,7 @@ def test_a_cases_case_on_an_unreachable_registry_is_skipped_at_once(tmp_path: Pa
 
 
 def test_no_terminal_colour_codes_reach_the_json_or_markdown() -> None:
-    run = Run(
+    run = BuilderRun(
         1, "\x1b[36mINFO\x1b[0m[0000] Retrieving image\n\x1b[31mERRO\x1b[0m[0001] boom\n", None, "", 1.0
     )
     assert "\x1b" not in run.log and run.tail() == ["INFO[0000] Retrieving image", "ERRO[0001] boom"]

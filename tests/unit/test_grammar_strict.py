@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.errors import ConfigError, ImageError, ReferenceError_
-from pipeline.oci import digest as digests
+from pipeline.oci import digests
 from pipeline.policy import tagplan
 from pipeline.registry.reference import Reference, is_loopback_host, validate_tag
 

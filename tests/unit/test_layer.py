@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import ImageError
-from pipeline.image import layer as layers
+from pipeline.image import layers
 
 EPOCH = 1700000000
 

@@ -39,7 +39,7 @@ def _copy(tmp_path: Path) -> None:
 
 def test_a_lazy_upward_import_breaks_the_contract_and_is_named(tmp_path: Path) -> None:
     _copy(tmp_path)
-    digest = tmp_path / "pipeline" / "oci" / "digest.py"
+    digest = tmp_path / "pipeline" / "oci" / "digests.py"
     digest.write_text(
         digest.read_text()
         + "\n\ndef _upward() -> None:\n    from pipeline.stages import fork  # noqa: F401\n"
@@ -47,7 +47,7 @@ def test_a_lazy_upward_import_breaks_the_contract_and_is_named(tmp_path: Path) -
     result = _lint(tmp_path)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "pipeline.oci is not allowed to import pipeline.stages" in result.stdout
-    assert "pipeline.oci.digest -> pipeline.stages.fork" in result.stdout
+    assert "pipeline.oci.digests -> pipeline.stages.fork" in result.stdout
 
 
 def test_the_image_assembly_reaching_the_registry_client_breaks_its_contract(tmp_path: Path) -> None:

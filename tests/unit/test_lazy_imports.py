@@ -37,7 +37,7 @@ def test_the_task_list_loads_no_heavy_library() -> None:
     "module",
     [
         "pipeline.stages.sign",
-        "pipeline.stages.verify",
+        "pipeline.stages.verify_images",
         "pipeline.stages.attest",
         "pipeline.stages.reproduce",
         "pipeline.signing.verify",
@@ -58,9 +58,9 @@ def test_the_build_task_loads_no_git_and_no_http_client() -> None:
 def test_loading_sigstore_when_it_is_used_still_works() -> None:
     # the lazy imports are real: parsing a bundle that is not one reports a VerifyError, from sigstore
     statement = (
-        "from pipeline.signing import bundle\n"
+        "from pipeline.signing import bundles\n"
         "from pipeline.errors import VerifyError\n"
-        "try:\n    bundle.parse(b'{}', 'test')\nexcept VerifyError as exc:\n    print(exc.message)\n"
+        "try:\n    bundles.parse(b'{}', 'test')\nexcept VerifyError as exc:\n    print(exc.message)\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", statement], cwd=ROOT, capture_output=True, text=True, check=True, timeout=60

@@ -16,8 +16,7 @@ from hypothesis import HealthCheck, given, is_hypothesis_test, settings
 from hypothesis import strategies as st
 
 from pipeline.errors import ConfigError, ImageError, PipelineError, ReferenceError_
-from pipeline.oci import digest as digests
-from pipeline.oci import mediatype
+from pipeline.oci import digests, mediatype
 from pipeline.oci.manifest import Index, Manifest, parse
 from pipeline.policy import tagplan
 from pipeline.registry.auth import Challenge, parse_challenges

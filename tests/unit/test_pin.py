@@ -7,21 +7,21 @@ import pytest
 
 from pipeline.config import PROJECT_ROOT
 from pipeline.errors import PinError
-from pipeline.source import pin
+from pipeline.source import pinfile
 
 SHA = "df8f307ec6bc64beb853250f3267b4c604e6a38a"
 
 
 def test_the_committed_pin_is_valid() -> None:
-    current = pin.load(PROJECT_ROOT / "fork" / "pin.json")
-    assert current.url == pin.DEFAULT_URL
+    current = pinfile.load(PROJECT_ROOT / "fork" / "pin.json")
+    assert current.url == pinfile.DEFAULT_URL
     assert current.tag.startswith("v")
 
 
 def test_round_trip(tmp_path: Path) -> None:
     path = tmp_path / "pin.json"
-    pin.save(path, pin.Pin(url="u", tag="v1.2.3", commit=SHA))
-    assert pin.load(path) == pin.Pin(url="u", tag="v1.2.3", commit=SHA)
+    pinfile.save(path, pinfile.Pin(url="u", tag="v1.2.3", commit=SHA))
+    assert pinfile.load(path) == pinfile.Pin(url="u", tag="v1.2.3", commit=SHA)
     assert not list(tmp_path.glob(".*")), "no temporary file is left behind"
 
 
@@ -41,6 +41,6 @@ def test_bad_pins(tmp_path: Path, content: str | None, says: str) -> None:
     if content is not None:
         path.write_text(content)
     with pytest.raises(PinError) as info:
-        pin.load(path)
+        pinfile.load(path)
     assert says in str(info.value)
     assert str(path) in str(info.value)

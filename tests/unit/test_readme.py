@@ -55,7 +55,7 @@ def test_readme_and_help_give_the_builds_default_output() -> None:
 
 
 def test_readme_says_how_to_verify_what_the_embedded_defaults_signed() -> None:
-    from pipeline.services.sigstore import LOCAL_IDENTITY, LOCAL_ISSUER
+    from pipeline.services.localsigstore import LOCAL_IDENTITY, LOCAL_ISSUER
 
     section = _readme().split("- Verify what a local run signed:", 1)[1].split("\n- ", 1)[0]
     assert f"--certificate-identity {LOCAL_IDENTITY}" in section

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from pipeline.errors import ConfigError, PipelineError
-from pipeline.recipes import kubernetes as k8s
+from pipeline.recipes import kubernetes
 from pipeline.stages import render
 from tests.support import manifests
 from tests.support.cli import run_invoke
@@ -105,8 +105,8 @@ def test_the_job_runs_in_a_baseline_namespace_and_cleans_up() -> None:
     assert ns["kind"] == "Namespace" and ns["metadata"]["name"] == "builds"
     assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "baseline"
     assert job["kind"] == "Job" and job["metadata"]["namespace"] == "builds"
-    assert job["spec"]["backoffLimit"] == k8s.BACKOFF_LIMIT
-    assert job["spec"]["ttlSecondsAfterFinished"] == k8s.TTL_AFTER_FINISHED
+    assert job["spec"]["backoffLimit"] == kubernetes.BACKOFF_LIMIT
+    assert job["spec"]["ttlSecondsAfterFinished"] == kubernetes.TTL_AFTER_FINISHED
     spec = job["spec"]["template"]["spec"]
     assert spec["restartPolicy"] == "Never"
     mount = next(m for m in container(spec)["volumeMounts"] if m["name"] == "docker-config")

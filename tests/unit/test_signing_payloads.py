@@ -9,8 +9,8 @@ import pytest
 from sigstore.models import ClientTrustConfig
 
 from pipeline.errors import ConfigError, ImageError, SignError
-from pipeline.oci import digest as digests
-from pipeline.services import sigstore as localsigstore
+from pipeline.oci import digests
+from pipeline.services import localsigstore
 from pipeline.signing import identity, statement, trust
 
 DIGEST = digests.of_bytes(b"index")

@@ -34,7 +34,7 @@ PODMAN_COULD_NOT_START = 125  # podman's exit status when the container never st
 
 
 @dataclass(frozen=True)
-class Run:
+class BuilderRun:
     """One run of a builder: its exit status, its output (without terminal colour codes), and the image
     tarball (None when it failed)."""
 
@@ -89,7 +89,7 @@ class Kaniko:
         caps: Sequence[str] = (),
         cache_dir: Path | None = None,
         timeout: float = 600.0,
-    ) -> Run:
+    ) -> BuilderRun:
         """Build ``case`` into a --tar-path tarball; with ``push`` it also pushes to those destinations."""
         destination = (
             push[0] if push else Reference.parse(f"{self.registry_host}/conformance/{case.name}:tar")
@@ -111,7 +111,7 @@ class Kaniko:
         caps: Sequence[str],
         mounts: Sequence[Mount],
         timeout: float,
-    ) -> Run:
+    ) -> BuilderRun:
         config = kaniko.docker_config(Credentials.anonymous(), request.registries)
         name = f"kp-conformance-{secrets.token_hex(4)}"
         started = time.monotonic()
@@ -127,7 +127,7 @@ class Kaniko:
                     result = self.podman.command(spec.argv(), what="kaniko", timeout=timeout, check=False)
             except ContainerError as exc:
                 self.podman.rm(name)
-                return Run(124, exc.message, None, "", time.monotonic() - started)
+                return BuilderRun(124, exc.message, None, "", time.monotonic() - started)
             log = (result.stdout or "") + (result.stderr or "")
             tarball, digest = None, ""
             produced = output_dir / TAR_NAME
@@ -139,9 +139,11 @@ class Kaniko:
                 digest_file = output_dir / Path(kaniko.DIGEST_FILE).name
                 if digest_file.is_file():
                     digest = digest_file.read_text(encoding="utf-8").strip()
-        return Run(result.returncode, log, tarball, digest, time.monotonic() - started)
+        return BuilderRun(result.returncode, log, tarball, digest, time.monotonic() - started)
 
-    def command(self, argv: Sequence[str], *, mounts: Sequence[Mount] = (), timeout: float = 300.0) -> Run:
+    def command(
+        self, argv: Sequence[str], *, mounts: Sequence[Mount] = (), timeout: float = 300.0
+    ) -> BuilderRun:
         """Run ``argv`` (its first word the entrypoint) in the image, README profile, host network."""
         from pipeline.services.podman import RunSpec
 
@@ -160,9 +162,9 @@ class Kaniko:
         try:
             result = self.podman.command(spec.argv(), what=f"running {argv[0]}", timeout=timeout, check=False)
         except ContainerError as exc:
-            return Run(124, exc.message, None, "", time.monotonic() - started)
+            return BuilderRun(124, exc.message, None, "", time.monotonic() - started)
         log = (result.stdout or "") + (result.stderr or "")
-        return Run(
+        return BuilderRun(
             result.returncode, log, None, "ok" if result.returncode == 0 else "", time.monotonic() - started
         )
 
@@ -270,7 +272,7 @@ class Buildah:
         if left:
             self._call(["rm", *left], f"rm {' '.join(left)}")
 
-    def build(self, case: Case, out: Path, *, timeout: float = 600.0) -> Run:
+    def build(self, case: Case, out: Path, *, timeout: float = 600.0) -> BuilderRun:
         name = f"localhost/kp-conformance/{case.name}-{secrets.token_hex(3)}:latest"
         args = [
             "bud",
@@ -289,19 +291,19 @@ class Buildah:
             built = self._call([*args, str(case.directory)], f"bud {case.name}", timeout)
         except ToolError as exc:  # timed out: its process group is gone; its containers go too
             self._remove_new_containers(before)
-            return Run(124, exc.message, None, "", time.monotonic() - started)
+            return BuilderRun(124, exc.message, None, "", time.monotonic() - started)
         log = built.stdout + built.stderr
         if built.returncode != 0:
             # a failed bud leaves its working containers (--force-rm needs --layers, which changes what
             # WORKDIR leaves in the image): remove the ones this build made
             self._remove_new_containers(before)
-            return Run(built.returncode, log, None, "", time.monotonic() - started)
+            return BuilderRun(built.returncode, log, None, "", time.monotonic() - started)
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
             out.unlink(missing_ok=True)
             pushed = self._call(["push", "--quiet", name, f"docker-archive:{out}:{name}"], f"push {name}")
             log += pushed.stdout + pushed.stderr
-            return Run(
+            return BuilderRun(
                 pushed.returncode,
                 log,
                 out if pushed.returncode == 0 else None,

@@ -68,7 +68,7 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
 
 @dataclass(frozen=True)
-class Check:
+class CaseCheck:
     """One expectation on the built image (see the module docstring)."""
 
     path: str = ""
@@ -95,7 +95,7 @@ class Case:
     quick: bool = False
     reference: bool = True
     skip: str = ""
-    checks: tuple[Check, ...] = ()
+    checks: tuple[CaseCheck, ...] = ()
     description: str = ""
     variants: tuple[str, ...] = ()  # the variants that build it (empty: every building variant)
     ignore: Mapping[str, str] = field(default_factory=dict)  # path -> why its content differs run to run
@@ -111,7 +111,7 @@ def _bad(where: Path, what: str) -> UsageError:
     )
 
 
-def _check(where: Path, number: int, raw: Any) -> Check:
+def _check(where: Path, number: int, raw: Any) -> CaseCheck:
     label = f"checks[{number}]"
     if not isinstance(raw, dict) or not raw:
         raise _bad(where, f"{label} must be a JSON object")
@@ -137,7 +137,7 @@ def _check(where: Path, number: int, raw: Any) -> Check:
         raise _bad(where, f'{label} names a config field but no "equals"')
     if raw.get("type", "file") not in ("file", "dir", "symlink"):
         raise _bad(where, f"{label}.type must be file, dir or symlink")
-    return Check(
+    return CaseCheck(
         path=raw.get("path", ""),
         type=raw.get("type", ""),
         content=raw.get("content"),

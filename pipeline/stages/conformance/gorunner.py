@@ -21,7 +21,7 @@ _LITERAL = re.compile(r'"(?:[^"\\\n]|\\.)*"|`[^`]*`')
 
 
 @dataclass(frozen=True)
-class Entry:
+class RunnerEntry:
     """One case of the runner, as far as it can be followed."""
 
     name: str
@@ -111,9 +111,9 @@ def _quoted(raw: str) -> str:
     return _string(literal[0]) if literal else ""
 
 
-def parse(text: str) -> list[Entry]:
+def parse(text: str) -> list[RunnerEntry]:
     """Every case of the runner's list, in its order."""
-    out: list[Entry] = []
+    out: list[RunnerEntry] = []
     for number, entry in enumerate(_entries(text), start=1):
         fields = _fields(entry)
         name = _quoted(fields.get("name", "")) or f"case-{number}"
@@ -135,7 +135,7 @@ def parse(text: str) -> list[Entry]:
         args = dict(zip(strings[::2], strings[1::2], strict=False))
         fail_at = re.match(r"\d+", fields.get("shouldFailAt", ""))
         out.append(
-            Entry(
+            RunnerEntry(
                 name=name,
                 context_dir=_quoted(fields.get("contextDir", "")),
                 dockerfile=_quoted(fields.get("dockerfile", "")),

@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Sequence
 
 from pipeline.progress import Progress
-from pipeline.stages.conformance.builders import Run
+from pipeline.stages.conformance.builders import BuilderRun
 
 CANDIDATES: tuple[tuple[str, ...], ...] = (
     ("SETUID",),
@@ -24,10 +24,12 @@ CANDIDATES: tuple[tuple[str, ...], ...] = (
 # What a missing capability looks like in kaniko's output (setgroups/setuid/chown refused).
 PERMISSION = re.compile(r"operation not permitted|permission denied", re.I)
 
-Attempt = Callable[[Sequence[str]], tuple[Run, str]]
+Attempt = Callable[[Sequence[str]], tuple[BuilderRun, str]]
 
 
-def smallest(attempt: Attempt, *, progress: Progress, case: str) -> tuple[tuple[str, ...] | None, Run, str]:
+def smallest(
+    attempt: Attempt, *, progress: Progress, case: str
+) -> tuple[tuple[str, ...] | None, BuilderRun, str]:
     """Run under the profile; if kaniko fails, retry with each candidate until one passes.
 
     Returns the capabilities beyond the profile (``()`` = the profile is enough, None = nothing on the

@@ -22,7 +22,7 @@ from typing import Any
 from pipeline.config import PROJECT_ROOT
 from pipeline.errors import UsageError
 from pipeline.record import atomic_write_text
-from pipeline.stages.conformance import report
+from pipeline.stages.conformance import conformance_report
 from pipeline.stages.conformance.result import ConformanceResult
 
 README = PROJECT_ROOT / "README.md"
@@ -43,7 +43,7 @@ def summary(result: ConformanceResult) -> dict[str, Any]:
     return {
         "executor": result.executor,
         "matrix": dict(sorted(result.matrix.items())),
-        "suites": report.suites(result),
+        "suites": conformance_report.suites(result),
     }
 
 
@@ -81,7 +81,7 @@ def sections(run: Mapping[str, Any]) -> dict[str, str]:
     return {
         "matrix": f"From a run of `{run['executor']}`:\n\n" + matrix_table(run["matrix"]),
         "suites": suites_table(list(run["suites"])),
-        "differences": report.known_table(),
+        "differences": conformance_report.known_table(),
     }
 
 

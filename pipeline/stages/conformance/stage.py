@@ -19,25 +19,32 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline import record
+from pipeline.config import VARIANTS
 from pipeline.errors import ConformanceError, RecordError, ToolError, UsageError
 from pipeline.progress import Progress, Silent
 from pipeline.registry.reference import Reference
-from pipeline.stages.conformance import bases as standin
-from pipeline.stages.conformance import cases as case_files
-from pipeline.stages.conformance import forkcases, layouts, matrix, regressions, suites, variants
+from pipeline.stages.conformance import (
+    bases,
+    cases,
+    forkcases,
+    layouts,
+    matrix,
+    regressions,
+    suites,
+    variants,
+)
 from pipeline.stages.conformance.builders import Buildah, Kaniko
 from pipeline.stages.conformance.cases import Case
 from pipeline.stages.conformance.memo import Memo
 from pipeline.stages.conformance.regressions import Baseline
 from pipeline.stages.conformance.result import CaseResult, ConformanceResult
-from pipeline.stages.conformance.run import Context, run_cases
+from pipeline.stages.conformance.runner import Context, run_cases
 from pipeline.stages.publish import recorded_images
 
 if TYPE_CHECKING:
     from pipeline.config import Settings
     from pipeline.services.podman import Podman
 
-VARIANTS = ("executor", "debug", "slim", "warmer")
 REFERENCES = ("buildah", "none")
 
 
@@ -111,11 +118,11 @@ def plan(
         loaded = []
         for name, folder in suite_folders:
             if name == suites.REPOSITORY:
-                loaded += case_files.load(folder, quick=quick)
+                loaded += cases.load(folder, quick=quick)
             elif not quick:
                 loaded += layouts.load(folder, name)
     else:
-        loaded = case_files.load(cases_dir, quick=quick)
+        loaded = cases.load(cases_dir, quick=quick)
         if cases_dir is not None:
             loaded = [replace(case, suite="cases") for case in loaded]
         if fork_checkout is not None and not quick:
@@ -164,15 +171,15 @@ def execute(
     keep results and buildah's images between runs (memo.py); False builds everything again."""
     from pipeline.registry.client import Client
     from pipeline.registry.credentials import Credentials
-    from pipeline.services.registry import LocalRegistry
+    from pipeline.services.distribution import LocalRegistry
 
     progress = progress or Silent()
     started = time.monotonic()
     executor_name = str(the_plan.executors.get("executor") or next(iter(the_plan.executors.values())))
     result = ConformanceResult(executor=executor_name, reference=the_plan.reference)
-    base_images = [standin.busybox(cache_dir)]
+    base_images = [bases.busybox(cache_dir)]
     if the_plan.needs_debian:
-        base_images.append(standin.debian(cache_dir, progress))
+        base_images.append(bases.debian(cache_dir, progress))
     scratch = Path(tempfile.mkdtemp(prefix="kp-conformance-"))
     registry = LocalRegistry(scratch / "registry")
     borrowed = contextlib.ExitStack()  # the executor images, held until the last check is done
@@ -180,7 +187,7 @@ def execute(
         registry.start()
         progress.step(f"conformance: stand-in bases through the local registry {registry.host}")
         with Client(credentials=Credentials.anonymous()) as client:
-            standin.publish(base_images, client, registry.host)
+            bases.publish(base_images, client, registry.host)
         reference = None
         if the_plan.reference == "buildah":
             reference = Buildah(Path(cache_dir) / "conformance" / "buildah")
@@ -302,7 +309,7 @@ def fetch_suites(
     settings: Settings, names: Sequence[str], progress: Progress | None = None
 ) -> list[tuple[str, Path]]:
     """Each ``--suite`` (a name or URL@COMMIT:PATH) fetched at its pinned commit: (name, folder)."""
-    from pipeline.source import pin as pinfile
+    from pipeline.source import pinfile
 
     fork_commit = ""
     if suites.FORK in names:

@@ -8,7 +8,7 @@
 - ``URL@COMMIT:PATH``: any other suite; PATH is a folder of case folders or a folder of Dockerfiles
   (see :mod:`pipeline.stages.conformance.layouts`).
 
-A suite is fetched like the fork: one cached clone per URL (pipeline/source/git.py), fetched only when the
+A suite is fetched like the fork: one cached clone per URL (pipeline/source/git_clone.py), fetched only when the
 pinned commit is not in it yet; the files of PATH's parent folder at that commit (the suite's runner lives
 there: buildah's ``conformance_test.go``, the fork's ``images.go``) are extracted once into the cache,
 whole or not at all, and read from there.
@@ -40,7 +40,7 @@ _FORM = "NAME (repository, fork, buildah) or URL@COMMIT:PATH (COMMIT a full 40-c
 
 
 @dataclass(frozen=True)
-class Source:
+class SuiteSource:
     """Where a suite comes from: ``url`` at ``commit``, the folder ``path`` in it (url "": this repository)."""
 
     name: str
@@ -75,24 +75,26 @@ def named(
     fork_commit: str,
     env: Mapping[str, str] | None = None,
     pin_file: Path = PINS,
-) -> Source:
+) -> SuiteSource:
     """A suite by name; the URL of a pinned suite is its mirror variable's value when that is set."""
     env = os.environ if env is None else env
     if name == REPOSITORY:
-        return Source(REPOSITORY, "", "", "conformance/cases", gating=True)
+        return SuiteSource(REPOSITORY, "", "", "conformance/cases", gating=True)
     if name == FORK:
-        from pipeline.source.pin import DEFAULT_URL
+        from pipeline.source.pinfile import DEFAULT_URL
 
-        return Source(FORK, fork_url or DEFAULT_URL, fork_commit, FORK_PATH, mirror_env="KANIKO_FORK_URL")
+        return SuiteSource(
+            FORK, fork_url or DEFAULT_URL, fork_commit, FORK_PATH, mirror_env="KANIKO_FORK_URL"
+        )
     known = pins(pin_file)
     if name in known:
         pin = known[name]
         url = (env.get(pin.get("mirror_env", "")) or "").strip() or pin["url"]
-        return Source(name, url, pin["commit"], pin["path"], mirror_env=pin.get("mirror_env", ""))
+        return SuiteSource(name, url, pin["commit"], pin["path"], mirror_env=pin.get("mirror_env", ""))
     return parse(name)
 
 
-def parse(value: str) -> Source:
+def parse(value: str) -> SuiteSource:
     """``URL@COMMIT:PATH``: any suite, pinned by its commit."""
     match = re.fullmatch(r"(?P<url>.+)@(?P<commit>[0-9A-Fa-f]+):(?P<path>.+)", value.strip())
     if match is None:
@@ -109,14 +111,14 @@ def parse(value: str) -> Source:
     url = match["url"]
     slug = re.sub(r"[^a-z0-9]+", "-", url.rstrip("/").removesuffix(".git").rsplit("/", 1)[-1].lower())
     name = f"{slug.strip('-') or 'suite'}-{path.name.lower()}"
-    return Source(re.sub(r"[^a-z0-9._-]+", "-", name), url, commit, str(path))
+    return SuiteSource(re.sub(r"[^a-z0-9._-]+", "-", name), url, commit, str(path))
 
 
-def fetch(source: Source, cache_dir: Path, progress: Progress | None = None) -> Path:
+def fetch(source: SuiteSource, cache_dir: Path, progress: Progress | None = None) -> Path:
     """The suite's folder on disk (``source.path`` at ``source.commit``), fetched and extracted once."""
     if not source.url:
         return PROJECT_ROOT / source.path
-    from pipeline.source import git as git_access
+    from pipeline.source import git_clone
 
     progress = progress or Silent()
     url = source.url.strip()
@@ -126,13 +128,13 @@ def fetch(source: Source, cache_dir: Path, progress: Progress | None = None) -> 
     key = hashlib.sha256(f"{url}\0{parent}".encode()).hexdigest()[:10]
     root = Path(cache_dir) / "conformance" / "suites" / f"{source.name}-{source.commit[:12]}-{key}-v{FORMAT}"
     if not root.is_dir():
-        clone = Path(cache_dir) / "forks" / git_access.cache_slug(url)
-        with git_access.locked(Path(cache_dir) / "forks" / f".{clone.name}.lock"):
+        clone = Path(cache_dir) / "forks" / git_clone.cache_slug(url)
+        with git_clone.locked(Path(cache_dir) / "forks" / f".{clone.name}.lock"):
             if not _has_commit(clone, source.commit):
                 progress.step(f"conformance: fetching the {source.name} suite from {url}")
                 try:
-                    git_access.normalize_url(url)
-                    git_access.open_or_clone(url, Path(cache_dir), progress).close()
+                    git_clone.normalize_url(url)
+                    git_clone.open_or_clone(url, Path(cache_dir), progress).close()
                 except UsageError as exc:
                     raise UsageError(
                         exc.message.replace("the fork URL", f"the {source.name} suite's URL"),

@@ -1,5 +1,8 @@
-"""Testing a release again: reusing what is published and signed (no rebuild) when its test results
-are missing or FAILED, and attaching the tests' result (PASSED or FAILED) after smoke."""
+"""The test-result stage: after smoke, each tested digest gets an in-toto test result (PASSED or FAILED)
+signed by the release's identity (:func:`test_result`, through :func:`pipeline.release.attestations.attest_tests`).
+
+Also testing a release again: reusing what is published and signed (no rebuild) when its test results
+are missing or FAILED (:func:`reuse`)."""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from pipeline.errors import PipelineError, SmokeError, VerifyError
-from pipeline.release import attestations as evidence
+from pipeline.release import attestations
 from pipeline.release.context import Made, Run
 from pipeline.release.state import VariantState
 
@@ -41,17 +44,17 @@ def test_result(
             checked.raise_for_failure()
         except SmokeError as exc:
             smoke_error = SmokeError(exc.message, hint=f"{exc.hint}\nrolling tags were not moved")
-    results = evidence.conformance_results(conformance) + evidence.smoke_results(checked)
+    results = attestations.conformance_results(conformance) + attestations.smoke_results(checked)
     passed = all(ok for _, ok in results)
     try:
         with run.timer.stage("test-result") as stage:
-            attested = evidence.attest_tests(
-                evidence.Attester.of(run),
+            attested = attestations.attest_tests(
+                attestations.Attester.of(run),
                 run.subject,
                 {variant: (image.repository, image.digest) for variant, image in published.items()},
                 results,
-                evidence.smoke_configuration(executor, checked.image),
-                warned=evidence.conformance_warned(conformance),
+                attestations.smoke_configuration(executor, checked.image),
+                warned=attestations.conformance_warned(conformance),
             )
             report.attestations += [item.to_dict() for item in attested]
             result = "PASSED" if passed else "FAILED"

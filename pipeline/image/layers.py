@@ -22,8 +22,7 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Literal
 
 from pipeline.errors import ImageError
-from pipeline.oci import digest as digests
-from pipeline.oci import mediatype
+from pipeline.oci import digests, mediatype
 from pipeline.oci.descriptor import Descriptor
 
 COMPRESS_LEVEL = 6  # zlib's default: level 9 is 3x slower on Go binaries for 1% smaller layers

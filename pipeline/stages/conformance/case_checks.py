@@ -6,11 +6,11 @@ import hashlib
 import re
 from collections.abc import Sequence
 
-from pipeline.stages.conformance.cases import Check
+from pipeline.stages.conformance.cases import CaseCheck
 from pipeline.stages.conformance.snapshot import Snapshot, normalize_config
 
 
-def evaluate(checks: Sequence[Check], image: Snapshot | None, log: str) -> list[str]:
+def evaluate(checks: Sequence[CaseCheck], image: Snapshot | None, log: str) -> list[str]:
     """The checks that failed, each as one line saying what was expected and what was found."""
     failures: list[str] = []
     for check in checks:
@@ -33,7 +33,7 @@ def evaluate(checks: Sequence[Check], image: Snapshot | None, log: str) -> list[
     return failures
 
 
-def _config(check: Check, image: Snapshot) -> list[str]:
+def _config(check: CaseCheck, image: Snapshot) -> list[str]:
     expected = normalize_config({check.config: check.equals}).get(check.config, check.equals)
     found = image.config.get(check.config)
     if found != expected:
@@ -41,7 +41,7 @@ def _config(check: Check, image: Snapshot) -> list[str]:
     return []
 
 
-def _path(check: Check, image: Snapshot) -> list[str]:
+def _path(check: CaseCheck, image: Snapshot) -> list[str]:
     entry = image.read(check.path)
     if entry is None:
         return [f"{check.path} is missing"]

@@ -17,9 +17,8 @@ from pathlib import Path
 from pipeline.errors import ImageError, PipelineError
 from pipeline.progress import Progress, Silent
 from pipeline.registry.reference import Reference
-from pipeline.stages.conformance import checks as case_checks
-from pipeline.stages.conformance import compare, matrix, memo, snapshot
-from pipeline.stages.conformance.builders import Buildah, Kaniko, Run
+from pipeline.stages.conformance import case_checks, compare, matrix, memo, snapshot
+from pipeline.stages.conformance.builders import Buildah, BuilderRun, Kaniko
 from pipeline.stages.conformance.cases import Case
 from pipeline.stages.conformance.result import ALWAYS, CaseResult
 
@@ -124,7 +123,7 @@ def _must_fail(ctx: Context, builder: Kaniko, case: Case, variant: str) -> CaseR
 
 
 def _failed(
-    case: Case, variant: str, reason: str, run: Run | None = None, needs: Sequence[str] = ()
+    case: Case, variant: str, reason: str, run: BuilderRun | None = None, needs: Sequence[str] = ()
 ) -> CaseResult:
     lines = [reason] + (["kaniko's last lines:"] + run.tail() if run is not None else [])
     return CaseResult(case.name, variant, "failed", needs=tuple(needs), reason="\n".join(lines))
@@ -132,9 +131,11 @@ def _failed(
 
 def _build(ctx: Context, builder: Kaniko, case: Case, variant: str) -> CaseResult:
     out = ctx.workdir / f"{case.name}-{variant}-{secrets.token_hex(3)}.tar"
-    kind_runner: Callable[[Context, Kaniko, Case, Path, Sequence[str]], tuple[Run, str]] = _KINDS[case.kind]
+    kind_runner: Callable[[Context, Kaniko, Case, Path, Sequence[str]], tuple[BuilderRun, str]] = _KINDS[
+        case.kind
+    ]
 
-    def attempt(caps: Sequence[str]) -> tuple[Run, str]:
+    def attempt(caps: Sequence[str]) -> tuple[BuilderRun, str]:
         return kind_runner(ctx, builder, case, out, caps)
 
     if case.name in ctx.needs:  # learnt from an earlier variant: run with the same capabilities
@@ -244,13 +245,15 @@ def _build_reference_now(ctx: Context, case: Case) -> snapshot.Snapshot | str:
 
 
 # -- the kinds of case: each returns the run whose tarball and log are checked, and a problem or "" ----
-def _plain(ctx: Context, builder: Kaniko, case: Case, out: Path, caps: Sequence[str]) -> tuple[Run, str]:
+def _plain(
+    ctx: Context, builder: Kaniko, case: Case, out: Path, caps: Sequence[str]
+) -> tuple[BuilderRun, str]:
     return builder.build(case, out, caps=caps), ""
 
 
 def _reproducible(
     ctx: Context, builder: Kaniko, case: Case, out: Path, caps: Sequence[str]
-) -> tuple[Run, str]:
+) -> tuple[BuilderRun, str]:
     first = builder.build(case, out.with_suffix(".first.tar"), caps=caps)
     if first.returncode != 0:
         return first, ""
@@ -262,7 +265,9 @@ def _reproducible(
     return second, ""
 
 
-def _cache(ctx: Context, builder: Kaniko, case: Case, out: Path, caps: Sequence[str]) -> tuple[Run, str]:
+def _cache(
+    ctx: Context, builder: Kaniko, case: Case, out: Path, caps: Sequence[str]
+) -> tuple[BuilderRun, str]:
     repo = f"{ctx.registry_host}/conformance/cache-{case.name}-{secrets.token_hex(4)}"
     extra = ["--cache=true", f"--cache-repo={repo}"]
     first = builder.build(case, out.with_suffix(".first.tar"), caps=caps, extra=extra)
@@ -275,7 +280,7 @@ def _cache(ctx: Context, builder: Kaniko, case: Case, out: Path, caps: Sequence[
 
 def _destinations(
     ctx: Context, builder: Kaniko, case: Case, out: Path, caps: Sequence[str]
-) -> tuple[Run, str]:
+) -> tuple[BuilderRun, str]:
     from pipeline.registry.client import Client
     from pipeline.registry.credentials import Credentials
 
@@ -296,7 +301,7 @@ def _destinations(
     return run, ""
 
 
-_KINDS: dict[str, Callable[[Context, Kaniko, Case, Path, Sequence[str]], tuple[Run, str]]] = {
+_KINDS: dict[str, Callable[[Context, Kaniko, Case, Path, Sequence[str]], tuple[BuilderRun, str]]] = {
     "build": _plain,
     "reproducible": _reproducible,
     "cache": _cache,

@@ -1,8 +1,8 @@
 """The release run: ``invoke release``, every stage in order (see the package docstring).
 
 ``resolve`` and ``check`` happen here and fix the run's context (:class:`~pipeline.release.context.Run`);
-then the build side (:mod:`~pipeline.release.make`, or :func:`~pipeline.release.retest.reuse` when the
-images are published and signed already) and the proving side with the rolling tags
+then the build side (:mod:`~pipeline.release.make`, or :func:`~pipeline.release.sign_test_result.reuse` when
+the images are published and signed already) and the proving side with the rolling tags
 (:mod:`~pipeline.release.prove`).
 """
 
@@ -16,7 +16,7 @@ from pipeline.errors import PipelineError, UsageError
 from pipeline.policy import tagplan
 from pipeline.progress import Progress, Silent
 from pipeline.registry.reference import host_of_prefix
-from pipeline.release import retest
+from pipeline.release import sign_test_result
 from pipeline.release.binding import Subject, Trust
 from pipeline.release.context import Options, Run, Timer
 from pipeline.release.make import make
@@ -178,7 +178,7 @@ def _run(settings: Settings, options: Options, report: Report, timer: Timer, pro
         # signed and attested everywhere it must be, and every other registry holds the same digests:
         # test again, no build (else build: reproducible, so it pushes nothing new and attaches what is missing)
         if not options.force and states and len(attested) == len(states) and others.hold(attested):
-            made = retest.reuse(context, states)
+            made = sign_test_result.reuse(context, states)
         else:
             made = make(context)
         prove_and_roll(context, made)

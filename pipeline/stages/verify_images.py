@@ -20,8 +20,7 @@ from pipeline.progress import Progress, Silent
 from pipeline.registry.client import Client
 from pipeline.registry.credentials import Credentials
 from pipeline.registry.reference import Reference
-from pipeline.signing import attach, trust
-from pipeline.signing import bundle as bundles
+from pipeline.signing import attach, bundles, trust
 from pipeline.signing.statement import COSIGN_SIGN_PREDICATE
 from pipeline.signing.verify import Outcome, Policy, verify_bundle
 

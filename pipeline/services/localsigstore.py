@@ -32,8 +32,7 @@ from types import TracebackType
 
 from pipeline.errors import ToolError
 from pipeline.progress import Progress, Silent
-from pipeline.services import npm
-from pipeline.services import process as processes
+from pipeline.services import npm, process
 from pipeline.system import require_program
 
 SOURCE = Path(__file__).resolve().parent / "sigstore_js"
@@ -93,7 +92,7 @@ class LocalSigstore:
     scratch: Path | None = field(default=None, repr=False)  # removed on stop
 
     def stop(self) -> None:
-        processes.stop(self.process, 10)
+        process.stop(self.process, 10)
         if self.scratch is not None:
             shutil.rmtree(self.scratch, ignore_errors=True)
 
@@ -137,7 +136,7 @@ def start(
     log = workdir / "server.log"
     keys = home / "keys.json"
     with log.open("wb") as log_handle:
-        process = subprocess.Popen(
+        server = subprocess.Popen(
             [node, str(installed / "server.js"), "--trust-config", str(trust_config), "--keys", str(keys)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -146,19 +145,19 @@ def start(
             env={**os.environ, "NODE_ENV": "production"},
         )
     try:
-        line = _first_line(process, timeout)
+        line = _first_line(server, timeout)
         info = json.loads(line)
         url = str(info["url"])
     except (ToolError, ValueError, KeyError, TypeError) as exc:
-        processes.stop(process, 10)
-        tail = processes.log_tail(log, 8)
+        process.stop(server, 10)
+        tail = process.log_tail(log, 8)
         raise ToolError(
             f"the local Sigstore instance did not start: {exc}" + (f"\n{tail}" if tail else ""),
             hint=f"see {log}; `invoke setup` installs node and npm",
         ) from None
     root = keep_trust_root(trust_config, home / "trust_config.json")
     progress.info(f"local Sigstore instance at {url}, trust config {root}")
-    return LocalSigstore(url, trust_config, process, log, trust_root=root, scratch=scratch)
+    return LocalSigstore(url, trust_config, server, log, trust_root=root, scratch=scratch)
 
 
 def keep_trust_root(instance: Path, kept: Path) -> Path:
@@ -189,19 +188,19 @@ def _keys_of(root: object) -> object:
     return root
 
 
-def _first_line(process: subprocess.Popen[bytes], timeout: float) -> str:
-    assert process.stdout is not None
+def _first_line(server: subprocess.Popen[bytes], timeout: float) -> str:
+    assert server.stdout is not None
     deadline = time.monotonic() + timeout
     buffer = b""
     with selectors.DefaultSelector() as selector:
-        selector.register(process.stdout, selectors.EVENT_READ)
+        selector.register(server.stdout, selectors.EVENT_READ)
         while b"\n" not in buffer:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise ToolError(f"no answer within {timeout:.0f} s")
             if selector.select(remaining):
-                chunk = os.read(process.stdout.fileno(), 4096)
+                chunk = os.read(server.stdout.fileno(), 4096)
                 if not chunk:
-                    raise ToolError(f"the server exited with status {process.wait()}")
+                    raise ToolError(f"the server exited with status {server.wait()}")
                 buffer += chunk
     return buffer.split(b"\n", 1)[0].decode("utf-8", errors="replace")
