@@ -21,15 +21,20 @@ LINTERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
+DISTRIBUTION = ("--dist", "loadfile", "--no-loadscope-reorder")
+SLOWEST_SHOWN = 25  # --durations: where the time went, printed after every run
+
+
 def workers_option(workers: str) -> list[str]:
     """pytest-xdist's options for ``--workers``: ``0`` runs in this process; a number or ``auto`` runs
-    that many processes, each test module (its module fixtures) in one of them."""
+    that many processes, each test module (its module fixtures) in one of them, handed out in the order
+    tests/conftest.py gives (the slowest modules first: tests/module_order.txt), not reordered by size."""
     text = str(workers).strip().lower()
     if text == "auto":
-        return ["-n", "auto", "--dist", "loadfile"]
+        return ["-n", "auto", *DISTRIBUTION]
     if not text.isdigit():
         raise UsageError(f"--workers must be a number or auto, not {workers!r}", hint="e.g. --workers 2")
-    return [] if int(text) == 0 else ["-n", str(int(text)), "--dist", "loadfile"]
+    return [] if int(text) == 0 else ["-n", str(int(text)), *DISTRIBUTION]
 
 
 def pytest_argv(*, unit: bool = False, quick: bool = False, k: str = "", workers: str = "auto") -> list[str]:
@@ -39,7 +44,7 @@ def pytest_argv(*, unit: bool = False, quick: bool = False, k: str = "", workers
     argv = [sys.executable, "-m", "pytest", "tests/unit" if unit else "tests", "-m", markers]
     if k:
         argv += ["-k", k]
-    return argv + workers_option(workers)
+    return argv + workers_option(workers) + [f"--durations={SLOWEST_SHOWN}"]
 
 
 def shell(argv: Sequence[str]) -> str:

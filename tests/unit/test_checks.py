@@ -14,12 +14,31 @@ from pipeline.errors import UsageError
 def test_the_full_run_is_every_test_but_e2e_in_parallel_modules() -> None:
     argv = checks.pytest_argv()
     assert argv[:4] == [sys.executable, "-m", "pytest", "tests"]
-    assert argv[4:] == ["-m", "not e2e", "-n", "auto", "--dist", "loadfile"]
+    assert argv[4:] == [
+        "-m",
+        "not e2e",
+        "-n",
+        "auto",
+        "--dist",
+        "loadfile",
+        "--no-loadscope-reorder",
+        "--durations=25",
+    ]
 
 
 def test_quick_leaves_out_the_slow_tests_and_unit_the_integration_ones() -> None:
     quick = checks.pytest_argv(quick=True, k="tag", workers="0")
-    assert quick == [sys.executable, "-m", "pytest", "tests", "-m", "not e2e and not slow", "-k", "tag"]
+    assert quick == [
+        sys.executable,
+        "-m",
+        "pytest",
+        "tests",
+        "-m",
+        "not e2e and not slow",
+        "-k",
+        "tag",
+        "--durations=25",
+    ]
     assert checks.pytest_argv(unit=True, workers="2")[3:] == [
         "tests/unit",
         "-m",
@@ -28,6 +47,8 @@ def test_quick_leaves_out_the_slow_tests_and_unit_the_integration_ones() -> None
         "2",
         "--dist",
         "loadfile",
+        "--no-loadscope-reorder",
+        "--durations=25",
     ]
 
 
