@@ -23,23 +23,6 @@ pytestmark = pytest.mark.slow
 POLICY = Policy(localsigstore.LOCAL_IDENTITY, localsigstore.LOCAL_ISSUER)
 
 
-def _results(settings: config.Settings, registry: LocalRegistry, repository: str, tag: str) -> list[str]:
-    """Every valid test result attached to REPOSITORY:TAG's digest, oldest first."""
-    from pipeline.evidence.testresult import TEST_RESULT
-    from pipeline.registry.client import Client
-    from pipeline.registry.credentials import Credentials
-    from pipeline.release.signer import Signing, trust_configs
-    from pipeline.stages import attest
-
-    signing = Signing(True, localsigstore.LOCAL_IDENTITY, localsigstore.LOCAL_ISSUER, None)
-    configs = [c for _, c in trust_configs(settings, signing)]
-    with Client(credentials=Credentials.anonymous()) as client:
-        ref = Reference.parse(f"{registry.host}/{repository}:{tag}")
-        found = attest.verify(ref, TEST_RESULT, client=client, policy=POLICY, configs=configs)
-    valid = sorted((o for o in found.outcomes if o.verified), key=lambda o: o.signed_at)
-    return [str((o.statement or {}).get("predicate", {}).get("result")) for o in valid]
-
-
 def _raw_bundles(registry: LocalRegistry, repository: str, digest: str) -> dict[str, list[bytes]]:
     """Every bundle attached to REPOSITORY@DIGEST, read raw over HTTP (fallback tag, manifest, blob),
     by the predicate type its statement claims."""
