@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import pytest
 
@@ -14,6 +15,9 @@ from pipeline.errors import RegistryError, UsageError
 from pipeline.registry.reference import Reference
 from pipeline.stages.conformance import stage, upstream
 from pipeline.stages.conformance.upstream import BaseChoice, Upstream
+
+if TYPE_CHECKING:
+    from pipeline.services.podman import Podman
 
 EXECUTOR = Reference.parse("127.0.0.1:5000/kaniko/executor@sha256:" + "a" * 64)
 PINNED = "sha256:" + "b" * 64
@@ -145,3 +149,28 @@ def test_buildah_reads_docker_io_from_the_cache_only() -> None:
     assert conf["unqualified-search-registries"] == ["docker.io"]
     assert conf["registry"] == [{"prefix": "docker.io", "location": "127.0.0.1:41234", "insecure": True}]
     assert "mirror" not in conf["registry"][0]  # a mirror would fall back to the real Docker Hub
+
+
+def test_kaniko_reads_docker_io_from_the_cache_only_and_the_stand_ins_as_before(tmp_path: Path) -> None:
+    from pipeline.services import kaniko
+    from pipeline.stages.conformance.builders import Kaniko
+    from pipeline.stages.conformance.cases import Case
+
+    NO_PODMAN = cast("Podman", None)  # the request is made without running anything
+    (tmp_path / "Dockerfile").write_text(f"FROM busybox@{PINNED}\n")
+    case = Case("pinned", tmp_path)
+    destination = Reference.parse("127.0.0.1:5000/conformance/pinned:tar")
+    real = kaniko.executor_args(
+        Kaniko(NO_PODMAN, EXECUTOR, "127.0.0.1:5000", "127.0.0.1:6000").request(case, destination, [])
+    )
+    assert "--registry-mirror=127.0.0.1:6000" in real and "--insecure-registry=127.0.0.1:6000" in real
+    assert "--skip-default-registry-fallback" in real  # never Docker Hub itself: the same bytes as buildah
+    assert not any(arg.startswith("--registry-map") for arg in real)
+    standins = kaniko.executor_args(
+        Kaniko(NO_PODMAN, EXECUTOR, "127.0.0.1:5000").request(case, destination, [])
+    )
+    assert (
+        "--registry-mirror=127.0.0.1:5000" in standins
+        and "--registry-map=mirror.gcr.io=127.0.0.1:5000" in standins
+    )
+    assert "--skip-default-registry-fallback" not in standins

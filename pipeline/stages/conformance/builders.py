@@ -66,10 +66,15 @@ class Kaniko:
         # docker.io's mirror: the stand-ins' registry, or the pull-through cache of real bases (upstream.py)
         self.mirror = mirror or registry_host
 
+    def mirror_args(self) -> list[str]:
+        """With the stand-ins, they answer for the Docker Hub mirror too; with the pull-through cache of
+        real bases, kaniko reads docker.io from it only (as buildah does), never from Docker Hub itself."""
+        if self.mirror == self.registry_host:
+            return [f"--registry-map={MIRROR_HOST}={self.registry_host}"]
+        return ["--skip-default-registry-fallback"]
+
     def request(self, case: Case, destination: Reference, extra: Sequence[str]) -> kaniko.BuildRequest:
-        args = list(case.args) + list(extra)
-        if self.mirror == self.registry_host:  # the stand-ins answer for the Docker Hub mirror too
-            args.append(f"--registry-map={MIRROR_HOST}={self.registry_host}")
+        args = list(case.args) + list(extra) + self.mirror_args()
         if case.target:
             args.append(f"--target={case.target}")
         return kaniko.BuildRequest(

@@ -96,6 +96,7 @@ def prove_warmer(
                 f"--registry-mirror={warmer.mirror}",  # the stand-ins' registry, or the pull-through cache
                 "--insecure-pull",
                 f"--insecure-registry={warmer.mirror}",
+                *[arg for arg in warmer.mirror_args() if not arg.startswith("--registry-map")],
             ],
             mounts=[Mount(cache, CACHE_DIR, read_only=False)],
         )
