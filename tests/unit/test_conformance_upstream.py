@@ -98,6 +98,7 @@ def _cases(root: Path) -> Path:
         "standin": "FROM busybox\nRUN true\n",
         "net": "FROM alpine:3.20\nRUN apk add curl\n",
         "own-skip": "FROM busybox\nRUN true\n",
+        "two-stages": f"FROM busybox@{PINNED} AS build\nRUN true\nFROM scratch\nCOPY --from=build /a /a\n",
     }.items():
         (root / name).mkdir(parents=True)
         (root / name / "Dockerfile").write_text(text)
@@ -139,9 +140,11 @@ def test_with_real_bases_digest_pinned_and_other_docker_hub_bases_run(tmp_path: 
     assert skips["own-skip"] == "kept for later"  # a case's own reason is never replaced
     assert plan.upstream == real and not plan.needs_debian  # no stand-in is made for real bases
     by_name = {case.name: case for case in plan.cases}
-    assert [str(ref) for ref in upstream.case_bases(by_name["pinned"])] == [
-        f"docker.io/library/busybox@{PINNED}"
-    ]
+    pinned = [f"docker.io/library/busybox@{PINNED}"]
+    assert [str(ref) for ref in upstream.case_bases(by_name["pinned"])] == pinned
+    # scratch is no image to pull, and an earlier stage is not a base
+    assert skips["two-stages"] == ""
+    assert [str(ref) for ref in upstream.case_bases(by_name["two-stages"])] == pinned
 
 
 def test_buildah_reads_docker_io_from_the_cache_only() -> None:

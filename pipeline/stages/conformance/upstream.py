@@ -168,7 +168,8 @@ def recheck(case: Case, upstream: Upstream) -> Case:
 def case_bases(case: Case) -> list[Reference]:
     """The Docker Hub images a (runnable) case builds on."""
     text = (case.directory / case.dockerfile).read_text(encoding="utf-8", errors="replace")
-    found = [hub_reference(resolved) for resolved, _ in forkcases.base_images(text, dict(case.build_args))]
+    images = forkcases.base_images(text, dict(case.build_args))
+    found = [hub_reference(resolved) for resolved, _ in images if resolved.lower() != "scratch"]
     return list(dict.fromkeys(ref for ref in found if ref is not None))
 
 
