@@ -177,3 +177,22 @@ def test_kaniko_reads_docker_io_from_the_cache_only_and_the_stand_ins_as_before(
         and "--registry-map=mirror.gcr.io=127.0.0.1:5000" in standins
     )
     assert "--skip-default-registry-fallback" not in standins
+
+
+def test_the_report_names_the_bases_it_ran_on() -> None:
+    from pipeline.stages.conformance import conformance_report
+    from pipeline.stages.conformance.result import ConformanceResult
+
+    offline = ConformanceResult(executor=str(EXECUTOR), reference="buildah")
+    assert "Bases: the offline stand-ins." in conformance_report.markdown(offline)
+    assert (
+        "bases: the offline stand-ins" in offline.text()
+        and offline.to_dict()["bases"] == "the offline stand-ins"
+    )
+    real = ConformanceResult(
+        executor=str(EXECUTOR), reference="buildah", bases=Upstream("http://127.0.0.1:1").describe()
+    )
+    assert (
+        "Bases: real bases from http://127.0.0.1:1 through a pull-through cache."
+        in conformance_report.markdown(real)
+    )
