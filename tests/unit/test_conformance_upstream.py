@@ -196,3 +196,12 @@ def test_the_report_names_the_bases_it_ran_on() -> None:
         "Bases: real bases from http://127.0.0.1:1 through a pull-through cache."
         in conformance_report.markdown(real)
     )
+
+
+@pytest.mark.parametrize("task", ["release", "test-e2e"])
+def test_a_release_refuses_unknown_conformance_bases_before_anything_runs(task: str, tmp_path: Path) -> None:
+    from tests.support.cli import run_invoke
+
+    done = run_invoke([task, "--conformance-bases", "cloud"], cache=tmp_path)
+    assert done.returncode == 2, done.stderr[-1500:]
+    assert "--bases 'cloud' is not known" in done.stderr and "Traceback" not in done.stderr
