@@ -27,6 +27,7 @@ from pipeline.progress import Progress, Silent
 from pipeline.registry.reference import Reference
 from pipeline.stages.conformance import (
     cases,
+    contexts,
     forkcases,
     layouts,
     matrix,
@@ -130,7 +131,7 @@ def plan(
     else:
         loaded = cases.load(cases_dir, quick=quick)
         if cases_dir is not None:
-            loaded = [replace(case, suite="cases") for case in loaded]
+            loaded = [replace(case, suite=contexts.USERS_OWN) for case in loaded]
         if fork_checkout is not None and not quick:
             loaded += forkcases.load(fork_checkout)
     if real_bases is None:
@@ -182,6 +183,7 @@ def execute(
 
     progress = progress or Silent()
     started = time.monotonic()
+    the_plan = replace(the_plan, cases=contexts.committed(the_plan.cases, cache_dir))
     executor_name = str(the_plan.executors.get("executor") or next(iter(the_plan.executors.values())))
     result = ConformanceResult(executor=executor_name, reference=the_plan.reference)
     if the_plan.upstream is not None:
