@@ -211,6 +211,7 @@ def build_image(c: Context, o: Given) -> None:
 def conformance(c: Context, o: Given) -> None:
     """Prove the executor images on real builds (the conformance suite), each compared with buildah's."""
     from pipeline.stages.conformance import stage
+    from pipeline.stages.conformance.upstream import BaseChoice
 
     result = stage.run(
         settings_of(c, o),
@@ -221,6 +222,7 @@ def conformance(c: Context, o: Given) -> None:
         quick=o.quick,
         reference=o.reference,
         progress=Progress(),
+        base_choice=BaseChoice(o.bases, o.upstream),
     )
     if o.write_readme:
         from pipeline.stages.conformance import readme
@@ -355,6 +357,7 @@ def release(c: Context, o: Given) -> None:
             report_dir=Path(o.report_dir).expanduser() if o.report_dir else None,
             conformance=_conformance_mode(o.conformance),
             conformance_suites=tuple(o.conformance_suite or ()),
+            conformance_bases=_conformance_bases(o.conformance_bases),
         ),
         progress=Progress(),
     )
@@ -367,6 +370,13 @@ def _conformance_mode(mode: str) -> str:
     return check_mode(mode)
 
 
+def _conformance_bases(bases: str) -> str:
+    from pipeline.stages.conformance.upstream import check
+
+    check(bases, "")
+    return bases
+
+
 @task(catalog.TEST_E2E, name="test-e2e")
 def test_e2e(c: Context, o: Given) -> None:
     """The whole release on one machine: fresh local registry, local Sigstore, real fork, kaniko, smoke."""
@@ -377,13 +387,16 @@ def test_e2e(c: Context, o: Given) -> None:
         settings,
         fork_url=o.fork_url or None,
         keep=o.keep,
-        busybox=o.busybox or None,
         platforms=config.parse_platforms(o.platforms, label=config.option_label("platforms", True))
         if o.platforms
         else None,
-        base_image=o.base_image or None,
         registry_mirror=o.registry_mirror or None,
-        conformance=_conformance_mode(o.conformance),
+        options=release.Options(
+            busybox=o.busybox or None,
+            base_image=o.base_image or None,
+            conformance=_conformance_mode(o.conformance),
+            conformance_bases=_conformance_bases(o.conformance_bases),
+        ),
         progress=Progress(),
     )
     emit(result.to_dict(), o.json, text.e2e)

@@ -134,6 +134,11 @@ CONFORMANCE = (
                           "folder of case folders or of Dockerfiles); default: repository and the fork's",
            repeatable=True),
     Option("reference", "buildah", "buildah (compare every image with buildah's) or none"),
+    Option("bases", "auto", "the cases' bases: upstream (real ones, through a pull-through cache of "
+                            "--upstream that kaniko and buildah share), stand-ins (offline) or auto (upstream "
+                            "when it answers)"),
+    Option("upstream", "", "the registry the pull-through cache reads real bases from, http(s)://HOST[:PORT] "
+                           "(default: Docker Hub's, https://registry-1.docker.io)"),
     Option("quick", False, "only the quick subset of the cases"),
     Option("write_readme", False, "after the run, write README's conformance tables and "
                                   "conformance/readme-run.json from it"),
@@ -202,6 +207,11 @@ RENDER = (
     JSON,
 )
 
+CONFORMANCE_BASES = Option(
+    "conformance_bases", "auto", "the conformance cases' bases: upstream (real ones from Docker Hub through a "
+                                 "pull-through cache both builders read), stand-ins (offline) or auto (upstream "
+                                 "when Docker Hub answers)")
+
 RELEASE = (
     Option("ref", "", "release tag to release, or 'latest' for the fork's newest release (default: the pin's "
                       "tag)"),
@@ -236,6 +246,7 @@ RELEASE = (
     Option("conformance", "full", "the conformance stage before smoke: full (default), quick or off"),
     Option("conformance_suite", None, "a suite the conformance stage runs (repeatable; repository, fork, buildah "
                                       "or URL@COMMIT:PATH; default: by --conformance)", repeatable=True),
+    CONFORMANCE_BASES,
     JSON,
 )
 
@@ -249,5 +260,6 @@ TEST_E2E = (
                              "default: the Debian-made base through the test's registry)"),
     REGISTRY_MIRROR,
     Option("conformance", "quick", "the conformance stage: quick (default), full or off"),
+    CONFORMANCE_BASES,
     JSON,
 )

@@ -51,6 +51,7 @@ class Options:
     smoke_image: str | None = None
     conformance: str = "full"  # full, quick or off: the conformance stage (pipeline/stages/conformance)
     conformance_suites: tuple[str, ...] = ()  # the suites it runs (default: by the mode; see stage.py)
+    conformance_bases: str = "auto"  # auto, upstream or stand-ins (pipeline/stages/conformance/upstream.py)
     after_stage: StageHook | None = None
 
 

@@ -63,15 +63,14 @@ def e2e(
     *,
     fork_url: str | None = None,
     keep: bool = False,
-    busybox: str | None = None,
     platforms: Sequence[str] | None = None,
-    base_image: str | None = None,
     registry_mirror: str | None = None,
-    conformance: str = "quick",
+    options: Options | None = None,
     progress: Progress | None = None,
 ) -> E2EResult:
     """`invoke test-e2e`: the release on embedded defaults against a fresh local registry in a temporary
-    state directory, then clean up everything it started (or keep the registry running)."""
+    state directory, then clean up everything it started (or keep the registry running). ``options``: the
+    release's (busybox, base image, conformance mode and bases; default: the quick conformance suite)."""
     from pipeline.services.distribution import LocalRegistry
     from pipeline.services.podman import Podman
 
@@ -106,12 +105,7 @@ def e2e(
     try:
         report = run(
             e2e_settings,
-            Options(
-                busybox=busybox,
-                base_image=base_image,
-                report_dir=settings.cache_dir / "runs" / "e2e",
-                conformance=conformance,
-            ),
+            replace(options or Options(conformance="quick"), report_dir=settings.cache_dir / "runs" / "e2e"),
             progress=progress,
         )
     finally:
@@ -134,6 +128,7 @@ def e2e(
             shutil.rmtree(state, ignore_errors=True)
     assert report is not None
     if "debug" in report.variants:
+        busybox = options.busybox if options is not None else None
         note = f"debug built with busybox from {busybox or e2e_settings.registry_mirror}"
     else:
         note = " ".join(report.notes) or "debug not built: not in pipeline.variants"

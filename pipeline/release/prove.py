@@ -98,6 +98,7 @@ def prove_and_roll(run: Run, made: Made) -> None:
         run.timer.skipped("conformance", "--conformance off")
     else:
         from pipeline.stages.conformance.stage import for_release, recorded_checkout
+        from pipeline.stages.conformance.upstream import BaseChoice
 
         with run.timer.stage("conformance") as stage:
             refs = {
@@ -111,6 +112,7 @@ def prove_and_roll(run: Run, made: Made) -> None:
                 progress=run.progress,
                 suite_names=run.options.conformance_suites,
                 previous=_previous_release(run, made),
+                base_choice=BaseChoice(run.options.conformance_bases),
             )
             stage.detail = run.report.conformance.summary()
             if not run.report.conformance.ok:

@@ -80,11 +80,17 @@ def answers(url: str, timeout: float = 2.0) -> bool:
 
 
 def _config(
-    storage: Path, port: int, htpasswd: Path | None, token: TokenAuth | None, delete: bool
+    storage: Path,
+    port: int,
+    htpasswd: Path | None,
+    token: TokenAuth | None,
+    delete: bool,
+    proxy: str | None = None,
 ) -> dict[str, Any]:
     config: dict[str, Any] = {
         "version": 0.1,
-        "log": {"level": "info", "accesslog": {"disabled": True}, "formatter": "text"},
+        # a pull-through cache logs each request (with the client's User-Agent): who pulled what through it
+        "log": {"level": "info", "accesslog": {"disabled": proxy is None}, "formatter": "text"},
         "storage": {
             "filesystem": {"rootdirectory": str(storage)},
             "delete": {"enabled": delete},
@@ -105,6 +111,10 @@ def _config(
                 "rootcertbundle": str(token.rootcertbundle),
             }
         }
+    if proxy is not None:
+        # distribution's pull-through cache: reads are served from ``remoteurl`` and kept in storage;
+        # pushes are refused
+        config["proxy"] = {"remoteurl": proxy}
     return config
 
 
@@ -154,6 +164,8 @@ class LocalRegistry:
     """One `docker-registry serve` process on 127.0.0.1, with storage under ``root``.
 
     ``port=0`` picks a free port. ``htpasswd`` (a bcrypt htpasswd file) or ``token`` turn auth on.
+    ``proxy`` (a registry URL) makes it a pull-through cache of that registry: read-only, every blob and
+    manifest it serves fetched from there once and kept in its storage, each request in its log.
     """
 
     def __init__(
@@ -165,6 +177,7 @@ class LocalRegistry:
         token: TokenAuth | None = None,
         delete: bool = True,
         detach: bool = False,
+        proxy: str | None = None,
     ) -> None:
         self.root = Path(root)
         self.requested_port = port
@@ -172,6 +185,7 @@ class LocalRegistry:
         self.token = token
         self.delete = delete
         self.detach = detach
+        self.proxy = proxy
         self.port = port
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -207,7 +221,7 @@ class LocalRegistry:
         last_error = ""
         for _ in range(attempts):
             self.port = self.requested_port or free_port()
-            config = _config(self.storage, self.port, self.htpasswd, self.token, self.delete)
+            config = _config(self.storage, self.port, self.htpasswd, self.token, self.delete, self.proxy)
             # YAML is a superset of JSON: no YAML library needed.
             self.config_file.write_text(json.dumps(config, indent=2) + "\n")
             with open(self.log_file, "ab") as log:

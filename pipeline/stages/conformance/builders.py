@@ -59,14 +59,22 @@ class BuilderRun:
 class Kaniko:
     """The executor image under test, run by digest in podman with the README's profile."""
 
-    def __init__(self, podman: Podman, executor: Reference, registry_host: str) -> None:
+    def __init__(self, podman: Podman, executor: Reference, registry_host: str, mirror: str = "") -> None:
         self.podman = podman
         self.executor = executor
-        self.registry_host = registry_host  # the local registry: mirror of docker.io, cache and push target
+        self.registry_host = registry_host  # the local registry: the stand-ins, cache and push target
+        # docker.io's mirror: the stand-ins' registry, or the pull-through cache of real bases (upstream.py)
+        self.mirror = mirror or registry_host
+
+    def mirror_args(self) -> list[str]:
+        """With the stand-ins, they answer for the Docker Hub mirror too; with the pull-through cache of
+        real bases, kaniko reads docker.io from it only (as buildah does), never from Docker Hub itself."""
+        if self.mirror == self.registry_host:
+            return [f"--registry-map={MIRROR_HOST}={self.registry_host}"]
+        return ["--skip-default-registry-fallback"]
 
     def request(self, case: Case, destination: Reference, extra: Sequence[str]) -> kaniko.BuildRequest:
-        args = list(case.args) + list(extra)
-        args.append(f"--registry-map={MIRROR_HOST}={self.registry_host}")  # the stand-ins answer for it too
+        args = list(case.args) + list(extra) + self.mirror_args()
         if case.target:
             args.append(f"--target={case.target}")
         return kaniko.BuildRequest(
@@ -74,7 +82,7 @@ class Kaniko:
             destination=destination,
             context=case.directory,
             dockerfile=case.dockerfile,
-            registry_mirror=self.registry_host,
+            registry_mirror=self.mirror,
             build_args=dict(case.build_args),
             extra_args=tuple(args),
         )
@@ -211,14 +219,20 @@ def _stop_tree(pid: int) -> None:
 class Buildah:
     """buildah (Debian's package) with private storage under the cache, run as pipeline/services/buildah.py
     says (runc, OCI isolation, RUN steps on kaniko's network: the host's, a runtime directory of the
-    user's own)."""
+    user's own). With ``registries_conf`` (real bases, upstream.py) it pulls each base as it builds,
+    from where that file sends docker.io; without, it builds on the stand-ins load_bases put in its
+    storage and pulls nothing."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, registries_conf: Path | None = None) -> None:
         self.binary = require_program(
             "buildah", "the conformance stage builds every case with buildah to compare"
         )
         self.root = Path(root)
         self.env = buildah.environment(self.root)
+        self.pull = "never"
+        if registries_conf is not None:
+            self.env["CONTAINERS_REGISTRIES_CONF"] = str(registries_conf)
+            self.pull = "always"  # a tag's current digest, as kaniko reads it through the same cache
 
     def _argv(self, *args: str) -> list[str]:
         return buildah.argv(self.binary, self.root, *args)
@@ -276,7 +290,7 @@ class Buildah:
         name = f"localhost/kp-conformance/{case.name}-{secrets.token_hex(3)}:latest"
         args = [
             "bud",
-            "--pull=never",
+            f"--pull={self.pull}",
             "--quiet",
             *buildah.bud_options(),
             f"--file={case.directory / case.dockerfile}",

@@ -127,7 +127,8 @@ def suites_table(result: ConformanceResult) -> str:
 
 def markdown(result: ConformanceResult) -> str:
     """The whole report, in Markdown (no terminal colour codes: every reason goes through plain())."""
-    lines = [f"Conformance of `{result.executor}`: {result.summary()}", "", suites_table(result), ""]
+    lines = [f"Conformance of `{result.executor}`: {result.summary()}", "", f"Bases: {result.bases}.", ""]
+    lines += [suites_table(result), ""]
     if result.baseline:
         lines += [
             f"Compared with the previous release {result.baseline.get('tag')} ({result.baseline.get('executor')})."

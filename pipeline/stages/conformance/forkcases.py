@@ -13,6 +13,7 @@ differ from buildah and Docker on purpose or by long-standing bugs (see README '
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -70,25 +71,44 @@ def _normal(image: str) -> str:
     return name if ":" in name.rsplit("/", 1)[-1] or name == "scratch" else f"{name}:latest"
 
 
-def skip_reason(text: str, build_args: dict[str, str]) -> str:
-    """Why this Dockerfile cannot run offline, or ""."""
+def base_images(text: str, build_args: Mapping[str, str]) -> list[tuple[str, str]]:
+    """Each FROM's image that is not an earlier stage: (the name with the build arguments put in, as
+    written)."""
     args = {name: default or "" for name, default in _ARG.findall(text)}
     args.update(build_args)
     stages: set[str] = set()
+    out = []
     for image, alias in _FROM.findall(text):
         resolved = _VARIABLE.sub(lambda m: _substitute(m, args), image).replace('"', "")
         resolved = resolved.replace("'", "")
-        if resolved.lower() in stages:
-            pass
-        elif "@sha256:" in resolved:
-            return f"its base {resolved} is pinned by a digest that cannot be reproduced offline"
-        elif _normal(resolved) not in STANDINS:
-            return (
-                f"its base {resolved or image} has no offline stand-in "
-                f"(only scratch, busybox, {MIRROR_HOST}/busybox and debian:12.10)"
-            )
+        if resolved.lower() not in stages:
+            out.append((resolved, image))
         if alias:
             stages.add(alias.lower())
+    return out
+
+
+def standin_reason(resolved: str, written: str) -> str:
+    """Why this base cannot be had offline (it has no stand-in), or ""."""
+    if "@sha256:" in resolved:
+        return f"its base {resolved} is pinned by a digest that cannot be reproduced offline"
+    if _normal(resolved) not in STANDINS:
+        return (
+            f"its base {resolved or written} has no offline stand-in "
+            f"(only scratch, busybox, {MIRROR_HOST}/busybox and debian:12.10)"
+        )
+    return ""
+
+
+def skip_reason(
+    text: str, build_args: Mapping[str, str], base_reason: Callable[[str, str], str] = standin_reason
+) -> str:
+    """Why this Dockerfile cannot run here, or "": a base ``base_reason`` cannot have (offline: one
+    with no stand-in), or a step that needs the network."""
+    for resolved, written in base_images(text, build_args):
+        reason = base_reason(resolved, written)
+        if reason:
+            return reason
     network = _NETWORK.search(text)
     if network:
         return f"it needs the network ({network.group(1)})"

@@ -1,7 +1,8 @@
 """What the conformance stage remembers between runs, so a re-test rebuilds only what changed.
 
 - buildah's image of a case (or why buildah could not build it), by the case's content, the digests of
-  the stand-in bases and buildah's version;
+  its bases (the stand-ins', or with real bases those of the images its FROM lines name, read through the
+  pull-through cache: upstream.py) and buildah's version;
 - each case's result with an executor, by the executor's digest, the variant, the same case key and the
   fingerprint of this stage's own code (a change to the comparison or the checks runs everything again).
 

@@ -113,6 +113,8 @@ class ConformanceResult:
     baseline: dict[str, Any] = field(
         default_factory=dict
     )  # the previous release compared with (regressions.py)
+    bases: str = "the offline stand-ins"  # or "real bases from URL through a pull-through cache"
+    pulls: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # through the cache, by client
 
     @property
     def ok(self) -> bool:
@@ -130,6 +132,8 @@ class ConformanceResult:
             "ok": self.ok,
             "executor": self.executor,
             "reference": self.reference,
+            "bases": self.bases,
+            "pulls": {agent: dict(kinds) for agent, kinds in self.pulls.items()},
             "totals": {s: self.count(s) for s in ("passed", "failed", "skipped")},
             "cases": [case.to_dict() for case in self.cases],
             "matrix": dict(self.matrix),
@@ -150,7 +154,7 @@ class ConformanceResult:
 
     def text(self) -> str:
         """The human report: a line per case and variant, failures with their reasons, the matrix."""
-        lines = [f"conformance of {self.executor} (reference: {self.reference})"]
+        lines = [f"conformance of {self.executor} (reference: {self.reference}; bases: {self.bases})"]
         for case in self.cases:
             extra = f" (needs {'+'.join(case.needs)})" if case.needs else ""
             extra += " [reported only]" if case.status == "failed" and not case.gating else ""

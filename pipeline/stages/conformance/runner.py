@@ -45,6 +45,8 @@ class Context:
     pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(max_workers=1))
     memo: memo.Memo | None = None  # results and buildah's images kept between runs (None: none kept)
     bases: Mapping[str, str] = field(default_factory=dict)  # stand-in base -> its manifest digest
+    # real bases (upstream.py): case -> {base as named: its manifest digest, read through the cache}
+    case_bases: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     workers: int = WORKERS  # cases built at a time
 
 
@@ -55,7 +57,10 @@ def run_case(ctx: Context, case: Case, variant: str) -> CaseResult:
         outcome = CaseResult(case.name, variant, "skipped", reason=case.skip, outcome="skipped")
     else:
         if ctx.memo is not None:
-            key, executor = ctx.memo.key(case, ctx.bases), ctx.builders[variant].executor.digest or ""
+            key, executor = (
+                ctx.memo.key(case, bases_of(ctx, case)),
+                ctx.builders[variant].executor.digest or "",
+            )
             kept = ctx.memo.result(executor, variant, key)
             if kept is not None:
                 return replace(kept, cached=True, gating=case.gating, suite=case.suite)
@@ -82,6 +87,11 @@ def run_case(ctx: Context, case: Case, variant: str) -> CaseResult:
     if ctx.memo is not None and key and _repeatable(outcome):
         ctx.memo.keep_result(executor, variant, key, outcome)
     return outcome
+
+
+def bases_of(ctx: Context, case: Case) -> dict[str, str]:
+    """The bases a case's kept results are keyed by: the stand-ins' digests, or its real bases'."""
+    return {**ctx.bases, **ctx.case_bases.get(case.name, {})}
 
 
 def _outcome(result: CaseResult) -> str:
@@ -220,7 +230,7 @@ def _start_reference(ctx: Context, case: Case) -> Future[snapshot.Snapshot | str
 def _build_reference(ctx: Context, case: Case) -> snapshot.Snapshot | str:
     if ctx.memo is None:
         return _build_reference_now(ctx, case)
-    key = ctx.memo.key(case, ctx.bases)
+    key = ctx.memo.key(case, bases_of(ctx, case))
     kept = ctx.memo.reference(key)
     if kept is not None:
         return kept

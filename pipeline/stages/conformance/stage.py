@@ -4,7 +4,9 @@ prove each published executor variant on real builds, checked against buildah.
 Inputs are checked before anything starts (cases, executor references by digest, buildah installed);
 then a private local registry on a free port serves the stand-in bases as kaniko's docker.io mirror
 (and takes the cache and push cases), buildah gets the same bases, and every case runs with every
-building variant. The registry and scratch files are gone afterwards, whatever happened.
+building variant. With real bases (``--bases``, upstream.py) a pull-through cache is kaniko's docker.io
+mirror and buildah's docker.io instead. The registries and scratch files are gone afterwards, whatever
+happened.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ from pipeline.errors import ConformanceError, RecordError, ToolError, UsageError
 from pipeline.progress import Progress, Silent
 from pipeline.registry.reference import Reference
 from pipeline.stages.conformance import (
-    bases,
     cases,
     contexts,
     forkcases,
@@ -32,14 +33,16 @@ from pipeline.stages.conformance import (
     matrix,
     regressions,
     suites,
+    upstream,
     variants,
 )
-from pipeline.stages.conformance.builders import Buildah, Kaniko
+from pipeline.stages.conformance.builders import Kaniko
 from pipeline.stages.conformance.cases import Case
 from pipeline.stages.conformance.memo import Memo
 from pipeline.stages.conformance.regressions import Baseline
-from pipeline.stages.conformance.result import CaseResult, ConformanceResult
+from pipeline.stages.conformance.result import ConformanceResult
 from pipeline.stages.conformance.runner import Context, run_cases
+from pipeline.stages.conformance.upstream import BaseChoice, Upstream
 from pipeline.stages.publish import recorded_images
 
 if TYPE_CHECKING:
@@ -55,6 +58,7 @@ class Plan:
     cases: Sequence[Case]
     reference: str = "buildah"
     needs_debian: bool = False
+    upstream: Upstream | None = None  # real bases through a pull-through cache (None: the stand-ins)
 
 
 def parse_executors(
@@ -103,12 +107,14 @@ def plan(
     reference: str,
     fork_checkout: Path | None = None,
     suite_folders: Sequence[tuple[str, Path]] = (),
+    real_bases: Upstream | None = None,
 ) -> Plan:
     """Everything checked before anything runs: a bad input is a UsageError (exit 2).
 
     ``suite_folders``: (suite name, fetched folder) pairs (suites.py); with them, only those suites run
     (``repository`` is this repository's suite); without them, the repository suite (or ``cases_dir``)
-    and the fork checkout's Dockerfiles, as before ``--suite``."""
+    and the fork checkout's Dockerfiles, as before ``--suite``. ``real_bases``: the upstream whose
+    Docker Hub images the cases build on (upstream.py), instead of the offline stand-ins."""
     check_reference(reference)
     if reference == "buildah" and shutil.which("buildah") is None:
         raise UsageError(
@@ -128,15 +134,18 @@ def plan(
             loaded = [replace(case, suite=contexts.USERS_OWN) for case in loaded]
         if fork_checkout is not None and not quick:
             loaded += forkcases.load(fork_checkout)
-    loaded = [_offline(case) for case in loaded]
+    if real_bases is None:
+        loaded = [_offline(case) for case in loaded]
+    else:
+        loaded = [upstream.recheck(case, real_bases) for case in loaded]
     names = [case.name for case in loaded]
     twice = sorted({name for name in names if names.count(name) > 1})
     if twice:
         raise UsageError(
             f"two suites name the same case: {', '.join(twice[:5])}", hint="run those suites separately"
         )
-    needs_debian = any(_uses_debian(case) for case in loaded if not case.skip)
-    return Plan(executors=executors, cases=loaded, reference=reference, needs_debian=needs_debian)
+    needs_debian = real_bases is None and any(_uses_debian(case) for case in loaded if not case.skip)
+    return Plan(executors, loaded, reference, needs_debian, real_bases)
 
 
 def check_reference(reference: str) -> None:
@@ -170,8 +179,6 @@ def execute(
 ) -> ConformanceResult:
     """Run the plan; returns the typed result (never raises for a failing case). ``remember``: reuse and
     keep results and buildah's images between runs (memo.py); False builds everything again."""
-    from pipeline.registry.client import Client
-    from pipeline.registry.credentials import Credentials
     from pipeline.services.distribution import LocalRegistry
 
     progress = progress or Silent()
@@ -179,94 +186,56 @@ def execute(
     the_plan = replace(the_plan, cases=contexts.committed(the_plan.cases, cache_dir))
     executor_name = str(the_plan.executors.get("executor") or next(iter(the_plan.executors.values())))
     result = ConformanceResult(executor=executor_name, reference=the_plan.reference)
-    base_images = [bases.busybox(cache_dir)]
-    if the_plan.needs_debian:
-        base_images.append(bases.debian(cache_dir, progress))
+    if the_plan.upstream is not None:
+        result.bases = the_plan.upstream.describe()
     scratch = Path(tempfile.mkdtemp(prefix="kp-conformance-"))
     registry = LocalRegistry(scratch / "registry")
     borrowed = contextlib.ExitStack()  # the executor images, held until the last check is done
+    stops = contextlib.ExitStack()  # the pull-through cache, when there is one
     try:
         registry.start()
-        progress.step(f"conformance: stand-in bases through the local registry {registry.host}")
-        with Client(credentials=Credentials.anonymous()) as client:
-            bases.publish(base_images, client, registry.host)
-        reference = None
-        if the_plan.reference == "buildah":
-            reference = Buildah(Path(cache_dir) / "conformance" / "buildah")
-            reference.load_bases(base_images, registry.host)
+        found = upstream.prepare(
+            the_plan.upstream,
+            the_plan.cases,
+            reference=the_plan.reference,
+            needs_debian=the_plan.needs_debian,
+            cache_dir=cache_dir,
+            registry_host=registry.host,
+            stack=stops,
+            progress=progress,
+        )
         builders = {
-            variant: Kaniko(podman, ref, registry.host) for variant, ref in the_plan.executors.items()
+            variant: Kaniko(podman, ref, registry.host, found.mirror)
+            for variant, ref in the_plan.executors.items()
         }
         for variant, builder in builders.items():
             progress.step(f"conformance: pulling the {variant} image {builder.executor}")
             ref = builder.executor
             borrowed.enter_context(podman.borrowed(str(ref), tls_verify=not ref.is_loopback))
-        ctx = Context(builders, reference, registry.host, scratch / "work", progress)
+        ctx = Context(builders, found.reference, registry.host, scratch / "work", progress)
         ctx.workdir.mkdir()
         if remember:
-            ctx.memo = Memo(
-                Path(cache_dir) / "conformance" / "memo", reference.version() if reference else ""
-            )
-            ctx.bases = {base.repository: base.descriptor.digest for base in base_images}
+            version = found.reference.version() if found.reference else ""
+            ctx.memo = Memo(Path(cache_dir) / "conformance" / "memo", version)
+            ctx.bases, ctx.case_bases = found.digests, found.case_digests
         try:
-            result.cases += run_cases(ctx, the_plan.cases, list(builders))
+            result.cases += run_cases(ctx, found.cases, list(builders))
         finally:
             ctx.pool.shutdown(wait=True, cancel_futures=True)
-        if any(case.suite in ("repository", "cases") for case in the_plan.cases):  # the suite's own proofs
+        if any(case.suite in ("repository", "cases") for case in found.cases):  # the suite's own proofs
             result.cases += [
                 replace(proof, suite="variant-proofs")
-                for proof in _variant_proofs(ctx, the_plan.cases, builders, registry.host)
+                for proof in variants.prove_all(ctx, found.cases, builders, registry.host)
             ]
         result.matrix = {name: matrix.describe(needs) for name, needs in ctx.needs.items()}
+        result.pulls = found.cache.pulls() if found.cache is not None else {}
     finally:
         registry.stop()
+        stops.close()
         shutil.rmtree(scratch, ignore_errors=True)
         borrowed.close()  # removes what this run pulled, unless another run still uses it
     result.seconds = time.monotonic() - started
     return result
-
-
-def _variant_proofs(
-    ctx: Context, cases: Sequence[Case], builders: Mapping[str, Kaniko], host: str
-) -> list[CaseResult]:
-    out: list[CaseResult] = []
-    simple = _simple_case(cases)
-    if "debug" in builders and simple is not None:
-        ctx.progress.step("debug: a GitLab-style job script through /busybox/sh")
-        out.append(variants.prove_debug(builders["debug"], simple, host))
-    if "warmer" in builders:
-        executor = builders.get("executor") or builders.get("debug")
-        warm_case = next((c for c in cases if c.name == "run-forms"), None) or _busybox_case(cases)
-        if executor is None or warm_case is None:
-            out.append(
-                CaseResult(
-                    "warm-cache",
-                    "warmer",
-                    "skipped",
-                    reason="needs the executor variant and a case FROM busybox",
-                )
-            )
-        else:
-            ctx.progress.step("warmer: fill a cache directory, then build with --cache-dir")
-            out.append(variants.prove_warmer(builders["warmer"], executor, warm_case, host, ctx.workdir))
-    if builders:
-        ctx.progress.step("credential helpers: run each from the images that ship them")
-        out += variants.prove_helpers(builders)
-    return out
-
-
-def _simple_case(cases: Sequence[Case]) -> Case | None:
-    return next((c for c in cases if c.name == "scratch-copy"), None) or next(
-        (c for c in cases if c.kind == "build" and not c.skip and not c.build_args and not c.target), None
-    )
-
-
-def _busybox_case(cases: Sequence[Case]) -> Case | None:
-    for case in cases:
-        text = (case.directory / case.dockerfile).read_text(encoding="utf-8", errors="replace")
-        if case.kind == "build" and not case.skip and "FROM busybox" in text:
-            return case
-    return None
 
 
 def run(
@@ -279,12 +248,15 @@ def run(
     quick: bool = False,
     reference: str = "buildah",
     progress: Progress | None = None,
+    base_choice: BaseChoice | None = None,
 ) -> ConformanceResult:
-    """`invoke conformance`: check the inputs, run, record the result in the run record."""
+    """`invoke conformance`: check the inputs, run, record the result in the run record. ``base_choice``:
+    the stand-ins or real bases (``--bases``, ``--upstream``; upstream.py)."""
     from pipeline.services.podman import Podman
 
     progress = progress or Silent()
     check_reference(reference)  # before the run record is read
+    base_choice = (base_choice or BaseChoice()).check()
     executors = parse_executors(
         executor, variant_names, {} if executor else recorded_images(settings.record_file)
     )
@@ -297,6 +269,7 @@ def run(
         reference=reference,
         fork_checkout=None if cases_dir or suite_names else recorded_checkout(settings),
         suite_folders=fetch_suites(settings, suite_names, progress),
+        real_bases=base_choice.choose(progress),
     )
     try:
         podman = Podman(settings.cache_dir, progress=progress)
@@ -341,11 +314,13 @@ def for_release(
     progress: Progress | None = None,
     suite_names: Sequence[str] = (),
     previous: Baseline | None = None,
+    base_choice: BaseChoice | None = None,
 ) -> ConformanceResult:
     """The release's conformance stage: every published variant (``published``: variant -> REF@DIGEST)
     on the suite (``mode`` full or quick; full adds the fork checkout's own integration Dockerfiles;
     ``suite_names`` chooses the suites instead, the fork's from the checkout being released).
     ``previous``: the previous release's verified results; a case that passed there and fails now gates.
+    ``base_choice``: the stand-ins or real bases (upstream.py; default auto).
     Returns the result; raise_for_failure then stops the release, so rolling tags stay."""
     from pipeline.services.podman import Podman
 
@@ -367,6 +342,7 @@ def for_release(
         reference="buildah",
         fork_checkout=fork_checkout if mode == "full" else None,
         suite_folders=folders,
+        real_bases=(base_choice or BaseChoice()).check().choose(progress),
     )
     result = execute(
         the_plan,

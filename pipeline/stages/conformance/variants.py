@@ -14,13 +14,14 @@ from __future__ import annotations
 import re
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from pipeline.services.podman import Mount
 from pipeline.stages.conformance.builders import CACHE_DIR, Kaniko
 from pipeline.stages.conformance.cases import Case
 from pipeline.stages.conformance.result import CaseResult
+from pipeline.stages.conformance.runner import Context
 
 # Each helper's own way to say what it is, and a word its answer must hold.
 HELPERS = {
@@ -92,9 +93,10 @@ def prove_warmer(
                 "/kaniko/warmer",
                 f"--cache-dir={CACHE_DIR}",
                 "--image=docker.io/library/busybox:latest",
-                f"--registry-mirror={registry_host}",
+                f"--registry-mirror={warmer.mirror}",  # the stand-ins' registry, or the pull-through cache
                 "--insecure-pull",
-                f"--insecure-registry={registry_host}",
+                f"--insecure-registry={warmer.mirror}",
+                *[arg for arg in warmer.mirror_args() if not arg.startswith("--registry-map")],
             ],
             mounts=[Mount(cache, CACHE_DIR, read_only=False)],
         )
@@ -152,3 +154,47 @@ def prove_helpers(images: Mapping[str, Kaniko]) -> list[CaseResult]:
                 failures.append(f"/kaniko/{helper} {flag} exited {run.returncode}: {' '.join(run.tail(2))}")
         results.append(_result("credential-helpers", variant, started, "; ".join(failures)))
     return results
+
+
+def prove_all(
+    ctx: Context, cases: Sequence[Case], builders: Mapping[str, Kaniko], host: str
+) -> list[CaseResult]:
+    """What each variant under test proves beyond the cases (see the module's docstring)."""
+    out: list[CaseResult] = []
+    simple = _simple_case(cases)
+    if "debug" in builders and simple is not None:
+        ctx.progress.step("debug: a GitLab-style job script through /busybox/sh")
+        out.append(prove_debug(builders["debug"], simple, host))
+    if "warmer" in builders:
+        executor = builders.get("executor") or builders.get("debug")
+        warm_case = next((c for c in cases if c.name == "run-forms"), None) or _busybox_case(cases)
+        if executor is None or warm_case is None:
+            out.append(
+                CaseResult(
+                    "warm-cache",
+                    "warmer",
+                    "skipped",
+                    reason="needs the executor variant and a case FROM busybox",
+                )
+            )
+        else:
+            ctx.progress.step("warmer: fill a cache directory, then build with --cache-dir")
+            out.append(prove_warmer(builders["warmer"], executor, warm_case, host, ctx.workdir))
+    if builders:
+        ctx.progress.step("credential helpers: run each from the images that ship them")
+        out += prove_helpers(builders)
+    return out
+
+
+def _simple_case(cases: Sequence[Case]) -> Case | None:
+    return next((c for c in cases if c.name == "scratch-copy"), None) or next(
+        (c for c in cases if c.kind == "build" and not c.skip and not c.build_args and not c.target), None
+    )
+
+
+def _busybox_case(cases: Sequence[Case]) -> Case | None:
+    for case in cases:
+        text = (case.directory / case.dockerfile).read_text(encoding="utf-8", errors="replace")
+        if case.kind == "build" and not case.skip and "FROM busybox" in text:
+            return case
+    return None

@@ -258,7 +258,7 @@ func main() {
 	if tarPath, ok := flags["tar-path"]; ok && os.Getenv("FAKEKANIKO_BUILD") == "1" {
 		// a real (if tiny) build: see tarball.go
 		context := strings.TrimPrefix(flags["context"], "dir://")
-		if digest, err := buildTarball(flags["dockerfile"], context, tarPath, dest, mode); err != nil {
+		if digest, err := buildTarball(flags["dockerfile"], context, tarPath, dest, mode, flags["registry-mirror"]); err != nil {
 			rep.Error = "build: " + err.Error()
 			fmt.Fprintf(os.Stderr, "error building image: %s\n", err)
 			exit = 1

@@ -1,4 +1,5 @@
-// With --tar-path, fakekaniko builds for real, but only the smallest Dockerfiles: FROM scratch, COPY of
+// With --tar-path, fakekaniko builds for real, but only the smallest Dockerfiles: FROM scratch (or a base
+// through --registry-mirror with FAKEKANIKO_PULL=1, see pull.go), COPY of
 // files and directories from the context, ENTRYPOINT, CMD, WORKDIR, USER, LABEL and ENV in their simplest
 // forms. It writes a docker-archive tarball (manifest.json, config, one layer per COPY) the way kaniko's
 // --tar-path does, and the manifest digest to --digest-file. Anything else fails with exit status 1 and
@@ -100,7 +101,7 @@ func copyLayer(context, src, dst, mode string) ([]byte, error) {
 }
 
 // buildTarball builds the Dockerfile into a docker-archive at tarPath; returns the manifest digest.
-func buildTarball(dockerfile, context, tarPath, destination, mode string) (string, error) {
+func buildTarball(dockerfile, context, tarPath, destination, mode, mirror string) (string, error) {
 	file, err := os.Open(dockerfile)
 	if err != nil {
 		return "", err
@@ -119,8 +120,19 @@ func buildTarball(dockerfile, context, tarPath, destination, mode string) (strin
 		rest = strings.TrimSpace(rest)
 		switch strings.ToUpper(word) {
 		case "FROM":
-			if rest != "scratch" {
+			if rest == "scratch" {
+				break
+			}
+			if os.Getenv("FAKEKANIKO_PULL") != "1" {
 				return "", fmt.Errorf("fakekaniko builds FROM scratch only, not FROM %s", rest)
+			}
+			base, baseCfg, err := pullBase(mirror, rest) // pull.go
+			if err != nil {
+				return "", fmt.Errorf("pulling the base %s: %w", rest, err)
+			}
+			layers, cfg = append(layers, base...), baseCfg
+			if cfg.Labels == nil {
+				cfg.Labels = map[string]string{}
 			}
 		case "COPY":
 			parts := strings.Fields(rest)
