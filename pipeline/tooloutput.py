@@ -2,10 +2,18 @@
 
 An exit status alone ("git exited with status 128") tells nobody what to do; the tool's own last
 lines ("Permission denied") usually do. Every place that runs git, podman, buildah, skopeo, Go,
-mmdebstrap or apt-get builds its error message with :func:`failure`.
+mmdebstrap or apt-get builds its error message with :func:`failure`. A program whose output the user
+follows as it comes (kaniko in podman) runs through :func:`stream`, which keeps those last lines too.
 """
 
 from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import threading
+from collections import deque
+from collections.abc import Mapping, Sequence
 
 TAIL_LINES = 8
 
@@ -33,3 +41,48 @@ def failure(
     if said:
         return f"{what} failed ({status_text}):\n{said}"
     return f"{what} failed ({status_text}; {tool} printed nothing)"
+
+
+# ANSI escape sequences (CSI: colours, cursor moves), as kaniko's default `--log-format=color` writes.
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
+
+
+def strip_ansi(text: str) -> str:
+    return _ANSI.sub("", text)
+
+
+def stream(
+    argv: Sequence[str], env: Mapping[str, str], timeout: float | None, count: int = TAIL_LINES
+) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` with its stdout and stderr copied, line by line, to our stderr, without colour codes
+    when our stderr is not a terminal (CI logs, files). The last lines come back as ``stderr``, so an
+    error can quote them."""
+    sink = sys.stderr
+    plain = not (getattr(sink, "isatty", None) and sink.isatty())
+    last: deque[str] = deque(maxlen=count)
+    with subprocess.Popen(
+        list(argv), env=dict(env), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    ) as process:
+        assert process.stdout is not None
+        out = process.stdout
+
+        def pump() -> None:
+            for raw in out:
+                line = raw.decode(errors="replace")
+                if plain:
+                    line = strip_ansi(line)
+                sink.write(line)
+                sink.flush()
+                last.append(line.rstrip("\n"))
+
+        reader = threading.Thread(target=pump, daemon=True)
+        reader.start()
+        try:
+            returncode = process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            reader.join(timeout=5)
+            raise
+        reader.join()
+    return subprocess.CompletedProcess(list(argv), returncode, "", "\n".join(last))

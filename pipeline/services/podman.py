@@ -14,14 +14,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import secrets
 import shutil
 import subprocess
-import sys
 import tempfile
-import threading
-from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +26,7 @@ from typing import Any
 from pipeline import scratch, tooloutput
 from pipeline.errors import ContainerError, ToolError
 from pipeline.progress import Progress, Silent
-from pipeline.services.leases import DIRECTORY, Leases
+from pipeline.services import imagestorage
 from pipeline.system import require_program, search_path
 
 CONF_NAME = "containers.conf"
@@ -134,7 +130,7 @@ class Podman:
         base = dict(os.environ if env is None else env)
         base["CONTAINERS_CONF"] = str(self.conf_path)
         self.env = base
-        self._leases: Leases | None = None
+        self._run_root: str | None = None
 
     @property
     def rootless(self) -> bool:
@@ -175,7 +171,7 @@ class Podman:
         try:
             if stream:
                 # The container's output (kaniko's log) goes to the user as it comes; its tail is kept.
-                result = _stream(argv, self.env, timeout)
+                result = tooloutput.stream(argv, self.env, timeout, STDERR_LINES)
             else:
                 result = subprocess.run(
                     argv,
@@ -260,30 +256,24 @@ class Podman:
     def borrowed(
         self, image: str, *, tls_verify: bool = True, auth: Mapping[str, Any] | None = None
     ) -> Iterator[bool]:
-        """``image`` in local storage for the duration of the block: pulled if it is not there yet (with
-        ``auth``, see :meth:`pull`), and removed again when no other run on the machine still uses it
-        (pipeline/services/leases.py), so runs leave the image storage as they found it. Yields whether
-        this run pulled it."""
-
-        def pull() -> None:
-            self.progress.step(f"pulling {image}")
-            self.pull(image, tls_verify=tls_verify, auth=auth)
-
-        with self.leases().hold(
-            image, exists=lambda: self.image_exists(image), pull=pull, remove=lambda: self._remove(image)
-        ) as pulled:
+        """``image`` in local storage for the duration of the block: pulled if podman does not find it
+        (with ``auth``, see :meth:`pull`); what this run added goes again when no run on the machine
+        still uses that image, under any name (pipeline/services/leases.py), so runs leave the storage
+        as they found it. Yields whether this run pulled it."""
+        with imagestorage.leases(self, tls_verify=tls_verify, auth=auth).hold(image) as pulled:
             yield pulled
 
     def discard(self, image: str) -> None:
-        """Remove ``image`` if a run pulled it and no run uses it any more (a clean-up after a failure)."""
-        self.leases().discard(image, lambda: self._remove(image))
+        """Untag and remove what runs added to ``image`` if no run uses it (a clean-up after a failure)."""
+        imagestorage.leases(self).discard(image)
 
-    def leases(self) -> Leases:
-        """The leases on this storage's images, kept beside it (podman's run root)."""
-        if self._leases is None:
-            found = self.command(["info", "--format={{.Store.RunRoot}}"], what="podman info").stdout.strip()
-            self._leases = Leases(Path(found) / DIRECTORY)
-        return self._leases
+    def run_root(self) -> str:
+        """podman's run root, beside which runs keep their leases on its images."""
+        if self._run_root is None:
+            self._run_root = self.command(
+                ["info", "--format={{.Store.RunRoot}}"], what="podman info"
+            ).stdout.strip()
+        return self._run_root
 
     def load_layout(self, layout_dir: Path, ref_name: str, name: str) -> str:
         """Copy the image ``ref_name`` of an OCI layout into podman's storage as ``name``; returns its id.
@@ -308,12 +298,9 @@ class Podman:
         self.command(["tag", image, name], what=f"tagging {image} as {name}")
 
     def rmi(self, image: str) -> None:
-        """Remove ``image``: now, unless a run holds a lease on it (the same content under another name
-        counts), else when the last such lease ends."""
-        self.leases().discard(image, lambda: self._remove(image), pulled_or_not=True)
-
-    def _remove(self, image: str) -> None:
-        self.command(["rmi", "--force", image], what=f"removing image {image}", check=False)
+        """Remove the name ``image`` and its image (unless another name is on it): now, unless a run holds
+        a lease on that image (under any name), else when the last such lease ends."""
+        imagestorage.leases(self).discard(image, pulled_or_not=True)
 
     def top(self, container: str, descriptors: Sequence[str]) -> list[list[str]]:
         """``podman top`` rows (header excluded), split on whitespace."""
@@ -349,51 +336,6 @@ class Podman:
         if not isinstance(data, dict):
             raise ContainerError(f"{what}: podman returned no object")
         return data
-
-
-# ANSI escape sequences (CSI: colours, cursor moves), as kaniko's default `--log-format=color` writes.
-_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
-
-
-def strip_ansi(text: str) -> str:
-    return _ANSI.sub("", text)
-
-
-def _stream(
-    argv: Sequence[str], env: Mapping[str, str], timeout: float | None
-) -> subprocess.CompletedProcess[str]:
-    """Run ``argv`` with its stdout and stderr copied, line by line, to our stderr, without colour codes
-    when our stderr is not a terminal (CI logs, files). The last lines come back as ``stderr``, so an
-    error can quote them."""
-    sink = sys.stderr
-    plain = not (getattr(sink, "isatty", None) and sink.isatty())
-    tail: deque[str] = deque(maxlen=STDERR_LINES)
-    with subprocess.Popen(
-        list(argv), env=dict(env), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    ) as process:
-        assert process.stdout is not None
-        out = process.stdout
-
-        def pump() -> None:
-            for raw in out:
-                line = raw.decode(errors="replace")
-                if plain:
-                    line = strip_ansi(line)
-                sink.write(line)
-                sink.flush()
-                tail.append(line.rstrip("\n"))
-
-        reader = threading.Thread(target=pump, daemon=True)
-        reader.start()
-        try:
-            returncode = process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-            reader.join(timeout=5)
-            raise
-        reader.join()
-    return subprocess.CompletedProcess(list(argv), returncode, "", "\n".join(tail))
 
 
 @contextlib.contextmanager

@@ -36,20 +36,34 @@ def bundle_artifact(
     subject: Descriptor, bundle_json: bytes, predicate_type: str = statement.COSIGN_SIGN_PREDICATE
 ) -> Manifest:
     """The artifact manifest that refers a cosign v3 bundle (a signature, or an attestation of
-    ``predicate_type``) to ``subject``."""
+    ``predicate_type``) to ``subject``. It is made of the bundle alone: the same bundle, attached again
+    (signing again, a release's copies), is the same referrer, whenever it is attached."""
     layer = Descriptor(bundles.BUNDLE_MEDIA_TYPE, digests.of_bytes(bundle_json), len(bundle_json))
+    annotations = {CONTENT_ANNOTATION: "dsse-envelope", PREDICATE_ANNOTATION: predicate_type}
+    created = bundle_created(bundle_json)
+    if created is not None:  # as cosign writes it; a bounded reader looks at the newest referrers first
+        annotations[referrers.CREATED] = created
     return Manifest(
         config=EMPTY_CONFIG,
         layers=[layer],
-        annotations={
-            CONTENT_ANNOTATION: "dsse-envelope",
-            PREDICATE_ANNOTATION: predicate_type,
-            # as cosign writes it; a bounded reader looks at the newest referrers first
-            referrers.CREATED: datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        },
+        annotations=annotations,
         subject=Descriptor(subject.media_type, subject.digest, subject.size),
         artifact_type=bundles.BUNDLE_MEDIA_TYPE,
     )
+
+
+def bundle_created(bundle_json: bytes) -> str | None:
+    """When the bundle says it was signed, for the referrer's ``org.opencontainers.image.created``: the
+    earliest ``integratedTime`` of its transparency log entries, as RFC 3339 in UTC to the second; None
+    when it names none. Not verified here (verification decides what a time proves): the annotation
+    only orders referrers for a bounded reader (pipeline/registry/referrers.py)."""
+    try:
+        entries = json.loads(bundle_json)["verificationMaterial"]["tlogEntries"]
+        seconds = min(int(entry["integratedTime"]) for entry in entries)
+        moment = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
+    except (ValueError, TypeError, KeyError, OverflowError, OSError):  # min() of none is a ValueError
+        return None
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def attach_bundle(

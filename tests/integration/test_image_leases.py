@@ -1,15 +1,21 @@
 """Images a run pulls stay until no run on the machine needs them (pipeline/services/leases.py).
 
-Two conformance runs of the same executor at once, against real podman, buildah and a real registry: the
+Two conformance runs of the same executor at once, against real podman, buildah and real registries: the
 first pulls the executor image, the second finds it there; the first ends (and cleans up) while the second
 still has its credential-helper check to run. That check must still find the image, and when both are
-done the image is gone, as it was before either started. Also: an image that was there before a run is
-never removed by it.
+done the image is gone, as it was before either started. The two runs name the executor as users do: by
+one name, by the same digest in two registries (a release's copies), or the first by its index digest and
+the second by its platform manifest's digest in another registry: podman finds the image the first pulled
+under the second's name too, so it is one image, and the second pulls nothing (issue 20, item 3: the
+first's clean-up removed it, and the second's check failed with "image not known"). Also: an image that
+was there before a run is never removed by it.
 """
 
 from __future__ import annotations
 
+import secrets
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +25,8 @@ from pipeline.registry.reference import Reference
 from pipeline.services.podman import Podman
 from pipeline.stages.conformance import stage
 from pipeline.stages.conformance.result import ConformanceResult
+from tests.support import fakeexecutor
+from tests.support.registries import Factory
 
 pytestmark = pytest.mark.slow
 
@@ -26,6 +34,31 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def executor(fake_executor_image: Reference) -> Reference:
     return fake_executor_image
+
+
+@pytest.fixture(params=["one name", "one digest in two registries", "index digest, then platform manifest's"])
+def executors(
+    request: pytest.FixtureRequest,
+    fake_binary: Path,
+    registry_factory: Factory,
+    podman: Podman,
+    tmp_path: Path,
+) -> Iterator[tuple[Reference, Reference]]:
+    """The names the first and the second run give the same executor, pushed as a release pushes it (an
+    index) to two registries; both are removed from podman's storage afterwards. A label of its own makes
+    it an image no other test on the machine uses, so that its removal is this test's to check."""
+    env, label = ("FAKEKANIKO_BUILD=1",), secrets.token_hex(8)
+    one, two = registry_factory.anonymous(), registry_factory.anonymous()
+    index, _ = fakeexecutor.push_index(fake_binary, tmp_path / "layout-one", one.host, label=label, env=env)
+    other_index, other_manifest = fakeexecutor.push_index(
+        fake_binary, tmp_path / "layout-two", two.host, label=label, env=env
+    )
+    second = {"one name": index, "one digest in two registries": other_index}.get(
+        request.param, other_manifest
+    )
+    yield index, second
+    podman.rmi(str(index))
+    podman.rmi(str(second))
 
 
 WAIT = 900.0
@@ -63,12 +96,13 @@ def _helpers_reason(result: ConformanceResult) -> str:
 
 
 def test_two_conformance_runs_of_one_executor_at_once_keep_its_image_until_both_are_done(
-    executor: Reference,  # noqa: F811
+    executors: tuple[Reference, Reference],
     podman: Podman,
     tmp_path: Path,
 ) -> None:
-    image = str(executor)
-    assert not podman.image_exists(image)  # the registry has it; podman's storage does not
+    named = dict(zip(("first", "second"), executors, strict=True))
+    for ref in executors:
+        assert not podman.image_exists(str(ref))  # the registry has it; podman's storage does not
     # the first run pulls the image and builds; the second starts, finds the image and builds; then the
     # first checks its helpers and ends; only then the second checks its helpers
     first_done, second_built = threading.Event(), threading.Event()
@@ -80,7 +114,7 @@ def test_two_conformance_runs_of_one_executor_at_once_keep_its_image_until_both_
     def conformance(name: str, cases: int, progress: Signals, done: threading.Event | None) -> None:
         try:
             plan = stage.plan(
-                executors={"executor": executor},
+                executors={"executor": named[name]},
                 cases_dir=_suite(tmp_path / name / "cases", cases),
                 quick=False,
                 reference="buildah",
@@ -100,7 +134,7 @@ def test_two_conformance_runs_of_one_executor_at_once_keep_its_image_until_both_
     two = threading.Thread(target=conformance, args=("second", 2, second, None))
     one.start()
     assert first.cases.wait(WAIT), "the first run never started its cases"
-    assert podman.image_exists(image)  # the first run pulled it
+    assert podman.image_exists(str(named["first"]))  # the first run pulled it
     two.start()
     one.join(WAIT)
     two.join(WAIT)
@@ -112,8 +146,9 @@ def test_two_conformance_runs_of_one_executor_at_once_keep_its_image_until_both_
         # the fixture image ships no credential helpers: each helper is missing from an image that is there
         assert "/kaniko/docker-credential-acr-env --help exited" in reason, reason
         assert "image not known" not in reason, f"{name}: {reason}"
-    # the second run ended last: it removed what the first pulled
-    assert not podman.image_exists(image)
+    # the second run ended last: it removed what the first pulled, under either name
+    for ref in executors:
+        assert not podman.image_exists(str(ref))
 
 
 def test_an_image_that_was_there_before_stays(executor: Reference, podman: Podman) -> None:  # noqa: F811

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -237,6 +239,33 @@ def test_signing_twice_keeps_one_entry_per_bundle_and_others_entries(
     assert isinstance(manifest, Manifest) and len(manifest.layers) == 2
     config_blob = json.loads(client.get_blob(repo, manifest.config.digest))
     assert config_blob["rootfs"]["diff_ids"] == [layer.digest for layer in manifest.layers]
+
+
+def test_the_same_bundle_attached_a_second_later_is_the_same_referrer(
+    registry: LocalRegistry, client: Client, config: ClientTrustConfig
+) -> None:
+    """The referrer of a bundle is made of the bundle alone: attached again a second later (what signing
+    twice and a release's copies do), it is the same manifest, and the referrers index lists it once. Its
+    created annotation is when the bundle was logged, not when it was attached (issue: the wall clock's
+    second made two referrers of one bundle, and test_signing_twice_... failed when the two attachments
+    fell in two seconds)."""
+    repo = _repo(registry)
+    index = push_index(client, repo)
+    signed = sign.sign(
+        [sign.Target("executor", repo, index.digest)], client=client, config=config, token=identity_token()
+    )
+    first = signed.signed[0].referrer
+    found = attach.find_bundles(client, repo, index.digest)
+    data = next(f.data for f in found if f.data)
+    time.sleep(1.1)  # into the next second, at least
+    again = attach.attach_bundle(client, repo, index, data)
+    assert again.digest == first
+    raw, _ = client.get_manifest(repo.with_tag(fallback_tag(index.digest)))
+    assert [entry["digest"] for entry in json.loads(raw)["manifests"]] == [first]
+    artifact = json.loads(client.get_manifest(repo.with_digest(first))[0])
+    logged = int(json.loads(data)["verificationMaterial"]["tlogEntries"][0]["integratedTime"])
+    created = datetime.datetime.fromtimestamp(logged, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert artifact["annotations"]["org.opencontainers.image.created"] == created
 
 
 def test_per_platform_signs_each_manifest(

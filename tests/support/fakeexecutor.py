@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 
 from pipeline.oci import mediatype
-from pipeline.oci.descriptor import Descriptor
+from pipeline.oci.descriptor import Descriptor, Platform
 from pipeline.oci.layout import Layout
-from pipeline.oci.manifest import Manifest, canonical_json
+from pipeline.oci.manifest import Index, Manifest, canonical_json
 from pipeline.registry.client import Client
 from pipeline.registry.credentials import Credentials
 from pipeline.registry.reference import Reference
@@ -119,6 +119,29 @@ def push(
     with Client(credentials=Credentials.anonymous()) as client:
         result = client.push_layout(layout, desc, ref, tags=["test"])
     return Reference.parse(f"{registry_host}/{repository}@{result.digest}")
+
+
+def push_index(
+    binary: Path,
+    root: Path,
+    registry_host: str,
+    repository: str = "kaniko/fake-executor",
+    label: str = "",
+    env: tuple[str, ...] = (),
+) -> tuple[Reference, Reference]:
+    """Push an executor image as a release publishes one: an index with the image for linux/amd64 in it,
+    tagged ``test``; returns the index's reference by digest and the platform manifest's. Pulled by
+    either, it is the same image in podman's storage (one image id)."""
+    layout, desc = write_layout(binary, root, label, env)
+    platform = Descriptor(desc.media_type, desc.digest, desc.size, platform=Platform("linux", "amd64"))
+    index = layout.write_manifest(Index(manifests=[platform]))
+    ref = Reference.parse(f"{registry_host}/{repository}:test")
+    with Client(credentials=Credentials.anonymous()) as client:
+        result = client.push_layout(layout, index, ref, tags=["test"])
+    return (
+        Reference.parse(f"{registry_host}/{repository}@{result.digest}"),
+        Reference.parse(f"{registry_host}/{repository}@{desc.digest}"),
+    )
 
 
 def reports(stderr: str) -> list[dict[str, Any]]:
