@@ -11,6 +11,8 @@ task imports what it uses when it runs, so `invoke --list` and every task's firs
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from invoke.collection import Collection
 from invoke.context import Context
 from invoke.exceptions import Exit
@@ -20,6 +22,9 @@ from pipeline.cli import catalog, text
 from pipeline.cli.invocation import emit, settings_of, task
 from pipeline.cli.options import Given
 from pipeline.progress import Progress
+
+if TYPE_CHECKING:
+    from pipeline.stages.conformance.result import ConformanceMode
 
 
 @task(catalog.FORK)
@@ -361,7 +366,7 @@ def release(c: Context, o: Given) -> None:
     emit(report.to_dict(), o.json, lambda r: text.release(report))
 
 
-def _conformance_mode(mode: str) -> str:
+def _conformance_mode(mode: str) -> ConformanceMode:
     from pipeline.stages.conformance.stage import check_mode
 
     return check_mode(mode)

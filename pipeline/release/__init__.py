@@ -44,7 +44,7 @@ from pipeline.release.flow import STAGES, run
 from pipeline.release.plan import DEBUG_NOTE, NGINX_REPOSITORY
 from pipeline.release.report import Report, Stage, plan_text
 from pipeline.release.resolution import LS_REMOTE_TIMEOUT, Resolved, remote_tags, resolve
-from pipeline.release.signer import LOCAL_TRUST_CONFIGS, Signing, choose_signing, signed_by, trust_configs
+from pipeline.release.signer import LOCAL_TRUST_CONFIGS, Signer, Signing, choose_signing, signed_by, trust_of
 from pipeline.release.state import VariantState, inspect_registry
 
 __all__ = [
@@ -58,6 +58,7 @@ __all__ = [
     "Options",
     "Report",
     "Resolved",
+    "Signer",
     "Signing",
     "Stage",
     "StageHook",
@@ -71,5 +72,5 @@ __all__ = [
     "resolve",
     "run",
     "signed_by",
-    "trust_configs",
+    "trust_of",
 ]

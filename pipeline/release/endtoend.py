@@ -24,6 +24,7 @@ from pipeline.urls import redact
 
 if TYPE_CHECKING:
     from pipeline.config import Settings
+    from pipeline.stages.conformance.result import ConformanceMode
 
 
 SHARED_CACHES = ("forks", "go-build", "binaries", "layers", "nginx-base", "node", "conformance")
@@ -67,7 +68,7 @@ def e2e(
     platforms: Sequence[str] | None = None,
     base_image: str | None = None,
     registry_mirror: str | None = None,
-    conformance: str = "quick",
+    conformance: ConformanceMode = "quick",
     progress: Progress | None = None,
 ) -> E2EResult:
     """`invoke test-e2e`: the release on embedded defaults against a fresh local registry in a temporary

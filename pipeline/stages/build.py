@@ -35,6 +35,12 @@ class BuildResult:
     # What went in besides the source (toolchain, CA bundle, busybox): the SBOM and provenance say it.
     inputs: dict[str, Any] = field(default_factory=dict)
     go: dict[str, object] = field(default_factory=dict)  # the toolchain: version, origin, path, pinned
+    written: Layout | None = field(default=None, repr=False, compare=False)  # the layout, as built
+
+    @property
+    def descriptors(self) -> dict[str, Descriptor]:
+        """Each variant's index descriptor in the layout."""
+        return {name: image.index for name, image in self.images.items()}
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -165,7 +171,9 @@ def build(
         "busybox": model.busybox_digest if box is not None and box.pinned else None,
         "busybox_source": box.description if box is not None else None,
     }
-    return BuildResult(layout=out, version=checkout.version, images=images, go=chain.to_dict(), inputs=used)
+    return BuildResult(
+        layout=out, version=checkout.version, images=images, go=chain.to_dict(), inputs=used, written=layout
+    )
 
 
 def save_record(record_file: Path, result: BuildResult) -> None:

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline import record
 from pipeline.config import PROJECT_ROOT, Settings
@@ -48,6 +48,13 @@ from pipeline.services.kaniko import (
     run_spec,
 )
 from pipeline.services.podman import Podman
+
+if TYPE_CHECKING:
+    from sigstore.models import ClientTrustConfig
+
+    from pipeline.registry.client import Client
+    from pipeline.signing.verify import Policy
+    from pipeline.stages.verify_images import VerifyResult
 
 DEFAULT_REPOSITORY = "kaniko-nginx"
 
@@ -199,13 +206,33 @@ def signature_verifier(
             trust_config=trust_config,
             progress=progress,
         )
-        if not result.verified:
-            raise VerifyError(
-                f"refusing to run the executor {executor}: it has no valid signature",
-                hint=result.explain() + "\n(--no-verify skips this check)",
-            )
+        _refuse_unsigned(executor, result)
 
     return check
+
+
+def executor_verifier(
+    client: Client, policy: Policy, config: ClientTrustConfig, progress: Progress
+) -> ExecutorVerifier:
+    """The same check with the release's values: its client, its signer's policy, its trust root."""
+
+    def check(executor: Reference) -> None:
+        from pipeline.stages import verify_images
+
+        result = verify_images.verify(
+            executor, client=client, policy=policy, config=config, progress=progress
+        )
+        _refuse_unsigned(executor, result)
+
+    return check
+
+
+def _refuse_unsigned(executor: Reference, result: VerifyResult) -> None:
+    if not result.verified:
+        raise VerifyError(
+            f"refusing to run the executor {executor}: it has no valid signature",
+            hint=result.explain() + "\n(--no-verify skips this check)",
+        )
 
 
 def run(

@@ -25,6 +25,9 @@ OUTCOMES = (
 ALWAYS = ("buildah-version-label",)  # a known difference every buildah image has: not worth a column
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")  # kaniko's coloured log levels (\x1b[36mINFO\x1b[0m)
 
+# How much of the conformance suite a release runs: all of it, the quick cases, or none.
+ConformanceMode = Literal["full", "quick", "off"]
+
 
 def plain(text: str) -> str:
     """``text`` without ANSI escape sequences (they have no place in JSON or Markdown)."""
