@@ -113,7 +113,6 @@ def sign(c: Context, o: Given) -> None:
         settings,
         images=o.image or (),
         identity_token=o.identity_token or None,
-        trust_config=o.trust_config or None,
         per_platform=o.per_platform,
         sig_tag=o.sig_tag,
         local=o.local_sigstore,
@@ -138,7 +137,6 @@ def verify(c: Context, o: Given) -> None:
             kind=o.type,
             certificate_identity=o.certificate_identity,
             certificate_oidc_issuer=o.certificate_oidc_issuer,
-            trust_config=o.trust_config or None,
             progress=Progress(),
         )
         emit(found.to_dict(), o.json, lambda r: attest.describe(found))
@@ -150,7 +148,6 @@ def verify(c: Context, o: Given) -> None:
         image=o.image,
         certificate_identity=o.certificate_identity,
         certificate_oidc_issuer=o.certificate_oidc_issuer,
-        trust_config=o.trust_config or None,
         progress=Progress(),
     )
     emit(result.to_dict(), o.json, lambda r: result.explain())
@@ -168,7 +165,6 @@ def reproduce(c: Context, o: Given) -> None:
         image=o.image,
         certificate_identity=o.certificate_identity,
         certificate_oidc_issuer=o.certificate_oidc_issuer,
-        trust_config=o.trust_config or None,
         busybox=o.busybox or None,
         progress=Progress(),
     )
@@ -198,14 +194,12 @@ def build_image(c: Context, o: Given) -> None:
         executor=o.executor,
         destination=o.destination,
         tag=o.tag,
-        registry_mirror=o.registry_mirror,
         base_image=o.base_image,
         context=o.context,
         dockerfile=o.dockerfile,
         verify=not o.no_verify,
         certificate_identity=o.certificate_identity,
         certificate_oidc_issuer=o.certificate_oidc_issuer,
-        trust_config=o.trust_config,
         progress=Progress(),
     )
     build_image.save_record(settings.record_file, result)
@@ -380,14 +374,12 @@ def test_e2e(c: Context, o: Given) -> None:
     settings = settings_of(c, o)
     result = release.e2e(
         settings,
-        fork_url=o.fork_url or None,
         keep=o.keep,
         busybox=o.busybox or None,
         platforms=config.parse_platforms(o.platforms, label=config.option_label("platforms", True))
         if o.platforms
         else None,
         base_image=o.base_image or None,
-        registry_mirror=o.registry_mirror or None,
         conformance=_conformance_mode(o.conformance),
         progress=Progress(),
     )

@@ -184,7 +184,6 @@ def signature_verifier(
     *,
     certificate_identity: str,
     certificate_oidc_issuer: str,
-    trust_config: str | None,
     progress: Progress,
 ) -> ExecutorVerifier:
     """The check build-image runs before the executor: `invoke verify`'s, by the executor's digest."""
@@ -203,7 +202,6 @@ def signature_verifier(
             image=str(executor),
             certificate_identity=certificate_identity,
             certificate_oidc_issuer=certificate_oidc_issuer,
-            trust_config=trust_config,
             progress=progress,
         )
         _refuse_unsigned(executor, result)
@@ -241,14 +239,12 @@ def run(
     executor: str = "",
     destination: str = "",
     tag: str = "",
-    registry_mirror: str = "",
     base_image: str = "",
     context: str = "",
     dockerfile: str = "Dockerfile",
     verify: bool = True,
     certificate_identity: str = "",
     certificate_oidc_issuer: str = "",
-    trust_config: str = "",
     progress: Progress | None = None,
 ) -> BuiltImage:
     """`invoke build-image`: read the inputs (options, then the run record), verify, build, push."""
@@ -261,7 +257,6 @@ def run(
             settings,
             certificate_identity=certificate_identity,
             certificate_oidc_issuer=certificate_oidc_issuer,
-            trust_config=trust_config or None,
             progress=progress,
         )
         if verify
@@ -277,7 +272,7 @@ def run(
         destination=dest,
         context=Path(context) if context else PROJECT_ROOT,
         dockerfile=dockerfile,
-        registry_mirror=registry_mirror or settings.registry_mirror,
+        registry_mirror=settings.registry_mirror,
         base_image=base_image or None,
     )
     podman = Podman(settings.cache_dir, progress=progress)

@@ -13,6 +13,7 @@ Usage: python tests/benchmarks/bench_attest.py [FORK_URL]     Nothing here asser
 # ruff: noqa: E402  (sys.path is set before the project is imported)
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import tempfile
@@ -128,11 +129,10 @@ def main(argv: list[str]) -> int:
                 try:
                     t = time.perf_counter()
                     result = reproduce.run(
-                        cold,
+                        dataclasses.replace(cold, trust_config=candidate),
                         image=executor,
                         certificate_identity=localsigstore.LOCAL_IDENTITY,
                         certificate_oidc_issuer=localsigstore.LOCAL_ISSUER,
-                        trust_config=str(candidate),
                     )
                 except Exception as exc:  # noqa: BLE001 - another instance's trust config: try the next
                     last = exc

@@ -238,20 +238,18 @@ def test_a_release_attaches_all_three_attestations_and_reproduce_rebuilds_it(
     _poison_binaries(settings.cache_dir)
     trust_config = str(next(p for p in trusts if _verifies(settings, executor, p)))
     same = reproduce.run(
-        settings,
+        dataclasses.replace(settings, trust_config=Path(trust_config)),
         image=str(executor),
         certificate_identity=POLICY.identity,
         certificate_oidc_issuer=POLICY.issuer,
-        trust_config=trust_config,
     )
     assert same.reproduced and "reproduced" in same.text() and same.rows == []
     with pytest.raises(VerifyError, match="no valid SLSA provenance from https://someone.else/ci"):
         reproduce.run(
-            settings,
+            dataclasses.replace(settings, trust_config=Path(trust_config)),
             image=str(executor),
             certificate_identity="https://someone.else/ci",
             certificate_oidc_issuer=POLICY.issuer,
-            trust_config=trust_config,
         )
     # an image changed by hand (one file in one layer), whose publisher attests the same provenance
     tampered = _tamper(registry, "kaniko-executor", digest, "etc/nsswitch.conf")
@@ -272,11 +270,10 @@ def test_a_release_attaches_all_three_attestations_and_reproduce_rebuilds_it(
         attest.attest([claim], client=client, config=trust.load(instance.trust_config), token=token)
         tampered_trust = str(instance.trust_root)  # the instance's own config is scratch, gone when it stops
     changed = reproduce.run(
-        dataclasses.replace(settings),
+        dataclasses.replace(settings, trust_config=Path(tampered_trust)),
         image=f"{registry.host}/kaniko-executor@{tampered}",
         certificate_identity=POLICY.identity,
         certificate_oidc_issuer=POLICY.issuer,
-        trust_config=tampered_trust,
     )
     assert not changed.reproduced
     files = [row for row in changed.rows if row.kind == "File"]
