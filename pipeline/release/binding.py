@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from pipeline.evidence.provenance import Parameters
     from pipeline.registry.client import Client
-    from pipeline.signing.trust import Trust
+    from pipeline.signing.trust import SignedUnder, Trust
     from pipeline.signing.verify import Policy
 
 REVISION_ANNOTATION = "org.opencontainers.image.revision"
@@ -51,7 +51,7 @@ class SignatureChecks:
 
     client: Client
     trust: Trust
-    _signed: dict[str, str | None] = field(default_factory=dict)
+    _signed: dict[str, SignedUnder | None] = field(default_factory=dict)
 
     @property
     def usable(self) -> bool:
@@ -65,7 +65,7 @@ class SignatureChecks:
     def loaded(self) -> list[ClientTrustConfig]:
         return self.trust.loaded
 
-    def signed(self, repository: str, digest: str) -> str | None:
+    def signed(self, repository: str, digest: str) -> SignedUnder | None:
         """The trust config under which ``repository@digest`` is signed by the identity, or None."""
         if not self.usable:
             return None

@@ -203,7 +203,7 @@ def up_to_date(report: Report, states: Mapping[str, VariantState], prefix: str, 
             "bytes_uploaded": 0,
         }
     trusted = next(iter(states.values())).signed
-    report.signature["trust_config"] = trusted or None
+    report.signature["trust_config"] = trusted.path if trusted is not None else None
     progress.step(f"{report.tag} is up to date at {prefix}: nothing to do")
 
 

@@ -134,7 +134,7 @@ def sign(run: Run, trust: Trust, published: dict[str, PublishedImage]) -> str | 
     done = {v: signed_by(run.client, i.repository, i.digest, trust) for v, i in published.items()}
     if all(found is not None for found in done.values()):
         run.timer.skipped("sign", "every image already has a valid signature from " + trust.policy.identity)
-        return next(iter(done.values())) or None
+        return next(found.path for found in done.values() if found is not None)
     with run.timer.stage("sign") as stage:
         targets = []
         for variant, image in published.items():

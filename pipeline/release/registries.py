@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pipeline.errors import PipelineError, RegistryError, UsageError
 from pipeline.policy import tagplan
@@ -41,13 +41,28 @@ if TYPE_CHECKING:
     from pipeline.stages.publish import PublishedImage
 
 
+# What happened in one more registry of a release, in the order it happens (or failed, at any point);
+# "not attempted" only in the report of a release that stopped before it got there.
+RegistryStatus = Literal[
+    "pending",
+    "up to date",
+    "work to do",
+    "published",
+    "signed",
+    "verified",
+    "released",
+    "failed",
+    "not attempted",
+]
+
+
 @dataclass
 class ExtraRegistry:
     """One more registry of the release, and what happened there."""
 
     prefix: str
     plans: dict[str, tagplan.TagPlan]
-    status: str = "pending"  # pending, up to date, published, signed, verified, released, failed
+    status: RegistryStatus = "pending"
     error: str | None = None
     digests: dict[str, str] = field(default_factory=dict)  # variant -> digest held
     signatures: int = 0  # bundles attached here

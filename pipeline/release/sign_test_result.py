@@ -102,5 +102,6 @@ def reuse(run: Run, states: Mapping[str, VariantState], checkout: Checkout | Non
             pending_rolling=list(state.plan.rolling_tags),
         )
         report.images[variant] = {**published[variant].to_dict(), "bytes_uploaded": 0, "kept": {}}
-    trust_config = next(iter(states.values())).signed or None
+    trusted = next(iter(states.values())).signed
+    trust_config = trusted.path if trusted is not None else None
     return Made(published, None, images, {v: s.plan for v, s in states.items()}, trust_config, checkout)

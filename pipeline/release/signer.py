@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from pipeline.errors import UsageError
 from pipeline.registry.reference import is_loopback_host
 from pipeline.signing import trust
-from pipeline.signing.trust import Trust
+from pipeline.signing.trust import SignedUnder, Trust
 from pipeline.signing.verify import Policy
 
 if TYPE_CHECKING:
@@ -107,15 +107,15 @@ def trust_of(settings: Settings, signing: Signing) -> Trust:
     return Trust(signing.policy, tuple(out))
 
 
-def signed_by(client: Client, repository: str, digest: str, trusted: Trust) -> str | None:
-    """The trust config under which ``repository@digest`` has a valid signature from the identity
-    (``""`` for the public instance), or None when it has none."""
+def signed_by(client: Client, repository: str, digest: str, trusted: Trust) -> SignedUnder | None:
+    """The trust config under which ``repository@digest`` has a valid signature from the identity, or
+    None when it has none."""
     from pipeline.registry.reference import Reference
     from pipeline.stages import verify_images
 
     ref = Reference.parse(f"{repository}@{digest}")
     index = verify_images.signed_under(client, ref, digest, trusted.policy, trusted.loaded)
-    return None if index is None else (trusted.configs[index][0] or "")
+    return None if index is None else SignedUnder(trusted.configs[index][0])
 
 
 class Signer:

@@ -15,6 +15,7 @@ from pipeline.evidence import testresult
 from pipeline.policy import tagplan
 from pipeline.release import attestations
 from pipeline.release.binding import SignatureChecks, Subject, check_version_tag, rolling_holds
+from pipeline.signing.trust import SignedUnder
 
 
 @dataclass
@@ -24,7 +25,7 @@ class VariantState:
     plan: tagplan.TagPlan
     digest: str | None  # what the version tag names now (None: not there)
     rolling: dict[str, tuple[str | None, str | None]]  # tag -> (digest, version it holds)
-    signed: str | None = None  # trust config that verified the digest (None: no valid signature)
+    signed: SignedUnder | None = None  # the trust config that verified the digest (None: no valid signature)
     tested: str | None = None  # the latest valid test result for this version (PASSED, FAILED...), or None
     missing: list[str] = field(default_factory=list)  # attestations not (validly) attached
 

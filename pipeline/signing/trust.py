@@ -26,6 +26,13 @@ CLIENT_TRUST_CONFIG = "application/vnd.dev.sigstore.clienttrustconfig.v0.1+json"
 
 
 @dataclass(frozen=True)
+class SignedUnder:
+    """A valid signature was found, under the trust config at ``path`` (None: the public instance's)."""
+
+    path: str | None
+
+
+@dataclass(frozen=True)
 class Trust:
     """Whom a release trusts, loaded once at its start and handed to every stage that checks a
     signature or an attestation: the signer's identity and issuer (``policy``) and the trust configs
