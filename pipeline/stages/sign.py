@@ -5,7 +5,9 @@ does, attaches the bundle as a referrer, and writes the cosign v2 ``.sig`` tag t
 was published: the digest the registry answers for must be the digest it was asked to sign. With an
 ``expected`` identity, the signing certificate is checked right after signing, before anything is
 attached. ``run_sign`` is `invoke sign`: the targets from the publish record or ``--image``, in a signing
-``session`` (the trust config, an identity token, and a local Sigstore instance where one is wanted).
+``session`` (the trust config, an identity token, and a local Sigstore instance where one is wanted). A
+release calls :func:`sign` itself, with the images it published and its own signer
+(:func:`pipeline.release.make.sign`).
 """
 
 from __future__ import annotations
