@@ -271,7 +271,6 @@ def publish(c: Context, o: taskoptions.PublishOptions) -> None:
     result = publish.run(
         settings,
         layout_dir=Path(o.layout).expanduser() if o.layout else None,
-        prefix=o.prefix or None,
         version=o.version or None,
         rolling=not o.no_rolling,
         replace_version_tags=o.replace_version_tags,
