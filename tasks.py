@@ -50,16 +50,18 @@ def build(c: Context, o: taskoptions.BuildOptions) -> None:
     pinned_url = pinfile.load(settings.pin_file).url if settings.pin_file.is_file() else None
     result = build.build(
         checkout,
-        out=Path(o.out).expanduser().resolve() if o.out else settings.build_layout,
-        cache_dir=settings.cache_dir,
-        platforms=settings.platforms,
-        variants=settings.variants,
-        go=settings.go,
-        busybox=o.busybox or None,
-        registry_mirror=settings.registry_mirror,
-        insecure=settings.insecure,
-        ca_bundle=ca_bundle,
-        pinned_url=pinned_url,
+        build.BuildSpec(
+            out=Path(o.out).expanduser().resolve() if o.out else settings.build_layout,
+            cache_dir=settings.cache_dir,
+            platforms=settings.platforms,
+            variants=settings.variants,
+            go=settings.go,
+            busybox=o.busybox or None,
+            registry_mirror=settings.registry_mirror,
+            insecure=settings.insecure,
+            ca_bundle=ca_bundle,
+            pinned_url=pinned_url,
+        ),
         progress=Progress(),
     )
     build.save_record(settings.record_file, result)
@@ -190,15 +192,17 @@ def build_image(c: Context, o: taskoptions.BuildImageOptions) -> None:
     settings = settings_of(c, o)
     result = build_image.run(
         settings,
-        executor=o.executor,
-        destination=o.destination,
-        tag=o.tag,
-        base_image=o.base_image,
-        context=o.context,
-        dockerfile=o.dockerfile,
-        verify=not o.no_verify,
-        certificate_identity=o.certificate_identity,
-        certificate_oidc_issuer=o.certificate_oidc_issuer,
+        build_image.ImageInput(
+            executor=o.executor,
+            destination=o.destination,
+            tag=o.tag,
+            base_image=o.base_image,
+            context=o.context,
+            dockerfile=o.dockerfile,
+            verify=not o.no_verify,
+            certificate_identity=o.certificate_identity,
+            certificate_oidc_issuer=o.certificate_oidc_issuer,
+        ),
         progress=Progress(),
     )
     build_image.save_record(settings.record_file, result)

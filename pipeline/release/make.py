@@ -78,15 +78,17 @@ def build(run: Run, forked: Forked) -> Built:
     with run.timer.stage("build") as stage:
         result = build.build(
             forked.checkout,
-            out=run.settings.build_layout,
-            cache_dir=run.settings.cache_dir,
-            platforms=run.settings.platforms,
-            variants=run.settings.variants,
-            go=run.settings.go,
-            busybox=run.options.busybox,
-            registry_mirror=run.settings.registry_mirror,
-            insecure=run.settings.insecure,
-            pinned_url=forked.pinned_url,
+            build.BuildSpec(
+                out=run.settings.build_layout,
+                cache_dir=run.settings.cache_dir,
+                platforms=run.settings.platforms,
+                variants=run.settings.variants,
+                go=run.settings.go,
+                busybox=run.options.busybox,
+                registry_mirror=run.settings.registry_mirror,
+                insecure=run.settings.insecure,
+                pinned_url=forked.pinned_url,
+            ),
             progress=run.progress,
         )
         build.save_record(run.settings.record_file, result)

@@ -233,33 +233,40 @@ def _refuse_unsigned(executor: Reference, result: VerifyResult) -> None:
         )
 
 
-def run(
-    settings: Settings,
-    *,
-    executor: str = "",
-    destination: str = "",
-    tag: str = "",
-    base_image: str = "",
-    context: str = "",
-    dockerfile: str = "Dockerfile",
-    verify: bool = True,
-    certificate_identity: str = "",
-    certificate_oidc_issuer: str = "",
-    progress: Progress | None = None,
-) -> BuiltImage:
+@dataclass(frozen=True)
+class ImageInput:
+    """What `invoke build-image` is asked for; an empty field takes its default: the executor the publish
+    record names, ``docker.io/$DOCKER_HUB_USERNAME/kaniko-nginx:<tag>`` (the fork record's tag), the
+    Dockerfile's base, the project directory. ``verify``: check the executor's signature (by the
+    identity and issuer) before it runs."""
+
+    executor: str = ""
+    destination: str = ""
+    tag: str = ""
+    base_image: str = ""
+    context: str = ""
+    dockerfile: str = "Dockerfile"
+    verify: bool = True
+    certificate_identity: str = ""
+    certificate_oidc_issuer: str = ""
+
+
+def run(settings: Settings, wanted: ImageInput, *, progress: Progress | None = None) -> BuiltImage:
     """`invoke build-image`: read the inputs (options, then the run record), verify, build, push."""
     progress = progress or Silent()
+    executor, destination, tag, context = wanted.executor, wanted.destination, wanted.tag, wanted.context
+    base_image = wanted.base_image
     given = _checked_executor(executor), _checked(destination), _checked(base_image)  # input first
     if context and not Path(context).is_dir():
         raise UsageError(f"--context {context} is not a directory", hint="pass the build context's directory")
     verifier = (
         signature_verifier(
             settings,
-            certificate_identity=certificate_identity,
-            certificate_oidc_issuer=certificate_oidc_issuer,
+            certificate_identity=wanted.certificate_identity,
+            certificate_oidc_issuer=wanted.certificate_oidc_issuer,
             progress=progress,
         )
-        if verify
+        if wanted.verify
         else None
     )
     executor_ref = given[0] or _executor_from_record(settings)
@@ -271,7 +278,7 @@ def run(
         executor=executor_ref,
         destination=dest,
         context=Path(context) if context else PROJECT_ROOT,
-        dockerfile=dockerfile,
+        dockerfile=wanted.dockerfile,
         registry_mirror=settings.registry_mirror,
         base_image=base_image or None,
     )

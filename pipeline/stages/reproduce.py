@@ -194,17 +194,19 @@ def _rebuild(
             "or pass --go PATH to it",
         )
     built = build.build(
-        dataclasses.replace(checkout, url=params.url),  # the source annotation names it so
-        out=work / "layout",
-        cache_dir=cache,
-        gocache=cache / "go-build",
-        platforms=params.platforms,
-        variants=(params.variant,),
-        go=str(chain.go),
-        busybox=busybox,
-        registry_mirror=settings.registry_mirror,
-        insecure=settings.insecure,
-        pinned_url=params.url,
+        dataclasses.replace(checkout, url=params.url),
+        build.BuildSpec(
+            out=work / "layout",
+            cache_dir=cache,
+            gocache=cache / "go-build",
+            platforms=params.platforms,
+            variants=(params.variant,),
+            go=str(chain.go),
+            busybox=busybox,
+            registry_mirror=settings.registry_mirror,
+            insecure=settings.insecure,
+            pinned_url=params.url,
+        ),
         progress=progress,
     )
     if params.variant == "debug" and built.inputs.get("busybox") != params.busybox:

@@ -74,11 +74,13 @@ def main(argv: list[str]) -> int:
         started = time.time()
         built = build.build(
             checkout,
-            out=work / "layout",
-            cache_dir=settings.cache_dir,
-            platforms=settings.platforms,
-            variants=VARIANTS,
-            pinned_url=pin.url,
+            build.BuildSpec(
+                out=work / "layout",
+                cache_dir=settings.cache_dir,
+                platforms=settings.platforms,
+                variants=VARIANTS,
+                pinned_url=pin.url,
+            ),
         )
         finished = time.time()
         print(f"build (cold, for reference): {finished - started:.1f} s")
