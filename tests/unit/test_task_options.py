@@ -150,3 +150,17 @@ def test_an_option_given_on_the_command_line_reaches_the_settings(tmp_path: Path
     assert result.returncode == 2, result.stderr
     assert "--prefix [pipeline.prefix] names x.io/a more than once" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_trust_config_is_one_option_that_overrides_its_setting_in_every_task() -> None:
+    """--trust-config had three help texts and, outside release, was a keyword the stages combined with
+    the setting themselves: now one declaration, and the setting is the one way it takes effect."""
+    found = {
+        name: option
+        for name in sorted(tasks.ns.task_names)
+        for option in tasks.ns[name].options
+        if option.name == "trust_config"
+    }
+    assert set(found) == {"build-image", "release", "reproduce", "sign", "verify"}
+    assert len({option.help for option in found.values()}) == 1, {n: o.help for n, o in found.items()}
+    assert {option.setting for option in found.values()} == {"trust_config"}
