@@ -131,9 +131,13 @@ class Signer:
         self._config: ClientTrustConfig | None = None
 
     def keep_trust_root(self) -> None:
-        """A local release on a cache no local instance has used yet: start the instance now, so that
-        its trust root is kept before the release loads its :class:`Trust`."""
-        if self.signing.local and not (self.settings.cache_dir / "sigstore" / "trust_config.json").is_file():
+        """A local release on a cache with no kept trust root, or no keys (an instance started now makes
+        new ones, and keeps their trust root): start the instance now, so that the trust root its
+        signatures verify under is kept before the release loads its :class:`Trust`."""
+        home = self.settings.cache_dir / "sigstore"
+        if self.signing.local and not (
+            (home / "trust_config.json").is_file() and (home / "keys.json").is_file()
+        ):
             self._start()
 
     def _start(self) -> LocalSigstore:

@@ -82,3 +82,29 @@ def test_a_release_whose_record_is_deleted_after_every_stage_releases_the_same(
     again = release.run(settings, release_options(fork, tmp_path, smoke_image=nginx))
     assert again.status == "up to date", again.to_dict()
     assert tags_in(registry) == snap
+
+
+def test_a_local_release_whose_keys_were_removed_loads_the_new_trust_root_once_and_signs_under_it(
+    env: tuple[config.Settings, str], fork: Fork, registry: LocalRegistry, tmp_path: Path
+) -> None:
+    """The Trust is loaded once, at check: when the local instance will make new keys (keys.json removed),
+    it starts first, so that what the release signs now (the signature again, the test result) verifies
+    under the Trust it checks with, and under the trust config its report names."""
+    settings, nginx = env
+    first = release.run(settings, release_options(fork, tmp_path, smoke_image=nginx))
+    assert first.status == "released", first.to_dict()
+    home = settings.cache_dir / "sigstore"
+    old_root = (home / "trust_config.json").read_text()
+    (home / "keys.json").unlink()
+    again = release.run(settings, release_options(fork, tmp_path, smoke_image=nginx, force=True))
+    assert again.status == "released", again.to_dict()
+    assert (home / "trust_config.json").read_text() != old_root  # new keys, a new trust root kept
+    stages = {stage.name: stage.status for stage in again.stages}
+    assert stages["sign"] == "ok" and stages["rolling"] == "ok"  # the old keys' signature counts no more
+    checked = verify_images.run_verify(
+        dataclasses.replace(settings, trust_config=Path(again.signature["trust_config"])),
+        image=f"{registry.host}/kaniko-executor:v1.2.3",
+        certificate_identity=localsigstore.LOCAL_IDENTITY,
+        certificate_oidc_issuer=localsigstore.LOCAL_ISSUER,
+    )
+    assert checked.verified, checked.explain()
