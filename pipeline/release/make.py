@@ -1,8 +1,8 @@
 """The build side of a release, one function per stage: fork, build, publish (to every registry), sign
 (skipped when every image is validly signed already) and attest (SBOMs and provenance).
 
-Each takes the values the stages before it returned and returns its own; each writes its run-record entry
-(for a task that runs alone later) and reads none. :func:`pipeline.release.flow.release_flow` calls them
+Each takes the values the stages before it returned and returns what a later stage needs (attest: nothing);
+each writes its run-record entry (for a task that runs alone later) and reads none. :func:`pipeline.release.flow.release_flow` calls them
 in order.
 """
 

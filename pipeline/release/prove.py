@@ -2,7 +2,8 @@
 (loopback registries), build the nginx test image with the published executor (kaniko in podman), run the
 conformance suite and the smoke checks. The signed test result follows
 (:mod:`pipeline.release.sign_test_result`), then the other registries' signatures and the rolling tags
-(:mod:`pipeline.release.rolling`). Each function takes values and returns one; none reads the run record.
+(:mod:`pipeline.release.rolling`). Each function takes values and returns what a later stage needs (verify:
+nothing, it raises); none reads the run record.
 """
 
 from __future__ import annotations
