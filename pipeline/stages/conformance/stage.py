@@ -26,6 +26,7 @@ from pipeline.registry.reference import Reference
 from pipeline.stages.conformance import (
     bases,
     cases,
+    contexts,
     forkcases,
     layouts,
     matrix,
@@ -124,7 +125,7 @@ def plan(
     else:
         loaded = cases.load(cases_dir, quick=quick)
         if cases_dir is not None:
-            loaded = [replace(case, suite="cases") for case in loaded]
+            loaded = [replace(case, suite=contexts.USERS_OWN) for case in loaded]
         if fork_checkout is not None and not quick:
             loaded += forkcases.load(fork_checkout)
     loaded = [_offline(case) for case in loaded]
@@ -175,6 +176,7 @@ def execute(
 
     progress = progress or Silent()
     started = time.monotonic()
+    the_plan = replace(the_plan, cases=contexts.committed(the_plan.cases, cache_dir))
     executor_name = str(the_plan.executors.get("executor") or next(iter(the_plan.executors.values())))
     result = ConformanceResult(executor=executor_name, reference=the_plan.reference)
     base_images = [bases.busybox(cache_dir)]
