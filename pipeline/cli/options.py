@@ -3,17 +3,17 @@
 tasks.py's ``task`` decorator takes a task's :class:`Option` declarations (see
 :mod:`pipeline.cli.catalog`) and makes of them what invoke reads: the task's signature (invoke derives
 the options, their kinds and defaults from it), its help dict, the repeatable options. On each run the
-values come back as one :class:`Given`, which also says which settings (``pipeline.*`` config keys) the
-given options override. Nothing here imports invoke.
+values come back as one :class:`Given` (of the task's own dataclass, :mod:`pipeline.cli.taskoptions`), which
+also says which settings (``pipeline.*`` config keys) the given options override. Nothing here imports
+invoke.
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from types import SimpleNamespace
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Self
 
 
 @dataclass(frozen=True)
@@ -39,19 +39,27 @@ class Option:
             )
 
 
-class Given(SimpleNamespace):
-    """A task's option values as the user gave them (or their defaults), by name: ``o.layout``."""
+@dataclass(frozen=True)
+class Given:
+    """A task's option values as the user gave them (or their defaults), by name: ``o.layout``. Each task
+    has a subclass whose fields are its options (:mod:`pipeline.cli.taskoptions`)."""
 
-    def __init__(self, declared: Sequence[Option], values: Mapping[str, Any]) -> None:
-        super().__init__(**{option.name: values[option.name] for option in declared})
-        self._overrides = overrides(declared, values)
+    settings_given: Mapping[str, Any] = field(default_factory=dict, kw_only=True, repr=False)
+
+    @classmethod
+    def of(cls, declared: Sequence[Option], values: Mapping[str, Any]) -> Self:
+        """The values invoke passed for ``declared``, and the settings they override."""
+        return cls(
+            **{option.name: values[option.name] for option in declared},
+            settings_given=overrides(declared, values),
+        )
 
     def overrides(self) -> dict[str, Any]:
         """The settings these options override, by config key (see :func:`overrides`)."""
-        return dict(self._overrides)
+        return dict(self.settings_given)
 
 
-_RESERVED = frozenset({"c", "overrides", "_overrides"})
+_RESERVED = frozenset({"c", "of", "overrides", "settings_given"})
 
 
 def signature(declared: Sequence[Option]) -> inspect.Signature:

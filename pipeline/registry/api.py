@@ -20,7 +20,7 @@ from pipeline.progress import Progress, Silent
 from pipeline.registry.auth import repository_scope
 from pipeline.registry.credentials import Credentials
 from pipeline.registry.reference import Reference
-from pipeline.registry.transport import Transport, oci_errors
+from pipeline.registry.transport import ApiCall, Transport, oci_errors
 
 UPLOAD_WORKERS = 4
 CHUNK_SIZE = 16 << 20
@@ -91,7 +91,7 @@ class RegistryAPI:
         retry, redirects, on_bytes, what). The answer is the caller's to close."""
         actions = ("pull", "push") if push else ("pull",)
         scopes = [repository_scope(ref.repository, *actions), *extra_scopes]
-        return self.transport.request(
+        call = ApiCall(
             method,
             url,
             host=ref.host,
@@ -99,6 +99,7 @@ class RegistryAPI:
             scopes=scopes,
             **kwargs,  # type: ignore[arg-type]
         )
+        return self.transport.request(call)
 
     def error(self, what: str, response: requests.Response) -> RegistryError:
         """The error to raise for an unexpected answer: ``what`` failed, its HTTP status and OCI errors."""

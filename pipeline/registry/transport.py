@@ -21,6 +21,7 @@ import re
 import threading
 import warnings
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import urljoin, urlsplit
@@ -67,6 +68,32 @@ def error_codes(response: requests.Response) -> set[str]:
         return {str(e.get("code")) for e in body.get("errors", []) if isinstance(e, dict)}
     except (ValueError, AttributeError, RuntimeError):
         return set()
+
+
+@dataclass(frozen=True)
+class ApiCall:
+    """One request to a registry's API: what to send (method, url, headers, params, body), to whom (the
+    host, the registry its credentials are for, the token scopes it needs), and how: ``stream`` leaves
+    the answer's body to the caller, ``retry`` retries network errors and 5xx, ``redirects`` follows
+    them, ``on_bytes`` counts what is uploaded; ``what`` names it in errors (default: method and URL)."""
+
+    method: str
+    url: str
+    host: str
+    registry: str
+    scopes: Sequence[str]
+    headers: Mapping[str, str] | None = None
+    params: Mapping[str, str] | Sequence[tuple[str, str]] | None = None
+    body: Body | None = None
+    stream: bool = False
+    retry: bool = True
+    redirects: bool = True
+    on_bytes: OnBytes | None = None
+    what: str = ""
+
+    @property
+    def label(self) -> str:
+        return self.what or f"{self.method} {self.url}"
 
 
 class Transport:
@@ -206,31 +233,16 @@ class Transport:
         return (min(10.0, self.timeout), self.timeout)
 
     # -- registry requests -----------------------------------------------------------------
-    def request(
-        self,
-        method: str,
-        url: str,
-        *,
-        host: str,
-        registry: str,
-        scopes: Sequence[str],
-        headers: Mapping[str, str] | None = None,
-        params: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
-        body: Body | None = None,
-        stream: bool = False,
-        retry: bool = True,
-        redirects: bool = True,
-        on_bytes: OnBytes | None = None,
-        what: str = "",
-    ) -> requests.Response:
+    def request(self, call: ApiCall) -> requests.Response:
         """Send one API request, with auth, retries and redirects; returns the final answer.
 
-        ``retry=False`` sends it once as far as the network and 5xx go (auth is still renegotiated,
+        ``call.retry`` False sends it once as far as the network and 5xx go (auth is still renegotiated,
         which is safe because a 401 means the body was not accepted); the caller decides.
         """
-        what = what or f"{method} {url}"
+        host, registry, retry = call.host, call.registry, call.retry
+        what = call.label
         deadline = Deadline(self.deadline)
-        scopes = list(scopes)
+        scopes = list(call.scopes)
         attempt = 0
         auth_rounds = 0
         sent: str | None = None
@@ -238,9 +250,7 @@ class Transport:
         while True:
             sent = self.auth.header(host, registry, scopes)
             try:
-                response = self._send(
-                    method, url, boundary, headers, params, body, stream, sent, on_bytes, redirects, what
-                )
+                response = self._send(call, boundary, sent)
             except requests.exceptions.RequestException as exc:
                 if isinstance(exc, requests.exceptions.SSLError):
                     raise RegistryError(
@@ -296,23 +306,18 @@ class Transport:
             "and that the account may access this repository",
         )
 
-    def _send(
-        self,
-        method: str,
-        url: str,
-        boundary: Boundary,
-        headers: Mapping[str, str] | None,
-        params: Mapping[str, str] | Sequence[tuple[str, str]] | None,
-        body: Body | None,
-        stream: bool,
-        authorization: str | None,
-        on_bytes: OnBytes | None,
-        redirects: bool,
-        what: str,
-    ) -> requests.Response:
+    def _send(self, call: ApiCall, boundary: Boundary, authorization: str | None) -> requests.Response:
+        method, url, params, body, on_bytes, what = (
+            call.method,
+            call.url,
+            call.params,
+            call.body,
+            call.on_bytes,
+            call.label,
+        )
         for _ in range(MAX_REDIRECTS + 1):
             boundary.check(url, what)
-            send_headers = dict(headers or {})
+            send_headers = dict(call.headers or {})
             if sent := boundary.authorization(url, authorization):
                 send_headers["Authorization"] = sent
             handle: BinaryIO | None = None
@@ -347,8 +352,8 @@ class Transport:
             follow = response.status_code in (307, 308) or (
                 response.status_code in (301, 302, 303) and method in ("GET", "HEAD")
             )
-            if not follow or not location or not redirects:
-                if not stream:
+            if not follow or not location or not call.redirects:
+                if not call.stream:
                     answers.load(response, what)
                 return response
             response.close()

@@ -27,15 +27,18 @@ as its docker.io mirror; and no debug variant unless ``--busybox`` or a registry
 
 Every run writes a report: JSON and Markdown (fit for ``$GITHUB_STEP_SUMMARY``) in ``--report-dir``.
 
-Modules, in the order a release uses them: ``flow`` (the entry: resolve and check), ``context`` (the
-options, the stage timer, the run's context and what the build side hands on), ``resolution`` (the
-release tag and commit), ``plan`` (where it goes, the dry run's plan), ``signer`` (the signing identity
-and trust configs), ``binding`` (a tag counts only for what its image proves it is), ``state`` (what
-the registry holds and proves), ``registries`` (every registry after the first; ``copies``: which of
-its bundles may be copied there), ``make`` (fork, build, publish, sign, attest), ``sign_test_result`` (the signed test result
-after smoke; testing again without a rebuild), ``prove`` (verify, build-image, conformance, smoke, then the rolling tags),
-``attestations`` (the attestations a release signs and reads back), ``report`` (the report and the plan's text), ``endtoend``
-(``invoke test-e2e``).
+Modules, in the order a release uses them: ``flow`` (the entry: resolve and check, then ``release_flow``,
+one call per stage with the values the stages before it returned), ``context`` (the options, the stage
+timer, the run's context and what the build side hands on), ``resolution`` (the release tag and
+commit), ``plan`` (where it goes, the dry run's plan), ``signer`` (the signing identity, the release's
+one :class:`~pipeline.signing.trust.Trust` and its signer), ``binding`` (a tag counts only for what its
+image proves it is), ``state`` (what the registry holds and proves), ``registries`` (every registry after
+the first; ``copies``: which of its bundles may be copied there), ``make`` (the stages fork, build,
+publish, sign, attest), ``prove`` (verify, nginx-base, build-image, conformance, smoke),
+``sign_test_result`` (the signed test result after smoke; testing again without a rebuild), ``rolling``
+(signatures in every other registry, then the rolling tags), ``attestations`` (the attestations a
+release signs and reads back), ``report`` (the report and the plan's text), ``endtoend`` (``invoke
+test-e2e``). No stage reads the run record within a release: each writes its entry for a task run alone.
 """
 
 from pipeline.release.context import Options, StageHook
@@ -44,7 +47,7 @@ from pipeline.release.flow import STAGES, run
 from pipeline.release.plan import DEBUG_NOTE, NGINX_REPOSITORY
 from pipeline.release.report import Report, Stage, plan_text
 from pipeline.release.resolution import LS_REMOTE_TIMEOUT, Resolved, remote_tags, resolve
-from pipeline.release.signer import LOCAL_TRUST_CONFIGS, Signing, choose_signing, signed_by, trust_configs
+from pipeline.release.signer import LOCAL_TRUST_CONFIGS, Signer, Signing, choose_signing, signed_by, trust_of
 from pipeline.release.state import VariantState, inspect_registry
 
 __all__ = [
@@ -58,6 +61,7 @@ __all__ = [
     "Options",
     "Report",
     "Resolved",
+    "Signer",
     "Signing",
     "Stage",
     "StageHook",
@@ -71,5 +75,5 @@ __all__ = [
     "resolve",
     "run",
     "signed_by",
-    "trust_configs",
+    "trust_of",
 ]

@@ -25,8 +25,7 @@ from pipeline.evidence.testresult import (
     result_of,
 )
 from pipeline.registry.reference import Reference
-from pipeline.release.binding import Subject, Trust, check_provenance
-from pipeline.release.signer import Signing
+from pipeline.release.binding import SignatureChecks, Subject, check_provenance
 from pipeline.signing.verify import Outcome
 from pipeline.stages import attest
 from pipeline.urls import redact
@@ -39,6 +38,8 @@ if TYPE_CHECKING:
     from pipeline.progress import Progress
     from pipeline.registry.client import Client
     from pipeline.release.context import Run
+    from pipeline.release.signer import Signer
+    from pipeline.signing.trust import Trust
     from pipeline.source.checkout import Checkout
     from pipeline.stages.conformance.result import ConformanceResult
     from pipeline.stages.smoke import SmokeResult
@@ -102,13 +103,14 @@ class Attester:
     """What signing and attaching attestations as the release's identity takes."""
 
     settings: Settings
-    signing: Signing
+    signer: Signer
+    trust: Trust
     client: Client
     progress: Progress
 
     @classmethod
-    def of(cls, run: Run) -> Attester:
-        return cls(run.settings, run.signing, run.client, run.progress)
+    def of(cls, run: Run, trust: Trust) -> Attester:
+        return cls(run.settings, run.signer, trust, run.client, run.progress)
 
 
 def attest_tests(
@@ -133,30 +135,17 @@ def attest_tests(
 
 def _signed(attester: Attester, claims: Sequence[attest.Claim]) -> list[attest.Attested]:
     """Sign and attach ``claims`` as the release's identity."""
-    from pipeline.stages import sign
-
-    settings, signing, client, progress = (
-        attester.settings,
-        attester.signing,
-        attester.client,
-        attester.progress,
+    config, token = attester.signer.session(attester.trust, [claim.repository.registry for claim in claims])
+    policy = attester.trust.policy
+    if token.identity != policy.identity or token.issuer != policy.issuer:
+        raise VerifyError(
+            f"the identity token is for {token.identity} (issuer {token.issuer}), but the release "
+            f"verifies {policy.identity} (issuer {policy.issuer})",
+            hint="make --certificate-identity and --certificate-oidc-issuer match the signing identity",
+        )
+    return attest.attest(
+        claims, client=attester.client, config=config, token=token, progress=attester.progress
     )
-
-    with sign.session(
-        settings,
-        registries=[claim.repository.registry for claim in claims],
-        identity_token=signing.identity_token,
-        trust_config=signing.trust_config,
-        local=signing.local,
-        progress=progress,
-    ) as (config, token, _path):
-        if token.identity != signing.identity or token.issuer != signing.issuer:
-            raise VerifyError(
-                f"the identity token is for {token.identity} (issuer {token.issuer}), but the release "
-                f"verifies {signing.identity} (issuer {signing.issuer})",
-                hint="make --certificate-identity and --certificate-oidc-issuer match the signing identity",
-            )
-        return attest.attest(claims, client=client, config=config, token=token, progress=progress)
 
 
 def build_facts(checkout: Checkout, inputs: Mapping[str, Any], pinned_url: str) -> BuildFacts:
@@ -192,9 +181,8 @@ def attest_build(
     attest leaves some: the next run attaches the rest)."""
     from pipeline.evidence import provenance, sbom
     from pipeline.oci.manifest import Manifest
-    from pipeline.release.signer import trust_configs
 
-    trust = Trust(run.client, run.signing, trust_configs(run.settings, run.signing))
+    checks = SignatureChecks(run.client, run.trust)
     platforms = sorted({str(d.platform) for _, desc in images.values() for d in _platforms(layout, desc)})
     claims: list[attest.Claim] = []
     for variant, (repository, desc) in images.items():
@@ -203,7 +191,7 @@ def attest_build(
             facts,
             variant=variant,
             platforms=platforms,
-            builder_id=run.signing.identity,
+            builder_id=run.trust.policy.identity,
             invocation_id=ci_run_url(run.settings.env),
             started=times[0],
             finished=times[1],
@@ -216,7 +204,7 @@ def attest_build(
             files = sbom.image_files(manifest, layout.read_blob)
             document = sbom.document(facts, repository, platform.digest, str(platform.platform), files)
             claims.append(attest.Claim(ref, platform.digest, sbom.SPDX_DOCUMENT, document))
-    wanted = [c for c in claims if _latest(trust, c.repository.repo_str, c.digest, c.predicate_type) is None]
+    wanted = [c for c in claims if _latest(checks, c.repository.repo_str, c.digest, c.predicate_type) is None]
     return _signed(run, wanted) if wanted else []
 
 
@@ -235,13 +223,15 @@ def _ca_digest() -> str:
     return "sha256:" + cabundle.CERTIFI_SHA256
 
 
-def _latest(trust: Trust, repository: str, digest: str, predicate_type: str) -> Outcome | None:
+def _latest(checks: SignatureChecks, repository: str, digest: str, predicate_type: str) -> Outcome | None:
     ref = Reference.parse(f"{repository}@{digest}")
-    return attest.latest(attest.find(trust.client, ref, digest, predicate_type, trust.policy, trust.loaded))
+    return attest.latest(
+        attest.find(checks.client, ref, digest, predicate_type, checks.policy, checks.loaded)
+    )
 
 
 def missing_build_evidence(
-    trust: Trust, plan: TagPlan, variant: str, digest: str, subject: Subject
+    checks: SignatureChecks, plan: TagPlan, variant: str, digest: str, subject: Subject
 ) -> list[str]:
     """What of the build's evidence is not validly attached to ``plan``'s ``digest``: the provenance on
     the index (a verified one must name this release, else VerifyError) and an SBOM on each platform
@@ -250,22 +240,22 @@ def missing_build_evidence(
     from pipeline.stages.sign import platform_manifests
 
     missing: list[str] = []
-    found = _latest(trust, plan.repository, digest, provenance.SLSA_PROVENANCE_V1)
+    found = _latest(checks, plan.repository, digest, provenance.SLSA_PROVENANCE_V1)
     body = found.statement.get("predicate") if found is not None and found.statement else None
     if isinstance(body, dict):
         check_provenance(plan, variant, provenance.parameters(body), subject)
     else:
         missing.append(f"provenance on {digest}")
-    for platform in platform_manifests(trust.client, Reference.parse(plan.repository), digest):
-        if _latest(trust, plan.repository, platform.digest, sbom.SPDX_DOCUMENT) is None:
+    for platform in platform_manifests(checks.client, Reference.parse(plan.repository), digest):
+        if _latest(checks, plan.repository, platform.digest, sbom.SPDX_DOCUMENT) is None:
             missing.append(f"SBOM on {platform.digest} ({platform.platform})")
     return missing
 
 
-def latest_result(trust: Trust, repository: str, digest: str, subject: Subject) -> str | None:
+def latest_result(checks: SignatureChecks, repository: str, digest: str, subject: Subject) -> str | None:
     """The result of the latest valid test result (by verified time) for ``repository@digest`` from the
     release's identity, when it names this release (its version, tag and commit); else None."""
-    found = _latest(trust, repository, digest, TEST_RESULT)
+    found = _latest(checks, repository, digest, TEST_RESULT)
     body = found.statement.get("predicate") if found is not None and found.statement else None
     if not isinstance(body, dict):
         return None
@@ -274,12 +264,12 @@ def latest_result(trust: Trust, repository: str, digest: str, subject: Subject) 
     return result_of(body)
 
 
-def require_passed(trust: Trust, repository: str, digest: str, subject: Subject) -> None:
+def require_passed(checks: SignatureChecks, repository: str, digest: str, subject: Subject) -> None:
     """Raise unless the latest valid test result for the digest is PASSED for this release (before
     moving rolling tags)."""
-    found = latest_result(trust, repository, digest, subject)
+    found = latest_result(checks, repository, digest, subject)
     if found != PASSED:
-        identity = trust.signing.identity if trust.signing is not None else "the release's identity"
+        identity = checks.policy.identity
         raise VerifyError(
             f"{repository}@{digest}'s latest test result from {identity} for {subject.tag} is "
             f"{found or 'missing'}, not {PASSED}",

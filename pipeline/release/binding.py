@@ -16,21 +16,21 @@ Anything else raises :class:`~pipeline.errors.VerifyError` naming the tag and wh
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from pipeline.errors import VerifyError
 from pipeline.policy import tagplan
 from pipeline.registry.reference import Reference
-from pipeline.release.signer import Signing, signed_by
-from pipeline.signing.verify import Policy
+from pipeline.release.signer import signed_by
 
 if TYPE_CHECKING:
     from sigstore.models import ClientTrustConfig
 
     from pipeline.evidence.provenance import Parameters
     from pipeline.registry.client import Client
+    from pipeline.signing.trust import SignedUnder, Trust
+    from pipeline.signing.verify import Policy
 
 REVISION_ANNOTATION = "org.opencontainers.image.revision"
 
@@ -45,35 +45,33 @@ class Subject:
 
 
 @dataclass
-class Trust:
-    """Whom the release trusts (its identity, and the trust configs to check it with), with the
-    signature checks made so far (one per digest)."""
+class SignatureChecks:
+    """The release's :class:`~pipeline.signing.trust.Trust` with a registry client, and the signature
+    checks made so far (one per digest)."""
 
     client: Client
-    signing: Signing | None
-    configs: Sequence[tuple[str | None, ClientTrustConfig]]
-    _signed: dict[str, str | None] = field(default_factory=dict)
+    trust: Trust
+    _signed: dict[str, SignedUnder | None] = field(default_factory=dict)
 
     @property
     def usable(self) -> bool:
-        return self.signing is not None and bool(self.configs)
+        return self.trust.usable
 
     @property
     def policy(self) -> Policy:
-        assert self.signing is not None
-        return Policy(self.signing.identity, self.signing.issuer)
+        return self.trust.policy
 
     @property
     def loaded(self) -> list[ClientTrustConfig]:
-        return [config for _, config in self.configs]
+        return self.trust.loaded
 
-    def signed(self, repository: str, digest: str) -> str | None:
+    def signed(self, repository: str, digest: str) -> SignedUnder | None:
         """The trust config under which ``repository@digest`` is signed by the identity, or None."""
-        if not self.usable or self.signing is None:
+        if not self.usable:
             return None
         key = f"{repository}@{digest}"
         if key not in self._signed:
-            self._signed[key] = signed_by(self.client, repository, digest, self.signing, self.configs)
+            self._signed[key] = signed_by(self.client, repository, digest, self.trust)
         return self._signed[key]
 
 
@@ -125,7 +123,7 @@ def check_provenance(plan: tagplan.TagPlan, variant: str, params: Parameters, su
 
 
 def rolling_holds(
-    trust: Trust, plan: tagplan.TagPlan, own: str | None
+    checks: SignatureChecks, plan: tagplan.TagPlan, own: str | None
 ) -> dict[str, tuple[str | None, str | None]]:
     """Each rolling tag's digest and the version it holds (tag -> (digest, version)). A tag on
     ``own`` (this version's digest) holds this version; any other digest must be validly signed by
@@ -133,16 +131,16 @@ def rolling_holds(
     repo = Reference.parse(plan.repository)
     out: dict[str, tuple[str | None, str | None]] = {}
     for tag in plan.rolling_tags:
-        held = trust.client.head_manifest(repo.with_tag(tag))
+        held = checks.client.head_manifest(repo.with_tag(tag))
         if held is None:
             out[tag] = (None, None)
             continue
         if held.digest == own:
             out[tag] = (held.digest, plan.version)
             continue
-        found = annotations_of(trust.client, repo.with_digest(held.digest))
-        if trust.signed(plan.repository, held.digest) is None:
-            who = trust.signing.identity if trust.signing is not None else "the release's identity"
+        found = annotations_of(checks.client, repo.with_digest(held.digest))
+        if checks.signed(plan.repository, held.digest) is None:
+            who = checks.policy.identity
             raise VerifyError(
                 f"{plan.repository}:{tag} holds {held.digest} ({_holds(found)}), which has no valid "
                 f"signature from {who}: the release will not keep or move a tag it cannot vouch for",

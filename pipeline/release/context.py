@@ -1,8 +1,9 @@
 """What every stage of one release shares: its options, the report and the stage timer, and the run
-context that ``resolve`` and ``check`` fix (the release, where it goes, who signs, the client).
+context that ``resolve`` and ``check`` fix (the release, where it goes, who signs, the client, the signer).
 
-Within a release the stages hand each other plain values (:class:`Made`, the smoke result, ...); the
-context holds only what does not change once the run has started.
+Within a release the stages hand each other plain values (:class:`Made`, the smoke result, ...) and the
+one :class:`~pipeline.signing.trust.Trust`; the context holds only what does not change once the run has
+started. No stage reads the run record: it is written for a task that runs alone later.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ if TYPE_CHECKING:
     from pipeline.release.binding import Subject
     from pipeline.release.registries import Destinations
     from pipeline.release.resolution import Resolved
-    from pipeline.release.signer import Signing
+    from pipeline.release.signer import Signer, Signing
+    from pipeline.source.checkout import Checkout
+    from pipeline.stages.conformance.result import ConformanceMode
     from pipeline.stages.publish import PublishedImage
 
 # Called after each stage that completed (a test seam: raising there is a run killed between stages).
@@ -49,7 +52,7 @@ class Options:
     report_dir: Path | None = None
     # Test seams: smoke-check this image instead of the one build-image pushed; a hook after each stage.
     smoke_image: str | None = None
-    conformance: str = "full"  # full, quick or off: the conformance stage (pipeline/stages/conformance)
+    conformance: ConformanceMode = "full"  # the conformance stage (pipeline/stages/conformance)
     conformance_suites: tuple[str, ...] = ()  # the suites it runs (default: by the mode; see stage.py)
     conformance_bases: str = "auto"  # auto, upstream or stand-ins (pipeline/stages/conformance/upstream.py)
     after_stage: StageHook | None = None
@@ -99,6 +102,7 @@ class Run:
     signing: Signing
     client: Client
     others: Destinations  # every other registry of the release
+    signer: Signer  # signs as the release's identity (sign, attest, test-result)
 
     @property
     def subject(self) -> Subject:
@@ -117,3 +121,4 @@ class Made:
     images: dict[str, Descriptor]  # each variant's index descriptor
     plans: dict[str, TagPlan]
     trust_config: str | None  # the trust config that verified the signatures
+    checkout: Checkout | None = None  # the fork checked out now (None: reused, nothing checked out)

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from pipeline.oci.descriptor import Descriptor
     from pipeline.registry.client import Client
-    from pipeline.release.binding import Trust
+    from pipeline.release.binding import SignatureChecks
 
 
 @dataclass
@@ -39,38 +39,38 @@ class Verified:
     left: int = 0  # bundles and layers that did not verify as the release's own
 
 
-def verified(trust: Trust, repository: str, digest: str) -> Verified:
+def verified(checks: SignatureChecks, repository: str, digest: str) -> Verified:
     """The bundles of ``repository@digest`` that verify as the release's, and its own ``.sig`` layers."""
     source = Reference.parse(repository)
     out = Verified(digest)
     certificates: list[Certificate] = []
-    for found in attach.find_bundles(trust.client, source, digest):
+    for found in attach.find_bundles(checks.client, source, digest):
         kind = bundles.claimed_predicate_type(found.data) if found.data else None
         kind = kind or statement.COSIGN_SIGN_PREDICATE
-        if found.data is None or not _verifies(trust, found.data, digest, kind):
+        if found.data is None or not _verifies(checks, found.data, digest, kind):
             out.left += 1
             continue
         out.bundles.append((found.data, kind))
         if kind == statement.COSIGN_SIGN_PREDICATE:
             certificates.append(bundles.parse(found.data, found.source).signing_certificate)
-    sig = trust.client.find_manifest(source.with_tag(attach.signature_tag(digest)))
+    sig = checks.client.find_manifest(source.with_tag(attach.signature_tag(digest)))
     if sig is not None:
         manifest = parse(sig[0], sig[1].media_type)
         layers = manifest.layers if isinstance(manifest, Manifest) else []
         for layer in layers:
-            if _own_layer(trust, source, layer, digest, certificates):
+            if _own_layer(checks, source, layer, digest, certificates):
                 out.sig_layers.append(layer)
             else:
                 out.left += 1
     return out
 
 
-def verified_with_platforms(trust: Trust, source: Reference, digest: str) -> list[Verified]:
+def verified_with_platforms(checks: SignatureChecks, source: Reference, digest: str) -> list[Verified]:
     """:func:`verified` for an index and each of its platform images (which carry the SBOMs)."""
     from pipeline.stages.sign import platform_manifests
 
-    platforms = [m.digest for m in platform_manifests(trust.client, source, digest)]
-    return [verified(trust, source.repo_str, d) for d in (digest, *platforms)]
+    platforms = [m.digest for m in platform_manifests(checks.client, source, digest)]
+    return [verified(checks, source.repo_str, d) for d in (digest, *platforms)]
 
 
 def copy_to(client: Client, own: Verified, source: Reference, target: Reference) -> int:
@@ -85,15 +85,19 @@ def copy_to(client: Client, own: Verified, source: Reference, target: Reference)
     return len(own.bundles)
 
 
-def _verifies(trust: Trust, data: bytes, digest: str, kind: str) -> bool:
+def _verifies(checks: SignatureChecks, data: bytes, digest: str, kind: str) -> bool:
     return any(
-        verify_bundle(data, digest, trust.policy, config, predicate_type=kind).verified
-        for config in trust.loaded
+        verify_bundle(data, digest, checks.policy, config, predicate_type=kind).verified
+        for config in checks.loaded
     )
 
 
 def _own_layer(
-    trust: Trust, source: Reference, layer: Descriptor, digest: str, certificates: list[Certificate]
+    checks: SignatureChecks,
+    source: Reference,
+    layer: Descriptor,
+    digest: str,
+    certificates: list[Certificate],
 ) -> bool:
     """Whether a ``.sig`` layer is the release's: one of its verified certificates signed this payload,
     which names ``digest``."""
@@ -111,7 +115,7 @@ def _own_layer(
     if cert not in certificates:
         return False
     try:
-        payload = trust.client.get_blob(source, layer.digest)
+        payload = checks.client.get_blob(source, layer.digest)
         key = cert.public_key()
         assert isinstance(key, ec.EllipticCurvePublicKey)
         key.verify(base64.b64decode(signature), payload, ec.ECDSA(hashes.SHA256()))

@@ -61,10 +61,8 @@ class E2EResult:
 def e2e(
     settings: Settings,
     *,
-    fork_url: str | None = None,
     keep: bool = False,
     platforms: Sequence[str] | None = None,
-    registry_mirror: str | None = None,
     options: Options | None = None,
     progress: Progress | None = None,
 ) -> E2EResult:
@@ -76,7 +74,7 @@ def e2e(
 
     progress = progress or Silent()
     pin = pinfile.load(settings.pin_file)
-    url = fork_url or settings.fork_url or pin.url
+    url = settings.fork_url or pin.url
     started = time.monotonic()
     remote_tags(url)  # fails in seconds, with the way to use a mirror, when the fork is unreachable
     progress.info(f"the fork at {redact(url)} answers ({time.monotonic() - started:.1f} s)")
@@ -98,7 +96,6 @@ def e2e(
         prefix=registry.host,
         platforms=tuple(platforms or (native_platform(),)),
         trust_config=None,
-        registry_mirror=registry_mirror or settings.registry_mirror,
         env={k: v for k, v in settings.env.items() if k != "SIGSTORE_ID_TOKEN"},
     )
     report: Report | None = None

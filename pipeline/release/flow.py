@@ -1,9 +1,12 @@
 """The release run: ``invoke release``, every stage in order (see the package docstring).
 
-``resolve`` and ``check`` happen here and fix the run's context (:class:`~pipeline.release.context.Run`);
-then the build side (:mod:`~pipeline.release.make`, or :func:`~pipeline.release.sign_test_result.reuse` when
-the images are published and signed already) and the proving side with the rolling tags
-(:mod:`~pipeline.release.prove`).
+``resolve`` and ``check`` happen here and fix the run's context (:class:`~pipeline.release.context.Run`)
+and the one :class:`~pipeline.signing.trust.Trust` (loaded once); :func:`release_flow` then calls one
+function per stage, each with the values the stages before it returned: the build side
+(:mod:`~pipeline.release.make`, or :func:`~pipeline.release.sign_test_result.reuse` when the images are
+published and signed already), the proving side (:mod:`~pipeline.release.prove`), the test result
+(:mod:`~pipeline.release.sign_test_result`), the signatures and rolling tags (:mod:`~pipeline.release.rolling`).
+The run record is written by the stages, never read back within the release.
 """
 
 from __future__ import annotations
@@ -16,20 +19,21 @@ from pipeline.errors import PipelineError, UsageError
 from pipeline.policy import tagplan
 from pipeline.progress import Progress, Silent
 from pipeline.registry.reference import host_of_prefix
-from pipeline.release import sign_test_result
-from pipeline.release.binding import Subject, Trust
-from pipeline.release.context import Options, Run, Timer
-from pipeline.release.make import make
+from pipeline.release import make, prove, rolling, sign_test_result
+from pipeline.release.binding import SignatureChecks, Subject
+from pipeline.release.context import Made, Options, Run, Timer
 from pipeline.release.plan import destination, dry_run_plan, embedded_running, local_variants, registry_of
-from pipeline.release.prove import prove_and_roll
 from pipeline.release.registries import Destinations
 from pipeline.release.report import Report
 from pipeline.release.resolution import requested, resolve
-from pipeline.release.signer import choose_signing, trust_configs
-from pipeline.release.state import inspect_registry
+from pipeline.release.signer import Signer, choose_signing, trust_of
+from pipeline.release.state import VariantState, inspect_registry
+from pipeline.signing.trust import Trust
 from pipeline.urls import redact
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from pipeline.config import Settings
 
 # The stages of a release that does the whole job, in order (README lists the same).
@@ -119,7 +123,6 @@ def _run(settings: Settings, options: Options, report: Report, timer: Timer, pro
         signing = choose_signing(
             settings,
             registry,
-            trust_config=str(settings.trust_config) if settings.trust_config else None,
             identity_token=options.identity_token,
             certificate_identity=options.certificate_identity,
             certificate_oidc_issuer=options.certificate_oidc_issuer,
@@ -134,51 +137,96 @@ def _run(settings: Settings, options: Options, report: Report, timer: Timer, pro
         )
 
     credentials = Credentials.from_environment(settings.env)
+    signer = Signer(settings, signing, progress)  # the release's one local Sigstore instance, if any
     with Client(
         credentials=credentials,
         insecure=settings.insecure_for(host_of_prefix(prefix), *others.hosts),  # every destination
         ca_file=settings.ca_bundle,
         progress=progress,
     ) as client:
-        with timer.stage("check") as stage:
-            reachable = not (options.dry_run and embedded and not embedded_running(settings))
-            trust = Trust(client, signing, trust_configs(settings, signing) if reachable else [])
-            subject = Subject(resolved.version, resolved.tag, resolved.commit)
-            states = inspect_registry(trust, plans, subject) if reachable else {}
-            complete = bool(states) and all(state.complete for state in states.values())
-            if reachable and others:
-                complete = others.check(trust, subject, progress) and complete
-            stage.detail = "complete" if complete else "work to do"
-        if options.dry_run:
-            report.status = "dry run"
-            report.plan = dry_run_plan(
-                resolved, settings, plans, states, complete, options, embedded, reachable
+        try:
+            with timer.stage("check") as stage:
+                reachable = not (options.dry_run and embedded and not embedded_running(settings))
+                if reachable and not options.dry_run:
+                    signer.keep_trust_root()
+                trust = trust_of(settings, signing) if reachable else Trust(signing.policy)
+                checks = SignatureChecks(client, trust)
+                subject = Subject(resolved.version, resolved.tag, resolved.commit)
+                states = inspect_registry(checks, plans, subject) if reachable else {}
+                complete = bool(states) and all(state.complete for state in states.values())
+                if reachable and others:
+                    complete = others.check(checks, subject, progress) and complete
+                stage.detail = "complete" if complete else "work to do"
+            if options.dry_run:
+                report.status = "dry run"
+                report.plan = dry_run_plan(
+                    resolved, settings, plans, states, complete, options, embedded, reachable
+                )
+                if others:  # every registry's tags, not only the primary's
+                    report.plan.update(prefix=prefix, registries=others.plan(checked=reachable))
+                return
+            if complete and not options.force:
+                up_to_date(report, states, prefix, progress)
+                return
+            context = Run(
+                settings,
+                options,
+                report,
+                timer,
+                progress,
+                resolved,
+                prefix,
+                embedded,
+                signing,
+                client,
+                others,
+                signer,
             )
-            if others:  # every registry's tags, not only the primary's
-                report.plan.update(prefix=prefix, registries=others.plan(checked=reachable))
-            return
-        if complete and not options.force:
-            report.status = "up to date"
-            for variant, state in states.items():
-                report.images[variant] = {
-                    "repository": state.plan.repository,
-                    "digest": state.digest,
-                    "tags": [*state.plan.version_tags, *state.decision.move],
-                    "kept": dict(state.decision.keep),
-                    "bytes_uploaded": 0,
-                }
-            trusted = next(iter(states.values())).signed
-            report.signature["trust_config"] = trusted or None
-            progress.step(f"{resolved.tag} is up to date at {prefix}: nothing to do")
-            return
-        context = Run(
-            settings, options, report, timer, progress, resolved, prefix, embedded, signing, client, others
-        )
-        attested = {v: s.digest for v, s in states.items() if s.attested}
-        # signed and attested everywhere it must be, and every other registry holds the same digests:
-        # test again, no build (else build: reproducible, so it pushes nothing new and attaches what is missing)
-        if not options.force and states and len(attested) == len(states) and others.hold(attested):
-            made = sign_test_result.reuse(context, states)
-        else:
-            made = make(context)
-        prove_and_roll(context, made)
+            attested = {v: s.digest for v, s in states.items() if s.attested}
+            # signed and attested everywhere it must be, and every other registry holds the same digests:
+            # test again, no build (else build: reproducible, so it pushes nothing new and attaches what is missing)
+            reuse = not options.force and states and len(attested) == len(states) and others.hold(attested)
+            release_flow(context, trust, states if reuse else None)
+        finally:
+            signer.close()
+
+
+def up_to_date(report: Report, states: Mapping[str, VariantState], prefix: str, progress: Progress) -> None:
+    """What the check found complete: every image, its tags, and the trust config that verified it."""
+    report.status = "up to date"
+    for variant, state in states.items():
+        report.images[variant] = {
+            "repository": state.plan.repository,
+            "digest": state.digest,
+            "tags": [*state.plan.version_tags, *state.decision.move],
+            "kept": dict(state.decision.keep),
+            "bytes_uploaded": 0,
+        }
+    trusted = next(iter(states.values())).signed
+    report.signature["trust_config"] = trusted.path if trusted is not None else None
+    progress.step(f"{report.tag} is up to date at {prefix}: nothing to do")
+
+
+def release_flow(run: Run, trust: Trust, reused: Mapping[str, VariantState] | None) -> None:
+    """Every stage after ``check``, in order, each called with the values the stages before it returned
+    (``reused``: what the check found published and signed, tested again without a rebuild)."""
+    if reused is None:
+        forked = make.fork(run)
+        built = make.build(run, forked)
+        published = make.publish(run, built)
+        trust_config = make.sign(run, trust, published)
+        make.attest(run, trust, forked, built, published)
+        plans = {v: tagplan.plan_variant(run.resolved.version, v, run.prefix) for v in published}
+        made = Made(published, built.layout, built.images, plans, trust_config, forked.checkout)
+    else:  # the full conformance suite runs the fork's own cases: check the fork out for them
+        checkout = make.fork(run).checkout if run.options.conformance == "full" else None
+        made = sign_test_result.reuse(run, reused, checkout)
+    run.report.signature["trust_config"] = made.trust_config
+    prove.verify(run, trust, made)
+    base = prove.nginx_base(run)
+    pushed = prove.build_image(run, trust, made, base)
+    conformance = prove.conformance(run, trust, made)
+    checked = prove.smoke(run, pushed)
+    sign_test_result.test_result(run, trust, made.published, checked, pushed.executor, conformance)
+    rolling.signatures(run, trust, made)
+    rolling.rolling(run, trust, made)

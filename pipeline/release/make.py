@@ -1,22 +1,58 @@
-"""The build side of a release: fork, build, publish (to every registry), sign (skipped when every
-image is validly signed already) and attest (SBOMs and provenance)."""
+"""The build side of a release, one function per stage: fork, build, publish (to every registry), sign
+(skipped when every image is validly signed already) and attest (SBOMs and provenance).
+
+Each takes the values the stages before it returned and returns what a later stage needs (attest: nothing);
+each writes its run-record entry (for a task that runs alone later) and reads none. :func:`pipeline.release.flow.release_flow` calls them
+in order.
+"""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from pipeline.errors import VerifyError
 from pipeline.policy import tagplan
+from pipeline.registry.reference import Reference
 from pipeline.release import attestations
-from pipeline.release.context import Made, Run
-from pipeline.release.signer import signed_by, trust_configs
-from pipeline.signing.verify import Policy
-from pipeline.source import pinfile
+from pipeline.release.context import Run
+from pipeline.release.signer import signed_by
+
+if TYPE_CHECKING:
+    from pipeline.oci.descriptor import Descriptor
+    from pipeline.oci.layout import Layout
+    from pipeline.signing.trust import Trust
+    from pipeline.source.checkout import Checkout
+    from pipeline.stages.build import BuildResult
+    from pipeline.stages.publish import PublishedImage
 
 
-def make(run: Run) -> Made:
-    """fork, build, publish, sign and attest; the published images and what the later stages need."""
-    from pipeline.stages import build, fork, publish, sign
+@dataclass(frozen=True)
+class Forked:
+    """The fork stage's value: the checkout, and the URL the pin file names (the image's source)."""
+
+    checkout: Checkout
+    pinned_url: str
+
+
+@dataclass(frozen=True)
+class Built:
+    """The build stage's value: the result, the layout it wrote and when the build ran (the provenance's
+    start and end)."""
+
+    result: BuildResult
+    layout: Layout
+    window: tuple[float, float]
+
+    @property
+    def images(self) -> dict[str, Descriptor]:
+        return self.result.descriptors
+
+
+def fork(run: Run) -> Forked:
+    """Clone (once, cached) or fetch the fork, check out the release's tag, apply the patches."""
+    from pipeline.source import pinfile
+    from pipeline.stages import fork
 
     with run.timer.stage("fork") as stage:
         pin = pinfile.load(run.settings.pin_file)
@@ -31,36 +67,48 @@ def make(run: Run) -> Made:
         )
         fork.save_record(run.settings.record_file, checkout)
         stage.detail = f"{checkout.tag} ({checkout.commit[:12]}) at {checkout.path}"
+    return Forked(checkout, pin.url)
 
-    build_started = time.time()
+
+def build(run: Run, forked: Forked) -> Built:
+    """Cross-compile the checkout and assemble every variant into the build's OCI layout."""
+    from pipeline.stages import build
+
+    started = time.time()
     with run.timer.stage("build") as stage:
-        built = build.build(
-            checkout,
-            out=run.settings.build_layout,
-            cache_dir=run.settings.cache_dir,
-            platforms=run.settings.platforms,
-            variants=run.settings.variants,
-            go=run.settings.go,
-            busybox=run.options.busybox,
-            registry_mirror=run.settings.registry_mirror,
-            insecure=run.settings.insecure,
-            pinned_url=pin.url,
+        result = build.build(
+            forked.checkout,
+            build.BuildSpec(
+                out=run.settings.build_layout,
+                cache_dir=run.settings.cache_dir,
+                platforms=run.settings.platforms,
+                variants=run.settings.variants,
+                go=run.settings.go,
+                busybox=run.options.busybox,
+                registry_mirror=run.settings.registry_mirror,
+                insecure=run.settings.insecure,
+                pinned_url=forked.pinned_url,
+            ),
             progress=run.progress,
         )
-        build.save_record(run.settings.record_file, built)
-        run.report.go = dict(built.go)
-        stage.detail = ", ".join(
-            f"{name} {image['digest']}" for name, image in built.to_dict()["images"].items()
-        )
+        build.save_record(run.settings.record_file, result)
+        run.report.go = dict(result.go)
+        stage.detail = ", ".join(f"{name} {image.index.digest}" for name, image in result.images.items())
+    assert result.written is not None  # build.build hands back the layout it wrote
+    return Built(result, result.written, (started, time.time()))
+
+
+def publish(run: Run, built: Built) -> dict[str, PublishedImage]:
+    """Push every variant by digest with its version tags only, to the first registry and every other."""
+    from pipeline.stages import publish
 
     with run.timer.stage("publish") as stage:
         if run.embedded:
             run.progress.warn(publish.embedded_warning(tagplan.EMBEDDED_REASON, run.prefix))
-        layout, images = build.layout_images(built.to_dict())
         published = publish.publish_images(
             run.client,
-            layout,
-            images,
+            built.layout,
+            built.images,
             run.prefix,
             version=run.resolved.version,
             rolling=False,
@@ -75,49 +123,52 @@ def make(run: Run) -> Made:
                 "kept": {},
             }
         stage.detail = f"{run.report.bytes_uploaded} bytes uploaded"
-        run.others.publish(run.client, layout, images, run.progress)
+        run.others.publish(run.client, built.layout, built.images, run.progress)
         run.others.raise_if_failed(run.prefix)
+    return published
 
-    plans = {
-        variant: tagplan.plan_variant(run.resolved.version, variant, run.prefix) for variant in published
-    }
-    configs = trust_configs(run.settings, run.signing)
-    done = {
-        variant: signed_by(run.client, image.repository, image.digest, run.signing, configs)
-        for variant, image in published.items()
-    }
+
+def sign(run: Run, trust: Trust, published: dict[str, PublishedImage]) -> str | None:
+    """Sign each published index as the release's identity, unless each is validly signed already.
+    Returns the path of the trust config its signatures verify under (None: the public instance)."""
+    from pipeline.stages import sign
+
+    done = {v: signed_by(run.client, i.repository, i.digest, trust) for v, i in published.items()}
     if all(found is not None for found in done.values()):
-        trust_config = next(iter(done.values())) or None
-        run.timer.skipped("sign", "every image already has a valid signature from " + run.signing.identity)
-    else:
-        with run.timer.stage("sign") as stage:
-            signed = sign.run_sign(
-                run.settings,
-                identity_token=run.signing.identity_token,
-                trust_config=run.signing.trust_config,
-                local=run.signing.local,
-                expected=Policy(run.signing.identity, run.signing.issuer),
-                progress=run.progress,
-            )
-            sign.save_record(run.settings.record_file, signed)
-            trust_config = signed.get("trust_config")
-            stage.detail = f"{len(signed['signatures'])} signature(s) as {signed['identity']}"
-            if signed["identity"] != run.signing.identity or signed["issuer"] != run.signing.issuer:
-                raise VerifyError(
-                    f"signed as {signed['identity']} (issuer {signed['issuer']}), but verification "
-                    f"expects {run.signing.identity} (issuer {run.signing.issuer})",
-                    hint="make --certificate-identity and --certificate-oidc-issuer match the signing "
-                    "identity; rolling tags were not moved",
-                )
+        run.timer.skipped("sign", "every image already has a valid signature from " + trust.policy.identity)
+        return next(found.path for found in done.values() if found is not None)
+    with run.timer.stage("sign") as stage:
+        targets = []
+        for variant, image in published.items():
+            ref = Reference.parse(image.repository)
+            targets.append(sign.Target(variant, Reference(ref.registry, ref.repository), image.digest))
+        config, token = run.signer.session(trust, [target.repository.registry for target in targets])
+        # expected: the token's and the certificate's identity are checked before anything is attached
+        signed = sign.sign(
+            targets,
+            client=run.client,
+            config=config,
+            token=token,
+            expected=trust.policy,
+            progress=run.progress,
+        )
+        sign.save_record(run.settings.record_file, {**signed.to_dict(), "trust_config": trust.root})
+        stage.detail = f"{len(signed.signed)} signature(s) as {signed.identity}"
+    return trust.root
+
+
+def attest(
+    run: Run, trust: Trust, forked: Forked, built: Built, published: dict[str, PublishedImage]
+) -> None:
+    """Attach SLSA provenance to each variant's index and an SBOM to each platform image (what is not
+    validly attached yet)."""
     with run.timer.stage("attest") as stage:
-        build_seconds = next(s.seconds for s in run.report.stages if s.name == "build")
         made = attestations.attest_build(
-            attestations.Attester.of(run),
-            attestations.build_facts(checkout, built.inputs, pin.url),
-            {v: (i.repository, images[v]) for v, i in published.items()},
-            layout,
-            (build_started, build_started + build_seconds),
+            attestations.Attester.of(run, trust),
+            attestations.build_facts(forked.checkout, built.result.inputs, forked.pinned_url),
+            {v: (i.repository, built.images[v]) for v, i in published.items()},
+            built.layout,
+            built.window,
         )
         run.report.attestations += [item.to_dict() for item in made]
         stage.detail = f"{len(made)} SBOM and provenance attestation(s)" if made else "already attached"
-    return Made(published, layout, images, plans, trust_config)

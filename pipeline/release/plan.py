@@ -44,7 +44,7 @@ def destination(settings: Settings, dry_run: bool, progress: Progress) -> tuple[
             return f"127.0.0.1:{distribution.EMBEDDED_PORT}", True
         return running.host, True
     # Said only when the release publishes (an up-to-date run publishes nothing): see the publish stage.
-    return publish.destination_prefix(settings, None, has_hub, progress, warn=False)
+    return publish.destination_prefix(settings, has_hub, progress, warn=False)
 
 
 def registry_of(prefix: str) -> str:

@@ -1,52 +1,50 @@
-"""The proving side of a release, then the rolling tags: verify every signature, build the nginx test
-image with the published executor (kaniko in podman), run the conformance suite and the smoke checks,
-attach the signed test result, copy every bundle to the other registries, and only then move the
-rolling tags (never to a digest whose latest test result is not PASSED)."""
+"""The proving side of a release, one function per stage: verify every signature, make the nginx base
+(loopback registries), build the nginx test image with the published executor (kaniko in podman), run the
+conformance suite and the smoke checks. The signed test result follows
+(:mod:`pipeline.release.sign_test_result`), then the other registries' signatures and the rolling tags
+(:mod:`pipeline.release.rolling`). Each function takes values and returns what a later stage needs (verify:
+nothing, it raises); none reads the run record.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pipeline.errors import UsageError, VerifyError
-from pipeline.registry.reference import is_loopback_host
-from pipeline.release import attestations, sign_test_result
-from pipeline.release.binding import Trust, rolling_holds
+from pipeline.registry.reference import Reference, is_loopback_host
 from pipeline.release.context import Made, Run
 from pipeline.release.plan import NGINX_REPOSITORY, registry_of
-from pipeline.release.signer import trust_configs
 
 if TYPE_CHECKING:
+    from pipeline.signing.trust import Trust
+    from pipeline.stages.build_image import BuiltImage
     from pipeline.stages.conformance.regressions import Baseline
+    from pipeline.stages.conformance.result import ConformanceResult
+    from pipeline.stages.smoke import SmokeResult
 
 
-def _previous_release(run: Run, made: Made) -> Baseline | None:
-    """The previous released executor's verified test result: what a regression is measured against."""
-    from pipeline.signing.verify import Policy
-    from pipeline.stages.conformance import regressions
+@dataclass(frozen=True)
+class KanikoBase:
+    """What kaniko builds the nginx test image on: the base image and the docker.io mirror (None: the
+    Dockerfile's own base, Docker Hub itself)."""
 
-    image = made.published.get("executor") or next(iter(made.published.values()), None)
-    if image is None:
-        return None
-    configs = [config for _, config in trust_configs(run.settings, run.signing)]
-    policy = Policy(run.signing.identity, run.signing.issuer)
-    return regressions.lookup(run.client, image.repository, run.resolved.tag, policy, configs, run.progress)
+    image: str | None
+    mirror: str | None
 
 
-def prove_and_roll(run: Run, made: Made) -> None:
-    """verify, nginx-base, build-image, conformance, smoke, test-result, signatures, rolling."""
-    from pipeline.services import nginxbase
-    from pipeline.stages import build_image, publish, smoke, verify_images
+def verify(run: Run, trust: Trust, made: Made) -> None:
+    """Each published index's signature, under the trust config that verified it."""
+    from pipeline.stages import verify_images
 
-    run.report.signature["trust_config"] = made.trust_config
-
+    config = trust.config_at(made.trust_config)
     with run.timer.stage("verify") as stage:
         for variant, image in made.published.items():
-            result = verify_images.run_verify(
-                run.settings,
-                image=f"{image.repository}@{image.digest}",
-                certificate_identity=run.signing.identity,
-                certificate_oidc_issuer=run.signing.issuer,
-                trust_config=made.trust_config,
+            result = verify_images.verify(
+                Reference.parse(f"{image.repository}@{image.digest}"),
+                client=run.client,
+                policy=trust.policy,
+                config=config,
                 progress=run.progress,
             )
             if not result.verified:
@@ -54,22 +52,35 @@ def prove_and_roll(run: Run, made: Made) -> None:
                     f"the {variant} image {image.repository}@{image.digest} has no valid signature",
                     hint=result.explain(),
                 )
-        stage.detail = f"{len(made.published)} image(s) verified as {run.signing.identity}"
+        stage.detail = f"{len(made.published)} image(s) verified as {trust.policy.identity}"
 
-    mirror = run.settings.registry_mirror
-    base_image = run.options.base_image
-    # A loopback destination with no base and no mirror given: these machines reach no Docker Hub, so
-    # kaniko gets the Debian-made nginx base from the local registry, as its docker.io mirror.
-    if base_image is None and mirror is None and is_loopback_host(registry_of(run.prefix)):
-        with run.timer.stage("nginx-base") as stage:
-            base = nginxbase.ensure(run.settings.cache_dir, progress=run.progress)
-            pushed = nginxbase.publish(base, run.client, registry_of(run.prefix))
-            base_image = nginxbase.docker_hub_name(pushed.digest)
-            mirror = registry_of(run.prefix)
-            run.report.base = {"image": base_image, "digest": pushed.digest, **nginxbase.recipe(base)}
-            stage.detail = f"{base_image} through the mirror {mirror}"
-    elif base_image:
-        run.report.base = {"image": base_image}
+
+def nginx_base(run: Run) -> KanikoBase:
+    """A loopback destination with no base and no mirror given: these machines reach no Docker Hub, so
+    kaniko gets the Debian-made nginx base from the local registry, as its docker.io mirror."""
+    from pipeline.services import nginxbase
+
+    base = KanikoBase(run.options.base_image, run.settings.registry_mirror)
+    if base.image is not None or base.mirror is not None or not is_loopback_host(registry_of(run.prefix)):
+        if base.image:
+            run.report.base = {"image": base.image}
+        return base
+    with run.timer.stage("nginx-base") as stage:
+        made = nginxbase.ensure(run.settings.cache_dir, progress=run.progress)
+        pushed = nginxbase.publish(made, run.client, registry_of(run.prefix))
+        base = KanikoBase(nginxbase.docker_hub_name(pushed.digest), registry_of(run.prefix))
+        run.report.base = {"image": base.image, "digest": pushed.digest, **nginxbase.recipe(made)}
+        stage.detail = f"{base.image} through the mirror {base.mirror}"
+    return base
+
+
+def build_image(run: Run, trust: Trust, made: Made, base: KanikoBase) -> BuiltImage:
+    """The nginx test image, built by the published executor (verified first) and pushed."""
+    from pipeline.config import PROJECT_ROOT
+    from pipeline.registry.credentials import Credentials
+    from pipeline.services.kaniko import BuildRequest
+    from pipeline.services.podman import Podman
+    from pipeline.stages import build_image
 
     executor = made.published.get("executor")
     if executor is None:
@@ -78,91 +89,80 @@ def prove_and_roll(run: Run, made: Made) -> None:
             hint="include executor in --variants (pipeline.variants)",
         )
     with run.timer.stage("build-image") as stage:
-        pushed_image = build_image.run(
-            run.settings,
-            executor=f"{executor.repository}@{executor.digest}",
-            destination=f"{run.prefix}/{NGINX_REPOSITORY}:{run.resolved.tag}",
-            registry_mirror=mirror or "",
-            base_image=base_image or "",
-            verify=True,
-            certificate_identity=run.signing.identity,
-            certificate_oidc_issuer=run.signing.issuer,
-            trust_config=made.trust_config or "",
+        request = BuildRequest(
+            executor=Reference.parse(f"{executor.repository}@{executor.digest}"),
+            destination=Reference.parse(f"{run.prefix}/{NGINX_REPOSITORY}:{run.resolved.tag}"),
+            context=PROJECT_ROOT,
+            registry_mirror=base.mirror,
+            base_image=base.image,
+        )
+        verifier = build_image.executor_verifier(
+            run.client, trust.policy, trust.config_at(made.trust_config), run.progress
+        )
+        pushed = build_image.build_image(
+            Podman(run.settings.cache_dir, progress=run.progress),
+            request,
+            credentials=Credentials.from_environment(run.settings.env),
+            verify=verifier,
             progress=run.progress,
         )
-        build_image.save_record(run.settings.record_file, pushed_image)
-        run.report.image = pushed_image.image
-        stage.detail = pushed_image.image
+        build_image.save_record(run.settings.record_file, pushed)
+        run.report.image = pushed.image
+        stage.detail = pushed.image
+    return pushed
 
+
+def conformance(run: Run, trust: Trust, made: Made) -> ConformanceResult | None:
+    """Every published variant on the conformance suite, compared with buildah (None: --conformance off).
+    A failure is raised after its FAILED test result is attached (test-result)."""
     if run.options.conformance == "off":
         run.timer.skipped("conformance", "--conformance off")
-    else:
-        from pipeline.stages.conformance.stage import for_release, recorded_checkout
-        from pipeline.stages.conformance.upstream import BaseChoice
+        return None
+    from pipeline.stages.conformance.stage import for_release
+    from pipeline.stages.conformance.upstream import BaseChoice
 
-        with run.timer.stage("conformance") as stage:
-            refs = {
-                variant: f"{image.repository}@{image.digest}" for variant, image in made.published.items()
-            }
-            run.report.conformance = for_release(
-                run.settings,
-                refs,
-                mode=run.options.conformance,
-                fork_checkout=recorded_checkout(run.settings, tag=run.resolved.tag),
-                progress=run.progress,
-                suite_names=run.options.conformance_suites,
-                previous=_previous_release(run, made),
-                base_choice=BaseChoice(run.options.conformance_bases),
-            )
-            stage.detail = run.report.conformance.summary()
-            if not run.report.conformance.ok:
-                stage.status = "failed"  # raised after its FAILED test result is attached (test-result)
+    with run.timer.stage("conformance") as stage:
+        result = for_release(
+            run.settings,
+            {variant: f"{image.repository}@{image.digest}" for variant, image in made.published.items()},
+            mode=run.options.conformance,
+            fork_checkout=made.checkout.path if made.checkout is not None else None,
+            progress=run.progress,
+            suite_names=run.options.conformance_suites,
+            previous=previous_release(run, trust, made),
+            base_choice=BaseChoice(run.options.conformance_bases),
+        )
+        run.report.conformance = result
+        stage.detail = result.summary()
+        if not result.ok:
+            stage.status = "failed"
+    return result
+
+
+def previous_release(run: Run, trust: Trust, made: Made) -> Baseline | None:
+    """The previous released executor's verified test result: what a regression is measured against."""
+    from pipeline.stages.conformance import regressions
+
+    image = made.published.get("executor") or next(iter(made.published.values()), None)
+    if image is None:
+        return None
+    return regressions.lookup(
+        run.client, image.repository, run.resolved.tag, trust.policy, trust.loaded, run.progress
+    )
+
+
+def smoke(run: Run, pushed: BuiltImage) -> SmokeResult:
+    """Run the nginx test image and check it over HTTP. A failure is raised after its FAILED test result
+    is attached (test-result)."""
+    from pipeline.stages import smoke
 
     with run.timer.stage("smoke") as stage:
         checked = smoke.run(
-            run.settings, image=run.options.smoke_image or pushed_image.image, progress=run.progress
+            run.settings, image=run.options.smoke_image or pushed.image, progress=run.progress
         )
         smoke.save_record(run.settings.record_file, checked)
         run.report.smoke = checked.to_dict()
         stage.detail = "passed" if checked.ok else "FAILED: " + ", ".join(c.name for c in checked.failed())
         if not checked.ok:
             stage.status = "failed"
-
-    sign_test_result.test_result(run, made.published, checked, pushed_image.executor, run.report.conformance)
-
-    if run.others:  # every other registry gets the same bundles: signatures, attestations, test results
-        with run.timer.stage("signatures") as stage:
-            trust = Trust(run.client, run.signing, trust_configs(run.settings, run.signing))
-            run.others.copy_signatures(trust, made.published, run.progress)
-            run.others.raise_if_failed(run.prefix)
-            run.others.verify(run.settings, run.signing, made.trust_config, run.progress)
-            run.others.raise_if_failed(run.prefix)
-            stage.detail = "the same bundles attached and verified in " + ", ".join(
-                d.prefix for d in run.others.extra
-            )
-
-    with run.timer.stage("rolling") as stage:
-        moved: list[str] = []
-        trust = Trust(run.client, run.signing, trust_configs(run.settings, run.signing))
-        for image in made.published.values():  # never to a digest whose latest result is not PASSED
-            attestations.require_passed(trust, image.repository, image.digest, run.subject)
-        for variant, image in made.published.items():
-            held = rolling_holds(trust, made.plans[variant], image.digest)  # only what the identity signed
-            decision = publish.move_rolling(
-                run.client,
-                made.layout,
-                made.images[variant],
-                made.plans[variant],
-                held={tag: version for tag, (_, version) in held.items()},
-                progress=run.progress,
-            )
-            image.tags.extend(decision.move)
-            image.kept = dict(decision.keep)
-            image.pending_rolling = []
-            run.report.images[variant]["tags"] = list(image.tags)
-            run.report.images[variant]["kept"] = dict(decision.keep)
-            moved += [f"{image.repository}:{tag}" for tag in decision.move]
-        publish.record_published(run.settings.record_file, made.published, run.prefix, run.embedded)
-        moved += run.others.move_rolling(trust, made.layout, made.images, run.progress)
-        stage.detail = ", ".join(moved) or "none moved"
-    run.report.status = "released"
+    return checked

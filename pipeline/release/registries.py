@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pipeline.errors import PipelineError, RegistryError, UsageError
 from pipeline.policy import tagplan
@@ -32,14 +32,28 @@ from pipeline.progress import Progress
 from pipeline.registry.reference import Reference, host_of_prefix, is_loopback_host
 
 if TYPE_CHECKING:
-    from pipeline.config import Settings
     from pipeline.oci.descriptor import Descriptor
     from pipeline.oci.layout import Layout
     from pipeline.registry.client import Client
-    from pipeline.release.binding import Subject, Trust
+    from pipeline.release.binding import SignatureChecks, Subject
     from pipeline.release.signer import Signing
     from pipeline.release.state import VariantState
     from pipeline.stages.publish import PublishedImage
+
+
+# What happened in one more registry of a release, in the order it happens (or failed, at any point);
+# "not attempted" only in the report of a release that stopped before it got there.
+RegistryStatus = Literal[
+    "pending",
+    "up to date",
+    "work to do",
+    "published",
+    "signed",
+    "verified",
+    "released",
+    "failed",
+    "not attempted",
+]
 
 
 @dataclass
@@ -48,7 +62,7 @@ class ExtraRegistry:
 
     prefix: str
     plans: dict[str, tagplan.TagPlan]
-    status: str = "pending"  # pending, up to date, published, signed, verified, released, failed
+    status: RegistryStatus = "pending"
     error: str | None = None
     digests: dict[str, str] = field(default_factory=dict)  # variant -> digest held
     signatures: int = 0  # bundles attached here
@@ -131,7 +145,7 @@ class Destinations:
                 "certificate identity), or release to loopback registries only",
             )
 
-    def check(self, trust: Trust, subject: Subject, progress: Progress) -> bool:
+    def check(self, checks: SignatureChecks, subject: Subject, progress: Progress) -> bool:
         """Whether every other registry is complete (every version signed and attested, rolling tags in
         place)."""
         from pipeline.release.state import inspect_registry
@@ -139,7 +153,7 @@ class Destinations:
         complete = True
         for dest in self.extra:
             try:
-                states = inspect_registry(trust, dest.plans, subject)
+                states = inspect_registry(checks, dest.plans, subject)
             except PipelineError as exc:
                 dest.fail("check", exc, progress)
                 complete = False
@@ -175,7 +189,7 @@ class Destinations:
             dest.status = "published"
 
     def copy_signatures(
-        self, trust: Trust, primary: Mapping[str, PublishedImage], progress: Progress
+        self, checks: SignatureChecks, primary: Mapping[str, PublishedImage], progress: Progress
     ) -> None:
         """Attach the primary's bundles (signatures and attestations) and `.sig` layers of each index and
         of its platform images (their SBOMs) in every other registry: only those that verify as the
@@ -184,17 +198,17 @@ class Destinations:
 
         for variant, image in primary.items():
             source = Reference.parse(image.repository)
-            found = verified_with_platforms(trust, source, image.digest)
+            found = verified_with_platforms(checks, source, image.digest)
             left = sum(own.left for own in found)
             if left:
                 progress.warn(
                     f"{image.repository}@{image.digest}: {left} bundle(s) or .sig layer(s) that are not "
-                    f"{trust.policy.identity}'s were left behind"
+                    f"{checks.policy.identity}'s were left behind"
                 )
             for dest in self.live():
                 target = Reference.parse(dest.plans[variant].repository)
                 try:
-                    attached = sum(copy_to(trust.client, own, source, target) for own in found)
+                    attached = sum(copy_to(checks.client, own, source, target) for own in found)
                 except PipelineError as exc:
                     dest.fail("signatures", exc, progress)
                     continue
@@ -203,22 +217,21 @@ class Destinations:
         for dest in self.live():
             dest.status = "signed"
 
-    def verify(
-        self, settings: Settings, signing: Signing, trust_config: str | None, progress: Progress
-    ) -> None:
-        """Verify each image where it is, in every other registry."""
+    def verify(self, checks: SignatureChecks, trust_config: str | None, progress: Progress) -> None:
+        """Verify each image where it is, in every other registry (under ``trust_config``, the trust config
+        that verified it in the primary)."""
         from pipeline.stages import verify_images
 
+        config = checks.trust.config_at(trust_config)
         for dest in self.live():
             for variant, digest in dest.digests.items():
                 image = f"{dest.plans[variant].repository}@{digest}"
                 try:
-                    result = verify_images.run_verify(
-                        settings,
-                        image=image,
-                        certificate_identity=signing.identity,
-                        certificate_oidc_issuer=signing.issuer,
-                        trust_config=trust_config,
+                    result = verify_images.verify(
+                        Reference.parse(image),
+                        client=checks.client,
+                        policy=checks.policy,
+                        config=config,
                         progress=progress,
                     )
                     if not result.verified:
@@ -244,7 +257,11 @@ class Destinations:
         )
 
     def move_rolling(
-        self, trust: Trust, layout: Layout | None, images: Mapping[str, Descriptor], progress: Progress
+        self,
+        checks: SignatureChecks,
+        layout: Layout | None,
+        images: Mapping[str, Descriptor],
+        progress: Progress,
     ) -> list[str]:
         """Move the rolling tags in every other registry (after every check passed everywhere); a tag
         holds a version only when the release's identity signed what it names (else VerifyError)."""
@@ -256,9 +273,9 @@ class Destinations:
             for variant, plan in dest.plans.items():
                 if variant not in images:
                     continue
-                held = rolling_holds(trust, plan, images[variant].digest)
+                held = rolling_holds(checks, plan, images[variant].digest)
                 decision = publish.move_rolling(
-                    trust.client,
+                    checks.client,
                     layout,
                     images[variant],
                     plan,

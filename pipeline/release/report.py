@@ -7,19 +7,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pipeline import record
 from pipeline.stages.conformance import conformance_report
 from pipeline.stages.conformance.result import ConformanceResult, matrix_table
 from pipeline.urls import redact
 
+# How a stage ended, and how a release did.
+StageStatus = Literal["ok", "skipped", "failed"]
+ReleaseStatus = Literal["released", "up to date", "dry run", "failed"]
+
 
 @dataclass
 class Stage:
     name: str
     seconds: float
-    status: str  # ok, skipped, failed
+    status: StageStatus
     detail: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -35,7 +39,7 @@ class Stage:
 class Report:
     """What a release did: written as JSON and Markdown, and returned to the task."""
 
-    status: str = "failed"  # released, up to date, dry run, failed
+    status: ReleaseStatus = "failed"
     version: str = ""
     tag: str = ""
     commit: str = ""

@@ -103,16 +103,16 @@ def _ls_remote(url: str, access: dict[str, str], timeout: float) -> dict[str, st
     return tags
 
 
-def requested(settings: Settings, ref: str, *, url: str | None = None) -> tuple[str, str]:
+def requested(settings: Settings, ref: str) -> tuple[str, str]:
     """The fork URL and the release ref a run asks for, before anything is resolved (for the report)."""
     pin = pinfile.load(settings.pin_file)
-    return url or settings.fork_url or pin.url, (ref or "").strip() or pin.tag
+    return settings.fork_url or pin.url, (ref or "").strip() or pin.tag
 
 
-def resolve(settings: Settings, ref: str, *, url: str | None = None) -> Resolved:
+def resolve(settings: Settings, ref: str) -> Resolved:
     """The release ``ref`` names (a tag, or ``latest``; default the pin's tag), checked against the pin."""
     pin = pinfile.load(settings.pin_file)
-    fork_url, wanted = requested(settings, ref, url=url)
+    fork_url, wanted = requested(settings, ref)
     tags = remote_tags(fork_url)
     shown = redact(fork_url)  # messages name the URL without user info; git gets it via askpass
     if wanted == "latest":

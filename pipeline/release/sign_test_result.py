@@ -16,6 +16,8 @@ from pipeline.release.state import VariantState
 
 if TYPE_CHECKING:
     from pipeline.oci.descriptor import Descriptor
+    from pipeline.signing.trust import Trust
+    from pipeline.source.checkout import Checkout
     from pipeline.stages.conformance.result import ConformanceResult
     from pipeline.stages.publish import PublishedImage
     from pipeline.stages.smoke import SmokeResult
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
 
 def test_result(
     run: Run,
+    trust: Trust,
     published: Mapping[str, PublishedImage],
     checked: SmokeResult,
     executor: str,
@@ -49,7 +52,7 @@ def test_result(
     try:
         with run.timer.stage("test-result") as stage:
             attested = attestations.attest_tests(
-                attestations.Attester.of(run),
+                attestations.Attester.of(run, trust),
                 run.subject,
                 {variant: (image.repository, image.digest) for variant, image in published.items()},
                 results,
@@ -70,16 +73,18 @@ def test_result(
         raise smoke_error
 
 
-def reuse(run: Run, states: Mapping[str, VariantState]) -> Made:
+def reuse(run: Run, states: Mapping[str, VariantState], checkout: Checkout | None) -> Made:
     """Every variant's digest is published and signed, but not (validly) tested PASSED: test it again
-    without building anything (the version tags name what was built and signed)."""
+    without building anything (the version tags name what was built and signed): the value the build
+    side would have handed on, from what the check found (    ``checkout``: the fork, checked out now when the full conformance suite wants its own cases)."""
     from pipeline.registry.reference import Reference
     from pipeline.stages.publish import PublishedImage
 
     client, report, timer = run.client, run.report, run.timer
     detail = "every image is published and signed; testing it again"
     for name in ("fork", "build", "publish", "sign"):
-        timer.skipped(name, detail)
+        if name != "fork" or checkout is None:
+            timer.skipped(name, detail)
     published: dict[str, PublishedImage] = {}
     images: dict[str, Descriptor] = {}
     for variant, state in states.items():
@@ -97,5 +102,6 @@ def reuse(run: Run, states: Mapping[str, VariantState]) -> Made:
             pending_rolling=list(state.plan.rolling_tags),
         )
         report.images[variant] = {**published[variant].to_dict(), "bytes_uploaded": 0, "kept": {}}
-    trust_config = next(iter(states.values())).signed or None
-    return Made(published, None, images, {v: s.plan for v, s in states.items()}, trust_config)
+    trusted = next(iter(states.values())).signed
+    trust_config = trusted.path if trusted is not None else None
+    return Made(published, None, images, {v: s.plan for v, s in states.items()}, trust_config, checkout)

@@ -14,7 +14,8 @@ from typing import Any
 from pipeline.evidence import testresult
 from pipeline.policy import tagplan
 from pipeline.release import attestations
-from pipeline.release.binding import Subject, Trust, check_version_tag, rolling_holds
+from pipeline.release.binding import SignatureChecks, Subject, check_version_tag, rolling_holds
+from pipeline.signing.trust import SignedUnder
 
 
 @dataclass
@@ -24,7 +25,7 @@ class VariantState:
     plan: tagplan.TagPlan
     digest: str | None  # what the version tag names now (None: not there)
     rolling: dict[str, tuple[str | None, str | None]]  # tag -> (digest, version it holds)
-    signed: str | None = None  # trust config that verified the digest (None: no valid signature)
+    signed: SignedUnder | None = None  # the trust config that verified the digest (None: no valid signature)
     tested: str | None = None  # the latest valid test result for this version (PASSED, FAILED...), or None
     missing: list[str] = field(default_factory=list)  # attestations not (validly) attached
 
@@ -71,7 +72,7 @@ class VariantState:
 
 
 def inspect_registry(
-    trust: Trust, plans: Mapping[str, tagplan.TagPlan], subject: Subject
+    checks: SignatureChecks, plans: Mapping[str, tagplan.TagPlan], subject: Subject
 ) -> dict[str, VariantState]:
     """What each variant's tags name now, each checked against this release (raises VerifyError for a
     tag that names what it must not), and what the registry proves about the version's image."""
@@ -80,15 +81,15 @@ def inspect_registry(
     states: dict[str, VariantState] = {}
     for variant, plan in plans.items():
         repo = Reference.parse(plan.repository)
-        found = trust.client.head_manifest(repo.with_tag(plan.version_tags[0]))
+        found = checks.client.head_manifest(repo.with_tag(plan.version_tags[0]))
         digest = found.digest if found is not None else None
         if digest is not None:
-            check_version_tag(trust.client, plan, digest, subject)
-        state = VariantState(plan, digest, rolling_holds(trust, plan, digest))
-        if digest is not None and trust.usable:
-            state.signed = trust.signed(plan.repository, digest)
+            check_version_tag(checks.client, plan, digest, subject)
+        state = VariantState(plan, digest, rolling_holds(checks, plan, digest))
+        if digest is not None and checks.usable:
+            state.signed = checks.signed(plan.repository, digest)
         if digest is not None and state.signed is not None:
-            state.missing = attestations.missing_build_evidence(trust, plan, variant, digest, subject)
-            state.tested = attestations.latest_result(trust, plan.repository, digest, subject)
+            state.missing = attestations.missing_build_evidence(checks, plan, variant, digest, subject)
+            state.tested = attestations.latest_result(checks, plan.repository, digest, subject)
         states[variant] = state
     return states

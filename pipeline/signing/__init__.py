@@ -2,7 +2,8 @@
 
 The ``sigstore`` package signs and verifies; this package builds what cosign signs for an image
 (statement, simple-signing payload), checks identities and trust roots (a trust config is "local" when
-its services live on loopback), and refuses to sign with a local instance for a registry off loopback.
+its services live on loopback; a release's :class:`~pipeline.signing.trust.Trust` is its identity and the
+trust configs it checks them with, loaded once), and refuses to sign with a local instance for a registry off loopback.
 Attaching signatures in a registry is in :mod:`pipeline.signing.attach`; the local Sigstore instance
 itself is started by :mod:`pipeline.services.localsigstore`.
 """

@@ -1,4 +1,5 @@
-"""Which Sigstore instance to trust: a ClientTrustConfig file, or the public instance by default.
+"""Which Sigstore instance to trust: a ClientTrustConfig file, or the public instance by default; and
+:class:`Trust`, whom a release trusts (the signer's policy and its trust configs), loaded once.
 
 A trust config whose services all live on loopback (as the local instance's do) is "local": its
 signatures mean something only on this machine, so :func:`check_destination` refuses to sign an
@@ -8,17 +9,66 @@ image bound for any registry but a loopback one with it.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from pipeline.errors import ConfigError, PipelineError, SignError, TrustRootError
 from pipeline.registry.reference import is_loopback_host
+from pipeline.signing.verify import Policy
 
 if TYPE_CHECKING:  # sigstore takes a while to import: each function imports it when it runs
     from sigstore.models import ClientTrustConfig
 
 CLIENT_TRUST_CONFIG = "application/vnd.dev.sigstore.clienttrustconfig.v0.1+json"
+
+
+@dataclass(frozen=True)
+class SignedUnder:
+    """A valid signature was found, under the trust config at ``path`` (None: the public instance's)."""
+
+    path: str | None
+
+
+@dataclass(frozen=True)
+class Trust:
+    """Whom a release trusts, loaded once at its start and handed to every stage that checks a
+    signature or an attestation: the signer's identity and issuer (``policy``) and the trust configs
+    that verify them, each with its path (None: the public instance). The first is the release's trust
+    root: what it signs now verifies under it. No configs: nothing can be checked (a dry run that
+    reaches no registry)."""
+
+    policy: Policy
+    configs: tuple[tuple[str | None, ClientTrustConfig], ...] = ()
+
+    @property
+    def usable(self) -> bool:
+        return bool(self.configs)
+
+    @property
+    def loaded(self) -> list[ClientTrustConfig]:
+        return [config for _, config in self.configs]
+
+    @property
+    def root(self) -> str | None:
+        """The trust root's path (None: the public instance, or no config at all)."""
+        return self.configs[0][0] if self.configs else None
+
+    def config_at(self, path: str | None) -> ClientTrustConfig:
+        """The loaded trust config of ``path`` (``None`` or ``""``: the trust root)."""
+        for where, config in self.configs:
+            if path and where == path:
+                return config
+        if not self.configs:
+            raise TrustRootError("no trust config is loaded", hint="check the release's signing settings")
+        return self.configs[0][1]
+
+    @classmethod
+    def of(cls, policy: Policy, paths: Sequence[str | None]) -> Trust:
+        """Load each of ``paths`` (None: the public instance)."""
+        return cls(policy, tuple((path, load(Path(path) if path else None)) for path in paths))
 
 
 def load(path: Path | None, *, error: type[PipelineError] = ConfigError) -> ClientTrustConfig:

@@ -272,7 +272,6 @@ def run_verify(
     kind: str,
     certificate_identity: str,
     certificate_oidc_issuer: str,
-    trust_config: str | None = None,
     progress: Progress | None = None,
 ) -> AttestationResult | PlatformAttestations:
     """`invoke verify --type KIND`: find and check the image's attestations of that type (for an SBOM
@@ -282,9 +281,12 @@ def run_verify(
     predicate = predicate_type(kind)
     from pipeline.stages.verify_images import verifying
 
-    with verifying(
-        settings, image, certificate_identity, certificate_oidc_issuer, trust_config, progress
-    ) as (ref, client, policy, config):
+    with verifying(settings, image, certificate_identity, certificate_oidc_issuer, progress) as (
+        ref,
+        client,
+        policy,
+        config,
+    ):
         found = verify(ref, predicate, client=client, policy=policy, configs=[config], progress=progress)
         if predicate != SPDX_DOCUMENT:
             return found

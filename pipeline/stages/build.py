@@ -35,6 +35,12 @@ class BuildResult:
     # What went in besides the source (toolchain, CA bundle, busybox): the SBOM and provenance say it.
     inputs: dict[str, Any] = field(default_factory=dict)
     go: dict[str, object] = field(default_factory=dict)  # the toolchain: version, origin, path, pinned
+    written: Layout | None = field(default=None, repr=False, compare=False)  # the layout, as built
+
+    @property
+    def descriptors(self) -> dict[str, Descriptor]:
+        """Each variant's index descriptor in the layout."""
+        return {name: image.index for name, image in self.images.items()}
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -90,23 +96,30 @@ def check_input(*, busybox: str | None, ca_bundle: Path | None, go: str | None) 
         raise UsageError(f"--go {go} does not exist", hint="pass the path of a go binary, or leave --go out")
 
 
-def build(
-    checkout: Checkout,
-    *,
-    out: Path,
-    cache_dir: Path,
-    platforms: Sequence[str],
-    variants: Sequence[str],
-    go: str | None = None,
-    busybox: str | None = None,
-    registry_mirror: str | None = None,
-    insecure: bool = False,
-    ca_bundle: Path | None = None,
-    pinned_url: str | None = None,
-    gocache: Path | None = None,
-    progress: Progress | None = None,
-) -> BuildResult:
-    """Compile ``checkout`` for ``platforms`` and write ``variants`` into the OCI layout ``out``."""
+@dataclass(frozen=True)
+class BuildSpec:
+    """What a build makes of a checkout, and with what: the OCI layout ``out``, the ``platforms`` and
+    ``variants``, the Go toolchain (``go``: None, the one on PATH if new enough), busybox for debug (an
+    OCI layout directory or an image reference, looked up through ``registry_mirror``), the CA bundle
+    (None: the pinned certifi one) and the pin's URL (the source annotation of a local mirror's build)."""
+
+    out: Path
+    cache_dir: Path
+    platforms: Sequence[str]
+    variants: Sequence[str]
+    go: str | None = None
+    busybox: str | None = None
+    registry_mirror: str | None = None
+    insecure: bool = False
+    ca_bundle: Path | None = None
+    pinned_url: str | None = None
+    gocache: Path | None = None  # Go's build cache (None: under cache_dir)
+
+
+def build(checkout: Checkout, spec: BuildSpec, *, progress: Progress | None = None) -> BuildResult:
+    """Compile ``checkout`` for the spec's platforms and write its variants into its OCI layout."""
+    out, cache_dir, platforms, variants = spec.out, spec.cache_dir, spec.platforms, spec.variants
+    busybox, ca_bundle = spec.busybox, spec.ca_bundle
     progress = progress or Silent()
     started = time.monotonic()
     if not platforms or not variants:
@@ -127,20 +140,25 @@ def build(
             model.busybox_digest,
             platforms,
             override=busybox,
-            mirror=registry_mirror,
-            insecure=insecure,
+            mirror=spec.registry_mirror,
+            insecure=spec.insecure,
             progress=progress,
         )
         if not box.pinned:
             progress.warn(
                 f"debug gets busybox from {box.description}, not the pinned busybox:musl@{model.busybox_digest}"
             )
-    chain = toolchain.find(checkout.path, override=go)
+    chain = toolchain.find(checkout.path, override=spec.go)
     progress.info(f"Go toolchain: {chain.go} ({chain.version}, from {chain.origin})")
     if not chain.pinned:
         progress.warn(f"Go toolchain {chain.describe()}")
     binaries = compile.compile_all(
-        checkout, [Platform.parse(p) for p in platforms], chain, cache_dir, gocache=gocache, progress=progress
+        checkout,
+        [Platform.parse(p) for p in platforms],
+        chain,
+        cache_dir,
+        gocache=spec.gocache,
+        progress=progress,
     )
     layout = Layout.create(out)
     inputs = assemble.Inputs(
@@ -149,7 +167,7 @@ def build(
         binaries=binaries,
         ca_bundle=layers.file(CA_PATH, data=bundle.data, mode=0o644, digest=bundle.digest),
         nsswitch=nsswitch,
-        source_url=source_url(checkout, pinned_url),
+        source_url=source_url(checkout, spec.pinned_url),
         busybox=box,
     )
     images = assemble.assemble(layout, inputs, variants, platforms, cache_dir, progress)
@@ -165,7 +183,9 @@ def build(
         "busybox": model.busybox_digest if box is not None and box.pinned else None,
         "busybox_source": box.description if box is not None else None,
     }
-    return BuildResult(layout=out, version=checkout.version, images=images, go=chain.to_dict(), inputs=used)
+    return BuildResult(
+        layout=out, version=checkout.version, images=images, go=chain.to_dict(), inputs=used, written=layout
+    )
 
 
 def save_record(record_file: Path, result: BuildResult) -> None:

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline import record
 from pipeline.config import PROJECT_ROOT, Settings
@@ -48,6 +48,13 @@ from pipeline.services.kaniko import (
     run_spec,
 )
 from pipeline.services.podman import Podman
+
+if TYPE_CHECKING:
+    from sigstore.models import ClientTrustConfig
+
+    from pipeline.registry.client import Client
+    from pipeline.signing.verify import Policy
+    from pipeline.stages.verify_images import VerifyResult
 
 DEFAULT_REPOSITORY = "kaniko-nginx"
 
@@ -177,7 +184,6 @@ def signature_verifier(
     *,
     certificate_identity: str,
     certificate_oidc_issuer: str,
-    trust_config: str | None,
     progress: Progress,
 ) -> ExecutorVerifier:
     """The check build-image runs before the executor: `invoke verify`'s, by the executor's digest."""
@@ -196,48 +202,71 @@ def signature_verifier(
             image=str(executor),
             certificate_identity=certificate_identity,
             certificate_oidc_issuer=certificate_oidc_issuer,
-            trust_config=trust_config,
             progress=progress,
         )
-        if not result.verified:
-            raise VerifyError(
-                f"refusing to run the executor {executor}: it has no valid signature",
-                hint=result.explain() + "\n(--no-verify skips this check)",
-            )
+        _refuse_unsigned(executor, result)
 
     return check
 
 
-def run(
-    settings: Settings,
-    *,
-    executor: str = "",
-    destination: str = "",
-    tag: str = "",
-    registry_mirror: str = "",
-    base_image: str = "",
-    context: str = "",
-    dockerfile: str = "Dockerfile",
-    verify: bool = True,
-    certificate_identity: str = "",
-    certificate_oidc_issuer: str = "",
-    trust_config: str = "",
-    progress: Progress | None = None,
-) -> BuiltImage:
+def executor_verifier(
+    client: Client, policy: Policy, config: ClientTrustConfig, progress: Progress
+) -> ExecutorVerifier:
+    """The same check with the release's values: its client, its signer's policy, its trust root."""
+
+    def check(executor: Reference) -> None:
+        from pipeline.stages import verify_images
+
+        result = verify_images.verify(
+            executor, client=client, policy=policy, config=config, progress=progress
+        )
+        _refuse_unsigned(executor, result)
+
+    return check
+
+
+def _refuse_unsigned(executor: Reference, result: VerifyResult) -> None:
+    if not result.verified:
+        raise VerifyError(
+            f"refusing to run the executor {executor}: it has no valid signature",
+            hint=result.explain() + "\n(--no-verify skips this check)",
+        )
+
+
+@dataclass(frozen=True)
+class ImageInput:
+    """What `invoke build-image` is asked for; an empty field takes its default: the executor the publish
+    record names, ``docker.io/$DOCKER_HUB_USERNAME/kaniko-nginx:<tag>`` (the fork record's tag), the
+    Dockerfile's base, the project directory. ``verify``: check the executor's signature (by the
+    identity and issuer) before it runs."""
+
+    executor: str = ""
+    destination: str = ""
+    tag: str = ""
+    base_image: str = ""
+    context: str = ""
+    dockerfile: str = "Dockerfile"
+    verify: bool = True
+    certificate_identity: str = ""
+    certificate_oidc_issuer: str = ""
+
+
+def run(settings: Settings, wanted: ImageInput, *, progress: Progress | None = None) -> BuiltImage:
     """`invoke build-image`: read the inputs (options, then the run record), verify, build, push."""
     progress = progress or Silent()
+    executor, destination, tag, context = wanted.executor, wanted.destination, wanted.tag, wanted.context
+    base_image = wanted.base_image
     given = _checked_executor(executor), _checked(destination), _checked(base_image)  # input first
     if context and not Path(context).is_dir():
         raise UsageError(f"--context {context} is not a directory", hint="pass the build context's directory")
     verifier = (
         signature_verifier(
             settings,
-            certificate_identity=certificate_identity,
-            certificate_oidc_issuer=certificate_oidc_issuer,
-            trust_config=trust_config or None,
+            certificate_identity=wanted.certificate_identity,
+            certificate_oidc_issuer=wanted.certificate_oidc_issuer,
             progress=progress,
         )
-        if verify
+        if wanted.verify
         else None
     )
     executor_ref = given[0] or _executor_from_record(settings)
@@ -249,8 +278,8 @@ def run(
         executor=executor_ref,
         destination=dest,
         context=Path(context) if context else PROJECT_ROOT,
-        dockerfile=dockerfile,
-        registry_mirror=registry_mirror or settings.registry_mirror,
+        dockerfile=wanted.dockerfile,
+        registry_mirror=settings.registry_mirror,
         base_image=base_image or None,
     )
     podman = Podman(settings.cache_dir, progress=progress)

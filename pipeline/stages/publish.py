@@ -228,7 +228,6 @@ def check_prefixes(prefixes: Iterable[str]) -> None:
 
 def destination_prefix(
     settings: Settings,
-    prefix: str | None,
     has_docker_hub_credentials: bool,
     progress: Progress,
     *,
@@ -243,7 +242,7 @@ def destination_prefix(
     from pipeline.services import distribution
 
     dest = tagplan.resolve_destination(
-        prefix if prefix is not None else settings.prefix,
+        settings.prefix,
         settings.env,
         has_docker_hub_credentials=has_docker_hub_credentials,
     )
@@ -267,7 +266,6 @@ def run(
     settings: Settings,
     *,
     layout_dir: Path | None = None,
-    prefix: str | None = None,
     version: str | None = None,
     rolling: bool = True,
     variants: Iterable[str] | None = None,
@@ -279,7 +277,7 @@ def run(
     from pipeline.registry.credentials import Credentials
 
     progress = progress or Silent()
-    check_prefixes([prefix] if prefix else settings.prefixes)
+    check_prefixes(settings.prefixes)
     if version:
         tagplan.parse_version(version)
     if layout_dir is not None:
@@ -296,7 +294,7 @@ def run(
             raise ImageError(f"none of the variants {', '.join(sorted(wanted))} is in the input")
     credentials = Credentials.from_environment(settings.env)
     has_hub = credentials.lookup("docker.io") is not None
-    chosen, embedded = destination_prefix(settings, prefix, has_hub, progress)
+    chosen, embedded = destination_prefix(settings, has_hub, progress)
     from pipeline.registry.reference import host_of_prefix
 
     with Client(

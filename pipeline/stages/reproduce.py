@@ -107,7 +107,6 @@ def run(
     image: str,
     certificate_identity: str,
     certificate_oidc_issuer: str,
-    trust_config: str | None = None,
     busybox: str | None = None,
     progress: Progress | None = None,
 ) -> ReproduceResult:
@@ -121,9 +120,12 @@ def run(
         )
     from pipeline.stages.verify_images import verifying
 
-    with verifying(
-        settings, image, certificate_identity, certificate_oidc_issuer, trust_config, progress
-    ) as (ref, client, policy, config):
+    with verifying(settings, image, certificate_identity, certificate_oidc_issuer, progress) as (
+        ref,
+        client,
+        policy,
+        config,
+    ):
         digest, params = verified_parameters(client, ref, policy, config, progress)
         progress.step(
             f"provenance verified: {params.variant} of {params.url} {params.tag} ({params.commit[:12]})"
@@ -192,17 +194,19 @@ def _rebuild(
             "or pass --go PATH to it",
         )
     built = build.build(
-        dataclasses.replace(checkout, url=params.url),  # the source annotation names it so
-        out=work / "layout",
-        cache_dir=cache,
-        gocache=cache / "go-build",
-        platforms=params.platforms,
-        variants=(params.variant,),
-        go=str(chain.go),
-        busybox=busybox,
-        registry_mirror=settings.registry_mirror,
-        insecure=settings.insecure,
-        pinned_url=params.url,
+        dataclasses.replace(checkout, url=params.url),
+        build.BuildSpec(
+            out=work / "layout",
+            cache_dir=cache,
+            gocache=cache / "go-build",
+            platforms=params.platforms,
+            variants=(params.variant,),
+            go=str(chain.go),
+            busybox=busybox,
+            registry_mirror=settings.registry_mirror,
+            insecure=settings.insecure,
+            pinned_url=params.url,
+        ),
         progress=progress,
     )
     if params.variant == "debug" and built.inputs.get("busybox") != params.busybox:

@@ -5,7 +5,9 @@ does, attaches the bundle as a referrer, and writes the cosign v2 ``.sig`` tag t
 was published: the digest the registry answers for must be the digest it was asked to sign. With an
 ``expected`` identity, the signing certificate is checked right after signing, before anything is
 attached. ``run_sign`` is `invoke sign`: the targets from the publish record or ``--image``, in a signing
-``session`` (the trust config, an identity token, and a local Sigstore instance where one is wanted).
+``session`` (the trust config, an identity token, and a local Sigstore instance where one is wanted). A
+release calls :func:`sign` itself, with the images it published and its own signer
+(:func:`pipeline.release.make.sign`).
 """
 
 from __future__ import annotations
@@ -189,7 +191,6 @@ def run_sign(
     *,
     images: Sequence[str] = (),
     identity_token: str | None = None,
-    trust_config: str | None = None,
     per_platform: bool = False,
     sig_tag: bool = True,
     local: bool = False,
@@ -222,7 +223,6 @@ def run_sign(
             settings,
             registries=[target.repository.registry for target in targets],
             identity_token=identity_token,
-            trust_config=trust_config,
             local=local,
             progress=progress,
         ) as (config, token, path),
@@ -246,15 +246,14 @@ def session(
     *,
     registries: Sequence[str],
     identity_token: str | None,
-    trust_config: str | None,
     local: bool,
     progress: Progress,
 ) -> Iterator[tuple[ClientTrustConfig, IdentityToken, str | None]]:
     """What signing needs: the trust config, an identity token and the config's path (``local``: a
     local Sigstore instance started for the duration, only for loopback ``registries``)."""
     if local:
-        if trust_config:
-            raise SignError("--local-sigstore and --trust-config exclude each other")
+        if settings.trust_config:
+            raise SignError("--local-sigstore and --trust-config (pipeline.trust_config) exclude each other")
         for registry in registries:
             trust.refuse_local_for(registry)
         with localsigstore.start(settings.cache_dir, progress=progress) as instance:
@@ -262,10 +261,9 @@ def session(
             token = identity.parse(localsigstore.mint_identity_token(), "the local Sigstore instance")
             yield config, token, str(instance.trust_root)  # the kept one: it verifies every local run
         return
-    path = trust_config or (str(settings.trust_config) if settings.trust_config else None)
-    config = trust.load(Path(path) if path else None)
+    config = trust.load(settings.trust_config)
     token = identity.acquire(config, token=identity_token, env=settings.env)
-    yield config, token, path
+    yield config, token, str(settings.trust_config) if settings.trust_config else None
 
 
 def save_record(record_file: Path, result: Mapping[str, Any]) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.config import Settings
@@ -124,16 +123,18 @@ def run_verify(
     image: str,
     certificate_identity: str,
     certificate_oidc_issuer: str,
-    trust_config: str | None = None,
     progress: Progress | None = None,
 ) -> VerifyResult:
     """`invoke verify`: check the bundles attached to ``image`` against an identity and issuer."""
 
     if not image:
         raise UsageError("which image? pass --image REF", hint="e.g. --image REGISTRY/REPO:TAG")
-    with verifying(
-        settings, image, certificate_identity, certificate_oidc_issuer, trust_config, progress
-    ) as (ref, client, policy, config):
+    with verifying(settings, image, certificate_identity, certificate_oidc_issuer, progress) as (
+        ref,
+        client,
+        policy,
+        config,
+    ):
         return verify(ref, client=client, policy=policy, config=config, progress=progress)
 
 
@@ -143,16 +144,14 @@ def verifying(
     image: str,
     certificate_identity: str,
     certificate_oidc_issuer: str,
-    trust_config: str | None,
     progress: Progress | None,
 ) -> Iterator[tuple[Reference, Client, Policy, ClientTrustConfig]]:
     """What every check of an image's bundles needs (signatures, attestations, reproduce): the parsed
-    reference, a client for its registry, the identity policy and the trust config (``trust_config``,
-    else the configured one, else the public instance's)."""
+    reference, a client for its registry, the identity policy and the trust config (the configured one,
+    ``settings.trust_config``, else the public instance's)."""
     ref = Reference.parse(image)  # the input first: the trust root may come from the network
     policy = Policy(certificate_identity, certificate_oidc_issuer)
-    path = trust_config or (str(settings.trust_config) if settings.trust_config else None)
-    config = trust.load(Path(path) if path else None)
+    config = trust.load(settings.trust_config)
     with Client(
         credentials=Credentials.from_environment(settings.env),
         insecure=settings.insecure_for(ref.host),

@@ -13,6 +13,7 @@ Usage: python tests/benchmarks/bench_attest.py [FORK_URL]     Nothing here asser
 # ruff: noqa: E402  (sys.path is set before the project is imported)
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import tempfile
@@ -28,7 +29,7 @@ from pipeline.registry.client import Client  # noqa: E402
 from pipeline.registry.credentials import Credentials  # noqa: E402
 from pipeline.release import attestations  # noqa: E402
 from pipeline.release.binding import Subject  # noqa: E402
-from pipeline.release.signer import Signing  # noqa: E402
+from pipeline.release.signer import Signer, Signing, trust_of  # noqa: E402
 from pipeline.services import localsigstore  # noqa: E402
 from pipeline.services.distribution import LocalRegistry  # noqa: E402
 from pipeline.source import pinfile  # noqa: E402
@@ -73,11 +74,13 @@ def main(argv: list[str]) -> int:
         started = time.time()
         built = build.build(
             checkout,
-            out=work / "layout",
-            cache_dir=settings.cache_dir,
-            platforms=settings.platforms,
-            variants=VARIANTS,
-            pinned_url=pin.url,
+            build.BuildSpec(
+                out=work / "layout",
+                cache_dir=settings.cache_dir,
+                platforms=settings.platforms,
+                variants=VARIANTS,
+                pinned_url=pin.url,
+            ),
         )
         finished = time.time()
         print(f"build (cold, for reference): {finished - started:.1f} s")
@@ -94,7 +97,9 @@ def main(argv: list[str]) -> int:
             t1 = time.perf_counter()
             facts = attestations.build_facts(checkout, built.inputs, pin.url)
             subjects = {v: (i.repository, images[v]) for v, i in published.items()}
-            attester = attestations.Attester(settings, signing, client, Silent())
+            signer = Signer(settings, signing, Silent())
+            trusted = trust_of(settings, signing)  # the kept trust root: run_sign's instance kept it
+            attester = attestations.Attester(settings, signer, trusted, client, Silent())
             made = attestations.attest_build(attester, facts, subjects, layout, (started, finished))
             t2 = time.perf_counter()
             executor = f"{published['executor'].repository}@{published['executor'].digest}"
@@ -106,6 +111,7 @@ def main(argv: list[str]) -> int:
                 attestations.smoke_configuration(executor, f"{reg.host}/kaniko-nginx@sha256:{'0' * 64}"),
             )
             t3 = time.perf_counter()
+            signer.close()
         images_bytes = sum(p.bytes_uploaded for p in published.values())
         print(f"images published: {images_bytes} bytes")
         print(f"sign (reference): {t1 - t0:.1f} s, {len(signed['signatures'])} signature(s)")
@@ -125,11 +131,10 @@ def main(argv: list[str]) -> int:
                 try:
                     t = time.perf_counter()
                     result = reproduce.run(
-                        cold,
+                        dataclasses.replace(cold, trust_config=candidate),
                         image=executor,
                         certificate_identity=localsigstore.LOCAL_IDENTITY,
                         certificate_oidc_issuer=localsigstore.LOCAL_ISSUER,
-                        trust_config=str(candidate),
                     )
                 except Exception as exc:  # noqa: BLE001 - another instance's trust config: try the next
                     last = exc

@@ -79,12 +79,14 @@ def main(argv: list[str]) -> int:
             started = time.monotonic()
             result = build.build(
                 checkout,
-                out=work / out,
-                cache_dir=work / f"cache{n}",
-                gocache=work / f"gocache-pipeline{n}",
-                platforms=[PLATFORM],
-                variants=VARIANTS,
-                busybox=str(busybox),
+                build.BuildSpec(
+                    out=work / out,
+                    cache_dir=work / f"cache{n}",
+                    gocache=work / f"gocache-pipeline{n}",
+                    platforms=[PLATFORM],
+                    variants=VARIANTS,
+                    busybox=str(busybox),
+                ),
             )
             return time.monotonic() - started, result.to_dict()
 

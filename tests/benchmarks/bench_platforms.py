@@ -87,12 +87,14 @@ def main(argv: list[str]) -> int:
             started = time.monotonic()
             result = build.build(
                 checkout,
-                out=work / out,
-                cache_dir=work / "cache",
-                gocache=work / "gocache",
-                platforms=PLATFORMS,
-                variants=VARIANTS,
-                busybox=str(busybox),
+                build.BuildSpec(
+                    out=work / out,
+                    cache_dir=work / "cache",
+                    gocache=work / "gocache",
+                    platforms=PLATFORMS,
+                    variants=VARIANTS,
+                    busybox=str(busybox),
+                ),
                 progress=timings,
             )
             return time.monotonic() - started, result.to_dict()

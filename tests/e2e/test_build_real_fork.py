@@ -51,13 +51,15 @@ def test_real_fork_builds_reproducibly_and_runs(fork_url: str, tmp_path: Path) -
     results = [
         build.build(
             checkout,
-            out=tmp_path / f"out{n}",
-            cache_dir=tmp_path / f"cache{n}",
-            gocache=gocache,
-            platforms=["linux/amd64"],
-            variants=VARIANTS,
-            busybox=str(busybox),
-            pinned_url=pin.url,
+            build.BuildSpec(
+                out=tmp_path / f"out{n}",
+                cache_dir=tmp_path / f"cache{n}",
+                gocache=gocache,
+                platforms=["linux/amd64"],
+                variants=VARIANTS,
+                busybox=str(busybox),
+                pinned_url=pin.url,
+            ),
         )
         for n in (1, 2)
     ]

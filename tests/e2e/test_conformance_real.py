@@ -40,13 +40,15 @@ def test_every_variant_of_the_real_release_passes_the_suite_against_buildah(
     fixture_fork.make_busybox_layout(busybox, ("linux/amd64",))
     built = build.build(
         checkout,
-        out=tmp_path / "layout",
-        cache_dir=cache,
-        gocache=cache / "go-build",
-        platforms=["linux/amd64"],
-        variants=VARIANTS,
-        busybox=str(busybox),
-        pinned_url=pin.url,
+        build.BuildSpec(
+            out=tmp_path / "layout",
+            cache_dir=cache,
+            gocache=cache / "go-build",
+            platforms=["linux/amd64"],
+            variants=VARIANTS,
+            busybox=str(busybox),
+            pinned_url=pin.url,
+        ),
     )
     layout, images = build.layout_images(built.to_dict())
     with Client(credentials=Credentials.anonymous()) as client:

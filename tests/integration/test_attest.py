@@ -25,7 +25,7 @@ from pipeline.registry.credentials import Credentials
 from pipeline.registry.reference import Reference
 from pipeline.registry.referrers import fallback_tag
 from pipeline.release import attestations
-from pipeline.release.binding import Subject, Trust
+from pipeline.release.binding import SignatureChecks, Subject
 from pipeline.release.signer import Signing
 from pipeline.services import localsigstore
 from pipeline.services.distribution import LocalRegistry
@@ -177,7 +177,9 @@ def test_the_latest_result_decides_and_a_failed_one_stops_the_rolling_tags(
     repo = Reference.parse(f"{registry.host}/team/latest")
     index = push_index(client, repo, seed="latest")
     signing = Signing(False, SIGNER, ISSUER, str(local_sigstore.trust_config))
-    trusted = Trust(client, signing, [(str(local_sigstore.trust_config), config)])
+    trusted = SignatureChecks(
+        client, trust.Trust(signing.policy, ((str(local_sigstore.trust_config), config),))
+    )
     assert attestations.latest_result(trusted, repo.repo_str, index.digest, RELEASE) is None
     with pytest.raises(VerifyError, match="latest test result from .* is missing, not PASSED") as missing:
         attestations.require_passed(trusted, repo.repo_str, index.digest, RELEASE)

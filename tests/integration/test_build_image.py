@@ -5,6 +5,7 @@ podman flags, mounts, credentials and digest handling are tested for real."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import os
@@ -221,10 +222,9 @@ def test_build_image_verifies_the_executor_with_the_sign_stage_first(
 
     def verifier(who: str) -> build_image.ExecutorVerifier:
         return build_image.signature_verifier(
-            settings,
+            dataclasses.replace(settings, trust_config=local_sigstore.trust_config),
             certificate_identity=who,
             certificate_oidc_issuer=ISSUER,
-            trust_config=str(local_sigstore.trust_config),
             progress=Silent(),
         )
 

@@ -124,5 +124,5 @@ def test_the_release_says_it_publishes_to_the_embedded_registry_only_when_it_pub
     assert "publishing to the embedded local registry" not in quiet.getvalue()
 
     said = io.StringIO()
-    assert publish.destination_prefix(settings, None, False, Progress(said)) == (prefix, True)
+    assert publish.destination_prefix(settings, False, Progress(said)) == (prefix, True)
     assert f"publishing to the embedded local registry at {prefix}" in said.getvalue()

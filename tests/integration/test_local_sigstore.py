@@ -279,7 +279,6 @@ def test_every_local_signing_session_signs_under_the_one_trust_root_kept_in_the_
             settings,
             registries=["127.0.0.1:5000"],
             identity_token=None,
-            trust_config=None,
             local=True,
             progress=Silent(),
         ) as (config, token, path):

@@ -7,6 +7,7 @@ fail."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -50,11 +51,10 @@ def test_first_run_releases_a_second_is_up_to_date_and_force_republishes_nothing
     # the signature verifies independently of the release, with the identity it reports
     assert first.signature["identity"] == localsigstore.LOCAL_IDENTITY
     checked = verify_images.run_verify(
-        settings,
+        dataclasses.replace(settings, trust_config=Path(first.signature["trust_config"])),
         image=f"{registry.host}/kaniko-warmer:v1.2.3",
         certificate_identity=localsigstore.LOCAL_IDENTITY,
         certificate_oidc_issuer=localsigstore.LOCAL_ISSUER,
-        trust_config=first.signature["trust_config"],
     )
     assert checked.verified, checked.explain()
     # the report: JSON and Markdown, with each stage's time and the smoke checks

@@ -17,7 +17,7 @@ from pipeline.progress import Silent
 from pipeline.registry.client import Client
 from pipeline.registry.credentials import Credentials
 from pipeline.registry.reference import Reference
-from pipeline.release.binding import Trust
+from pipeline.release.binding import SignatureChecks
 from pipeline.release.registries import Destinations
 from pipeline.release.signer import Signing
 from pipeline.services import localsigstore
@@ -86,7 +86,9 @@ def test_only_the_releases_own_verified_bundles_and_sig_layers_are_copied_to_the
     assert len(_sig_certificates(client, primary, index.digest)) == 2
 
     signing = Signing(False, SIGNER, ISSUER, str(local_sigstore.trust_config))
-    trusted = Trust(client, signing, [(str(local_sigstore.trust_config), config)])
+    trusted = SignatureChecks(
+        client, trust.Trust(signing.policy, ((str(local_sigstore.trust_config), config),))
+    )
     published = PublishedImage("executor", primary.repo_str, index.digest, ["v1.2.3"], "1.2.3")
     other.copy_signatures(trusted, {"executor": published}, Silent())
 

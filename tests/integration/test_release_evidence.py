@@ -112,6 +112,7 @@ def test_a_release_attaches_all_three_attestations_and_reproduce_rebuilds_it(
     sigstore_js: Path,
     tmp_path: Path,
 ) -> None:
+    import dataclasses
     import json
 
     from pipeline.errors import VerifyError
@@ -180,11 +181,10 @@ def test_a_release_attaches_all_three_attestations_and_reproduce_rebuilds_it(
     trust_config = str(next(p for p in trusts if _verifies(settings, executor, p)))
     with pytest.raises(VerifyError, match="no valid SLSA provenance from https://someone.else/ci"):
         reproduce.run(
-            settings,
+            dataclasses.replace(settings, trust_config=Path(trust_config)),
             image=str(executor),
             certificate_identity="https://someone.else/ci",
             certificate_oidc_issuer=POLICY.issuer,
-            trust_config=trust_config,
         )
     # an image changed by hand (one file in one layer), whose publisher attests the same provenance
     tampered = _tamper(registry, "kaniko-executor", digest, "etc/nsswitch.conf")

@@ -136,11 +136,10 @@ def test_a_release_to_two_registries_fails_whole_when_one_dies_and_completes_whe
     assert bundles and bundles == _bundles(credentials, token_registry.host, published)
     for host in (registry.host, token_registry.host):
         checked = verify_images.run_verify(
-            settings,
+            replace(settings, trust_config=Path(done.signature["trust_config"])),
             image=f"{host}/kaniko-executor:v1.2.3",
             certificate_identity=localsigstore.LOCAL_IDENTITY,
             certificate_oidc_issuer=localsigstore.LOCAL_ISSUER,
-            trust_config=done.signature["trust_config"],
         )
         assert checked.verified, checked.explain()
     markdown = Path(done.files["markdown"]).read_text()
@@ -269,11 +268,10 @@ def test_insecure_covers_every_registry_of_the_release(
     assert first["kaniko-executor"]["latest"] == second["kaniko-executor"]["latest"]
     assert first["kaniko-warmer"]["v1.2.3"] == second["kaniko-warmer"]["v1.2.3"]
     checked = verify_images.run_verify(
-        replace(settings, insecure=True),
+        replace(settings, insecure=True, trust_config=local_sigstore.trust_config),
         image=f"{plain}/kaniko-executor:v1.2.3",
         certificate_identity=SIGNER,
         certificate_oidc_issuer=ISSUER,
-        trust_config=str(local_sigstore.trust_config),
     )
     assert checked.verified, checked.explain()
 

@@ -27,11 +27,11 @@ def _results(settings: config.Settings, registry: LocalRegistry, repository: str
     from pipeline.evidence.testresult import TEST_RESULT
     from pipeline.registry.client import Client
     from pipeline.registry.credentials import Credentials
-    from pipeline.release.signer import Signing, trust_configs
+    from pipeline.release.signer import Signing, trust_of
     from pipeline.stages import attest
 
     signing = Signing(True, localsigstore.LOCAL_IDENTITY, localsigstore.LOCAL_ISSUER, None)
-    configs = [c for _, c in trust_configs(settings, signing)]
+    configs = trust_of(settings, signing).loaded
     with Client(credentials=Credentials.anonymous()) as client:
         ref = Reference.parse(f"{registry.host}/{repository}:{tag}")
         found = attest.verify(ref, TEST_RESULT, client=client, policy=POLICY, configs=configs)

@@ -60,12 +60,14 @@ def built(tmp_path_factory: pytest.TempPathFactory, go_build_cache: Path) -> Bui
     checkout = fixture_fork.make_fork(root / "fork", digest)
     result = build.build(
         checkout,
-        out=root / "out",
-        cache_dir=root / "cache",
-        platforms=("linux/amd64",),
-        variants=VARIANTS,
-        busybox=str(root / "busybox"),
-        gocache=go_build_cache,
+        build.BuildSpec(
+            out=root / "out",
+            cache_dir=root / "cache",
+            platforms=("linux/amd64",),
+            variants=VARIANTS,
+            busybox=str(root / "busybox"),
+            gocache=go_build_cache,
+        ),
     )
     return Built(checkout, result)
 

@@ -58,12 +58,14 @@ def published(
     checkout, busybox = _fork(root)
     built = build.build(
         checkout,
-        out=root / "layout",
-        cache_dir=root / "cache",
-        platforms=("linux/amd64",),
-        variants=VARIANTS,
-        busybox=str(busybox),
-        gocache=go_build_cache,
+        build.BuildSpec(
+            out=root / "layout",
+            cache_dir=root / "cache",
+            platforms=("linux/amd64",),
+            variants=VARIANTS,
+            busybox=str(busybox),
+            gocache=go_build_cache,
+        ),
     )
     registry = LocalRegistry(root / "registry").start()
     try:

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 from pipeline.policy import tagplan
 from pipeline.registry.client import Client
 from pipeline.registry.credentials import Credentials
-from pipeline.release.binding import Subject, Trust
+from pipeline.release.binding import SignatureChecks, Subject
 from pipeline.release.signer import Signing
 from pipeline.release.state import inspect_registry
 from pipeline.signing import trust
@@ -28,10 +27,10 @@ def main(argv: list[str]) -> int:
     prefix, version, trust_config, identity, issuer = argv
     plans = tagplan.plan(version, prefix, ["executor"])
     signing = Signing(False, identity, issuer, trust_config)
-    configs = [(trust_config, trust.load(Path(trust_config)))]
+    trusted = trust.Trust.of(signing.policy, [trust_config])
     with Client(credentials=Credentials.anonymous()) as client:
         subject = Subject(version, f"v{version}", "0" * 40)
-        states = inspect_registry(Trust(client, signing, configs), plans, subject)
+        states = inspect_registry(SignatureChecks(client, trusted), plans, subject)
     sys.stdout.write(json.dumps(states["executor"].to_dict(), sort_keys=True) + "\n")
     return 0
 

@@ -133,8 +133,10 @@ def test_build_image_without_a_signer_identity_asks_for_one_or_no_verify(
     with pytest.raises(UsageError, match="needs the signer's identity") as info:
         build_image.run(
             settings,
-            executor=f"registry.example/kaniko/executor@{DIGEST}",
-            destination="registry.example/nginx:v1",
-            context=str(context),
+            build_image.ImageInput(
+                executor=f"registry.example/kaniko/executor@{DIGEST}",
+                destination="registry.example/nginx:v1",
+                context=str(context),
+            ),
         )
     assert "--no-verify" in str(info.value)

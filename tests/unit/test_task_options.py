@@ -95,16 +95,53 @@ def test_each_setting_an_option_overrides_is_a_config_key() -> None:
 
 def test_given_options_override_their_settings_and_empty_ones_do_not() -> None:
     from pipeline.cli import catalog
-    from pipeline.cli.options import Given
+    from pipeline.cli.taskoptions import ReleaseOptions
 
     defaults = {option.name: option.default for option in catalog.RELEASE}
-    assert Given(catalog.RELEASE, defaults).overrides() == {}
-    given = Given(
+    assert ReleaseOptions.of(catalog.RELEASE, defaults).overrides() == {}
+    given = ReleaseOptions.of(
         catalog.RELEASE,
         {**defaults, "prefix": ["a.io/x", "b.io/y"], "fork_url": "/m", "force": True, "ca_file": ""},
     )
     assert given.overrides() == {"prefix": ["a.io/x", "b.io/y"], "fork_url": "/m"}
     assert given.force is True and given.prefix == ["a.io/x", "b.io/y"]
+
+
+@pytest.mark.parametrize("name", sorted(tasks.ns.task_names))
+def test_each_task_gets_its_options_as_a_dataclass_of_the_same_names_and_types(name: str) -> None:
+    """The typed options (pipeline/cli/taskoptions.py) match the task's table: a field per option, in
+    its order, typed as invoke hands the value back (a repeatable option: a list, or None)."""
+    import dataclasses
+    import typing
+
+    task = tasks.ns[name]
+    given = task.given
+    fields = [f for f in dataclasses.fields(given) if f.name != "settings_given"]
+    assert [f.name for f in fields] == [option.name for option in task.options], f"invoke {name}"
+    hints = typing.get_type_hints(given)
+    for option in task.options:
+        if option.repeatable:
+            assert hints[option.name] == list[str] | None, f"invoke {name} --{option.name}"
+        else:
+            assert hints[option.name] is type(option.default), f"invoke {name} --{option.name}"
+
+
+def test_a_misspelt_option_fails_the_type_check(tmp_path: Path) -> None:
+    """What the typed options are for: mypy (strict, as `invoke lint` runs it) refuses `o.forse`."""
+    import subprocess
+    import sys
+
+    body = (
+        "from pipeline.cli.taskoptions import ReleaseOptions\n\n\n"
+        "def body(o: ReleaseOptions) -> bool:\n    return o.forse\n"
+    )
+    (tmp_path / "typo.py").write_text(body)
+    (tmp_path / "right.py").write_text(body.replace("o.forse", "o.force"))
+    argv = [sys.executable, "-m", "mypy", "--strict", "--no-incremental", "--follow-imports=silent"]
+    wrong = subprocess.run([*argv, str(tmp_path / "typo.py")], capture_output=True, text=True, check=False)
+    assert wrong.returncode == 1 and '"ReleaseOptions" has no attribute "forse"' in wrong.stdout, wrong.stdout
+    right = subprocess.run([*argv, str(tmp_path / "right.py")], capture_output=True, text=True, check=False)
+    assert right.returncode == 0, right.stdout
 
 
 def test_an_option_given_on_the_command_line_reaches_the_settings(tmp_path: Path) -> None:
@@ -113,3 +150,17 @@ def test_an_option_given_on_the_command_line_reaches_the_settings(tmp_path: Path
     assert result.returncode == 2, result.stderr
     assert "--prefix [pipeline.prefix] names x.io/a more than once" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_trust_config_is_one_option_that_overrides_its_setting_in_every_task() -> None:
+    """--trust-config had three help texts and, outside release, was a keyword the stages combined with
+    the setting themselves: now one declaration, and the setting is the one way it takes effect."""
+    found = {
+        name: option
+        for name in sorted(tasks.ns.task_names)
+        for option in tasks.ns[name].options
+        if option.name == "trust_config"
+    }
+    assert set(found) == {"build-image", "release", "reproduce", "sign", "verify"}
+    assert len({option.help for option in found.values()}) == 1, {n: o.help for n, o in found.items()}
+    assert {option.setting for option in found.values()} == {"trust_config"}

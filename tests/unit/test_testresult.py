@@ -8,6 +8,7 @@ from pipeline.errors import UsageError
 from pipeline.evidence.testresult import names_release, predicate, release_descriptor, result_of
 from pipeline.policy import tagplan
 from pipeline.release.state import VariantState
+from pipeline.signing.trust import SignedUnder
 
 CONFIG = [{"name": "smoke-image", "uri": "r.test/nginx@sha256:" + "b" * 64}]
 DIGEST = "sha256:" + "c" * 64
@@ -50,7 +51,7 @@ def _state(tested: str | None, version: str = "1.2.2") -> VariantState:
     rolling: dict[str, tuple[str | None, str | None]] = {
         tag: ("sha256:" + "d" * 64, "9.9.9") for tag in plan.rolling_tags
     }
-    return VariantState(plan, DIGEST, rolling, signed="", tested=tested)
+    return VariantState(plan, DIGEST, rolling, signed=SignedUnder(None), tested=tested)
 
 
 def test_a_signed_digest_is_up_to_date_only_with_a_passing_test_result() -> None:

@@ -4,6 +4,7 @@ capability matrix. Plain values, so other stages (attestations, the release repo
 from __future__ import annotations
 
 import re
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -13,7 +14,7 @@ Status = Literal["passed", "failed", "skipped"]
 # what the case ignores), known-differences (classified ones), refused-as-expected (a build the suite
 # expects to fail); failed: differs (unclassified differences), kaniko-failed (the build or a check),
 # reference-failed (buildah could not build it: nothing to compare with).
-OUTCOMES = (
+CaseOutcome = Literal[
     "matched",
     "known-differences",
     "refused-as-expected",
@@ -21,9 +22,13 @@ OUTCOMES = (
     "kaniko-failed",
     "reference-failed",
     "skipped",
-)
+]
+OUTCOMES: tuple[CaseOutcome, ...] = typing.get_args(CaseOutcome)
 ALWAYS = ("buildah-version-label",)  # a known difference every buildah image has: not worth a column
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")  # kaniko's coloured log levels (\x1b[36mINFO\x1b[0m)
+
+# How much of the conformance suite a release runs: all of it, the quick cases, or none.
+ConformanceMode = Literal["full", "quick", "off"]
 
 
 def plain(text: str) -> str:
@@ -32,6 +37,16 @@ def plain(text: str) -> str:
 
 
 README_PROFILE = "README profile"
+
+
+def _outcome_of(text: object) -> CaseOutcome | Literal[""]:
+    """A recorded outcome, read back ("" for a result that predates the field)."""
+    for known in OUTCOMES:
+        if text == known:
+            return known
+    if text == "":
+        return ""
+    raise ValueError(f"unknown outcome {text!r}")
 
 
 @dataclass(frozen=True)
@@ -45,18 +60,24 @@ class CaseResult:
     needs: tuple[str, ...] = ()  # capabilities beyond the README profile that made it pass
     reason: str = ""  # why it failed (checks, kaniko's last log lines) or was skipped
     gating: bool = True  # False: reported, but does not fail the stage (the fork's own Dockerfiles)
-    outcome: str = ""  # one of OUTCOMES (the report's columns); "" before the run sets it
+    outcome: CaseOutcome | Literal[""] = ""  # the report's column; "" before the run sets it
     suite: str = "repository"
     cached: bool = False  # reused from an earlier run with the same executor, case and bases
     previous: str = ""  # the previous released executor's status for this case ("" when not known)
     regression: bool = False  # passed with the previous released executor, and not now: it gates
 
     @property
-    def kind(self) -> str:
+    def kind(self) -> CaseOutcome:
         """The outcome, for results that predate the field: from the status."""
         if self.outcome:
             return self.outcome
-        return {"passed": "matched", "skipped": "skipped"}.get(self.status, "kaniko-failed")
+        return (
+            "matched"
+            if self.status == "passed"
+            else "skipped"
+            if self.status == "skipped"
+            else "kaniko-failed"
+        )
 
     @property
     def test_name(self) -> str:
@@ -78,7 +99,7 @@ class CaseResult:
             needs=tuple(data.get("needs", ())),
             reason=str(data.get("reason", "")),
             gating=bool(data.get("gating", True)),
-            outcome=str(data.get("outcome", "")),
+            outcome=_outcome_of(data.get("outcome", "")),
             suite=str(data.get("suite", "repository")),
         )
 

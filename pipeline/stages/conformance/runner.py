@@ -20,7 +20,7 @@ from pipeline.registry.reference import Reference
 from pipeline.stages.conformance import case_checks, compare, matrix, memo, snapshot
 from pipeline.stages.conformance.builders import Buildah, BuilderRun, Kaniko
 from pipeline.stages.conformance.cases import Case
-from pipeline.stages.conformance.result import ALWAYS, CaseResult
+from pipeline.stages.conformance.result import ALWAYS, CaseOutcome, CaseResult
 
 MAX_DIFFERENCES = 10
 BUILD_VARIANTS = ("executor", "slim", "debug")  # the variants whose entrypoint is the executor
@@ -94,7 +94,7 @@ def bases_of(ctx: Context, case: Case) -> dict[str, str]:
     return {**ctx.bases, **ctx.case_bases.get(case.name, {})}
 
 
-def _outcome(result: CaseResult) -> str:
+def _outcome(result: CaseResult) -> CaseOutcome:
     if result.status == "passed":
         return "known-differences" if set(result.known) - set(ALWAYS) else "matched"
     if result.status == "skipped":

@@ -40,7 +40,7 @@ from pipeline.stages.conformance.builders import Kaniko
 from pipeline.stages.conformance.cases import Case
 from pipeline.stages.conformance.memo import Memo
 from pipeline.stages.conformance.regressions import Baseline
-from pipeline.stages.conformance.result import ConformanceResult
+from pipeline.stages.conformance.result import ConformanceMode, ConformanceResult
 from pipeline.stages.conformance.runner import Context, run_cases
 from pipeline.stages.conformance.upstream import BaseChoice, Upstream
 from pipeline.stages.publish import recorded_images
@@ -296,13 +296,14 @@ def fetch_suites(
     return out
 
 
-MODES = ("full", "quick", "off")
+MODES: tuple[ConformanceMode, ...] = ("full", "quick", "off")
 
 
-def check_mode(mode: str) -> str:
-    if mode not in MODES:
-        raise UsageError(f"--conformance {mode!r} is not known", hint="use --conformance full, quick or off")
-    return mode
+def check_mode(mode: str) -> ConformanceMode:
+    for known in MODES:
+        if mode == known:
+            return known
+    raise UsageError(f"--conformance {mode!r} is not known", hint="use --conformance full, quick or off")
 
 
 def for_release(
