@@ -256,11 +256,19 @@ def _verifies(settings: config.Settings, ref: Reference, trust_config: Path) -> 
 
 
 def _poison_binaries(cache_dir: Path) -> None:
-    """Replace every cached executor, and write its sum into binaries.json (as a cache writer can)."""
+    """Replace every cached executor, and write its sum into binaries.json (as a cache writer can). The
+    release's cache links to the binaries every release of this test process shares: it is poisoned in a
+    copy of its own, or every later release on this worker would ship the poisoned executor."""
     import json
+    import shutil
 
     from pipeline.oci.digests import of_file
 
+    binaries = cache_dir / "binaries"
+    if binaries.is_symlink():
+        shared = binaries.resolve()
+        binaries.unlink()
+        shutil.copytree(shared, binaries, symlinks=True)
     entries = [path.parent for path in cache_dir.glob("binaries/*/binaries.json")]
     assert entries
     for entry in entries:
