@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,13 +91,22 @@ def _pipeline_env(cache: Path, home: Path, fork: Fork, prefix: str) -> dict[str,
 
 
 def _release_as(
-    user: pwd.struct_passwd | None, work: Path, fork: Fork, prefix: str, smoke_image: str, node: Path
+    user: pwd.struct_passwd | None,
+    work: Path,
+    fork: Fork,
+    prefix: str,
+    smoke_image: str,
+    node: Path,
+    go_cache: Path,
 ) -> dict[str, Any]:
-    """One release of the fixture fork to ``prefix``, run in its own process as ``user`` (None: root)."""
+    """One release of the fixture fork to ``prefix``, run in its own process as ``user`` (None: root).
+    Its cache starts with a copy of the session's Go build cache (content-keyed: it changes no binary,
+    only how much the compile of Go's standard library costs)."""
     cache, home = work / "cache", work / "home"
     for path in (cache, home):
         path.mkdir()
     seed_cache(node, cache)
+    shutil.copytree(go_cache, cache / "go-build", symlinks=True, ignore_dangling_symlinks=True)
     for link in (cache / "node").iterdir():  # a copy the user can read, not links into root's temp dir
         target = link.resolve()
         link.unlink()
@@ -132,6 +142,7 @@ def test_rootful_and_rootless_releases_give_the_same_digests(
     nginx_image: str,
     podman: Podman,
     node_cache: Path,
+    go_build_cache: Path,
 ) -> None:
     user = rootless_user()
     require_tool("mmdebstrap", "the rootless run makes its own nginx base without root")
@@ -139,11 +150,26 @@ def test_rootful_and_rootless_releases_give_the_same_digests(
     podman.command(
         ["push", "--tls-verify=false", nginx_image, f"docker://{smoke_image}"], what="pushing the smoke image"
     )
-    with shared_dir("kp-rootful-") as rootful_work, shared_dir("kp-rootless-", owner=user) as rootless_work:
-        rootful = _release_as(None, rootful_work, fork, f"{registry.host}/rootful", smoke_image, node_cache)
-        rootless = _release_as(
-            user, rootless_work, fork, f"{registry.host}/rootless", smoke_image, node_cache
-        )
+    # the two releases run at once, each in its own process, cache and podman storage
+    with (
+        shared_dir("kp-rootful-") as rootful_work,
+        shared_dir("kp-rootless-", owner=user) as rootless_work,
+        ThreadPoolExecutor(2) as pool,
+    ):
+        runs = [
+            pool.submit(
+                _release_as,
+                who,
+                work,
+                fork,
+                f"{registry.host}/{name}",
+                smoke_image,
+                node_cache,
+                go_build_cache,
+            )
+            for who, work, name in ((None, rootful_work, "rootful"), (user, rootless_work, "rootless"))
+        ]
+        rootful, rootless = (run.result() for run in runs)
 
     assert rootful["status"] == rootless["status"] == "released"
     digests = {variant: image["digest"] for variant, image in rootful["images"].items()}
