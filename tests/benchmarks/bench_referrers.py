@@ -69,7 +69,14 @@ def main() -> int:
                 token = identity.parse(localsigstore.mint_identity_token(), "bench")
                 target = sign.Target("executor", repo, top.digest)
                 sign.sign([target], client=client, config=trust.load(signer.trust_config), token=token)
-                crowd(client, repo, top, count=args.referrers, big=int(args.gib * (1 << 30)), work=work)
+                crowd(
+                    client,
+                    repo,
+                    top,
+                    count=args.referrers,
+                    big=int(args.gib * (1 << 30)),
+                    storage=registry.storage,
+                )
             print(
                 f"setup: {args.referrers} referrers and a {args.gib:g} GiB bundle attached to {top.digest} "
                 f"in {time.monotonic() - started:.0f} s"

@@ -73,7 +73,7 @@ def crowded(
             token = identity.parse(localsigstore.mint_identity_token(SIGNER, ISSUER), "test")
             target = sign.Target("executor", repo, top.digest)
             sign.sign([target], client=client, config=trust.load(local_sigstore.trust_config), token=token)
-            many = crowd(client, repo, top, count=10_000, big=1 << 30, work=root)
+            many = crowd(client, repo, top, count=10_000, big=1 << 30, storage=registry.storage)
         yield Crowded(factory.proxy(registry.url), top, many, local_sigstore.trust_config)
     finally:
         factory.close()

@@ -281,6 +281,7 @@ def test_test_e2e_takes_base_image_and_registry_mirror(
     registry: LocalRegistry,
     nginx_base: nginxbase.BaseImage,
     node_cache: Path,
+    go_build_cache: Path,
     tmp_path: Path,
 ) -> None:
     """The fake executor reports its argv: kaniko got the base and the mirror given, and the release made no
@@ -293,6 +294,7 @@ def test_test_e2e_takes_base_image_and_registry_mirror(
         cache, home = work / "cache", work / "home"
         home.mkdir()
         seed_cache(node_cache, cache)
+        shutil.copytree(go_build_cache, cache / "go-build", symlinks=True)  # content-keyed, as above
         env = _pipeline_env(cache, home, fork, "")
         argv = [sys.executable, "-m", "invoke", "test-e2e", "--fork-url", str(fork.path), "--busybox"]
         argv += [str(fork.busybox), "--base-image", base, "--registry-mirror", registry.host, "--json"]

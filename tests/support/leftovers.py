@@ -44,8 +44,17 @@ def podman_containers() -> set[str]:
     return _podman_list(["ps", "--all", "--noheading", "--format", "{{.ID}} {{.Image}} {{.Names}}"])
 
 
+def _podman_pause(cmdline: str) -> bool:
+    """Rootless podman's pause process (`catatonit -P`): podman starts one per user, the first time that
+    user runs podman, to hold the user's namespaces, and keeps it on purpose for the user's later podman
+    commands. A test that first ran podman as an ordinary user (test_rootless) started it; it is podman's."""
+    argv = cmdline.split()
+    return len(argv) == 2 and Path(argv[0]).name == "catatonit" and argv[1] == "-P"
+
+
 def marked_processes(token: str) -> list[str]:
-    """Live processes (not zombies, not this one) whose environment carries the session's token."""
+    """Live processes (not zombies, not this one, not rootless podman's pause process) whose environment
+    carries the session's token."""
     needle = f"{MARKER}={token}".encode()
     found: list[str] = []
     for proc in Path("/proc").iterdir():
@@ -58,7 +67,7 @@ def marked_processes(token: str) -> list[str]:
             cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
         except OSError:
             continue
-        if state != "Z":
+        if state != "Z" and not _podman_pause(cmdline):
             found.append(f"pid {proc.name}: {cmdline[:200]}")
     return found
 
