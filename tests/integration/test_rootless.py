@@ -98,15 +98,19 @@ def _release_as(
     smoke_image: str,
     node: Path,
     go_cache: Path,
+    nginx_base: Path | None,
 ) -> dict[str, Any]:
     """One release of the fixture fork to ``prefix``, run in its own process as ``user`` (None: root).
     Its cache starts with a copy of the session's Go build cache (content-keyed: it changes no binary,
-    only how much the compile of Go's standard library costs)."""
+    only how much the compile of Go's standard library costs), and with ``nginx_base`` (a cache's
+    nginx-base directory) when given, instead of making the base itself."""
     cache, home = work / "cache", work / "home"
     for path in (cache, home):
         path.mkdir()
     seed_cache(node, cache)
     shutil.copytree(go_cache, cache / "go-build", symlinks=True, ignore_dangling_symlinks=True)
+    if nginx_base is not None:
+        (cache / "nginx-base").symlink_to(nginx_base)
     for link in (cache / "node").iterdir():  # a copy the user can read, not links into root's temp dir
         target = link.resolve()
         link.unlink()
@@ -143,6 +147,7 @@ def test_rootful_and_rootless_releases_give_the_same_digests(
     podman: Podman,
     node_cache: Path,
     go_build_cache: Path,
+    nginx_base: nginxbase.BaseImage,
 ) -> None:
     user = rootless_user()
     require_tool("mmdebstrap", "the rootless run makes its own nginx base without root")
@@ -150,7 +155,9 @@ def test_rootful_and_rootless_releases_give_the_same_digests(
     podman.command(
         ["push", "--tls-verify=false", nginx_image, f"docker://{smoke_image}"], what="pushing the smoke image"
     )
-    # the two releases run at once, each in its own process, cache and podman storage
+    # the two releases run at once, each in its own process, cache and podman storage; root's takes the
+    # session's nginx base (made by mmdebstrap as root), the user's makes its own without root
+    rootful_base = nginx_base.layout.parent.parent
     with (
         shared_dir("kp-rootful-") as rootful_work,
         shared_dir("kp-rootless-", owner=user) as rootless_work,
@@ -166,10 +173,16 @@ def test_rootful_and_rootless_releases_give_the_same_digests(
                 smoke_image,
                 node_cache,
                 go_build_cache,
+                base,
             )
-            for who, work, name in ((None, rootful_work, "rootful"), (user, rootless_work, "rootless"))
+            for who, work, name, base in (
+                (None, rootful_work, "rootful", rootful_base),
+                (user, rootless_work, "rootless", None),
+            )
         ]
         rootful, rootless = (run.result() for run in runs)
+        made = rootless_work / "cache" / "nginx-base"
+        assert made.is_dir() and not made.is_symlink()  # the user's release made its base itself
 
     assert rootful["status"] == rootless["status"] == "released"
     digests = {variant: image["digest"] for variant, image in rootful["images"].items()}
