@@ -86,6 +86,7 @@ def _bounded_reads(crowded: Crowded, passes: int) -> None:
     assert proxy.count("GET", f"/blobs/{crowded.crowd.big.digest}") <= passes  # the liar's, refused unread
 
 
+@pytest.mark.slow  # an invoke process reads through 10,000 referrers and a proxy that counts: 15-20 s
 def test_invoke_verify_is_bounded_and_says_what_it_did_not_read(crowded: Crowded, tmp_path: Path) -> None:
     crowded.proxy.reset_counts()
     env = {**os.environ, "INVOKE_PIPELINE_CACHE_DIR": str(tmp_path / "cache")}
@@ -109,6 +110,7 @@ def test_invoke_verify_is_bounded_and_says_what_it_did_not_read(crowded: Crowded
     assert run.peak_mib < PEAK_MIB, run.peak_mib
 
 
+@pytest.mark.slow  # the release's check, three passes over the crowded digest: 25-30 s
 def test_the_release_check_is_bounded(crowded: Crowded) -> None:
     crowded.proxy.reset_counts()
     prefix = crowded.repository.rsplit("/", 1)[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -50,6 +51,13 @@ def test_quick_leaves_out_the_slow_tests_and_unit_the_integration_ones() -> None
         "--no-loadscope-reorder",
         "--durations=25",
     ]
+
+
+def test_quick_runs_two_workers_per_cpu_when_auto_and_the_number_given_otherwise() -> None:
+    workers = str(checks.QUICK_WORKERS_PER_CPU * (os.cpu_count() or 1))
+    assert checks.pytest_argv(quick=True)[6:8] == ["-n", workers]
+    assert checks.pytest_argv(quick=True, workers="3")[6:8] == ["-n", "3"]
+    assert checks.pytest_argv()[6:8] == ["-n", "auto"]  # the whole suite: one per CPU
 
 
 def test_a_bad_worker_count_is_named() -> None:
