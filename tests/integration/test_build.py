@@ -169,32 +169,20 @@ def test_two_builds_in_different_directories_give_identical_digests(built: Built
     subprocess.run(["git", "clone", "-q", str(built.checkout.path), str(clone)], check=True)
     subprocess.run(["git", "-C", str(clone), "checkout", "-q", fixture_fork.TAG], check=True)
     checkout = Checkout(**{**built.checkout.__dict__, "path": clone})
-    again = build.build(
-        checkout,
-        build.BuildSpec(
-            out=tmp_path / "out2",
-            cache_dir=tmp_path / "cache2",
-            platforms=PLATFORMS,
-            variants=VARIANTS,
-            busybox=str(built.busybox),
-            pinned_url=None,
-        ),
+    spec = build.BuildSpec(
+        out=tmp_path / "out2",
+        cache_dir=tmp_path / "cache2",
+        platforms=PLATFORMS,
+        variants=VARIANTS,
+        busybox=str(built.busybox),
     )
+    again = build.build(checkout, spec)
     first = built.result.to_dict()
     second = again.to_dict()
     assert first["layout"] != second["layout"]
     assert first["images"] == second["images"]
     # An unchanged rebuild in the same cache gives the same digests too.
-    third = build.build(
-        checkout,
-        build.BuildSpec(
-            out=tmp_path / "out2",
-            cache_dir=tmp_path / "cache2",
-            platforms=PLATFORMS,
-            variants=VARIANTS,
-            busybox=str(built.busybox),
-        ),
-    )
+    third = build.build(checkout, spec)
     assert third.to_dict() == second
 
 

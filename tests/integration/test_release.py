@@ -7,7 +7,6 @@ fail."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import socket
@@ -22,10 +21,9 @@ from pipeline import config, record, release
 from pipeline.errors import ConformanceError, ForkError, SmokeError
 from pipeline.services import localsigstore
 from pipeline.services.distribution import LocalRegistry
-from pipeline.stages import verify_images
 from tests.conftest import require_tool
 from tests.support.cli import run_invoke
-from tests.support.releasefork import OLD, Fork, Killed, release_options, rolling_tags, tags_in
+from tests.support.releasefork import OLD, Fork, Killed, release_options, rolling_tags, tags_in, verifies
 
 pytestmark = pytest.mark.slow
 
@@ -50,13 +48,7 @@ def test_first_run_releases_a_second_is_up_to_date_and_force_republishes_nothing
     assert first.smoke is not None and first.smoke["ok"]
     # the signature verifies independently of the release, with the identity it reports
     assert first.signature["identity"] == localsigstore.LOCAL_IDENTITY
-    checked = verify_images.run_verify(
-        dataclasses.replace(settings, trust_config=Path(first.signature["trust_config"])),
-        image=f"{registry.host}/kaniko-warmer:v1.2.3",
-        certificate_identity=localsigstore.LOCAL_IDENTITY,
-        certificate_oidc_issuer=localsigstore.LOCAL_ISSUER,
-    )
-    assert checked.verified, checked.explain()
+    verifies(settings, first, f"{registry.host}/kaniko-warmer:v1.2.3")
     # the report: JSON and Markdown, with each stage's time and the smoke checks
     data = json.loads(Path(first.files["json"]).read_text())
     assert data["status"] == "released" and data["images"]["executor"]["digest"] == executor["v1.2.3"]

@@ -5,7 +5,6 @@ tests/integration/test_release.py."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -13,11 +12,9 @@ from typing import Any
 import pytest
 
 from pipeline import config, record, release
-from pipeline.services import localsigstore
 from pipeline.services.distribution import LocalRegistry
 from pipeline.signing import trust
-from pipeline.stages import verify_images
-from tests.support.releasefork import Fork, release_options, rolling_tags, tags_in
+from tests.support.releasefork import Fork, release_options, rolling_tags, tags_in, verifies
 
 pytestmark = pytest.mark.slow
 
@@ -72,13 +69,7 @@ def test_a_release_whose_record_is_deleted_after_every_stage_releases_the_same(
     assert executor["v1.2.3-debug"] == executor["debug"] and executor["v1.2.3-slim"] == executor["slim"]
     assert len(rolling_tags(snap)) == 12
     assert done.signature["trust_config"] == str(kept_root)
-    checked = verify_images.run_verify(
-        dataclasses.replace(settings, trust_config=Path(done.signature["trust_config"])),
-        image=f"{registry.host}/kaniko-warmer:v1.2.3",
-        certificate_identity=localsigstore.LOCAL_IDENTITY,
-        certificate_oidc_issuer=localsigstore.LOCAL_ISSUER,
-    )
-    assert checked.verified, checked.explain()
+    verifies(settings, done, f"{registry.host}/kaniko-warmer:v1.2.3")
     again = release.run(settings, release_options(fork, tmp_path, smoke_image=nginx))
     assert again.status == "up to date", again.to_dict()
     assert tags_in(registry) == snap
@@ -101,10 +92,4 @@ def test_a_local_release_whose_keys_were_removed_loads_the_new_trust_root_once_a
     assert (home / "trust_config.json").read_text() != old_root  # new keys, a new trust root kept
     stages = {stage.name: stage.status for stage in again.stages}
     assert stages["sign"] == "ok" and stages["rolling"] == "ok"  # the old keys' signature counts no more
-    checked = verify_images.run_verify(
-        dataclasses.replace(settings, trust_config=Path(again.signature["trust_config"])),
-        image=f"{registry.host}/kaniko-executor:v1.2.3",
-        certificate_identity=localsigstore.LOCAL_IDENTITY,
-        certificate_oidc_issuer=localsigstore.LOCAL_ISSUER,
-    )
-    assert checked.verified, checked.explain()
+    verifies(settings, again, f"{registry.host}/kaniko-executor:v1.2.3")

@@ -9,6 +9,7 @@ changes no result, only the time a release takes).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -22,8 +23,10 @@ import requests
 
 from pipeline import config, record, release
 from pipeline.oci import mediatype
+from pipeline.services import localsigstore
 from pipeline.services.distribution import LocalRegistry
 from pipeline.services.nginxbase import BaseImage
+from pipeline.stages import verify_images
 from tests.conftest import require_tool
 from tests.support import fakeexecutor, fixture_fork
 from tests.support.sigstore import seed_cache
@@ -158,3 +161,14 @@ def env(
     for image in (built.get("executor"), built.get("image")):
         if image:
             podman.rmi(str(image))
+
+
+def verifies(settings: config.Settings, report: release.Report, image: str) -> None:
+    """``image`` verifies under the trust config and identity the release ``report`` names."""
+    checked = verify_images.run_verify(
+        dataclasses.replace(settings, trust_config=Path(report.signature["trust_config"])),
+        image=image,
+        certificate_identity=localsigstore.LOCAL_IDENTITY,
+        certificate_oidc_issuer=localsigstore.LOCAL_ISSUER,
+    )
+    assert checked.verified, checked.explain()
