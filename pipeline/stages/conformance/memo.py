@@ -4,7 +4,9 @@
   its bases (the stand-ins', or with real bases those of the images its FROM lines name, read through the
   pull-through cache: upstream.py) and buildah's version;
 - each case's result with an executor, by the executor's digest, the variant, the same case key and the
-  fingerprint of this stage's own code (a change to the comparison or the checks runs everything again).
+  fingerprint of this stage's own code (a change to the comparison or the checks runs everything again);
+- the extra capabilities a case last needed (by the case key alone): the capability matrix's first try
+  with the next executor (matrix.py), checked by a real build like any other.
 
 A case's content is every file of its context (path, mode, link target, bytes), its Dockerfile's name
 and every field of its case.json. Entries are small JSON files under the cache, written whole or not at
@@ -148,3 +150,14 @@ class Memo:
 
     def keep_result(self, executor: str, variant: str, key: str, result: CaseResult) -> None:
         self._write(self._file("result", executor, variant, key, code_fingerprint()), result.to_dict())
+
+    # the capabilities a case needed beyond the README profile, whatever the executor
+    def needs(self, key: str) -> tuple[str, ...]:
+        data = self._read(self._file("needs", key))
+        caps = data.get("needs") if data is not None else None
+        if not isinstance(caps, list) or not all(isinstance(cap, str) for cap in caps):
+            return ()
+        return tuple(caps)
+
+    def keep_needs(self, key: str, caps: tuple[str, ...]) -> None:
+        self._write(self._file("needs", key), {"needs": list(caps)})

@@ -152,8 +152,12 @@ def _build(ctx: Context, builder: Kaniko, case: Case, variant: str) -> CaseResul
         caps: tuple[str, ...] | None = ctx.needs[case.name]
         run, problem = attempt(caps or ())
     else:
-        caps, run, problem = matrix.smallest(attempt, progress=ctx.progress, case=case.name)
+        key = ctx.memo.key(case, bases_of(ctx, case)) if ctx.memo is not None else ""
+        hint = ctx.memo.needs(key) if ctx.memo is not None else ()
+        caps, run, problem = matrix.smallest(attempt, progress=ctx.progress, case=case.name, hint=hint)
         ctx.needs[case.name] = caps
+        if ctx.memo is not None and caps and caps != hint:
+            ctx.memo.keep_needs(key, caps)
     needs = caps or ()
     if run.returncode != 0 or run.tarball is None:
         return _failed(case, variant, problem or f"kaniko failed (exit status {run.returncode})", run, needs)
