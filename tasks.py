@@ -356,6 +356,8 @@ def release(c: Context, o: taskoptions.ReleaseOptions) -> None:
             replace_version_tags=o.replace_version_tags,
             dry_run=o.dry_run,
             report_dir=Path(o.report_dir).expanduser() if o.report_dir else None,
+            outputs=Path(o.outputs).expanduser() if o.outputs else None,
+            expect_commit=o.expect_commit or None,
             conformance=_conformance_mode(o.conformance),
             conformance_suites=tuple(o.conformance_suite or ()),
             conformance_bases=_conformance_bases(o.conformance_bases),

@@ -240,6 +240,10 @@ RELEASE = (
     Option("dry_run", False, "print the plan (what would be built, set or moved, what is there) and change "
                              "nothing"),
     Option("report_dir", "", "where the JSON and Markdown reports go (default: <cache>/runs)"),
+    Option("outputs", "", "with --dry-run: append the answer to FILE as RELEASE_WORK=true|false, RELEASE_TAG, "
+                          "RELEASE_COMMIT and RELEASE_VERSION lines ($GITHUB_OUTPUT, or a GitLab dotenv report)"),
+    Option("expect_commit", "", "refuse to release unless the tag still names this commit (what a scheduled "
+                                "check resolved: a tag moved in between is refused)"),
     Option("conformance", "full", "the conformance stage before smoke: full (default), quick or off"),
     Option("conformance_suite", None, "a suite the conformance stage runs (repeatable; repository, fork, buildah "
                                       "or URL@COMMIT:PATH; default: by --conformance)", repeatable=True),

@@ -224,6 +224,8 @@ class ReleaseOptions(Given):
     ca_file: str
     dry_run: bool
     report_dir: str
+    outputs: str
+    expect_commit: str
     conformance: str
     conformance_suite: list[str] | None
     conformance_bases: str

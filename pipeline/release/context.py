@@ -50,6 +50,8 @@ class Options:
     replace_version_tags: bool = False  # the documented override of the reproducibility check
     dry_run: bool = False
     report_dir: Path | None = None
+    expect_commit: str | None = None  # the commit a scheduled check resolved the tag to (refused if moved)
+    outputs: Path | None = None  # a dry run appends its answer here as NAME=value lines (CI job outputs)
     # Test seams: smoke-check this image instead of the one build-image pushed; a hook after each stage.
     smoke_image: str | None = None
     conformance: ConformanceMode = "full"  # the conformance stage (pipeline/stages/conformance)

@@ -22,7 +22,16 @@ from pipeline.registry.reference import host_of_prefix
 from pipeline.release import make, prove, rolling, sign_test_result
 from pipeline.release.binding import SignatureChecks, Subject
 from pipeline.release.context import Made, Options, Run, Timer
-from pipeline.release.plan import destination, dry_run_plan, embedded_running, local_variants, registry_of
+from pipeline.release.plan import (
+    check_outputs,
+    destination,
+    dry_run_plan,
+    embedded_running,
+    expect_commit,
+    local_variants,
+    registry_of,
+    write_outputs,
+)
 from pipeline.release.registries import Destinations
 from pipeline.release.report import Report
 from pipeline.release.resolution import requested, resolve
@@ -88,6 +97,7 @@ def check_input(settings: Settings, options: Options) -> None:
 
     check_ref(options.ref)
     check_prefixes(settings.prefixes)
+    check_outputs(options)
     where = options.report_dir
     if where is not None and where.exists() and not where.is_dir():
         raise UsageError(
@@ -110,6 +120,7 @@ def _run(settings: Settings, options: Options, report: Report, timer: Timer, pro
         fork_url, report.tag = requested(settings, options.ref)  # named in the report even if it fails
         report.url = redact(fork_url)
         resolved = resolve(settings, options.ref)
+        expect_commit(resolved, options.expect_commit)
         report.version, report.tag, report.commit, report.url = (
             resolved.version,
             resolved.tag,
@@ -164,6 +175,8 @@ def _run(settings: Settings, options: Options, report: Report, timer: Timer, pro
                 )
                 if others:  # every registry's tags, not only the primary's
                     report.plan.update(prefix=prefix, registries=others.plan(checked=reachable))
+                if options.outputs is not None:
+                    write_outputs(options.outputs, report.plan)
                 return
             if complete and not options.force:
                 up_to_date(report, states, prefix, progress)

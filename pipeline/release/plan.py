@@ -3,10 +3,13 @@ registry gets, and the dry run's plan."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipeline.errors import ForkError, UsageError
 from pipeline.policy import tagplan
 from pipeline.progress import Progress
 from pipeline.registry.reference import is_loopback_host
@@ -103,3 +106,56 @@ def dry_run_plan(
     if embedded and not reachable:
         plan["note"] = "the embedded local registry is not running: it would be started, and it holds nothing"
     return plan
+
+
+COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+
+
+def check_outputs(options: Options) -> None:
+    """``--outputs`` answers a dry run (the scheduled check); ``--expect-commit`` is a full commit id."""
+    if options.outputs is not None and not options.dry_run:
+        raise UsageError(
+            "--outputs answers a dry run: it goes with --dry-run",
+            hint="the scheduled check runs `invoke release --dry-run --outputs FILE`; the release job then "
+            "takes --ref RELEASE_TAG --expect-commit RELEASE_COMMIT",
+        )
+    where = options.outputs
+    if where is not None and (where.is_dir() or not where.parent.is_dir()):
+        raise UsageError(
+            f"--outputs {where} is not a file in an existing directory",
+            hint='name a file, e.g. "$GITHUB_OUTPUT" or check.env',
+        )
+    if options.expect_commit is not None and not COMMIT.fullmatch(options.expect_commit):
+        raise UsageError(
+            f"--expect-commit {options.expect_commit!r} is not a full commit id",
+            hint="pass the 40 hex digits the check printed as RELEASE_COMMIT",
+        )
+
+
+def expect_commit(resolved: Resolved, expected: str | None) -> None:
+    """The release a check found work for is the one built: the tag must still name the same commit."""
+    if expected is not None and resolved.commit != expected:
+        raise ForkError(
+            f"tag {resolved.tag} now names commit {resolved.commit}, but the check found {expected}: "
+            "the tag moved between the check and the release",
+            hint="refusing to build a moved tag; the next scheduled check resolves it afresh",
+        )
+
+
+def check_answer(plan: Mapping[str, Any]) -> dict[str, str]:
+    """What the scheduled check hands the release jobs: whether there is work, and what to build."""
+    return {
+        "RELEASE_WORK": "true" if plan.get("would_build") else "false",
+        "RELEASE_TAG": str(plan["tag"]),
+        "RELEASE_COMMIT": str(plan["commit"]),
+        "RELEASE_VERSION": str(plan["version"]),
+    }
+
+
+def write_outputs(path: Path, plan: Mapping[str, Any]) -> None:
+    """Append the check's answer as NAME=value lines (both $GITHUB_OUTPUT and a GitLab dotenv report read
+    them). Tags are checked release tags and commits hex, so a value never holds a newline."""
+    lines = "".join(f"{name}={value}\n" for name, value in check_answer(plan).items())
+    assert "\r" not in lines and lines.count("\n") == 4
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(lines)

@@ -203,13 +203,30 @@ def test_a_run_killed_between_stages_finishes_when_run_again_and_a_dry_run_chang
     assert executor["version_tags"] == {"v1.2.3": partial["kaniko-executor"]["v1.2.3"]}
     assert executor["rolling"]["latest"]["action"] == "move"
     assert "would move after smoke passes" in release.plan_text(dry.plan)
+    # the scheduled check's answer (appended, as $GITHUB_OUTPUT and a dotenv report are): work to do
+    answer = tmp_path / "check.env"
+    answer.write_text("EARLIER=kept\n")
+    release.run(settings, release_options(fork, tmp_path, dry_run=True, outputs=answer))
+    commit = dry.plan["commit"]
+    assert answer.read_text() == (
+        f"EARLIER=kept\nRELEASE_WORK=true\nRELEASE_TAG=v1.2.3\nRELEASE_COMMIT={commit}\nRELEASE_VERSION=1.2.3\n"
+    )
+    # the release job takes the check's tag and commit: a tag that names another commit now is refused
+    # before anything is built or pushed
+    with pytest.raises(ForkError) as moved:
+        release.run(settings, release_options(fork, tmp_path, expect_commit="0" * 40))
+    assert f"tag v1.2.3 now names commit {commit}, but the check found {'0' * 40}" in moved.value.message
+    assert tags_in(registry) == partial
 
-    resumed = release.run(settings, release_options(fork, tmp_path, smoke_image=nginx))
+    resumed = release.run(settings, release_options(fork, tmp_path, smoke_image=nginx, expect_commit=commit))
     assert resumed.status == "released"
     assert resumed.bytes_uploaded == 0  # publish found every blob and manifest in place
     snap = tags_in(registry)
     assert snap["kaniko-executor"]["latest"] == partial["kaniko-executor"]["v1.2.3"]
-    assert release.run(settings, release_options(fork, tmp_path, dry_run=True)).plan["up_to_date"]  # type: ignore[index]
+    answer.write_text("")
+    checked = release.run(settings, release_options(fork, tmp_path, dry_run=True, outputs=answer))
+    assert checked.plan is not None and checked.plan["up_to_date"]
+    assert answer.read_text().splitlines()[0] == "RELEASE_WORK=false"
     # with no busybox source, a release to a loopback registry leaves debug out and says so
     plain = release.run(settings, release.Options(dry_run=True, report_dir=tmp_path / "reports"))
     assert plain.variants == ["executor", "slim", "warmer"] and release.DEBUG_NOTE in plain.notes
@@ -265,6 +282,22 @@ def test_invoke_release_exits_2_for_bad_input(tmp_path: Path) -> None:
     )
     assert result.returncode == 2, result.stderr
     assert "unknown platform 'linux/bogus'" in result.stderr and "Traceback" not in result.stderr
+    for argv, reason in (
+        (["--outputs", str(tmp_path / "check.env")], "--outputs answers a dry run: it goes with --dry-run"),
+        (["--dry-run", "--expect-commit", "v1.2.3"], "--expect-commit 'v1.2.3' is not a full commit id"),
+        (["--dry-run", "--outputs", str(tmp_path)], f"--outputs {tmp_path} is not a file in an existing"),
+    ):
+        refused = subprocess.run(
+            [sys.executable, "-m", "invoke", "release", *argv],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert refused.returncode == 2, refused.stderr
+        assert reason in refused.stderr and "Traceback" not in refused.stderr
+    assert not (tmp_path / "check.env").exists()
 
 
 def _cli_env(fork: Fork, registry: LocalRegistry, tmp_path: Path) -> dict[str, str]:

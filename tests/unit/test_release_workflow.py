@@ -71,16 +71,19 @@ def test_the_github_release_runs_only_on_the_default_branch(event: str) -> None:
     name, ref, runs = EVENTS[event]
     context = {"github.event_name": name, "github.ref": ref, "github.event.repository.default_branch": "main"}
     jobs = _github_jobs()
-    assert _github_if(jobs["release"].get("if"), context) is runs
-    refusing = [job for job in jobs.values() if "id-token" not in job.get("permissions", {})]
-    assert (
-        any(_github_if(job.get("if"), context) for job in refusing) is not runs
-    )  # a refusal is a failed job
-    identity = jobs["release"]["env"]["CERTIFICATE_IDENTITY"]
-    assert "workflow_ref" not in identity
-    assert identity.replace("${{ github.repository }}", "o/r").replace("${{ github.ref }}", ref) == (
-        f"https://github.com/o/r/.github/workflows/release.yml@{ref}"
-    )
+    # the check decides; the release job runs only after it, on its answer
+    assert _github_if(jobs["check"].get("if"), context) is runs
+    assert jobs["release"]["needs"] == "check"
+    assert jobs["release"]["if"] == "needs.check.outputs.work == 'true'"
+    assert _github_if(jobs["refuse-other-refs"].get("if"), context) is not runs  # a refusal is a failed job
+    signing = [n for n, job in jobs.items() if job.get("permissions", {}).get("id-token") == "write"]
+    assert signing == ["release"]
+    for job in ("check", "release"):
+        identity = jobs[job]["env"]["CERTIFICATE_IDENTITY"]
+        assert "workflow_ref" not in identity
+        assert identity.replace("${{ github.repository }}", "o/r").replace("${{ github.ref }}", ref) == (
+            f"https://github.com/o/r/.github/workflows/release.yml@{ref}"
+        )
 
 
 @pytest.mark.parametrize("event", EVENTS)
@@ -91,9 +94,11 @@ def test_the_gitlab_release_runs_only_on_the_default_branch(event: str) -> None:
         "CI_COMMIT_BRANCH": ref.removeprefix("refs/heads/"),
         "CI_DEFAULT_BRANCH": "main",
     }
-    job = _gitlab_release()
-    assert _gitlab_runs(job["rules"], variables) is runs
-    assert job["variables"]["CERTIFICATE_IDENTITY"].endswith("@refs/heads/${CI_DEFAULT_BRANCH}")
+    config = yaml.safe_load(GITLAB.read_text())
+    for job in ("check", "release"):
+        assert _gitlab_runs(config[job]["rules"], variables) is runs
+    assert config["release"]["needs"] == ["check"]
+    assert config["variables"]["CERTIFICATE_IDENTITY"].endswith("@refs/heads/${CI_DEFAULT_BRANCH}")
 
 
 def test_no_cache_is_restored_into_a_job_that_signs() -> None:
@@ -150,9 +155,10 @@ def _pip_installs(script: str) -> list[list[str]]:
     return commands
 
 
-def test_the_release_jobs_install_only_from_the_lock() -> None:
-    github = [str(step.get("run", "")) for step in _github_jobs()["release"]["steps"]]
-    gitlab = [str(line) for line in _gitlab_release()["script"]]
+@pytest.mark.parametrize("job", ["check", "release"])
+def test_the_release_jobs_install_only_from_the_lock(job: str) -> None:
+    github = [str(step.get("run", "")) for step in _github_jobs()[job]["steps"]]
+    gitlab = [str(line) for line in yaml.safe_load(GITLAB.read_text())[job]["script"]]
     for scripts in (github, gitlab):
         installs = _pip_installs("\n".join(scripts))
         assert len(installs) == 2, installs
