@@ -22,6 +22,7 @@ from pipeline.errors import ConformanceError, ForkError, SmokeError
 from pipeline.services import localsigstore
 from pipeline.services.distribution import LocalRegistry
 from tests.conftest import require_tool
+from tests.support import workflows
 from tests.support.cli import run_invoke
 from tests.support.releasefork import OLD, Fork, Killed, release_options, rolling_tags, tags_in, verifies
 
@@ -211,6 +212,11 @@ def test_a_run_killed_between_stages_finishes_when_run_again_and_a_dry_run_chang
     assert answer.read_text() == (
         f"EARLIER=kept\nRELEASE_WORK=true\nRELEASE_TAG=v1.2.3\nRELEASE_COMMIT={commit}\nRELEASE_VERSION=1.2.3\n"
     )
+    # the check jobs of both workflows, their own commands: work to do, the same tag and commit
+    for ci, outputs in _check_jobs(settings, registry, tmp_path).items():
+        assert {k: v for k, v in outputs.items() if k.startswith("RELEASE_")} == {
+            "RELEASE_WORK": "true", "RELEASE_TAG": "v1.2.3", "RELEASE_COMMIT": commit, "RELEASE_VERSION": "1.2.3"
+        }, ci  # fmt: skip
     # the release job takes the check's tag and commit: a tag that names another commit now is refused
     # before anything is built or pushed
     with pytest.raises(ForkError) as moved:
@@ -227,6 +233,45 @@ def test_a_run_killed_between_stages_finishes_when_run_again_and_a_dry_run_chang
     checked = release.run(settings, release_options(fork, tmp_path, dry_run=True, outputs=answer))
     assert checked.plan is not None and checked.plan["up_to_date"]
     assert answer.read_text().splitlines()[0] == "RELEASE_WORK=false"
+    for ci, outputs in _check_jobs(settings, registry, tmp_path).items():
+        assert outputs["RELEASE_WORK"] == "false", ci
+
+
+def _check_jobs(
+    settings: config.Settings, registry: LocalRegistry, tmp_path: Path
+) -> dict[str, dict[str, str]]:
+    """The `check` job of each workflow, run from its own commands (tests/support/workflows.py) against the
+    test's registry: the CI's variables stood in by the local signer's identity and its trust root."""
+    found = {}
+    for ci, scripts in (
+        ("github", workflows.github_scripts("check")),
+        ("gitlab", workflows.gitlab_scripts("check")),
+    ):
+        outputs = tmp_path / f"{ci}-check.env"
+        outputs.write_text("")
+        env = {
+            **settings.env,
+            "INVOKE_PIPELINE_CACHE_DIR": str(settings.cache_dir),
+            "INVOKE_PIPELINE_FORK_DIR": str(settings.fork_dir),
+            "INVOKE_PIPELINE_FORK_URL": str(settings.fork_url),
+            "INVOKE_PIPELINE_PLATFORMS": "linux/amd64",
+            "INVOKE_PIPELINE_TRUST_CONFIG": str(settings.cache_dir / "sigstore" / "trust_config.json"),
+            "RELEASE_PREFIX": registry.host,
+            "RELEASE_REF": "latest",
+            "RELEASE_FORCE": "false",
+            "CERTIFICATE_IDENTITY": localsigstore.LOCAL_IDENTITY,
+            "CERTIFICATE_OIDC_ISSUER": localsigstore.LOCAL_ISSUER,
+            "GITHUB_OUTPUT": str(outputs),
+        }
+        workdir = tmp_path / f"{ci}-job"
+        workdir.mkdir(exist_ok=True)
+        ran = workflows.run(scripts, env, workdir)
+        assert ran.returncode == 0, f"{ci}: {ran.stderr[-2000:]}"
+        # GitLab's dotenv report is the file the script names
+        dotenv = workflows.gitlab_job("check")["artifacts"]["reports"]["dotenv"]
+        found[ci] = workflows.answer(outputs if ci == "github" else workdir / dotenv)
+        (workdir / str(dotenv)).unlink(missing_ok=True)
+    return found
     # with no busybox source, a release to a loopback registry leaves debug out and says so
     plain = release.run(settings, release.Options(dry_run=True, report_dir=tmp_path / "reports"))
     assert plain.variants == ["executor", "slim", "warmer"] and release.DEBUG_NOTE in plain.notes
