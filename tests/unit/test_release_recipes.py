@@ -51,8 +51,12 @@ def test_the_scheduled_jobs_use_only_options_the_release_task_has() -> None:
         assert commands, f"{path} runs no `invoke release`"
         for options in commands:
             assert options <= known, f"{path}: unknown options {sorted(options - known)}"
-            # what the jobs rely on: the signer identity to check, and a report for the job summary
-            assert {"certificate-identity", "certificate-oidc-issuer", "report-dir", "ref"} <= options
+            # what the jobs rely on: the signer identity to check; the check's answer for the release job,
+            # which builds only the commit the check saw and writes a report for the job summary
+            wanted = {"certificate-identity", "certificate-oidc-issuer", "ref"}
+            wanted |= {"outputs"} if "dry-run" in options else {"expect-commit", "report-dir"}
+            assert wanted <= options, f"{path}: {sorted(wanted - options)} missing"
+        assert sum("dry-run" in options for options in commands) == 1, f"{path}: one check, one release"
 
 
 def test_the_release_task_has_the_stage_options_by_their_names() -> None:
