@@ -165,7 +165,7 @@ from tests.support.registries import (  # noqa: E402, F401
     token_registry,
 )
 from tests.support.releasefork import env, fork  # noqa: E402, F401
-from tests.support.sigstore import (  # noqa: E402, F401
+from tests.support.sigstore_fixtures import (  # noqa: E402, F401
     local_sigstore,
     node_cache,
     other_sigstore,

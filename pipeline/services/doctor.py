@@ -13,22 +13,20 @@ them, ``runuser`` gets a minimal environment, and /dev/net/tun is changed only w
 
 from __future__ import annotations
 
-import json
 import os
 import pwd
 import shutil
 import stat
 import subprocess
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from pipeline import tooloutput
 from pipeline.errors import ToolError, UsageError
-from pipeline.services import buildah
+from pipeline.services.diagnosis import Diagnosis, DoctorCheck
 from pipeline.services.subids import SUBGID, SUBUID, free_range, subid_ranges
-from pipeline.system import SYSTEM_PATH, search_path, system_program
+from pipeline.services.toolchecks import buildah_check, storage_check
+from pipeline.system import SYSTEM_PATH, system_program
 
 TUN = Path("/dev/net/tun")
 TUN_DEVICE = (10, 200)  # the character device's major and minor numbers
@@ -39,53 +37,6 @@ USERNS_SYSCTLS = (
     ("kernel/unprivileged_userns_clone", "1", "kernel.unprivileged_userns_clone"),
     ("kernel/apparmor_restrict_unprivileged_userns", "0", "kernel.apparmor_restrict_unprivileged_userns"),
 )
-
-
-@dataclass(frozen=True)
-class DoctorCheck:
-    name: str
-    ok: bool
-    detail: str
-    fix: str = ""  # a command; empty when nothing is to be done
-    warning: bool = False  # works, but not as well as it could: shown, never a failure
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "ok": self.ok, "detail": self.detail, "fix": self.fix or None}
-
-    def line(self) -> str:
-        mark = "ok  " if self.ok and not self.warning else ("warn" if self.ok else "FAIL")
-        text = f"{mark} {self.name}: {self.detail}"
-        return text + (f"\n     fix: {self.fix}" if self.fix else "")
-
-
-@dataclass
-class Diagnosis:
-    user: str
-    uid: int
-    checks: list[DoctorCheck]
-    changed: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return all(check.ok for check in self.checks)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "user": self.user,
-            "rootless": self.uid != 0,
-            "ok": self.ok,
-            "checks": [check.to_dict() for check in self.checks],
-            "changed": self.changed,
-        }
-
-    def text(self) -> str:
-        mode = "rootless" if self.uid != 0 else "rootful"
-        lines = [f"changed: {change}" for change in self.changed]
-        lines.append(f"checks for {self.user} ({mode} podman and mmdebstrap):")
-        lines += [check.line() for check in self.checks]
-        failed = [check.name for check in self.checks if not check.ok]
-        lines.append("all checks passed" if not failed else "failed: " + ", ".join(failed))
-        return "\n".join(lines)
 
 
 def target_user(name: str | None, env: Mapping[str, str] | None = None) -> pwd.struct_passwd:
@@ -245,93 +196,6 @@ def _userns_check(proc_sys: Path = Path("/proc/sys")) -> DoctorCheck:
     )
 
 
-def podman_info_argv(user: pwd.struct_passwd) -> list[str]:
-    podman = system_program("podman") or "podman"
-    argv = [podman, "info", "--format=json"]
-    if user.pw_uid != os.geteuid():
-        argv = [shutil.which("runuser", path=SYSTEM_PATH) or "runuser", "-u", user.pw_name, "--", *argv]
-    return argv
-
-
-def podman_info_env(user: pwd.struct_passwd) -> dict[str, str]:
-    """The environment of `podman info`: the caller's for itself; for another user (through runuser)
-    only what podman needs, never root's variables (tokens, DOCKER_*, PATH entries)."""
-    base = {"HOME": user.pw_dir, "USER": user.pw_name, "LOGNAME": user.pw_name, "LC_ALL": "C"}
-    if user.pw_uid != os.geteuid():
-        return {**base, "PATH": SYSTEM_PATH, "SHELL": user.pw_shell or "/bin/sh"}
-    return {**os.environ, **base}
-
-
-def _storage_check(user: pwd.struct_passwd) -> DoctorCheck:
-    if system_program("podman") is None:
-        return DoctorCheck("podman storage", False, "podman is not installed", fix="invoke setup")
-    env = podman_info_env(user)
-    try:
-        result = subprocess.run(
-            podman_info_argv(user), capture_output=True, text=True, env=env, cwd="/", timeout=120, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return DoctorCheck("podman storage", False, f"`podman info` did not run: {exc}", fix="invoke setup")
-    if result.returncode != 0:
-        detail = tooloutput.failure(
-            f"`podman info` as {user.pw_name}", "podman", result.returncode, result.stderr
-        )
-        return DoctorCheck(
-            "podman storage", False, detail, fix="fix what the checks above report, then run again"
-        )
-    try:
-        store = json.loads(result.stdout)["store"]
-        driver = str(store["graphDriverName"])
-    except (ValueError, KeyError, TypeError):
-        return DoctorCheck(
-            "podman storage", False, "`podman info` printed no storage driver", fix="podman info"
-        )
-    where = store.get("graphRoot", "")
-    if driver == "vfs":
-        conf = Path(user.pw_dir) / ".config" / "containers" / "storage.conf"
-        return DoctorCheck(
-            "podman storage",
-            True,
-            f"driver vfs at {where}: it works, but every layer is a full copy (slow, large)",
-            fix=f"printf '[storage]\\ndriver = \"overlay\"\\n' > {conf} && podman system reset --force  "
-            f"(as {user.pw_name}; removes its images)",
-            warning=True,
-        )
-    return DoctorCheck("podman storage", True, f"driver {driver} at {where}")
-
-
-def _buildah_check(user: pwd.struct_passwd) -> DoctorCheck:
-    found = shutil.which("buildah", path=search_path())
-    busybox = shutil.which("busybox", path=search_path())
-    if found is None or busybox is None:
-        package = "buildah" if found is None else "busybox-static"
-        return DoctorCheck(
-            "buildah", False, f"{package} is not installed", fix=f"apt-get install {package}  (as root)"
-        )
-    try:
-        result = buildah.probe(found, Path(busybox), user)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return DoctorCheck("buildah", False, f"buildah did not run: {exc}", fix="invoke setup")
-    if result.returncode == 0:
-        return DoctorCheck(
-            "buildah", True, f"builds a RUN step as {user.pw_name}, as the conformance stage does"
-        )
-    return DoctorCheck(
-        "buildah",
-        False,
-        tooloutput.failure(
-            f"a RUN step with buildah as {user.pw_name}", "buildah", result.returncode, result.stderr
-        ),
-        fix=_buildah_fix(result.stderr),
-    )
-
-
-def _buildah_fix(stderr: str) -> str:
-    if "crun" in stderr or "hybrid mode" in stderr:
-        return "apt-get install runc  (as root; crun fails on these machines, and buildah then uses runc)"
-    return "fix what the checks above report (subuid, subgid, newuidmap, user namespaces), then run again"
-
-
 def diagnose(user: pwd.struct_passwd) -> Diagnosis:
     """Every check for ``user`` (for root: only what rootful podman and mmdebstrap need)."""
     checks: list[DoctorCheck] = []
@@ -340,8 +204,8 @@ def diagnose(user: pwd.struct_passwd) -> Diagnosis:
         checks += [_idmap_check("newuidmap"), _idmap_check("newgidmap")]
         checks += [_network_check(), _tun_check(user)]
     checks.append(_userns_check())
-    checks.append(_storage_check(user))
-    checks.append(_buildah_check(user))
+    checks.append(storage_check(user))
+    checks.append(buildah_check(user))
     return Diagnosis(user.pw_name, user.pw_uid, checks)
 
 

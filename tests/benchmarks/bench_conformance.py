@@ -54,6 +54,11 @@ def _run(plan: stage.Plan, settings: Settings, *, remember: bool) -> dict[str, o
 
 def main(argv: list[str]) -> dict[str, object]:
     refs = dict(arg.split("=", 1) for arg in argv if "=" in arg and not arg.startswith("--"))
+    if not refs:
+        raise SystemExit(
+            "give each variant to test by digest, e.g. executor=REGISTRY/kaniko-executor@sha256:... "
+            "(from `invoke publish --json`); see this file's docstring"
+        )
     names = [argv[i + 1] for i, arg in enumerate(argv) if arg == "--suite"] or [
         "repository",
         "fork",
@@ -98,4 +103,9 @@ def main(argv: list[str]) -> dict[str, object]:
 
 
 if __name__ == "__main__":
-    print(json.dumps(main(sys.argv[1:]), indent=2))
+    from pipeline.errors import PipelineError
+
+    try:
+        print(json.dumps(main(sys.argv[1:]), indent=2))
+    except PipelineError as exc:
+        raise SystemExit(f"error: {exc}") from None

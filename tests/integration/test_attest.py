@@ -34,7 +34,7 @@ from pipeline.signing.verify import Policy
 from pipeline.stages import attest, verify_images
 from tests.support.cli import invoke_with_cache
 from tests.support.layouts import push_index
-from tests.support.sigstore import ISSUER, SIGNER, identity_token, verify_with_sigstore_js
+from tests.support.sigstore_fixtures import ISSUER, SIGNER, identity_token, verify_with_sigstore_js
 
 RELEASE = Subject("1.2.3", "v1.2.3", "c" * 40)
 CONFIGURATION = [

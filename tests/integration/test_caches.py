@@ -27,7 +27,7 @@ from tests.conftest import require_tool
 from tests.support import fixture_fork
 from tests.support.debian import bootstrap_tar
 from tests.support.gitrepos import UpstreamRepo
-from tests.support.sigstore import SIGSTORE_JS
+from tests.support.sigstore_fixtures import SIGSTORE_JS
 
 
 def test_fork_clone_cold_then_cached(tmp_path: Path) -> None:
@@ -138,7 +138,7 @@ def test_nginx_base_layout_is_described_as_the_cache_reads_it(tmp_path: Path) ->
 @pytest.mark.slow
 def test_nginx_base_cold_then_cached(nginx_base: nginxbase.BaseImage) -> None:
     """The session's base (a first run when the cache is empty, as in CI) equals a cache hit."""
-    again = nginxbase.ensure(nginx_base.layout.parent.parent.parent)
+    again = nginxbase.ensure(nginx_base.store.parent)
     assert again == nginx_base
 
 

@@ -16,7 +16,7 @@ from pipeline.services import localsigstore
 from pipeline.signing import bundles, identity, statement, trust
 from pipeline.signing.bundles import SignedDigest
 from pipeline.signing.verify import Policy, verify_bundle
-from tests.support.sigstore import seed_cache, verify_with_sigstore_js
+from tests.support.sigstore_fixtures import seed_cache, verify_with_sigstore_js
 
 DIGEST = digests.of_bytes(b"an image index")
 OTHER_DIGEST = digests.of_bytes(b"another image index")

@@ -14,7 +14,7 @@ from pipeline.oci.manifest import Manifest
 from pipeline.registry.client import Client
 from pipeline.registry.credentials import Credentials
 from pipeline.registry.reference import Reference
-from pipeline.services import nginxbase
+from pipeline.services import nginxbase, nginxlayer
 from pipeline.services.distribution import LocalRegistry
 from pipeline.services.podman import Podman
 from pipeline.stages.smoke import check_image
@@ -41,7 +41,7 @@ def test_base_config_and_layer_are_unprivileged_nginx(nginx_base: nginxbase.Base
         names = set()
         for member in tar:
             names.add(member.name)
-            assert member.mtime == nginxbase.EPOCH
+            assert member.mtime == nginxlayer.EPOCH
             assert not member.isdev()
         conf = tar.extractfile("etc/nginx/nginx.conf")
         assert conf is not None

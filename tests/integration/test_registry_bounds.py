@@ -38,7 +38,7 @@ from tests.support.httpserver import LoopbackServer
 from tests.support.layouts import build_image
 from tests.support.peak import measure
 from tests.support.registries import Factory
-from tests.support.sigstore import local_sigstore, node_cache  # noqa: F401 - fixtures
+from tests.support.sigstore_fixtures import local_sigstore, node_cache  # noqa: F401 - fixtures
 
 SIGNER = "https://ci.example.test/kaniko-pipeline/release"
 ISSUER = "https://issuer.example.test"

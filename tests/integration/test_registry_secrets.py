@@ -23,7 +23,7 @@ from pipeline.services.distribution import LocalRegistry
 from tests.support.cli import run_invoke
 from tests.support.layouts import build_image, build_layout
 from tests.support.registries import AuthRegistry, Factory
-from tests.support.sigstore import seed_cache
+from tests.support.sigstore_fixtures import seed_cache
 
 SIGNER = "https://ci.example.test/kaniko-pipeline/secrets"
 ISSUER = "https://issuer.example.test"

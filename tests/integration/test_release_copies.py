@@ -27,7 +27,7 @@ from pipeline.signing.bundles import COSIGN_CERTIFICATE_ANNOTATION
 from pipeline.stages import attest, sign
 from pipeline.stages.publish import PublishedImage
 from tests.support.layouts import push_index
-from tests.support.sigstore import ISSUER, SIGNER, identity_token
+from tests.support.sigstore_fixtures import ISSUER, SIGNER, identity_token
 
 STRANGER = "https://someone.else/ci"
 

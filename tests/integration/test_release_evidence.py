@@ -16,7 +16,7 @@ from pipeline.services import localsigstore
 from pipeline.services.distribution import LocalRegistry
 from pipeline.signing.verify import Policy
 from tests.support.releasefork import Fork, release_options
-from tests.support.sigstore import verify_with_sigstore_js
+from tests.support.sigstore_fixtures import verify_with_sigstore_js
 
 pytestmark = pytest.mark.slow
 

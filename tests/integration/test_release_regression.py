@@ -21,7 +21,7 @@ from pipeline.services.nginxbase import BaseImage
 from tests.conftest import require_tool
 from tests.support import fakeexecutor, fixture_fork
 from tests.support.releasefork import pipeline_env, rolling_tags, tags_in
-from tests.support.sigstore import seed_cache
+from tests.support.sigstore_fixtures import seed_cache
 
 pytestmark = pytest.mark.slow
 
@@ -96,7 +96,7 @@ def test_a_case_that_passed_with_the_previous_release_and_regresses_fails_the_re
     cache = tmp_path / "cache"
     cache.mkdir()
     seed_cache(node_cache, cache)
-    (cache / "nginx-base").symlink_to(nginx_base.layout.parent.parent)
+    (cache / "nginx-base").symlink_to(nginx_base.store)
     home = tmp_path / "home"
     home.mkdir()
     env = pipeline_env(home)

@@ -37,7 +37,7 @@ from pipeline.stages.conformance import cases
 from tests.conftest import require_tool
 from tests.support import fakeexecutor, fixture_fork
 from tests.support.rootless import clean_env, give, rootless_user, run_as, shared_dir
-from tests.support.sigstore import seed_cache
+from tests.support.sigstore_fixtures import seed_cache
 
 pytestmark = pytest.mark.slow
 
@@ -157,7 +157,7 @@ def test_rootful_and_rootless_releases_give_the_same_digests(
     )
     # the two releases run at once, each in its own process, cache and podman storage; root's takes the
     # session's nginx base (made by mmdebstrap as root), the user's makes its own without root
-    rootful_base = nginx_base.layout.parent.parent
+    rootful_base = nginx_base.store
     with (
         shared_dir("kp-rootful-") as rootful_work,
         shared_dir("kp-rootless-", owner=user) as rootless_work,

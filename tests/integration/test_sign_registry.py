@@ -28,7 +28,13 @@ from pipeline.signing.verify import Policy
 from pipeline.stages import sign, verify_images
 from tests.support.cli import invoke_with_cache, run_invoke
 from tests.support.layouts import push_index
-from tests.support.sigstore import ISSUER, SIGNER, identity_token, seed_cache, verify_with_sigstore_js
+from tests.support.sigstore_fixtures import (
+    ISSUER,
+    SIGNER,
+    identity_token,
+    seed_cache,
+    verify_with_sigstore_js,
+)
 
 
 @pytest.fixture

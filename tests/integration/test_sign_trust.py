@@ -22,7 +22,7 @@ from pipeline.signing.verify import Policy
 from pipeline.stages import sign
 from tests.support.faultproxy import FaultProxy
 from tests.support.layouts import push_index
-from tests.support.sigstore import ISSUER, SIGNER, identity_token
+from tests.support.sigstore_fixtures import ISSUER, SIGNER, identity_token
 
 FORGED = "sha256:" + "f" * 64
 

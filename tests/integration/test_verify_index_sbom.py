@@ -24,7 +24,7 @@ from pipeline.signing import identity, trust
 from pipeline.stages import attest
 from tests.support.cli import run_invoke
 from tests.support.layouts import build_image
-from tests.support.sigstore import local_sigstore, node_cache  # noqa: F401 - fixtures
+from tests.support.sigstore_fixtures import local_sigstore, node_cache  # noqa: F401 - fixtures
 
 SIGNER = "https://ci.example.test/kaniko-pipeline/release"
 ISSUER = "https://issuer.example.test"

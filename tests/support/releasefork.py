@@ -29,7 +29,7 @@ from pipeline.services.nginxbase import BaseImage
 from pipeline.stages import verify_images
 from tests.conftest import require_tool
 from tests.support import fakeexecutor, fixture_fork
-from tests.support.sigstore import seed_cache
+from tests.support.sigstore_fixtures import seed_cache
 
 ACCEPT = ", ".join(sorted(mediatype.ALL_MANIFEST_TYPES))
 VARIANTS = "executor,debug,slim,warmer"
@@ -98,7 +98,7 @@ def release_settings(
         if not (cache / name).exists():
             (cache / name).symlink_to(fork.shared / name)
     if not (cache / "nginx-base").exists():
-        (cache / "nginx-base").symlink_to(nginx_base.layout.parent.parent)
+        (cache / "nginx-base").symlink_to(nginx_base.store)
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
     env = pipeline_env(home)

@@ -10,7 +10,7 @@ import pytest
 
 from pipeline import tooloutput
 from pipeline.errors import UsageError
-from pipeline.services import doctor, subids
+from pipeline.services import doctor, subids, toolchecks
 
 
 def _user(name: str = "dev", uid: int = 1500) -> pwd.struct_passwd:
@@ -104,7 +104,7 @@ def test_buildah_missing_fails_with_the_package_that_installs_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))  # neither buildah nor busybox: /usr/bin is not searched
-    check = doctor._buildah_check(pwd.getpwuid(os.geteuid()))
+    check = toolchecks.buildah_check(pwd.getpwuid(os.geteuid()))
     assert not check.ok
     assert check.detail == "buildah is not installed"
     assert check.fix == "apt-get install buildah  (as root)"
@@ -112,5 +112,7 @@ def test_buildah_missing_fails_with_the_package_that_installs_it(
 
 def test_a_failed_buildah_run_step_says_what_fixes_it() -> None:
     crun = "Error: OCI runtime error: crun: cgroups in hybrid mode not supported"
-    assert doctor._buildah_fix(crun).startswith("apt-get install runc  (as root")
-    assert "subuid, subgid, newuidmap, user namespaces" in doctor._buildah_fix("newuidmap: write to uid_map")
+    assert toolchecks.buildah_fix(crun).startswith("apt-get install runc  (as root")
+    assert "subuid, subgid, newuidmap, user namespaces" in toolchecks.buildah_fix(
+        "newuidmap: write to uid_map"
+    )

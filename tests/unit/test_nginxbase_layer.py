@@ -13,7 +13,7 @@ import pytest
 from pipeline.errors import ImageError
 from pipeline.oci.layout import Layout
 from pipeline.oci.manifest import Manifest
-from pipeline.services import nginxbase
+from pipeline.services import nginxbase, nginxlayer
 from tests.support.debian import bootstrap_tar
 
 
@@ -29,8 +29,8 @@ def _layer(path: Path) -> dict[str, tuple[tarfile.TarInfo, bytes]]:
 def test_layer_is_deterministic_sorted_and_configured_for_an_unprivileged_nginx(tmp_path: Path) -> None:
     first = bootstrap_tar(tmp_path / "a.tar")
     second = bootstrap_tar(tmp_path / "b.tar", mtime=1_800_000_000)  # another day, the same packages
-    diff_a, versions = nginxbase.write_layer(first, tmp_path / "a.tar.gz")
-    diff_b, _ = nginxbase.write_layer(second, tmp_path / "b.tar.gz")
+    diff_a, versions = nginxlayer.write_layer(first, tmp_path / "a.tar.gz")
+    diff_b, _ = nginxlayer.write_layer(second, tmp_path / "b.tar.gz")
     assert diff_a == diff_b
     assert (tmp_path / "a.tar.gz").read_bytes() == (tmp_path / "b.tar.gz").read_bytes()
     raw = gzip.decompress((tmp_path / "a.tar.gz").read_bytes())
@@ -44,7 +44,7 @@ def test_layer_is_deterministic_sorted_and_configured_for_an_unprivileged_nginx(
     assert "tmp" in names and "tmp/leftover" not in names and "var/cache/apt/pkgcache.bin" not in names
     assert not any(name.startswith("./") for name in names)
     assert "etc/nginx/sites-enabled/default" not in names  # Debian's site listens on 80
-    assert layer["etc/nginx/nginx.conf"][1].decode() == nginxbase.NGINX_CONF
+    assert layer["etc/nginx/nginx.conf"][1].decode() == nginxlayer.NGINX_CONF
     assert b"listen 8080;" in layer["etc/nginx/conf.d/default.conf"][1]
     assert (
         layer["etc/passwd"][1]
@@ -53,7 +53,7 @@ def test_layer_is_deterministic_sorted_and_configured_for_an_unprivileged_nginx(
     )
     assert layer["etc/group"][1].decode() == "root:x:0:\nnginx:x:101:\n"
     for name, (info, _) in layer.items():
-        assert info.mtime == nginxbase.EPOCH and info.uname == "" and info.gname == ""
+        assert info.mtime == nginxlayer.EPOCH and info.uname == "" and info.gname == ""
         owned = name.startswith("usr/share/nginx/html")
         assert (info.uid, info.gid) == ((101, 101) if owned else (0, 0)), name
 
@@ -76,4 +76,4 @@ def test_the_recipe_is_recorded_in_the_layer_annotations(tmp_path: Path) -> None
 def test_a_rootfs_without_nginx_is_refused_with_the_reason(tmp_path: Path) -> None:
     tar = bootstrap_tar(tmp_path / "rootfs.tar", with_nginx=False)
     with pytest.raises(ImageError, match="has no /usr/sbin/nginx: nginx-light was not installed"):
-        nginxbase.write_layer(tar, tmp_path / "layer.tar.gz")
+        nginxlayer.write_layer(tar, tmp_path / "layer.tar.gz")

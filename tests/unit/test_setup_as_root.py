@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import ToolError
-from pipeline.services import doctor, subids
+from pipeline.services import doctor, subids, toolchecks
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="setup fixes only as root (.ci/run's root run)")
 NOBODY = 65534  # Debian's nobody and nogroup: an id in use
@@ -103,7 +103,7 @@ def test_runuser_gets_a_minimal_environment(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("DOCKER_HUB_KANIKO_PAT", "dckr_pat_planted")
     monkeypatch.setenv("PATH", f"/home/someone/bin:{os.environ['PATH']}")
     other = _user(uid=os.geteuid() + 4321)
-    env = doctor.podman_info_env(other)
+    env = toolchecks.podman_info_env(other)
     assert env == {
         "HOME": other.pw_dir,
         "USER": other.pw_name,
@@ -112,5 +112,5 @@ def test_runuser_gets_a_minimal_environment(monkeypatch: pytest.MonkeyPatch) -> 
         "PATH": SYSTEM_PATH,
         "SHELL": "/bin/bash",
     }
-    argv = doctor.podman_info_argv(other)
+    argv = toolchecks.podman_info_argv(other)
     assert argv[0] in ("/usr/sbin/runuser", "/sbin/runuser", "/usr/bin/runuser", "/bin/runuser", "runuser")

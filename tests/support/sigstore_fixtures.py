@@ -1,6 +1,6 @@
 """Fixtures and helpers for signing tests: the local Sigstore instance and sigstore-js.
 
-Import the fixtures into a test module (``from tests.support.sigstore import local_sigstore``).
+Import the fixtures into a test module (``from tests.support.sigstore_fixtures import local_sigstore``).
 Node packages are installed with ``npm ci`` from committed lockfiles into a per-session cache.
 """
 
