@@ -11,19 +11,14 @@ task imports what it uses when it runs, so `invoke --list` and every task's firs
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from invoke.collection import Collection
 from invoke.context import Context
 from invoke.exceptions import Exit
 
 from pipeline import config
-from pipeline.cli import catalog, taskoptions, text
+from pipeline.cli import catalog, releaseoptions, taskoptions, text
 from pipeline.cli.invocation import emit, settings_of, task
 from pipeline.progress import Progress
-
-if TYPE_CHECKING:
-    from pipeline.stages.conformance.result import ConformanceMode
 
 
 @task(catalog.FORK, taskoptions.ForkOptions)
@@ -280,6 +275,7 @@ def publish(c: Context, o: taskoptions.PublishOptions) -> None:
         version=o.version or None,
         rolling=not o.no_rolling,
         replace_version_tags=o.replace_version_tags,
+        platform_record=releaseoptions.platform_record(o),
         progress=Progress(),
     )
     emit(result, o.json, text.published)
@@ -338,46 +334,15 @@ def render(c: Context, o: taskoptions.RenderOptions) -> None:
 @task(catalog.RELEASE, taskoptions.ReleaseOptions)
 def release(c: Context, o: taskoptions.ReleaseOptions) -> None:
     """Release: fork, build, publish, sign, verify, build-image, conformance, smoke, then the rolling tags."""
-    from pathlib import Path
-
     from pipeline import release
 
     settings = settings_of(c, o)
     report = release.run(
         settings,
-        release.Options(
-            ref=o.ref,
-            identity_token=o.identity_token or None,
-            certificate_identity=o.certificate_identity or None,
-            certificate_oidc_issuer=o.certificate_oidc_issuer or None,
-            base_image=o.base_image or None,
-            busybox=o.busybox or None,
-            force=o.force,
-            replace_version_tags=o.replace_version_tags,
-            dry_run=o.dry_run,
-            report_dir=Path(o.report_dir).expanduser() if o.report_dir else None,
-            outputs=Path(o.outputs).expanduser() if o.outputs else None,
-            expect_commit=o.expect_commit or None,
-            conformance=_conformance_mode(o.conformance),
-            conformance_suites=tuple(o.conformance_suite or ()),
-            conformance_bases=_conformance_bases(o.conformance_bases),
-        ),
+        releaseoptions.release_options(o),
         progress=Progress(),
     )
     emit(report.to_dict(), o.json, lambda r: text.release(report))
-
-
-def _conformance_mode(mode: str) -> ConformanceMode:
-    from pipeline.stages.conformance.stage import check_mode
-
-    return check_mode(mode)
-
-
-def _conformance_bases(bases: str) -> str:
-    from pipeline.stages.conformance.upstream import check
-
-    check(bases, "")
-    return bases
 
 
 @task(catalog.TEST_E2E, taskoptions.EndToEndOptions, name="test-e2e")
@@ -392,12 +357,7 @@ def test_e2e(c: Context, o: taskoptions.EndToEndOptions) -> None:
         platforms=config.parse_platforms(o.platforms, label=config.option_label("platforms", True))
         if o.platforms
         else None,
-        options=release.Options(
-            busybox=o.busybox or None,
-            base_image=o.base_image or None,
-            conformance=_conformance_mode(o.conformance),
-            conformance_bases=_conformance_bases(o.conformance_bases),
-        ),
+        options=releaseoptions.e2e_options(o),
         progress=Progress(),
     )
     emit(result.to_dict(), o.json, text.e2e)

@@ -176,6 +176,9 @@ PUBLISH = (
     Option("replace_version_tags", False, "replace images that exact version tags already name with other "
                                           "digests (a reproducibility failure otherwise stops the publish; "
                                           "see README)"),
+    Option("manifests_only", False, "a platform job of a fanned-out release: push only the platform images "
+                                    "of the last build, by digest (no index, no tag); needs --record"),
+    Option("record", "", "with --manifests-only: write what was pushed to FILE, for `invoke release --join`"),
     JSON,
 )
 
@@ -244,6 +247,8 @@ RELEASE = (
                           "RELEASE_COMMIT and RELEASE_VERSION lines ($GITHUB_OUTPUT, or a GitLab dotenv report)"),
     Option("expect_commit", "", "refuse to release unless the tag still names this commit (what a scheduled "
                                 "check resolved: a tag moved in between is refused)"),
+    Option("join", None, "a platform job's record (repeatable): instead of building, join the platform images "
+                         "those jobs pushed into each variant's index, then release as usual", repeatable=True),
     Option("conformance", "full", "the conformance stage before smoke: full (default), quick or off"),
     Option("conformance_suite", None, "a suite the conformance stage runs (repeatable; repository, fork, buildah "
                                       "or URL@COMMIT:PATH; default: by --conformance)", repeatable=True),

@@ -168,6 +168,8 @@ class PublishOptions(Given):
     insecure: bool
     ca_file: str
     replace_version_tags: bool
+    manifests_only: bool
+    record: str
     json: bool
 
 
@@ -226,6 +228,7 @@ class ReleaseOptions(Given):
     report_dir: str
     outputs: str
     expect_commit: str
+    join: list[str] | None
     conformance: str
     conformance_suite: list[str] | None
     conformance_bases: str

@@ -52,6 +52,7 @@ class Options:
     report_dir: Path | None = None
     expect_commit: str | None = None  # the commit a scheduled check resolved the tag to (refused if moved)
     outputs: Path | None = None  # a dry run appends its answer here as NAME=value lines (CI job outputs)
+    join: tuple[Path, ...] = ()  # platform jobs' records: join their images instead of building (fanout.py)
     # Test seams: smoke-check this image instead of the one build-image pushed; a hook after each stage.
     smoke_image: str | None = None
     conformance: ConformanceMode = "full"  # the conformance stage (pipeline/stages/conformance)

@@ -98,6 +98,9 @@ def check_input(settings: Settings, options: Options) -> None:
     check_ref(options.ref)
     check_prefixes(settings.prefixes)
     check_outputs(options)
+    for path in options.join:
+        if not path.is_file():
+            raise UsageError(f"--join {path} is not a file", hint="pass each platform job's --record FILE")
     where = options.report_dir
     if where is not None and where.exists() and not where.is_dir():
         raise UsageError(
@@ -225,7 +228,7 @@ def release_flow(run: Run, trust: Trust, reused: Mapping[str, VariantState] | No
     (``reused``: what the check found published and signed, tested again without a rebuild)."""
     if reused is None:
         forked = make.fork(run)
-        built = make.build(run, forked)
+        built = make.join(run, forked) if run.options.join else make.build(run, forked)
         published = make.publish(run, built)
         trust_config = make.sign(run, trust, published)
         make.attest(run, trust, forked, built, published)

@@ -1,4 +1,5 @@
-"""The build side of a release, one function per stage: fork, build, publish (to every registry), sign
+"""The build side of a release, one function per stage: fork, build (or join: the images platform jobs
+pushed), publish (to every registry), sign
 (skipped when every image is validly signed already) and attest (SBOMs and provenance).
 
 Each takes the values the stages before it returned and returns what a later stage needs (attest: nothing);
@@ -96,6 +97,48 @@ def build(run: Run, forked: Forked) -> Built:
         stage.detail = ", ".join(f"{name} {image.index.digest}" for name, image in result.images.items())
     assert result.written is not None  # build.build hands back the layout it wrote
     return Built(result, result.written, (started, time.time()))
+
+
+def join(run: Run, forked: Forked) -> Built:
+    """The fanned-out build: check the platform jobs' records against this release, then join the images
+    they pushed into each variant's index, in a new layout (pipeline/stages/fanout.py)."""
+    from pipeline.errors import UsageError
+    from pipeline.stages import build, fanout
+
+    with run.timer.stage("join") as stage:
+        records = [(path, fanout.PlatformRecord.read(path)) for path in run.options.join]
+        fanout.check(
+            records,
+            version=run.resolved.version,
+            commit=forked.checkout.commit,
+            platforms=run.settings.platforms,
+        )
+        variants = records[0][1].variants
+        if sorted(variants) != sorted(run.settings.variants):
+            raise UsageError(
+                f"the records hold {', '.join(variants)}, the release wants {', '.join(run.settings.variants)}",
+                hint="build the same --variants in every platform job as the join releases",
+            )
+        joined = fanout.join(
+            run.client,
+            [record for _, record in records],
+            run.settings.platforms,
+            run.settings.build_layout,
+            run.progress,
+        )
+        result = build.BuildResult(
+            layout=joined.layout.root,
+            version=run.resolved.version,
+            images=joined.images,
+            inputs=joined.inputs,
+            go=joined.go,
+            written=joined.layout,
+            window=joined.window,
+        )
+        build.save_record(run.settings.record_file, result)
+        run.report.go = dict(result.go)
+        stage.detail = ", ".join(f"{name} {image.index.digest}" for name, image in result.images.items())
+    return Built(result, joined.layout, joined.window)
 
 
 def publish(run: Run, built: Built) -> dict[str, PublishedImage]:

@@ -36,6 +36,7 @@ class BuildResult:
     inputs: dict[str, Any] = field(default_factory=dict)
     go: dict[str, object] = field(default_factory=dict)  # the toolchain: version, origin, path, pinned
     written: Layout | None = field(default=None, repr=False, compare=False)  # the layout, as built
+    window: tuple[float, float] = (0.0, 0.0)  # when the build ran (epoch seconds): the provenance's times
 
     @property
     def descriptors(self) -> dict[str, Descriptor]:
@@ -49,6 +50,7 @@ class BuildResult:
             "go": dict(self.go),
             "images": {name: image.to_dict() for name, image in self.images.items()},
             "inputs": dict(self.inputs),
+            "window": list(self.window),
         }
 
 
@@ -121,7 +123,7 @@ def build(checkout: Checkout, spec: BuildSpec, *, progress: Progress | None = No
     out, cache_dir, platforms, variants = spec.out, spec.cache_dir, spec.platforms, spec.variants
     busybox, ca_bundle = spec.busybox, spec.ca_bundle
     progress = progress or Silent()
-    started = time.monotonic()
+    started, began = time.monotonic(), time.time()
     if not platforms or not variants:
         raise UsageError("nothing to build: name at least one platform and one variant")
     for platform in platforms:
@@ -184,7 +186,13 @@ def build(checkout: Checkout, spec: BuildSpec, *, progress: Progress | None = No
         "busybox_source": box.description if box is not None else None,
     }
     return BuildResult(
-        layout=out, version=checkout.version, images=images, go=chain.to_dict(), inputs=used, written=layout
+        layout=out,
+        version=checkout.version,
+        images=images,
+        go=chain.to_dict(),
+        inputs=used,
+        written=layout,
+        window=(began, time.time()),
     )
 
 

@@ -270,14 +270,28 @@ def run(
     rolling: bool = True,
     variants: Iterable[str] | None = None,
     replace_version_tags: bool = False,
+    platform_record: Path | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """`invoke publish`: read the input, choose the destination, push, record. Returns the JSON result."""
+    """`invoke publish`: read the input, choose the destination, push, record. Returns the JSON result.
+    With ``platform_record`` (`--manifests-only --record FILE`): only the platform images, by digest, and
+    the platform record for the join (pipeline/stages/fanout.py)."""
     from pipeline.registry.client import Client
     from pipeline.registry.credentials import Credentials
 
     progress = progress or Silent()
     check_prefixes(settings.prefixes)
+    if platform_record is not None:
+        if layout_dir is not None or version:
+            raise UsageError(
+                "--manifests-only publishes what the last `invoke build` made (its record says how it was "
+                "built): it takes no --layout or --version",
+                hint="run `invoke build --platforms P`, then `invoke publish --manifests-only --record FILE`",
+            )
+        if platform_record.is_dir() or not platform_record.parent.is_dir():
+            raise UsageError(
+                f"--record {platform_record} is not a file in an existing directory", hint="name a file"
+            )
     if version:
         tagplan.parse_version(version)
     if layout_dir is not None:
@@ -303,6 +317,16 @@ def run(
         ca_file=settings.ca_bundle,
         progress=progress,
     ) as client:
+        if platform_record is not None:
+            from pipeline.stages import fanout
+
+            build = record.stage(settings.record_file, "build", needed_by="publish --manifests-only")
+            window = tuple(build.get("window") or (0.0, 0.0))
+            made = fanout.push_platform_images(
+                client, layout, images, chosen, build, (float(window[0]), float(window[1])), progress
+            )
+            made.write(platform_record)
+            return {"record": str(platform_record), **made.to_dict()}
         published = publish_images(
             client,
             layout,

@@ -40,10 +40,12 @@ def install_into_fork(fork: Path) -> None:
 REPORT_MARK = "FAKE-KANIKO-REPORT "
 
 
-def build_binary(go: str, out: Path, gocache: Path) -> Path:
-    """The fake executor, compiled with Go's build cache at ``gocache``."""
+def build_binary(go: str, out: Path, gocache: Path, goarch: str | None = None) -> Path:
+    """The fake executor (for linux/``goarch``; default this machine's), compiled with Go's build cache at
+    ``gocache``."""
     env = {
         **os.environ,
+        **({"GOOS": "linux", "GOARCH": goarch} if goarch else {}),
         "CGO_ENABLED": "0",
         "GOTOOLCHAIN": "local",
         "GOFLAGS": "-mod=mod",

@@ -52,14 +52,16 @@ def go_build_cache() -> Path:
 def _warm(go: str, gocache: Path) -> None:
     """Compile the fake executor into ``gocache`` once, under a lock. It imports every package of Go's
     standard library that the fixture fork's binaries import, with the same flags that matter to Go's
-    cache (-trimpath, CGO_ENABLED=0, linux/amd64), so a later build of the fixture fork compiles only
-    its own few packages (measured: 42 s of CPU in an empty cache, 1 s after this), and pytest-xdist's
-    workers never compile the same standard library at once. A warm cache makes this a 1 s no-op."""
+    cache (-trimpath, CGO_ENABLED=0), for linux/amd64 and linux/arm64 (the platforms the build and fan-out
+    tests compile), so a later build of the fixture fork compiles only its own few packages (measured: 42 s
+    of CPU in an empty cache, 1 s after this), and pytest-xdist's workers never compile the same standard
+    library at once. A warm cache makes this a 1 s no-op."""
     from tests.support import fakeexecutor
 
     with open(gocache.parent / ".go-build.lock", "w") as lock, tempfile.TemporaryDirectory() as out:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        fakeexecutor.build_binary(go, Path(out) / "executor", gocache)
+        for goarch in ("amd64", "arm64"):
+            fakeexecutor.build_binary(go, Path(out) / f"executor-{goarch}", gocache, goarch)
 
 
 @pytest.fixture(scope="session")

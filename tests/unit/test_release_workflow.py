@@ -73,8 +73,9 @@ def test_the_github_release_runs_only_on_the_default_branch(event: str) -> None:
     jobs = _github_jobs()
     # the check decides; the release job runs only after it, on its answer
     assert _github_if(jobs["check"].get("if"), context) is runs
-    assert jobs["release"]["needs"] == "check"
-    assert jobs["release"]["if"] == "needs.check.outputs.work == 'true'"
+    assert jobs["platform"]["needs"] == "check" and jobs["release"]["needs"] == ["check", "platform"]
+    for job in ("platform", "release"):
+        assert jobs[job]["if"] == "needs.check.outputs.work == 'true'"
     assert _github_if(jobs["refuse-other-refs"].get("if"), context) is not runs  # a refusal is a failed job
     signing = [n for n, job in jobs.items() if job.get("permissions", {}).get("id-token") == "write"]
     assert signing == ["release"]
@@ -95,9 +96,9 @@ def test_the_gitlab_release_runs_only_on_the_default_branch(event: str) -> None:
         "CI_DEFAULT_BRANCH": "main",
     }
     config = yaml.safe_load(GITLAB.read_text())
-    for job in ("check", "release"):
+    for job in ("check", "platform", "release"):
         assert _gitlab_runs(config[job]["rules"], variables) is runs
-    assert config["release"]["needs"] == ["check"]
+    assert config["platform"]["needs"] == ["check"] and config["release"]["needs"] == ["check", "platform"]
     assert config["variables"]["CERTIFICATE_IDENTITY"].endswith("@refs/heads/${CI_DEFAULT_BRANCH}")
 
 
@@ -155,7 +156,7 @@ def _pip_installs(script: str) -> list[list[str]]:
     return commands
 
 
-@pytest.mark.parametrize("job", ["check", "release"])
+@pytest.mark.parametrize("job", ["check", "platform", "release"])
 def test_the_release_jobs_install_only_from_the_lock(job: str) -> None:
     github = [str(step.get("run", "")) for step in _github_jobs()[job]["steps"]]
     gitlab = [str(line) for line in yaml.safe_load(GITLAB.read_text())[job]["script"]]

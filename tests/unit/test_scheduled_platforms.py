@@ -35,3 +35,18 @@ def test_the_scheduled_job_releases_five_platforms(name: str) -> None:
     platforms = parse_platforms(variables[found.group(1)])
     assert platforms == FIVE
     assert set(platforms) == set(KNOWN_PLATFORMS)
+
+
+@pytest.mark.parametrize("name", [".gitlab-ci.yml", ".github/workflows/release.yml"])
+def test_one_platform_job_per_released_platform(name: str) -> None:
+    """The fan-out: the platform jobs' matrix is exactly what the join releases (--platforms)."""
+    variables, _ = _release_job(ROOT / name)
+    data: dict[str, Any] = yaml.safe_load((ROOT / name).read_text())
+    if name == ".gitlab-ci.yml":
+        matrix = data["platform"]["parallel"]["matrix"][0]["PLATFORM"]
+        script = " ".join(data["platform"]["script"])
+    else:
+        matrix = data["jobs"]["platform"]["strategy"]["matrix"]["platform"]
+        script = " ".join(step.get("run", "") for step in data["jobs"]["platform"]["steps"])
+    assert tuple(matrix) == parse_platforms(variables["RELEASE_PLATFORMS"]) == FIVE
+    assert '--platforms "$PLATFORM"' in script and "--manifests-only --record" in script
