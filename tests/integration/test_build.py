@@ -183,7 +183,8 @@ def test_two_builds_in_different_directories_give_identical_digests(built: Built
     assert first["images"] == second["images"]
     # An unchanged rebuild in the same cache gives the same digests too.
     third = build.build(checkout, spec)
-    assert third.to_dict() == second
+    assert {**third.to_dict(), "window": None} == {**second, "window": None}  # all but when it ran
+    assert second["window"][1] <= third.window[0] <= third.window[1]
 
 
 def _elf_machine(path: Path) -> int:
@@ -433,7 +434,9 @@ def test_invoke_build_prints_the_result_and_records_it(built: Built, tmp_path: P
     assert data["go"]["pinned"] is True  # issue 15 item 1: the build names its Go toolchain
     # what the SBOMs and provenance state besides the source
     assert data["inputs"]["ca_bundle"].startswith("certifi ") and data["inputs"]["busybox"] is None
-    assert {k: v for k, v in data.items() if k not in ("go", "inputs")} == {
+    started, ended = data["window"]  # when it ran: the provenance's times, and a platform record's
+    assert 0 < started <= ended
+    assert {k: v for k, v in data.items() if k not in ("go", "inputs", "window")} == {
         "layout": str(out),
         "version": "1.2.3",
         "images": {
