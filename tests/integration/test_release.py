@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -24,11 +22,18 @@ from pipeline.services.distribution import LocalRegistry
 from tests.conftest import require_tool
 from tests.support import workflows
 from tests.support.cli import run_invoke
-from tests.support.releasefork import OLD, Fork, Killed, release_options, rolling_tags, tags_in, verifies
+from tests.support.releasefork import (
+    OLD,
+    Fork,
+    Killed,
+    cli_env,
+    release_options,
+    rolling_tags,
+    tags_in,
+    verifies,
+)
 
 pytestmark = pytest.mark.slow
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_first_run_releases_a_second_is_up_to_date_and_force_republishes_nothing(
@@ -317,53 +322,24 @@ def test_an_unreachable_fork_fails_in_seconds_and_says_how_to_use_a_mirror(tmp_p
 
 def test_invoke_release_exits_2_for_bad_input(tmp_path: Path) -> None:
     env = {**os.environ, "HOME": str(tmp_path), "INVOKE_PIPELINE_CACHE_DIR": str(tmp_path / "cache")}
-    result = subprocess.run(
-        [sys.executable, "-m", "invoke", "release", "--platforms", "linux/bogus", "--dry-run"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 2, result.stderr
-    assert "unknown platform 'linux/bogus'" in result.stderr and "Traceback" not in result.stderr
     for argv, reason in (
+        (["--platforms", "linux/bogus", "--dry-run"], "unknown platform 'linux/bogus'"),
         (["--outputs", str(tmp_path / "check.env")], "--outputs answers a dry run: it goes with --dry-run"),
         (["--dry-run", "--expect-commit", "v1.2.3"], "--expect-commit 'v1.2.3' is not a full commit id"),
         (["--dry-run", "--outputs", str(tmp_path)], f"--outputs {tmp_path} is not a file in an existing"),
+        (
+            ["--dry-run", "--join", str(tmp_path / "nothing.json")],
+            f"--join {tmp_path / 'nothing.json'} is not a file",
+        ),
     ):
-        refused = subprocess.run(
-            [sys.executable, "-m", "invoke", "release", *argv],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        refused = run_invoke(["release", *argv], env=env)
         assert refused.returncode == 2, refused.stderr
         assert reason in refused.stderr and "Traceback" not in refused.stderr
     assert not (tmp_path / "check.env").exists()
 
 
 def _cli_env(fork: Fork, registry: LocalRegistry, tmp_path: Path) -> dict[str, str]:
-    """The environment of an `invoke release` subprocess on the fixture fork and the test registry."""
-    home = tmp_path / "home"
-    home.mkdir(exist_ok=True)
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("DOCKER_", "INVOKE_PIPELINE_", "SIGSTORE_", "KANIKO_", "GITHUB_", "GITLAB_"))
-    }
-    return {
-        **env,
-        "HOME": str(home),
-        "DOCKER_CONFIG": str(home / ".docker"),
-        "INVOKE_PIPELINE_CACHE_DIR": str(tmp_path / "cache"),
-        "INVOKE_PIPELINE_FORK_DIR": str(fork.fork_dir),
-        "INVOKE_PIPELINE_FORK_URL": str(fork.path),
-        "INVOKE_PIPELINE_PREFIX": registry.host,
-        "INVOKE_PIPELINE_PLATFORMS": "linux/amd64",
-    }
+    return cli_env(fork, registry, tmp_path / "home", tmp_path / "cache")
 
 
 def test_a_release_tag_that_does_not_exist_is_bad_input_and_the_report_names_it(

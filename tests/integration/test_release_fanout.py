@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,7 @@ from pipeline.errors import UsageError
 from pipeline.services.distribution import LocalRegistry
 from tests.support import workflows
 from tests.support.cli import run_invoke
-from tests.support.releasefork import NEW, Fork, release_options, tags_in
+from tests.support.releasefork import NEW, Fork, cli_env, release_options, tags_in
 
 pytestmark = pytest.mark.slow
 
@@ -36,22 +35,8 @@ def _job_env(fork: Fork, registry: LocalRegistry, root: Path, platforms: tuple[s
     cache = root / "cache"
     cache.mkdir(parents=True)
     (cache / "go-build").symlink_to(fork.shared / "go-build")
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("DOCKER_", "INVOKE_PIPELINE_", "SIGSTORE_", "KANIKO_", "GITHUB_", "GITLAB_"))
-    }
-    return {
-        **env,
-        "HOME": str(root),
-        "DOCKER_CONFIG": str(root / ".docker"),
-        "INVOKE_PIPELINE_CACHE_DIR": str(cache),
-        "INVOKE_PIPELINE_FORK_DIR": str(fork.fork_dir),
-        "INVOKE_PIPELINE_FORK_URL": str(fork.path),
-        "INVOKE_PIPELINE_PREFIX": registry.host,
-        "INVOKE_PIPELINE_PLATFORMS": ",".join(platforms),
-        "INVOKE_PIPELINE_VARIANTS": ",".join(VARIANTS),
-    }
+    env = cli_env(fork, registry, root, cache, platforms)
+    return {**env, "INVOKE_PIPELINE_VARIANTS": ",".join(VARIANTS)}
 
 
 def _task(args: list[str], env: dict[str, str]) -> dict[str, object]:

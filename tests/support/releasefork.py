@@ -88,6 +88,33 @@ def pipeline_env(home: Path) -> dict[str, str]:
     return env
 
 
+def cli_env(
+    fork: Fork,
+    registry: LocalRegistry,
+    home: Path,
+    cache: Path,
+    platforms: tuple[str, ...] = ("linux/amd64",),
+) -> dict[str, str]:
+    """The environment of an `invoke` subprocess on the fixture fork and the test registry: none of the
+    user's registry, pipeline, Sigstore or CI settings, ``home`` as its home, ``cache`` as its cache."""
+    home.mkdir(parents=True, exist_ok=True)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DOCKER_", "INVOKE_PIPELINE_", "SIGSTORE_", "KANIKO_", "GITHUB_", "GITLAB_"))
+    }
+    return {
+        **env,
+        "HOME": str(home),
+        "DOCKER_CONFIG": str(home / ".docker"),
+        "INVOKE_PIPELINE_CACHE_DIR": str(cache),
+        "INVOKE_PIPELINE_FORK_DIR": str(fork.fork_dir),
+        "INVOKE_PIPELINE_FORK_URL": str(fork.path),
+        "INVOKE_PIPELINE_PREFIX": registry.host,
+        "INVOKE_PIPELINE_PLATFORMS": ",".join(platforms),
+    }
+
+
 def release_settings(
     fork: Fork, registry: LocalRegistry, tmp_path: Path, nginx_base: BaseImage
 ) -> config.Settings:
