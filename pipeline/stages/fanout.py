@@ -37,7 +37,8 @@ from pipeline.registry.reference import Reference
 KIND = "kaniko-pipeline platform images"
 FORMAT = 1
 REVISION = "org.opencontainers.image.revision"
-AGREE = ("version", "commit", "prefix", "annotations", "inputs", "go", "variants")  # the same in every record
+# the same in every record (the toolchain without its path: each job has its own checkout directory)
+AGREE = ("version", "commit", "prefix", "annotations", "inputs", "toolchain", "variants")
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,11 @@ class PlatformRecord:
     @property
     def variants(self) -> list[str]:
         return list(self.manifests)
+
+    @property
+    def toolchain(self) -> dict[str, Any]:
+        """The Go toolchain that built it: version, origin, pinned (not where the job had it)."""
+        return {key: value for key, value in self.go.items() if key != "path"}
 
     def to_dict(self) -> dict[str, Any]:
         return {

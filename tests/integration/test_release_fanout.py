@@ -80,6 +80,10 @@ def test_platform_jobs_joined_release_the_one_machine_builds_digests(
     _task(["fork", "--ref", NEW], one)
     built = _task(["build"], one)
     expected = {v: image["digest"] for v, image in built["images"].items()}  # type: ignore[attr-defined]
+    # what the SBOMs and the provenance state besides the images (inputs, toolchain) is the same too
+    for path in records:
+        facts = json.loads(path.read_text())
+        assert (facts["inputs"], facts["go"]) == (built["inputs"], built["go"])
 
     # a record of another commit, a platform missing: refused before anything is pushed, naming why
     other = tmp_path / "other-commit.json"

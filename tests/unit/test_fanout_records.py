@@ -62,8 +62,15 @@ def test_records_that_disagree_or_bring_an_unasked_platform_are_refused() -> Non
         commit=COMMIT,
         platforms=["linux/amd64", "linux/arm64"],
     )
+    elsewhere = dataclasses.replace(arm, go={"version": "go1.24.4", "path": "/builds/1/go/bin/go"})
+    check(
+        [(Path("a"), amd), (Path("b"), elsewhere)],
+        version="1.2.3",
+        commit=COMMIT,
+        platforms=["linux/amd64", "linux/arm64"],
+    )
     other_go = dataclasses.replace(arm, go={"version": "go1.23.0"})
-    with pytest.raises(UsageError, match="b and a disagree on go"):
+    with pytest.raises(UsageError, match="b and a disagree on toolchain"):
         check(
             [(Path("a"), amd), (Path("b"), other_go)],
             version="1.2.3",
