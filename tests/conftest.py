@@ -145,11 +145,12 @@ def require_tool(name: str, why: str) -> str:
 # - recipeimages: the fixture executor images published to a local registry, for the recipe tests;
 # - registries: real registries, the test token server and the fault-injecting proxy;
 # - releasefork: the fixture fork a release runs on, and a release's settings with the nginx test image;
-# - sigstore: the local Sigstore instance, a second one with other keys, node packages and sigstore-js.
+# - sigstore_fixtures: the local Sigstore instance, a second one with other keys, node packages and sigstore-js.
 from tests.support.fakeexecutor import fake_binary, fake_executor_image  # noqa: E402, F401
 from tests.support.images import (  # noqa: E402, F401
     base_image_name,
     go_build_cache,
+    go_build_cache_arm64,
     images,
     nginx_base,
     nginx_image,

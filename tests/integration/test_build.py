@@ -41,12 +41,12 @@ class Built:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory, go_build_cache: Path) -> Built:
+def built(tmp_path_factory: pytest.TempPathFactory, go_build_cache_arm64: Path) -> Built:
     require_tool("go", "the build compiles Go")
     require_tool("git", "the fixture fork is a git repository")
     root = tmp_path_factory.mktemp("build")
     (root / "cache").mkdir()
-    (root / "cache" / "go-build").symlink_to(go_build_cache)  # the later builds in this cache share it too
+    (root / "cache" / "go-build").symlink_to(go_build_cache_arm64)  # the later builds here share it too
     busybox = root / "busybox"
     digest = fixture_fork.make_busybox_layout(busybox)
     checkout = fixture_fork.make_fork(root / "fork", digest)

@@ -63,6 +63,7 @@ def _platform_job(fork: Fork, registry: LocalRegistry, root: Path, platform: str
     return record
 
 
+@pytest.mark.usefixtures("go_build_cache_arm64")  # the fork's shared Go cache, warm for arm64 too
 def test_platform_jobs_joined_release_the_one_machine_builds_digests(
     env: tuple[config.Settings, str], fork: Fork, registry: LocalRegistry, tmp_path: Path
 ) -> None:

@@ -49,19 +49,27 @@ def go_build_cache() -> Path:
     return path
 
 
-def _warm(go: str, gocache: Path) -> None:
+@pytest.fixture(scope="session")
+def go_build_cache_arm64(go_build_cache: Path) -> Path:
+    """The same cache, warm for linux/arm64 too: for the tests that cross-compile the fixture fork
+    (test_build, the fan-out), so they never compile arm64's standard library twice at once. Only they
+    wait for it; the others start on the native warm-up alone."""
+    _warm(require_tool("go", "the tests cross-compile the fixture fork"), go_build_cache, "arm64")
+    return go_build_cache
+
+
+def _warm(go: str, gocache: Path, goarch: str | None = None) -> None:
     """Compile the fake executor into ``gocache`` once, under a lock. It imports every package of Go's
     standard library that the fixture fork's binaries import, with the same flags that matter to Go's
-    cache (-trimpath, CGO_ENABLED=0), for linux/amd64 and linux/arm64 (the platforms the build and fan-out
-    tests compile), so a later build of the fixture fork compiles only its own few packages (measured: 42 s
-    of CPU in an empty cache, 1 s after this), and pytest-xdist's workers never compile the same standard
-    library at once. A warm cache makes this a 1 s no-op."""
+    cache (-trimpath, CGO_ENABLED=0), for this machine's platform (or linux/``goarch``), so a later build
+    of the fixture fork compiles only its own few packages (measured: 42 s of CPU in an empty cache, 1 s
+    after this), and pytest-xdist's workers never compile the same standard library at once. A warm cache
+    makes this a 1 s no-op."""
     from tests.support import fakeexecutor
 
     with open(gocache.parent / ".go-build.lock", "w") as lock, tempfile.TemporaryDirectory() as out:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        for goarch in ("amd64", "arm64"):
-            fakeexecutor.build_binary(go, Path(out) / f"executor-{goarch}", gocache, goarch)
+        fakeexecutor.build_binary(go, Path(out) / "executor", gocache, goarch)
 
 
 @pytest.fixture(scope="session")
