@@ -42,7 +42,7 @@ def nginx_base(r: Result) -> str:
 def published(r: Result) -> str:
     if "record" in r:  # --manifests-only: platform images by digest, and the record for the join
         return "\n".join(
-            [f"{variant} {platform}: {r['prefix']} @{desc['digest']} (by digest, no tag)"
+            [f"{variant} {platform}: {desc['digest']} under {r['prefix']} (by digest, no tag)"
              for variant, by_platform in r["manifests"].items() for platform, desc in by_platform.items()]
             + [f"record for `invoke release --join`: {r['record']}"]
         )  # fmt: skip
