@@ -36,7 +36,7 @@ from pipeline.services.podman import Podman
 from pipeline.stages.conformance import cases
 from tests.conftest import require_tool
 from tests.support import fakeexecutor, fixture_fork
-from tests.support.rootless import clean_env, give, rootless_user, run_as, shared_dir
+from tests.support.rootless import clean_env, give, needs_root, rootless_user, run_as, shared_dir
 from tests.support.sigstore_fixtures import seed_cache
 
 pytestmark = pytest.mark.slow
@@ -140,6 +140,7 @@ def _release_as(
     return report
 
 
+@needs_root
 def test_rootful_and_rootless_releases_give_the_same_digests(
     fork: Fork,
     registry: LocalRegistry,
@@ -203,9 +204,11 @@ def _doctor(name: str, task: str = "doctor") -> tuple[int, dict[str, Any]]:
     return result.returncode, json.loads(result.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.skipif(
+    os.geteuid() != 0,
+    reason="`invoke setup --user NAME` changes /etc/subuid: it needs root (.ci/run's root run)",
+)
 def test_setup_gives_a_user_without_subuid_ranges_its_ranges_and_says_so() -> None:
-    if os.geteuid() != 0:
-        pytest.skip("`invoke setup --user NAME` changes /etc/subuid: it needs root (.ci/run's root run)")
     require_tool("podman", "the doctor checks podman's storage for the user")
     name = f"kp-nosub-{secrets.token_hex(3)}"
     subprocess.run(
@@ -274,6 +277,7 @@ def test_a_clone_the_user_cannot_read_shows_gits_permission_denied() -> None:
     assert "Traceback" not in result.stderr
 
 
+@needs_root
 def test_a_mirror_root_made_with_files_only_root_reads_still_clones() -> None:
     """A partial clone's .promisor is 0600: git cannot copy it, so the fork borrows the mirror's objects."""
     user = rootless_user()

@@ -46,12 +46,16 @@ def user_python(user: pwd.struct_passwd) -> str:
     return python
 
 
+NEEDS_ROOT = "runs the same thing as root and as an ordinary user, so it needs root (.ci/run's root run)"
+# The same skip, decided before any fixture is set up (an ordinary user's run would otherwise build the
+# fixtures of a test it then skips).
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason=NEEDS_ROOT)
+
+
 def rootless_user() -> pwd.struct_passwd:
     """The ordinary user to run things as (the test runs as root)."""
     if os.geteuid() != 0:
-        pytest.skip(
-            "runs the same thing as root and as an ordinary user, so it needs root (.ci/run's root run)"
-        )
+        pytest.skip(NEEDS_ROOT)
     name = os.environ.get(USER_ENV, "").strip()
     if not name:
         missing(f"set {USER_ENV} to an ordinary user with subuid/subgid ranges (.ci/run creates one)")

@@ -156,8 +156,9 @@ def _build(ctx: Context, builder: Kaniko, case: Case, variant: str) -> CaseResul
         hint = ctx.memo.needs(key) if ctx.memo is not None else ()
         caps, run, problem = matrix.smallest(attempt, progress=ctx.progress, case=case.name, hint=hint)
         ctx.needs[case.name] = caps
-        if ctx.memo is not None and caps and caps != hint:
-            ctx.memo.keep_needs(key, caps)
+        # kept for the next executor; a case that needs nothing extra (or that nothing helps) drops its hint
+        if ctx.memo is not None and (caps or ()) != hint:
+            ctx.memo.keep_needs(key, caps or ())
     needs = caps or ()
     if run.returncode != 0 or run.tarball is None:
         return _failed(case, variant, problem or f"kaniko failed (exit status {run.returncode})", run, needs)
