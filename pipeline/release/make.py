@@ -92,9 +92,7 @@ def build(run: Run, forked: Forked) -> Built:
             ),
             progress=run.progress,
         )
-        build.save_record(run.settings.record_file, result)
-        run.report.go = dict(result.go)
-        stage.detail = ", ".join(f"{name} {image.index.digest}" for name, image in result.images.items())
+        stage.detail = _recorded(run, result)
     assert result.written is not None  # build.build hands back the layout it wrote
     return Built(result, result.written, (started, time.time()))
 
@@ -135,10 +133,17 @@ def join(run: Run, forked: Forked) -> Built:
             written=joined.layout,
             window=joined.window,
         )
-        build.save_record(run.settings.record_file, result)
-        run.report.go = dict(result.go)
-        stage.detail = ", ".join(f"{name} {image.index.digest}" for name, image in result.images.items())
+        stage.detail = _recorded(run, result)
     return Built(result, joined.layout, joined.window)
+
+
+def _recorded(run: Run, result: BuildResult) -> str:
+    """The build record and the report's toolchain, as after either way of building; the stage's detail."""
+    from pipeline.stages import build
+
+    build.save_record(run.settings.record_file, result)
+    run.report.go = dict(result.go)
+    return ", ".join(f"{name} {image.index.digest}" for name, image in result.images.items())
 
 
 def publish(run: Run, built: Built) -> dict[str, PublishedImage]:

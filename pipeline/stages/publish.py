@@ -294,13 +294,15 @@ def run(
             )
     if version:
         tagplan.parse_version(version)
+    built: Mapping[str, Any] = {}  # the build record, when the input is the last `invoke build`
     if layout_dir is not None:
         layout = Layout.open(layout_dir)
         images = images_from_layout(layout)
     else:
-        from pipeline.stages.build import recorded_layout
+        from pipeline.stages.build import layout_images
 
-        layout, images = recorded_layout(settings.record_file, needed_by="publish")
+        built = record.stage(settings.record_file, "build", needed_by="publish")
+        layout, images = layout_images(built)
     if variants is not None:
         wanted = set(variants)
         images = {k: v for k, v in images.items() if k in wanted}
@@ -320,10 +322,9 @@ def run(
         if platform_record is not None:
             from pipeline.stages import fanout
 
-            build = record.stage(settings.record_file, "build", needed_by="publish --manifests-only")
-            window = tuple(build.get("window") or (0.0, 0.0))
+            start, end = built.get("window") or (0.0, 0.0)
             made = fanout.push_platform_images(
-                client, layout, images, chosen, build, (float(window[0]), float(window[1])), progress
+                client, layout, images, chosen, built, (float(start), float(end)), progress
             )
             made.write(platform_record)
             return {"record": str(platform_record), **made.to_dict()}
