@@ -101,6 +101,7 @@ class CaseResult:
             gating=bool(data.get("gating", True)),
             outcome=_outcome_of(data.get("outcome", "")),
             suite=str(data.get("suite", "repository")),
+            cached=bool(data.get("cached", False)),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -162,6 +163,22 @@ class ConformanceResult:
             "baseline": dict(self.baseline),
             "regressions": [case.test_name for case in self.cases if case.regression],
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ConformanceResult:
+        """A result :meth:`to_dict` wrote (a shard job's, shards.py), read back."""
+        return cls(
+            executor=str(data["executor"]),
+            reference=str(data["reference"]),
+            cases=[CaseResult.from_dict(case) for case in data["cases"]],
+            matrix={str(k): str(v) for k, v in dict(data.get("matrix", {})).items()},
+            seconds=float(data.get("seconds", 0.0)),
+            bases=str(data.get("bases", "the offline stand-ins")),
+            pulls={
+                str(agent): {str(kind): [str(ref) for ref in refs] for kind, refs in dict(kinds).items()}
+                for agent, kinds in dict(data.get("pulls", {})).items()
+            },
+        )
 
     def summary(self) -> str:
         reported = sum(1 for case in self.cases if case.status == "failed" and not case.gating)

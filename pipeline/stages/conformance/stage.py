@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from pipeline import record
 from pipeline.config import VARIANTS
-from pipeline.errors import ConformanceError, RecordError, ToolError, UsageError
+from pipeline.errors import RecordError, ToolError, UsageError
 from pipeline.progress import Progress, Silent
 from pipeline.registry.reference import Reference
 from pipeline.stages.conformance import (
@@ -31,7 +31,6 @@ from pipeline.stages.conformance import (
     forkcases,
     layouts,
     matrix,
-    regressions,
     suites,
     upstream,
     variants,
@@ -39,9 +38,9 @@ from pipeline.stages.conformance import (
 from pipeline.stages.conformance.builders import Kaniko
 from pipeline.stages.conformance.cases import Case
 from pipeline.stages.conformance.memo import Memo
-from pipeline.stages.conformance.regressions import Baseline
-from pipeline.stages.conformance.result import ConformanceMode, ConformanceResult
+from pipeline.stages.conformance.result import ConformanceResult
 from pipeline.stages.conformance.runner import Context, run_cases
+from pipeline.stages.conformance.shards import Shard
 from pipeline.stages.conformance.upstream import BaseChoice, Upstream
 from pipeline.stages.publish import recorded_images
 
@@ -176,14 +175,25 @@ def execute(
     cache_dir: Path,
     progress: Progress | None = None,
     remember: bool = True,
+    shard: Shard | None = None,
 ) -> ConformanceResult:
     """Run the plan; returns the typed result (never raises for a failing case). ``remember``: reuse and
-    keep results and buildah's images between runs (memo.py); False builds everything again."""
+    keep results and buildah's images between runs (memo.py); False builds everything again. ``shard``:
+    only that part of the plan's cases (and the variant proofs in the first part; shards.py)."""
     from pipeline.services.distribution import LocalRegistry
 
     progress = progress or Silent()
     started = time.monotonic()
     the_plan = replace(the_plan, cases=contexts.committed(the_plan.cases, cache_dir))
+    proving = any(case.suite in ("repository", "cases") for case in the_plan.cases)
+    running = the_plan.cases
+    if shard is not None:  # its part, and the cases the proofs build when it proves: in the plan's order
+        proving = proving and shard.proves
+        kept = {case.name for case in [*shard.select(running), *shard.extra_cases(running)]}
+        running = [case for case in running if case.name in kept]
+        progress.step(
+            f"conformance: shard {shard}, {len(shard.select(the_plan.cases))} of {len(the_plan.cases)} cases"
+        )
     executor_name = str(the_plan.executors.get("executor") or next(iter(the_plan.executors.values())))
     result = ConformanceResult(executor=executor_name, reference=the_plan.reference)
     if the_plan.upstream is not None:
@@ -196,7 +206,7 @@ def execute(
         registry.start()
         found = upstream.prepare(
             the_plan.upstream,
-            the_plan.cases,
+            running,
             reference=the_plan.reference,
             needs_debian=the_plan.needs_debian,
             cache_dir=cache_dir,
@@ -218,11 +228,12 @@ def execute(
             version = found.reference.version() if found.reference else ""
             ctx.memo = Memo(Path(cache_dir) / "conformance" / "memo", version)
             ctx.bases, ctx.case_bases = found.digests, found.case_digests
+        mine = found.cases if shard is None else [c for c in found.cases if c.name in _names(shard, the_plan)]
         try:
-            result.cases += run_cases(ctx, found.cases, list(builders))
+            result.cases += run_cases(ctx, mine, list(builders))
         finally:
             ctx.pool.shutdown(wait=True, cancel_futures=True)
-        if any(case.suite in ("repository", "cases") for case in found.cases):  # the suite's own proofs
+        if proving:  # the repository suite's own proofs
             result.cases += [
                 replace(proof, suite="variant-proofs")
                 for proof in variants.prove_all(ctx, found.cases, builders, registry.host)
@@ -296,75 +307,5 @@ def fetch_suites(
     return out
 
 
-MODES: tuple[ConformanceMode, ...] = ("full", "quick", "off")
-
-
-def check_mode(mode: str) -> ConformanceMode:
-    for known in MODES:
-        if mode == known:
-            return known
-    raise UsageError(f"--conformance {mode!r} is not known", hint="use --conformance full, quick or off")
-
-
-def for_release(
-    settings: Settings,
-    published: Mapping[str, str],
-    *,
-    mode: str,
-    fork_checkout: Path | None = None,
-    progress: Progress | None = None,
-    suite_names: Sequence[str] = (),
-    previous: Baseline | None = None,
-    base_choice: BaseChoice | None = None,
-) -> ConformanceResult:
-    """The release's conformance stage: every published variant (``published``: variant -> REF@DIGEST)
-    on the suite (``mode`` full or quick; full adds the fork checkout's own integration Dockerfiles;
-    ``suite_names`` chooses the suites instead, the fork's from the checkout being released).
-    ``previous``: the previous release's verified results; a case that passed there and fails now gates.
-    ``base_choice``: the stand-ins or real bases (upstream.py; default auto).
-    Returns the result; raise_for_failure then stops the release, so rolling tags stay."""
-    from pipeline.services.podman import Podman
-
-    if mode not in MODES or mode == "off":
-        raise UsageError(
-            f"conformance mode {mode!r} cannot run", hint="use full or quick (off skips the stage)"
-        )
-    executors = parse_executors("", [v for v in VARIANTS if v in published], published)
-    folders = []
-    for name in suite_names:
-        if name == suites.FORK and fork_checkout is not None:
-            folders.append((name, fork_checkout / suites.FORK_PATH))
-        else:
-            folders += fetch_suites(settings, [name], progress)
-    the_plan = plan(
-        executors=executors,
-        cases_dir=None,
-        quick=mode == "quick",
-        reference="buildah",
-        fork_checkout=fork_checkout if mode == "full" else None,
-        suite_folders=folders,
-        real_bases=(base_choice or BaseChoice()).check().choose(progress),
-    )
-    result = execute(
-        the_plan,
-        podman=Podman(settings.cache_dir, progress=progress),
-        cache_dir=settings.cache_dir,
-        progress=progress,
-    )
-    regressions.apply(result, previous)
-    record.save(settings.record_file, "conformance", result.to_dict())
-    return result
-
-
-def raise_for_failure(result: ConformanceResult) -> None:
-    if result.ok:
-        return
-    regressed = [case for case in result.failed() if case.regression]
-    first = (regressed + [case for case in result.failed() if not case.regression])[:3]
-    raise ConformanceError(
-        f"the conformance suite failed: {result.summary()}; "
-        + (f"regressions: {', '.join(c.test_name for c in regressed)}; " if regressed else "")
-        + "first: "
-        + "; ".join(f"{c.variant} {c.name}: {c.reason.splitlines()[0] if c.reason else ''}" for c in first),
-        hint="see the conformance section of the release report; rolling tags were not moved",
-    )
+def _names(shard: Shard, the_plan: Plan) -> set[str]:
+    return {case.name for case in shard.select(the_plan.cases)}

@@ -156,10 +156,30 @@ def prove_helpers(images: Mapping[str, Kaniko]) -> list[CaseResult]:
     return results
 
 
+def proof_cases(cases: Sequence[Case]) -> list[Case]:
+    """The cases the proofs build (debug's job script, the warmer's cached build)."""
+    found = [
+        _simple_case(cases),
+        next((c for c in cases if c.name == "run-forms"), None) or _busybox_case(cases),
+    ]
+    return list({case.name: case for case in found if case is not None}.values())
+
+
+def planned(cases: Sequence[Case], variants: Sequence[str]) -> list[tuple[str, str]]:
+    """The (proof, variant) pairs :func:`prove_all` gives for ``variants``, in its order."""
+    out = []
+    if "debug" in variants and _simple_case(cases) is not None:
+        out.append(("gitlab-script", "debug"))
+    if "warmer" in variants:
+        out.append(("warm-cache", "warmer"))
+    return out + [("credential-helpers", variant) for variant in variants if variant != "slim"]
+
+
 def prove_all(
     ctx: Context, cases: Sequence[Case], builders: Mapping[str, Kaniko], host: str
 ) -> list[CaseResult]:
-    """What each variant under test proves beyond the cases (see the module's docstring)."""
+    """What each variant under test proves beyond the cases (see the module's docstring); the pairs
+    :func:`planned` names."""
     out: list[CaseResult] = []
     simple = _simple_case(cases)
     if "debug" in builders and simple is not None:
