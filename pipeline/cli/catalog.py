@@ -249,6 +249,13 @@ RELEASE = (
                                 "check resolved: a tag moved in between is refused)"),
     Option("join", None, "a platform job's record (repeatable): instead of building, join the platform images "
                          "those jobs pushed into each variant's index, then release as usual", repeatable=True),
+    Option("publish_only", False, "stop after publish, sign and attest (and verify): shard jobs (--shard) test "
+                                  "the images, a release with --join-shard finishes"),
+    Option("shard", "", "run only the K-th of N parts of the conformance suite (K/N) on the published, signed "
+                        "images and write its result to --shard-result; nothing else"),
+    Option("shard_result", "", "with --shard: the file the shard's result goes to (for --join-shard)"),
+    Option("join_shard", None, "a shard job's result (repeatable): instead of running the conformance suite, join "
+                               "the results of every shard, then finish the release", repeatable=True),
     Option("conformance", "full", "the conformance stage before smoke: full (default), quick or off"),
     Option("conformance_suite", None, "a suite the conformance stage runs (repeatable; repository, fork, buildah "
                                       "or URL@COMMIT:PATH; default: by --conformance)", repeatable=True),

@@ -20,7 +20,7 @@ def _path(value: str) -> Path | None:
 
 
 def conformance_mode(mode: str) -> ConformanceMode:
-    from pipeline.stages.conformance.stage import check_mode
+    from pipeline.stages.conformance.release_suite import check_mode
 
     return check_mode(mode)
 
@@ -34,6 +34,7 @@ def conformance_bases(bases: str) -> str:
 
 def release_options(o: ReleaseOptions) -> Options:
     from pipeline.release.context import Options
+    from pipeline.stages.conformance.shards import Shard
 
     return Options(
         ref=o.ref,
@@ -49,6 +50,10 @@ def release_options(o: ReleaseOptions) -> Options:
         outputs=_path(o.outputs),
         expect_commit=o.expect_commit or None,
         join=tuple(Path(path).expanduser() for path in o.join or ()),
+        publish_only=o.publish_only,
+        shard=Shard.parse(o.shard) if o.shard else None,
+        shard_result=_path(o.shard_result),
+        join_shards=tuple(Path(path).expanduser() for path in o.join_shard or ()),
         conformance=conformance_mode(o.conformance),
         conformance_suites=tuple(o.conformance_suite or ()),
         conformance_bases=conformance_bases(o.conformance_bases),

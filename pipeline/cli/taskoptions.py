@@ -229,6 +229,10 @@ class ReleaseOptions(Given):
     outputs: str
     expect_commit: str
     join: list[str] | None
+    publish_only: bool
+    shard: str
+    shard_result: str
+    join_shard: list[str] | None
     conformance: str
     conformance_suite: list[str] | None
     conformance_bases: str

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from pipeline.release.signer import Signer, Signing
     from pipeline.source.checkout import Checkout
     from pipeline.stages.conformance.result import ConformanceMode
+    from pipeline.stages.conformance.shards import Shard
     from pipeline.stages.publish import PublishedImage
 
 # Called after each stage that completed (a test seam: raising there is a run killed between stages).
@@ -53,6 +54,12 @@ class Options:
     expect_commit: str | None = None  # the commit a scheduled check resolved the tag to (refused if moved)
     outputs: Path | None = None  # a dry run appends its answer here as NAME=value lines (CI job outputs)
     join: tuple[Path, ...] = ()  # platform jobs' records: join their images instead of building (fanout.py)
+    # Conformance in shards (pipeline/stages/conformance/shards.py): publish, sign and attest only; test
+    # one part of the suite and write its result; join the shard jobs' results instead of running the suite.
+    publish_only: bool = False
+    shard: Shard | None = None
+    shard_result: Path | None = None
+    join_shards: tuple[Path, ...] = ()
     # Test seams: smoke-check this image instead of the one build-image pushed; a hook after each stage.
     smoke_image: str | None = None
     conformance: ConformanceMode = "full"  # the conformance stage (pipeline/stages/conformance)

@@ -101,6 +101,7 @@ def check_input(settings: Settings, options: Options) -> None:
     for path in options.join:
         if not path.is_file():
             raise UsageError(f"--join {path} is not a file", hint="pass each platform job's --record FILE")
+    check_shards(options)
     where = options.report_dir
     if where is not None and where.exists() and not where.is_dir():
         raise UsageError(
@@ -184,6 +185,16 @@ def _run(settings: Settings, options: Options, report: Report, timer: Timer, pro
             if complete and not options.force:
                 up_to_date(report, states, prefix, progress)
                 return
+            # signed and attested everywhere it must be, and every other registry holds the same digests:
+            # test again, no build (else build: reproducible, so it pushes nothing new and attaches what is missing)
+            attested = {v: s.digest for v, s in states.items() if s.attested}
+            reuse = not options.force and states and len(attested) == len(states) and others.hold(attested)
+            if (options.shard or options.join_shards) and not reuse:
+                raise UsageError(
+                    f"{resolved.tag}'s images at {prefix} are not all published, signed and attested yet, "
+                    "and a conformance shard tests (or joins) only what is",
+                    hint="run `invoke release --join FILE... --publish-only` (or a release) first",
+                )
             context = Run(
                 settings,
                 options,
@@ -198,11 +209,10 @@ def _run(settings: Settings, options: Options, report: Report, timer: Timer, pro
                 others,
                 signer,
             )
-            attested = {v: s.digest for v, s in states.items() if s.attested}
-            # signed and attested everywhere it must be, and every other registry holds the same digests:
-            # test again, no build (else build: reproducible, so it pushes nothing new and attaches what is missing)
-            reuse = not options.force and states and len(attested) == len(states) and others.hold(attested)
-            release_flow(context, trust, states if reuse else None)
+            if options.shard is not None:
+                shard_flow(context, trust, states)
+            else:
+                release_flow(context, trust, states if reuse else None)
         finally:
             signer.close()
 
@@ -239,6 +249,12 @@ def release_flow(run: Run, trust: Trust, reused: Mapping[str, VariantState] | No
         made = sign_test_result.reuse(run, reused, checkout)
     run.report.signature["trust_config"] = made.trust_config
     prove.verify(run, trust, made)
+    if run.options.publish_only:  # the shard jobs test it; a release with --join-shard finishes it
+        run.report.status = "published"
+        run.progress.step(
+            f"{run.resolved.tag} is published, signed and attested: the conformance shards come next"
+        )
+        return
     base = prove.nginx_base(run)
     pushed = prove.build_image(run, trust, made, base)
     conformance = prove.conformance(run, trust, made)
@@ -246,3 +262,52 @@ def release_flow(run: Run, trust: Trust, reused: Mapping[str, VariantState] | No
     sign_test_result.test_result(run, trust, made.published, checked, pushed.executor, conformance)
     rolling.signatures(run, trust, made)
     rolling.rolling(run, trust, made)
+
+
+def shard_flow(run: Run, trust: Trust, published: Mapping[str, VariantState]) -> None:
+    """One shard job (``--shard K/N``): the published, signed images verified, then its part of the suite,
+    its result written to ``--shard-result`` for the release that joins the shards."""
+    checkout = make.fork(run).checkout if run.options.conformance == "full" else None
+    made = sign_test_result.reuse(run, published, checkout)
+    run.report.signature["trust_config"] = made.trust_config
+    prove.verify(run, trust, made)
+    prove.shard(run, made)
+    run.report.status = "shard tested"
+
+
+def check_shards(options: Options) -> None:
+    """The shard options make sense together, before anything is touched."""
+    if (options.shard is None) != (options.shard_result is None):
+        raise UsageError(
+            "--shard and --shard-result go together", hint="a shard job runs --shard K/N --shard-result FILE"
+        )
+    first = "--publish-only" if options.publish_only else "--join"
+    given = [
+        name
+        for name, on in (
+            (first, bool(options.join) or options.publish_only),
+            ("--shard", options.shard is not None),
+            ("--join-shard", bool(options.join_shards)),
+        )
+        if on
+    ]
+    if len(given) > 1:
+        raise UsageError(
+            f"{' and '.join(given)} are steps of different jobs",
+            hint="publish with --join FILE... --publish-only, test with --shard K/N, finish with --join-shard FILE...",
+        )
+    if (options.shard or options.join_shards or options.publish_only) and options.conformance == "off":
+        raise UsageError(
+            "--conformance off runs no conformance suite to split in shards",
+            hint="use --conformance full or quick with the shard options",
+        )
+    if (options.shard or options.join_shards) and options.force:
+        raise UsageError(
+            "--force rebuilds, and a shard job tests what is published",
+            hint="run the release with --force first, then the shard jobs",
+        )
+    for path in options.join_shards:
+        if not path.is_file():
+            raise UsageError(
+                f"--join-shard {path} is not a file", hint="pass each shard job's --shard-result FILE"
+            )

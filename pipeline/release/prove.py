@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from pipeline.stages.build_image import BuiltImage
     from pipeline.stages.conformance.regressions import Baseline
     from pipeline.stages.conformance.result import ConformanceResult
+    from pipeline.stages.conformance.shards import TestedRelease
+    from pipeline.stages.conformance.stage import Plan
     from pipeline.stages.smoke import SmokeResult
 
 
@@ -113,30 +115,72 @@ def build_image(run: Run, trust: Trust, made: Made, base: KanikoBase) -> BuiltIm
 
 
 def conformance(run: Run, trust: Trust, made: Made) -> ConformanceResult | None:
-    """Every published variant on the conformance suite, compared with buildah (None: --conformance off).
-    A failure is raised after its FAILED test result is attached (test-result)."""
+    """Every published variant on the conformance suite, compared with buildah (None: --conformance off),
+    or the shard jobs' results joined (--join-shard). A failure is raised after its FAILED test result is
+    attached (test-result)."""
     if run.options.conformance == "off":
         run.timer.skipped("conformance", "--conformance off")
         return None
-    from pipeline.stages.conformance.stage import for_release
-    from pipeline.stages.conformance.upstream import BaseChoice
+    from pipeline.stages.conformance import release_suite
 
     with run.timer.stage("conformance") as stage:
-        result = for_release(
-            run.settings,
-            {variant: f"{image.repository}@{image.digest}" for variant, image in made.published.items()},
-            mode=run.options.conformance,
-            fork_checkout=made.checkout.path if made.checkout is not None else None,
-            progress=run.progress,
-            suite_names=run.options.conformance_suites,
-            previous=previous_release(run, trust, made),
-            base_choice=BaseChoice(run.options.conformance_bases),
-        )
+        the_plan = _plan(run, made)
+        previous = previous_release(run, trust, made)
+        if run.options.join_shards:
+            result = release_suite.join_shards(
+                run.settings, the_plan, run.options.join_shards, _tested(run, made), previous
+            )
+        else:
+            result = release_suite.for_release(
+                run.settings, the_plan, progress=run.progress, previous=previous
+            )
         run.report.conformance = result
-        stage.detail = result.summary()
+        shards = f" (from {len(run.options.join_shards)} shards)" if run.options.join_shards else ""
+        stage.detail = result.summary() + shards
         if not result.ok:
             stage.status = "failed"
     return result
+
+
+def shard(run: Run, made: Made) -> None:
+    """One shard of the suite (``--shard K/N``), its result written to ``--shard-result`` (never raises for
+    a failing case: the release that joins the shards attaches the FAILED result and stops there)."""
+    from pipeline.stages.conformance import release_suite
+
+    assert run.options.shard is not None and run.options.shard_result is not None  # flow.check_shards
+    with run.timer.stage("conformance") as stage:
+        found = release_suite.for_shard(
+            run.settings, _plan(run, made), run.options.shard, _tested(run, made), run.progress
+        )
+        found.write(run.options.shard_result)
+        run.report.conformance = found.result
+        stage.detail = f"shard {found.shard}: {found.result.summary()}; written to {run.options.shard_result}"
+
+
+def _plan(run: Run, made: Made) -> Plan:
+    from pipeline.stages.conformance import release_suite
+    from pipeline.stages.conformance.upstream import BaseChoice
+
+    return release_suite.release_plan(
+        run.settings,
+        _tested(run, made).executors,
+        mode=run.options.conformance,
+        fork_checkout=made.checkout.path if made.checkout is not None else None,
+        progress=run.progress,
+        suite_names=run.options.conformance_suites,
+        base_choice=BaseChoice(run.options.conformance_bases),
+    )
+
+
+def _tested(run: Run, made: Made) -> TestedRelease:
+    """The release the suite tests: what it resolved, and every published variant by digest."""
+    from pipeline.config import VARIANTS
+    from pipeline.stages.conformance.shards import TestedRelease
+
+    published = {
+        v: f"{i.repository}@{i.digest}" for v in VARIANTS if (i := made.published.get(v)) is not None
+    }
+    return TestedRelease(run.resolved.version, run.resolved.tag, run.resolved.commit, published)
 
 
 def previous_release(run: Run, trust: Trust, made: Made) -> Baseline | None:

@@ -16,7 +16,9 @@ from pipeline.urls import redact
 
 # How a stage ended, and how a release did.
 StageStatus = Literal["ok", "skipped", "failed"]
-ReleaseStatus = Literal["released", "up to date", "dry run", "failed"]
+# "published": published, signed and attested, for shard jobs to test (--publish-only); "shard tested":
+# one shard job's part of the conformance suite run and written (--shard)
+ReleaseStatus = Literal["released", "up to date", "dry run", "published", "shard tested", "failed"]
 
 
 @dataclass
@@ -127,7 +129,13 @@ class Report:
         }
 
     def markdown(self) -> str:
-        icon = {"released": "✅", "up to date": "✅", "dry run": "📝"}.get(self.status, "❌")
+        icon = {
+            "released": "✅",
+            "up to date": "✅",
+            "dry run": "📝",
+            "published": "📦",
+            "shard tested": "🧪",
+        }.get(self.status, "❌")
         lines = [f"## {icon} kaniko {self.tag or self.version or '?'}: {self.status}", ""]
         lines += [
             f"- fork: `{redact(self.url)}` at `{self.commit[:12] or '?'}`",

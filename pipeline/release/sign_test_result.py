@@ -36,7 +36,7 @@ def test_result(
     report = run.report
     smoke_error: PipelineError | None = None
     if conformance is not None and not conformance.ok:
-        from pipeline.stages.conformance.stage import raise_for_failure
+        from pipeline.stages.conformance.release_suite import raise_for_failure
 
         try:
             raise_for_failure(conformance)
