@@ -28,6 +28,7 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
+from pipeline.services.process import containers_env
 from pipeline.system import search_path
 
 ISOLATION = "oci"
@@ -55,7 +56,7 @@ def bud_options() -> list[str]:
 def environment(root: Path, base: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment of buildah with storage under ``root``: ``base`` (default: ours) plus the
     isolation and, rootless, a runtime directory the user owns."""
-    env = dict(os.environ if base is None else base)
+    env = containers_env(os.environ if base is None else base)
     env["BUILDAH_ISOLATION"] = ISOLATION
     if os.geteuid() != 0:
         env["XDG_RUNTIME_DIR"] = runtime_dir(env.get("XDG_RUNTIME_DIR"), Path(root) / "xdg-run")

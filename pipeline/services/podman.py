@@ -27,6 +27,7 @@ from pipeline import scratch, tooloutput
 from pipeline.errors import ContainerError, ToolError
 from pipeline.progress import Progress, Silent
 from pipeline.services import imagestorage
+from pipeline.services.process import containers_env
 from pipeline.system import require_program, search_path
 
 CONF_NAME = "containers.conf"
@@ -127,7 +128,7 @@ class Podman:
         self.runtime = "runc" if shutil.which("runc", path=search_path()) else None
         self.conf_path = Path(cache_dir) / "podman" / CONF_NAME
         self._write_conf()
-        base = dict(os.environ if env is None else env)
+        base = containers_env(os.environ if env is None else env)
         base["CONTAINERS_CONF"] = str(self.conf_path)
         self.env = base
         self._run_root: str | None = None
