@@ -255,9 +255,11 @@ def release_flow(run: Run, trust: Trust, reused: Mapping[str, VariantState] | No
             f"{run.resolved.tag} is published, signed and attested: the conformance shards come next"
         )
         return
+    # the shard jobs' results are checked against this release and joined before anything is built
+    joined = prove.conformance(run, trust, made) if run.options.join_shards else None
     base = prove.nginx_base(run)
     pushed = prove.build_image(run, trust, made, base)
-    conformance = prove.conformance(run, trust, made)
+    conformance = joined if run.options.join_shards else prove.conformance(run, trust, made)
     checked = prove.smoke(run, pushed)
     sign_test_result.test_result(run, trust, made.published, checked, pushed.executor, conformance)
     rolling.signatures(run, trust, made)
@@ -311,3 +313,7 @@ def check_shards(options: Options) -> None:
             raise UsageError(
                 f"--join-shard {path} is not a file", hint="pass each shard job's --shard-result FILE"
             )
+    if options.join_shards:  # every part of one split, once: refused before anything is built or pushed
+        from pipeline.stages.conformance.shards import ShardResult, parts_of
+
+        parts_of([(path, ShardResult.read(path)) for path in options.join_shards])

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from pipeline.stages.build_image import BuiltImage
     from pipeline.stages.conformance.regressions import Baseline
     from pipeline.stages.conformance.result import ConformanceResult
-    from pipeline.stages.conformance.shards import TestedRelease
+    from pipeline.stages.conformance.shards import ReleaseUnderTest
     from pipeline.stages.conformance.stage import Plan
     from pipeline.stages.smoke import SmokeResult
 
@@ -172,15 +172,15 @@ def _plan(run: Run, made: Made) -> Plan:
     )
 
 
-def _tested(run: Run, made: Made) -> TestedRelease:
+def _tested(run: Run, made: Made) -> ReleaseUnderTest:
     """The release the suite tests: what it resolved, and every published variant by digest."""
     from pipeline.config import VARIANTS
-    from pipeline.stages.conformance.shards import TestedRelease
+    from pipeline.stages.conformance.shards import ReleaseUnderTest
 
     published = {
         v: f"{i.repository}@{i.digest}" for v in VARIANTS if (i := made.published.get(v)) is not None
     }
-    return TestedRelease(run.resolved.version, run.resolved.tag, run.resolved.commit, published)
+    return ReleaseUnderTest(run.resolved.version, run.resolved.tag, run.resolved.commit, published)
 
 
 def previous_release(run: Run, trust: Trust, made: Made) -> Baseline | None:

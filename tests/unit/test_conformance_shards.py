@@ -17,10 +17,10 @@ from pipeline.errors import UsageError
 from pipeline.stages.conformance import cases
 from pipeline.stages.conformance.cases import Case
 from pipeline.stages.conformance.result import CaseResult, ConformanceResult
-from pipeline.stages.conformance.shards import Shard, ShardResult, TestedRelease, expected, join
+from pipeline.stages.conformance.shards import ReleaseUnderTest, Shard, ShardResult, expected, join
 
 DIGEST = "sha256:" + "1" * 64
-RELEASE = TestedRelease(
+RELEASE = ReleaseUnderTest(
     "1.2.3",
     "v1.2.3",
     "a" * 40,

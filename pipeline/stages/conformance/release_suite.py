@@ -17,7 +17,7 @@ from pipeline.progress import Progress
 from pipeline.stages.conformance import regressions, suites
 from pipeline.stages.conformance.regressions import Baseline
 from pipeline.stages.conformance.result import ConformanceMode, ConformanceResult
-from pipeline.stages.conformance.shards import Shard, ShardResult, TestedRelease, join
+from pipeline.stages.conformance.shards import ReleaseUnderTest, Shard, ShardResult, join
 from pipeline.stages.conformance.stage import Plan, execute, fetch_suites, parse_executors, plan
 from pipeline.stages.conformance.upstream import BaseChoice
 
@@ -94,7 +94,11 @@ def for_release(
 
 
 def for_shard(
-    settings: Settings, the_plan: Plan, shard: Shard, release: TestedRelease, progress: Progress | None = None
+    settings: Settings,
+    the_plan: Plan,
+    shard: Shard,
+    release: ReleaseUnderTest,
+    progress: Progress | None = None,
 ) -> ShardResult:
     """Run ``shard``'s part of the release's plan on this machine: the shard job's result (written by the
     caller). Regressions are judged when the shards are joined."""
@@ -114,7 +118,7 @@ def join_shards(
     settings: Settings,
     the_plan: Plan,
     paths: Sequence[Path],
-    release: TestedRelease,
+    release: ReleaseUnderTest,
     previous: Baseline | None = None,
 ) -> ConformanceResult:
     """The shard jobs' results (``paths``), checked against this release and its plan and joined into its one

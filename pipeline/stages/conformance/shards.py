@@ -141,7 +141,7 @@ class ShardResult:
 
 
 @dataclass(frozen=True)
-class TestedRelease:
+class ReleaseUnderTest:
     """What the joining release is: its version, tag and commit, and what it publishes by digest."""
 
     version: str
@@ -151,16 +151,41 @@ class TestedRelease:
 
 
 def join(
-    found: Sequence[tuple[Path, ShardResult]], cases: Sequence[Case], release: TestedRelease
+    found: Sequence[tuple[Path, ShardResult]], cases: Sequence[Case], release: ReleaseUnderTest
 ) -> ConformanceResult:
     """The shards' results as the one result of ``release`` (its plan's ``cases``), after the checks in the
     module's docstring; in the order a one-machine run gives."""
+    for path, shard in found:
+        _check_release(path, shard, release)
+    by_part = parts_of(found)
+    first = by_part[1][1]
+    parts = first.shard.parts
+    tested = list(release.executors)
+    merged = ConformanceResult(
+        executor=release.executors.get("executor", first.result.executor),
+        reference=first.result.reference,
+        bases=first.result.bases,
+    )
+    results: dict[tuple[str, str], CaseResult] = {}
+    for part in range(1, parts + 1):
+        path, shard = by_part[part]
+        _check_cases(path, shard, cases, tested, results)
+        merged.matrix.update(shard.result.matrix)
+        merged.seconds += shard.result.seconds
+        for agent, kinds in shard.result.pulls.items():
+            for kind, refs in kinds.items():
+                merged.pulls.setdefault(agent, {}).setdefault(kind, []).extend(refs)
+    whole = Shard(1, 1)
+    merged.cases = [results[pair] for pair in expected(cases, tested, whole)]
+    return merged
+
+
+def parts_of(found: Sequence[tuple[Path, ShardResult]]) -> dict[int, tuple[Path, ShardResult]]:
+    """Each part of one split, once and all of them (checked before the release touches anything)."""
     if not found:
         raise UsageError(
             "no shard result to join", hint="pass each shard job's result with --join-shard FILE"
         )
-    for path, shard in found:
-        _check_release(path, shard, release)
     first_path, first = found[0]
     parts = first.shard.parts
     by_part: dict[int, tuple[Path, ShardResult]] = {}
@@ -188,27 +213,10 @@ def join(
             f"no result for shard(s) {', '.join(missing)}: the release cannot say the whole suite passed",
             hint="pass every shard job's result with --join-shard FILE (a shard job that failed runs again)",
         )
-    tested = list(release.executors)
-    merged = ConformanceResult(
-        executor=release.executors.get("executor", first.result.executor),
-        reference=first.result.reference,
-        bases=first.result.bases,
-    )
-    results: dict[tuple[str, str], CaseResult] = {}
-    for part in range(1, parts + 1):
-        path, shard = by_part[part]
-        _check_cases(path, shard, cases, tested, results)
-        merged.matrix.update(shard.result.matrix)
-        merged.seconds += shard.result.seconds
-        for agent, kinds in shard.result.pulls.items():
-            for kind, refs in kinds.items():
-                merged.pulls.setdefault(agent, {}).setdefault(kind, []).extend(refs)
-    whole = Shard(1, 1)
-    merged.cases = [results[pair] for pair in expected(cases, tested, whole)]
-    return merged
+    return by_part
 
 
-def _check_release(path: Path, shard: ShardResult, release: TestedRelease) -> None:
+def _check_release(path: Path, shard: ShardResult, release: ReleaseUnderTest) -> None:
     if (shard.version, shard.tag, shard.commit) != (release.version, release.tag, release.commit):
         raise UsageError(
             f"{path} tested {shard.tag} ({shard.version} at {shard.commit[:12]}), but this release is "
