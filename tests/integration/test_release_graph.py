@@ -1,25 +1,38 @@
-"""Issue 24: one job per platform, joined by digest.
+"""Issue 24: the release's CI graph, job by job, from the workflow files' own commands.
 
-Each platform job runs the workflow file's own commands (`invoke fork`, `invoke build --platforms P`,
-`invoke publish --manifests-only --record FILE`; one job from GitHub's file, one from GitLab's) in processes
-of its own with a pipeline cache of its own (fork clone, compiled binaries, layers; only Go's
-content-addressed build cache is the session's, which changes no output). The join is a release with
-`--join` those records. Its indexes must be byte for byte those of a one-machine build of the same
-platforms (a third process, a third cache), and the release must go on to the end as a built one does.
-The fixture fork's busybox has one platform, so these builds leave debug out.
+check -> platform (one job per platform: `invoke fork`, `invoke build --platforms P`, `invoke publish
+--manifests-only --record FILE`) -> publish (`invoke release --publish-only --join FILE...`: each variant's
+index, signed and attested) -> conformance (`invoke release --shard K/N --shard-result FILE`, one job per
+shard) -> release (`invoke release --join-shard FILE...`). Each job runs in a process of its own, in a
+directory of its own, with a pipeline cache of its own (only Go's content-addressed build cache and the
+nginx base are the session's, which changes no output); artifacts are handed over as directories, the
+check's answer as the variables the CIs give (tests/support/workflows.py says what else is stood in for).
+The jobs alternate between GitHub's file and GitLab's, so both files' commands run; both files must give
+the same graph. One Sigstore instance (local, configured as a real one: a trust config and an OIDC token
+for the jobs that may sign) stands in for the public one.
+
+The joined indexes must be byte for byte those of a one-machine build of the same platforms, and the
+joined conformance result that of one machine running the whole suite on the same images. The fixture
+fork's executor is the fake executor (tests/support/fakeexecutor.py), which fails the quick suite's cases:
+so the release job ends at its gate, with a signed FAILED test result and the rolling tags where they
+were, as a real failing shard would leave them. The fixture fork's busybox has one platform, so these
+builds leave debug out.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
 from pipeline import config, release
 from pipeline.errors import UsageError
+from pipeline.services import localsigstore
 from pipeline.services.distribution import LocalRegistry
+from pipeline.services.nginxbase import BaseImage
 from tests.support import workflows
 from tests.support.cli import run_invoke
 from tests.support.releasefork import NEW, Fork, cli_env, release_options, tags_in
@@ -28,85 +41,214 @@ pytestmark = pytest.mark.slow
 
 PLATFORMS = ("linux/amd64", "linux/arm64")
 VARIANTS = ("executor", "slim", "warmer")
+SHARDS = 2
+# The workflows' own variables the test sets (both files declare them; the test checks that they do).
+OVERRIDES = {"RELEASE_PLATFORMS": ",".join(PLATFORMS), "SHARDS": str(SHARDS), "RELEASE_CONFORMANCE": "quick"}
 
 
-def _job_env(fork: Fork, registry: LocalRegistry, root: Path, platforms: tuple[str, ...]) -> dict[str, str]:
-    """A platform job's environment: a cache of its own (Go's build cache excepted), the test's registry."""
-    cache = root / "cache"
-    cache.mkdir(parents=True)
-    (cache / "go-build").symlink_to(fork.shared / "go-build")
-    env = cli_env(fork, registry, root, cache, platforms)
-    return {**env, "INVOKE_PIPELINE_VARIANTS": ",".join(VARIANTS)}
+class Graph:
+    """The jobs of one release, each in its own directory and cache under ``root``."""
+
+    def __init__(self, fork: Fork, registry: LocalRegistry, root: Path, base: BaseImage, trust: Path) -> None:
+        self.fork, self.registry, self.root, self.base, self.trust = fork, registry, root, base, trust
+        self.answer: dict[str, str] = {}
+
+    def env(self, where: Path) -> dict[str, str]:
+        """A job's environment: a cache of its own, the test's registry and Sigstore, the check's answer."""
+        cache = where / "cache"
+        cache.mkdir(parents=True)
+        (cache / "go-build").symlink_to(self.fork.shared / "go-build")
+        (cache / "nginx-base").symlink_to(self.base.store)
+        return {
+            **cli_env(self.fork, self.registry, where / "home", cache, PLATFORMS),
+            **OVERRIDES,
+            **self.answer,
+            "INVOKE_PIPELINE_VARIANTS": ",".join(VARIANTS),
+            "INVOKE_PIPELINE_TRUST_CONFIG": str(self.trust),
+            "CERTIFICATE_IDENTITY": localsigstore.LOCAL_IDENTITY,
+            "CERTIFICATE_OIDC_ISSUER": localsigstore.LOCAL_ISSUER,
+            "RELEASE_PREFIX": self.registry.host,
+            "RELEASE_REF": "latest",
+            "RELEASE_FORCE": "false",
+            "CI_PROJECT_DIR": str(where),
+            "GITHUB_OUTPUT": str(where / "github-output"),
+        }
+
+    def job(
+        self,
+        name: str,
+        ci: str,
+        label: str,
+        inputs: tuple[Path, ...] = (),
+        extra: dict[str, str] | None = None,
+    ) -> tuple[Path, str, int]:
+        """Run job ``name`` of ``ci``'s file in a new directory holding ``inputs`` (artifact directories);
+        returns the directory, its output and exit status. A job that may sign gets an OIDC token."""
+        where = self.root / f"{label}-{ci}"
+        where.mkdir(parents=True)
+        for artifact in inputs:
+            shutil.copytree(artifact, where / artifact.name, dirs_exist_ok=True)
+        env = {**self.env(where), **(extra or {})}
+        if _signs(name, ci):
+            env["SIGSTORE_ID_TOKEN"] = localsigstore.mint_identity_token()
+        scripts = workflows.github_scripts(name) if ci == "github" else workflows.gitlab_scripts(name)
+        ran = workflows.run(scripts, env, where)
+        return where, ran.stdout + ran.stderr, ran.returncode
 
 
-def _task(args: list[str], env: dict[str, str]) -> dict[str, object]:
+def _signs(name: str, ci: str) -> bool:
+    if ci == "github":
+        return bool(workflows.github_job(name).get("permissions", {}).get("id-token") == "write")
+    return "SIGSTORE_ID_TOKEN" in (workflows.gitlab_job(name).get("id_tokens") or {})
+
+
+def _json(args: list[str], env: dict[str, str]) -> dict[str, object]:
     ran = run_invoke([*args, "--json"], env=env, timeout=600)
     assert ran.returncode == 0, f"invoke {' '.join(args)}: {ran.stderr[-3000:]}"
     result: dict[str, object] = json.loads(ran.stdout)
     return result
 
 
-def _platform_job(fork: Fork, registry: LocalRegistry, root: Path, platform: str, ci: str) -> Path:
-    """The workflow's own platform job (GitHub's steps or GitLab's script, tests/support/workflows.py)."""
-    env = {
-        **_job_env(fork, registry, root, (platform,)),
-        "PLATFORM": platform,
-        "RELEASE_WORK": "true",
-        "RELEASE_TAG": NEW,
-        "CI_PROJECT_DIR": str(root),
+def _named(tags: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+    """The version and rolling tags (not the signatures' and attestations' sha256-... tags)."""
+    return {
+        repo: {t: d for t, d in found.items() if not t.startswith("sha256-")} for repo, found in tags.items()
     }
-    scripts = workflows.github_scripts("platform") if ci == "github" else workflows.gitlab_scripts("platform")
-    ran = workflows.run(scripts, env, root)
-    assert ran.returncode == 0, f"{ci} platform job for {platform}: {ran.stderr[-3000:]}"
-    record = root / "records" / f"{platform.replace('/', '-')}.json"
-    assert json.loads(record.read_text())["platforms"] == [platform]
-    return record
+
+
+def _cases(report_dir: Path) -> list[tuple[str, str, str, str]]:
+    """The conformance cases of the newest release report in ``report_dir``."""
+    report = json.loads(sorted(report_dir.glob("release-v1.2.3-*.json"))[-1].read_text())
+    return [(c["suite"], c["name"], c["variant"], c["status"]) for c in report["conformance"]["cases"]]
 
 
 @pytest.mark.usefixtures("go_build_cache_arm64")  # the fork's shared Go cache, warm for arm64 too
-def test_platform_jobs_joined_release_the_one_machine_builds_digests(
-    env: tuple[config.Settings, str], fork: Fork, registry: LocalRegistry, tmp_path: Path
+def test_the_workflows_jobs_release_a_new_tag_and_join_to_the_one_machine_builds_digests(
+    env: tuple[config.Settings, str],
+    fork: Fork,
+    registry: LocalRegistry,
+    nginx_base: BaseImage,
+    local_sigstore: localsigstore.LocalSigstore,
+    tmp_path: Path,
 ) -> None:
     settings, nginx = env
-    settings = dataclasses.replace(settings, platforms=PLATFORMS, variants=VARIANTS)
-    # the platform jobs as the workflows run them: amd64 from GitHub's file, arm64 from GitLab's
-    records = [
-        _platform_job(fork, registry, tmp_path / f"{ci}-{n}", p, ci)
-        for n, (p, ci) in enumerate(zip(PLATFORMS, ("github", "gitlab"), strict=True))
+    # both files: the same graph, and the variables the test sets
+    assert workflows.needs("github") == workflows.needs("gitlab")
+    assert workflows.order(workflows.needs("github")) == [
+        "check",
+        "platform",
+        "publish",
+        "conformance",
+        "release",
     ]
-    # platform jobs push images by digest only: no tag, no index yet
+    assert set(OVERRIDES) <= set(workflows.github_file()["env"]), "GitHub's workflow env"
+    assert set(OVERRIDES) - {"SHARDS"} <= set(workflows.gitlab_file()["variables"]), "GitLab's variables"
+    assert workflows.gitlab_job("conformance")["parallel"] == len(
+        workflows.github_job("conformance")["strategy"]["matrix"]["shard"]
+    )
+    graph = Graph(fork, registry, tmp_path / "jobs", nginx_base, local_sigstore.trust_config)
+
+    # check: a new tag, work to do
+    where, out, status = graph.job("check", "github", "check")
+    assert status == 0, out[-3000:]
+    graph.answer = {
+        k: v for k, v in workflows.answer(where / "github-output").items() if k.startswith("RELEASE_")
+    }
+    assert graph.answer["RELEASE_WORK"] == "true" and graph.answer["RELEASE_TAG"] == NEW, graph.answer
+
+    # platform jobs, by digest only: no tag, no index yet
+    records = []
+    for platform, ci in zip(PLATFORMS, ("github", "gitlab"), strict=True):
+        where, out, status = graph.job(
+            "platform", ci, f"platform-{platform.replace('/', '-')}", extra={"PLATFORM": platform}
+        )
+        assert status == 0, f"{ci} platform job for {platform}: {out[-3000:]}"
+        assert json.loads((where / "records" / f"{platform.replace('/', '-')}.json").read_text())[
+            "platforms"
+        ] == [platform]
+        records.append(where / "records")
     assert tags_in(registry) == {"kaniko-executor": {}, "kaniko-warmer": {}}
 
-    one = _job_env(fork, registry, tmp_path / "one-machine", PLATFORMS)
-    _task(["fork", "--ref", NEW], one)
-    built = _task(["build"], one)
+    # the one-machine build of the same platforms (a process and a cache of its own)
+    one = graph.env(tmp_path / "one-machine")
+    _json(["fork", "--ref", NEW], one)
+    built = _json(["build"], one)
     expected = {v: image["digest"] for v, image in built["images"].items()}  # type: ignore[attr-defined]
-    # what the SBOMs and the provenance state besides the images (inputs, toolchain) is the same too
-    for path in records:
-        facts = json.loads(path.read_text())
-        assert (facts["inputs"], facts["go"]) == (built["inputs"], built["go"])
 
-    # a record of another commit, a platform missing: refused before anything is pushed, naming why
+    # a join of a record of another commit, a platform missing or twice: refused before anything is pushed
+    amd64, arm64 = (next(r.glob("*.json")) for r in records)
     other = tmp_path / "other-commit.json"
-    data = json.loads(records[1].read_text())
-    other.write_text(json.dumps({**data, "commit": "0" * 40}))
+    other.write_text(json.dumps({**json.loads(arm64.read_text()), "commit": "0" * 40}))
+    settings = dataclasses.replace(settings, platforms=PLATFORMS, variants=VARIANTS)
     for join, reason in (
-        ((records[0], other), f"{other} is of 1.2.3 at 000000000000, but this release is 1.2.3 at"),
-        ((records[0],), "the records do not hold the release's platforms; missing: linux/arm64"),
-        ((records[0], records[0]), f"linux/amd64 is in both {records[0]} and {records[0]}"),
+        ((amd64, other), f"{other} is of 1.2.3 at 000000000000, but this release is 1.2.3 at"),
+        ((amd64,), "the records do not hold the release's platforms; missing: linux/arm64"),
+        ((amd64, amd64), f"linux/amd64 is in both {amd64} and {amd64}"),
     ):
         with pytest.raises(UsageError) as refused:
             release.run(settings, release_options(fork, tmp_path, smoke_image=nginx, join=join))
         assert reason in refused.value.message
         assert tags_in(registry) == {"kaniko-executor": {}, "kaniko-warmer": {}}
 
-    joined = release.run(settings, release_options(fork, tmp_path, smoke_image=nginx, join=tuple(records)))
-    assert joined.status == "released", joined.to_dict()
-    names = [stage.name for stage in joined.stages]
-    assert "join" in names and "build" not in names
-    assert {v: i["digest"] for v, i in joined.images.items()} == expected
-    snap = tags_in(registry)
-    assert snap["kaniko-executor"]["v1.2.3"] == snap["kaniko-executor"]["latest"] == expected["executor"]
-    assert snap["kaniko-warmer"]["latest"] == expected["warmer"]
-    # every blob was there from the platform jobs: the join's publish put the indexes and tags only
-    assert joined.bytes_uploaded == 0
+    # a shard job before the images are published is refused, naming why
+    where, out, status = graph.job("conformance", "github", "early-shard", extra={"SHARD": "1"})
+    assert status == 2 and "not all published, signed and attested yet" in out, out[-3000:]
+
+    # publish: the indexes joined (byte for byte the one machine's), signed and attested; no rolling tag
+    where, out, status = graph.job("publish", "gitlab", "publish", tuple(records))
+    assert status == 0, out[-3000:]
+    assert "is published, signed and attested: the conformance shards come next" in out
+    snap = _named(tags_in(registry))
+    assert snap["kaniko-executor"] == {"v1.2.3": expected["executor"], "v1.2.3-slim": expected["slim"]}
+    assert snap["kaniko-warmer"] == {"v1.2.3": expected["warmer"]}
+
+    # the conformance shards, one job each, from both files
+    shards = []
+    for part, ci in zip(range(1, SHARDS + 1), ("github", "gitlab"), strict=True):
+        extra = (
+            {"SHARD": str(part)}
+            if ci == "github"
+            else {"CI_NODE_INDEX": str(part), "CI_NODE_TOTAL": str(SHARDS)}
+        )
+        where, out, status = graph.job("conformance", ci, f"shard-{part}", extra=extra)
+        assert status == 0, f"{ci} shard {part}: {out[-3000:]}"
+        written = json.loads((where / "shards" / f"shard-{part}.json").read_text())
+        assert written["shard"] == f"{part}/{SHARDS}" and written["commit"] == graph.answer["RELEASE_COMMIT"]
+        assert written["executors"]["executor"].endswith("@" + expected["executor"])
+        shards.append(where / "shards")
+    assert _named(tags_in(registry)) == snap  # testing moves nothing
+
+    # the release job with a shard left out: refused before anything is built or pushed
+    lacking = tmp_path / "lacking" / "shards"
+    lacking.mkdir(parents=True)
+    shutil.copy(shards[0] / "shard-1.json", lacking)
+    where, out, status = graph.job("release", "github", "release-lacking", (lacking,))
+    assert (
+        status == 2 and "no result for shard(s) 2/2: the release cannot say the whole suite passed" in out
+    ), out[-3000:]
+    assert _named(tags_in(registry)) == snap
+
+    # the release job: the shards joined; the fake executor fails cases, so the gate holds the rolling tags
+    where, out, status = graph.job("release", "gitlab", "release", tuple(shards))
+    assert status != 0 and "the conformance suite failed" in out, out[-3000:]
+    assert "rolling tags were not moved" in out
+    report = json.loads(sorted((where / "report").glob("release-v1.2.3-*.json"))[-1].read_text())
+    stages = {s["name"]: s for s in report["stages"]}
+    assert (
+        stages["conformance"]["status"] == "failed" and "(from 2 shards)" in stages["conformance"]["detail"]
+    )
+    assert stages["test-result"]["status"] == "ok"  # the FAILED result is signed and attached
+    assert {v: i["digest"] for v, i in report["images"].items()} == expected
+    after = _named(tags_in(registry))
+    assert {repo: after[repo] for repo in snap} == snap  # no rolling tag: the gate held them
+
+    # the joined result is the one a single machine gets running the whole suite on the same images
+    alone = tmp_path / "alone"
+    ran = run_invoke(
+        ["release", "--conformance", "quick", "--report-dir", str(alone),
+         "--certificate-identity", localsigstore.LOCAL_IDENTITY, "--certificate-oidc-issuer", localsigstore.LOCAL_ISSUER],
+        env={**graph.env(tmp_path / "alone-job"), "SIGSTORE_ID_TOKEN": localsigstore.mint_identity_token()},
+        timeout=600,
+    )  # fmt: skip
+    assert ran.returncode != 0 and "the conformance suite failed" in ran.stderr, ran.stderr[-3000:]
+    assert _cases(where / "report") == _cases(alone)

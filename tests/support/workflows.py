@@ -3,9 +3,10 @@
 A GitHub job's `run:` steps and a GitLab job's `script:` lines run in bash (`-eo pipefail`, as both CIs
 run them) in a working directory of the test's (Invoke finds the project's tasks.py with --search-root),
 with the variables the test gives in place of the CI's. What the CI
-provides and this machine cannot is stood in for, and said here: `uses:` steps (checkout, setup-python)
-and the install step (the test runs in a venv that has the project installed already), and
-`.venv/bin/invoke` is this interpreter's Invoke.
+provides and this machine cannot is stood in for, and said here: `uses:` steps (checkout, setup-python,
+the artifacts: the test hands them over as directories), the install step (the test runs in a venv that
+has the project installed already) and `invoke setup` (this machine is set up: the suite needs it anyway),
+and `.venv/bin/invoke` is this interpreter's Invoke.
 """
 
 from __future__ import annotations
@@ -26,7 +27,16 @@ INVOKE = f"{shlex.quote(sys.executable)} -m invoke --search-root {shlex.quote(st
 
 
 def _installs(script: str) -> bool:
-    return "pip install" in script or script.strip().startswith("python -m venv")
+    line = script.strip()
+    return "pip install" in line or line.startswith("python -m venv") or line == ".venv/bin/invoke setup"
+
+
+def github_file() -> dict[str, Any]:
+    return dict(yaml.safe_load(GITHUB.read_text()))
+
+
+def gitlab_file() -> dict[str, Any]:
+    return dict(yaml.safe_load(GITLAB.read_text()))
 
 
 def github_job(name: str) -> dict[str, Any]:
@@ -48,7 +58,35 @@ def gitlab_scripts(name: str) -> list[str]:
     return [str(line) for line in gitlab_job(name)["script"] if not _installs(str(line))]
 
 
-def run(scripts: list[str], env: Mapping[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+def needs(ci: str) -> dict[str, list[str]]:
+    """The release's jobs (those ``release`` needs, directly or not) and the jobs each needs."""
+    if ci == "github":
+        jobs = dict(yaml.safe_load(GITHUB.read_text())["jobs"])
+    else:
+        jobs = {k: v for k, v in yaml.safe_load(GITLAB.read_text()).items() if isinstance(v, dict)}
+    graph: dict[str, list[str]] = {}
+    todo = ["release"]
+    while todo:
+        name = todo.pop()
+        given = jobs[name].get("needs") or []
+        graph[name] = [given] if isinstance(given, str) else list(given)
+        todo += [n for n in graph[name] if n not in graph]
+    return graph
+
+
+def order(graph: Mapping[str, list[str]]) -> list[str]:
+    """The jobs in an order ``needs:`` allows (each after every job it needs; ties by name)."""
+    done: list[str] = []
+    while len(done) < len(graph):
+        ready = sorted(n for n, deps in graph.items() if n not in done and all(d in done for d in deps))
+        assert ready, f"the needs: of {sorted(set(graph) - set(done))} form a cycle"
+        done.append(ready[0])
+    return done
+
+
+def run(
+    scripts: list[str], env: Mapping[str, str], cwd: Path, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
     """Each script in order, in one bash, in ``cwd``; the first failure ends it."""
     text = "\n".join(script.replace(".venv/bin/invoke", INVOKE) for script in scripts)
     return subprocess.run(
@@ -58,7 +96,7 @@ def run(scripts: list[str], env: Mapping[str, str], cwd: Path) -> subprocess.Com
         capture_output=True,
         text=True,
         check=False,
-        timeout=600,
+        timeout=timeout,
     )
 
 

@@ -54,7 +54,10 @@ def test_the_scheduled_jobs_use_only_options_the_release_task_has() -> None:
             # what the jobs rely on: the signer identity to check; the check's answer for the release job,
             # which builds only the commit the check saw and writes a report for the job summary
             wanted = {"certificate-identity", "certificate-oidc-issuer", "ref"}
-            wanted |= {"outputs"} if "dry-run" in options else {"expect-commit", "report-dir"}
+            # (the release's last job: the earlier ones' results go on as records and shard results)
+            wanted |= {"outputs"} if "dry-run" in options else {"expect-commit"}
+            wanted |= {"report-dir"} if not {"dry-run", "publish-only", "shard"} & options else set()
+            wanted |= {"shard-result"} if "shard" in options else set()
             assert wanted <= options, f"{path}: {sorted(wanted - options)} missing"
         assert sum("dry-run" in options for options in commands) == 1, f"{path}: one check, one release"
 
@@ -81,7 +84,8 @@ def test_the_release_task_has_the_stage_options_by_their_names() -> None:
 
 def test_the_github_workflow_can_sign_keyless_and_never_races() -> None:
     workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "release.yml").read_text())
-    assert workflow["jobs"]["release"]["permissions"]["id-token"] == "write"  # the job only (zizmor)
+    for job in ("publish", "release"):  # the jobs that sign only (zizmor)
+        assert workflow["jobs"][job]["permissions"]["id-token"] == "write"
     assert workflow["concurrency"]["cancel-in-progress"] is False
     triggers = workflow[True] if True in workflow else workflow["on"]  # YAML 1.1 reads `on` as true
     assert "schedule" in triggers and "workflow_dispatch" in triggers
@@ -89,7 +93,12 @@ def test_the_github_workflow_can_sign_keyless_and_never_races() -> None:
     assert any("report/release.md" in str(step.get("run", "")) for step in steps)
 
 
-def test_the_gitlab_job_gets_a_sigstore_id_token() -> None:
-    job = yaml.safe_load((ROOT / ".gitlab-ci.yml").read_text())["release"]
-    assert job["id_tokens"]["SIGSTORE_ID_TOKEN"]["aud"] == "sigstore"
-    assert any("schedule" in rule["if"] for rule in job["rules"])
+def test_the_gitlab_jobs_that_sign_get_a_sigstore_id_token() -> None:
+    config = yaml.safe_load((ROOT / ".gitlab-ci.yml").read_text())
+    for name in ("publish", "release"):
+        assert config[name]["id_tokens"]["SIGSTORE_ID_TOKEN"]["aud"] == "sigstore"
+        assert any("schedule" in rule["if"] for rule in config[name]["rules"])
+    assert [name for name, job in config.items() if isinstance(job, dict) and "id_tokens" in job] == [
+        "publish",
+        "release",
+    ]

@@ -33,10 +33,6 @@ def _github_jobs() -> dict[str, Any]:
     return dict(yaml.safe_load(GITHUB.read_text())["jobs"])
 
 
-def _gitlab_release() -> dict[str, Any]:
-    return dict(yaml.safe_load(GITLAB.read_text())["release"])
-
-
 def _github_if(expression: str | None, context: dict[str, str]) -> bool:
     """A GitHub `if:` of the forms the release workflow uses (==, !=, &&, ||, format, strings)."""
     if expression is None:
@@ -59,6 +55,13 @@ def _gitlab_runs(rules: list[dict[str, str]], variables: dict[str, str]) -> bool
     return False
 
 
+# check -> platform -> publish -> conformance (shards) -> release
+GRAPH = {
+    "platform": "check",
+    "publish": ["check", "platform"],
+    "conformance": ["check", "publish"],
+    "release": ["check", "conformance"],
+}
 EVENTS = {
     "schedule": ("schedule", "refs/heads/main", True),
     "dispatch on the default branch": ("workflow_dispatch", "refs/heads/main", True),
@@ -71,20 +74,21 @@ def test_the_github_release_runs_only_on_the_default_branch(event: str) -> None:
     name, ref, runs = EVENTS[event]
     context = {"github.event_name": name, "github.ref": ref, "github.event.repository.default_branch": "main"}
     jobs = _github_jobs()
-    # the check decides; the release job runs only after it, on its answer
+    # the check decides; every later job runs only after it, on its answer
     assert _github_if(jobs["check"].get("if"), context) is runs
-    assert jobs["platform"]["needs"] == "check" and jobs["release"]["needs"] == ["check", "platform"]
-    for job in ("platform", "release"):
+    assert {name: jobs[name]["needs"] for name in GRAPH} == GRAPH
+    for job in GRAPH:
         assert jobs[job]["if"] == "needs.check.outputs.work == 'true'"
     assert _github_if(jobs["refuse-other-refs"].get("if"), context) is not runs  # a refusal is a failed job
     signing = [n for n, job in jobs.items() if job.get("permissions", {}).get("id-token") == "write"]
-    assert signing == ["release"]
-    for job in ("check", "release"):
-        identity = jobs[job]["env"]["CERTIFICATE_IDENTITY"]
-        assert "workflow_ref" not in identity
-        assert identity.replace("${{ github.repository }}", "o/r").replace("${{ github.ref }}", ref) == (
-            f"https://github.com/o/r/.github/workflows/release.yml@{ref}"
-        )
+    assert signing == ["publish", "release"]  # the signatures and attestations; the signed test result
+    # every job checks signatures against the one identity, set once for the workflow
+    identity = yaml.safe_load(GITHUB.read_text())["env"]["CERTIFICATE_IDENTITY"]
+    assert not any("CERTIFICATE_IDENTITY" in job.get("env", {}) for job in jobs.values())
+    assert "workflow_ref" not in identity
+    assert identity.replace("${{ github.repository }}", "o/r").replace("${{ github.ref }}", ref) == (
+        f"https://github.com/o/r/.github/workflows/release.yml@{ref}"
+    )
 
 
 @pytest.mark.parametrize("event", EVENTS)
@@ -96,9 +100,10 @@ def test_the_gitlab_release_runs_only_on_the_default_branch(event: str) -> None:
         "CI_DEFAULT_BRANCH": "main",
     }
     config = yaml.safe_load(GITLAB.read_text())
-    for job in ("check", "platform", "release"):
+    for job in ("check", *GRAPH):
         assert _gitlab_runs(config[job]["rules"], variables) is runs
-    assert config["platform"]["needs"] == ["check"] and config["release"]["needs"] == ["check", "platform"]
+    assert {name: config[name]["needs"] for name in GRAPH} == {**GRAPH, "platform": ["check"]}
+    assert config["stages"] == ["check", *GRAPH]
     assert config["variables"]["CERTIFICATE_IDENTITY"].endswith("@refs/heads/${CI_DEFAULT_BRANCH}")
 
 
@@ -109,7 +114,9 @@ def test_no_cache_is_restored_into_a_job_that_signs() -> None:
             uses = [str(step.get("uses", "")) for step in job.get("steps", [])]
             assert not [u for u in uses if u.startswith("actions/cache")], uses
     config = yaml.safe_load(GITLAB.read_text())
-    assert "cache" not in _gitlab_release() and "cache" not in config.get("default", {})
+    assert not [name for name in GRAPH if "cache" in config[name]] and "cache" not in config.get(
+        "default", {}
+    )
 
 
 def _locked() -> dict[str, str]:
@@ -156,7 +163,7 @@ def _pip_installs(script: str) -> list[list[str]]:
     return commands
 
 
-@pytest.mark.parametrize("job", ["check", "platform", "release"])
+@pytest.mark.parametrize("job", ["check", *GRAPH])
 def test_the_release_jobs_install_only_from_the_lock(job: str) -> None:
     github = [str(step.get("run", "")) for step in _github_jobs()[job]["steps"]]
     gitlab = [str(line) for line in yaml.safe_load(GITLAB.read_text())[job]["script"]]
