@@ -64,6 +64,9 @@ def playable(pod_spec: dict[str, Any]) -> list[str]:
     return removed
 
 
+PAUSE_IMAGE = "localhost/podman-pause"
+
+
 class Kube:
     """`podman kube play` with the project's podman configuration; removes what it played at the end."""
 
@@ -74,6 +77,17 @@ class Kube:
         self.pods: list[str] = []
         self.volumes: list[str] = []
         self.secrets: list[str] = []
+        self.pause_before = self._pause_images()
+
+    def _pause_images(self) -> set[str]:
+        """Podman's pause image (localhost/podman-pause:VERSION), which it builds in its storage the first
+        time it plays a pod there: removed at the end when this test's pod made it."""
+        listed = self.podman.command(
+            ["images", "--quiet", "--no-trunc", f"--filter=reference={PAUSE_IMAGE}"],
+            what="listing podman's pause image",
+            check=False,
+        )
+        return set(listed.stdout.split())
 
     def volume(self, name: str, content: Path) -> Path:
         """A named volume (what a PersistentVolumeClaim plays as) holding a copy of ``content``."""
@@ -125,6 +139,9 @@ class Kube:
             self.podman.command(["secret", "rm", name], what="removing a secret", check=False)
             # podman 4.3 keeps a secret volume as a named volume of the secret's name
             self.podman.command(["volume", "rm", "--force", name], what="removing a volume", check=False)
+        # another session's pod may still use it (shared podman storage): then it stays, and says so there
+        for image in sorted(self._pause_images() - self.pause_before):
+            self.podman.command(["rmi", image], what="removing podman's pause image", check=False)
 
 
 @pytest.fixture
