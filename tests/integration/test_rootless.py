@@ -157,33 +157,47 @@ def test_rootful_and_rootless_releases_give_the_same_digests(
         ["push", "--tls-verify=false", nginx_image, f"docker://{smoke_image}"], what="pushing the smoke image"
     )
     # the two releases run at once, each in its own process, cache and podman storage; root's takes the
-    # session's nginx base (made by mmdebstrap as root), the user's makes its own without root
+    # session's nginx base (made by mmdebstrap as root), the user's one the user made without root: in the
+    # user's own test cache when .ci/run names it (its rootless test run makes the same base at the same
+    # time: one of the two makes it, the other takes it), else in the user's release itself
     rootful_base = nginx_base.store
     with (
         shared_dir("kp-rootful-") as rootful_work,
         shared_dir("kp-rootless-", owner=user) as rootless_work,
         ThreadPoolExecutor(2) as pool,
     ):
-        runs = [
-            pool.submit(
-                _release_as,
-                who,
-                work,
+        rootful_run = pool.submit(
+            _release_as,
+            None,
+            rootful_work,
+            fork,
+            f"{registry.host}/rootful",
+            smoke_image,
+            node_cache,
+            go_build_cache,
+            rootful_base,
+        )
+
+        def rootless_release() -> dict[str, Any]:
+            base = _user_base(user)
+            return _release_as(
+                user,
+                rootless_work,
                 fork,
-                f"{registry.host}/{name}",
+                f"{registry.host}/rootless",
                 smoke_image,
                 node_cache,
                 go_build_cache,
                 base,
             )
-            for who, work, name, base in (
-                (None, rootful_work, "rootful", rootful_base),
-                (user, rootless_work, "rootless", None),
-            )
-        ]
-        rootful, rootless = (run.result() for run in runs)
+
+        rootless_run = pool.submit(rootless_release)
+        rootful, rootless = rootful_run.result(), rootless_run.result()
         made = rootless_work / "cache" / "nginx-base"
-        assert made.is_dir() and not made.is_symlink()  # the user's release made its base itself
+        if os.environ.get(USER_TEST_CACHE_ENV):  # the base the user made in its test cache
+            assert made.is_symlink() and made.resolve().is_relative_to(Path(os.environ[USER_TEST_CACHE_ENV]))
+        else:  # the user's release made its base itself
+            assert made.is_dir() and not made.is_symlink()
 
     assert rootful["status"] == rootless["status"] == "released"
     digests = {variant: image["digest"] for variant, image in rootful["images"].items()}
@@ -195,6 +209,23 @@ def test_rootful_and_rootless_releases_give_the_same_digests(
     # kaniko ran rootless in the user's run, and pushed the same test image
     assert rootful["image"].split("@")[1] == rootless["image"].split("@")[1]
     assert [s["status"] for s in rootless["stages"] if s["name"] in ("build-image", "smoke")] == ["ok", "ok"]
+
+
+# .ci/run names the ordinary user's test cache (its rootless test run's shared test cache) here.
+USER_TEST_CACHE_ENV = "KANIKO_PIPELINE_ROOTLESS_TEST_CACHE"
+
+
+def _user_base(user: pwd.struct_passwd) -> Path | None:
+    """The nginx base the user made with mmdebstrap --mode=unshare in its own test cache, made now as the
+    user if not there yet (tests/support/make_base.py); None when no such cache is named."""
+    shared = os.environ.get(USER_TEST_CACHE_ENV, "").strip()
+    if not shared:
+        return None
+    made = run_as(
+        user, [sys.executable, "-m", "tests.support.make_base", shared], clean_env(Path(user.pw_dir))
+    )
+    assert made.returncode == 0, f"the base as {user.pw_name}: {made.stderr[-3000:]}"
+    return Path(made.stdout.strip().splitlines()[-1])
 
 
 def _doctor(name: str, task: str = "doctor") -> tuple[int, dict[str, Any]]:

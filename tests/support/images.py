@@ -22,6 +22,7 @@ from pipeline.config import PROJECT_ROOT, default_cache_dir
 from pipeline.services import nginxbase
 from pipeline.services.podman import Podman
 from tests.conftest import require_tool
+from tests.support.make_base import ensure_base
 
 
 def shared_test_cache() -> Path:
@@ -83,11 +84,7 @@ def nginx_base() -> nginxbase.BaseImage:
     """The base, made once in the shared test cache: where several test processes ask for it at once
     (pytest-xdist's workers), the first makes it and the others wait for it, then find it cached."""
     require_tool("mmdebstrap", "the nginx base image is made from Debian packages")
-    cache = shared_test_cache()
-    cache.mkdir(parents=True, exist_ok=True)
-    with open(cache / ".nginx-base.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        return nginxbase.ensure(cache)
+    return ensure_base(shared_test_cache())
 
 
 class ImageBuilder:
