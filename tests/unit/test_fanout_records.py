@@ -1,5 +1,5 @@
 """The join's refusals that need no build: a file that is not a platform record, records that disagree, a
-platform the release did not ask for. (tests/integration/test_release_fanout.py joins real ones.)"""
+platform the release did not ask for. (tests/integration/test_release_graph.py joins real ones.)"""
 
 from __future__ import annotations
 
