@@ -15,7 +15,9 @@ The joined indexes must be byte for byte those of a one-machine build of the sam
 joined conformance result that of one machine running the whole suite on the same images. The fixture
 fork's executor is the fake executor (tests/support/fakeexecutor.py), which fails the quick suite's cases:
 so the release job ends at its gate, with a signed FAILED test result and the rolling tags where they
-were, as a real failing shard would leave them. The fixture fork's busybox has one platform, so these
+were, as a real failing shard would leave them; so does the one-machine release it is compared with (whose
+report is checked here too: this is the suite's one-machine failing conformance stage; a gate that holds
+rolling tags already there is test_release_regression.py's). The fixture fork's busybox has one platform, so these
 builds leave debug out.
 """
 
@@ -25,6 +27,7 @@ import dataclasses
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -114,6 +117,27 @@ def _named(tags: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
     return {
         repo: {t: d for t, d in found.items() if not t.startswith("sha256-")} for repo, found in tags.items()
     }
+
+
+def _test_result(registry: LocalRegistry, digest: str, trust_config: Path) -> dict[str, Any]:
+    """The predicate of the newest verified test result attached to the executor ``digest``."""
+    from pipeline.evidence.testresult import TEST_RESULT
+    from pipeline.registry.client import Client
+    from pipeline.registry.credentials import Credentials
+    from pipeline.registry.reference import Reference
+    from pipeline.signing import trust
+    from pipeline.signing.verify import Policy
+    from pipeline.stages import attest
+
+    policy = Policy(localsigstore.LOCAL_IDENTITY, localsigstore.LOCAL_ISSUER)
+    with Client(credentials=Credentials.anonymous()) as client:
+        ref = Reference.parse(f"{registry.host}/kaniko-executor")
+        found = attest.latest(
+            attest.find(client, ref, digest, TEST_RESULT, policy, [trust.load(trust_config)])
+        )
+    assert found is not None and found.statement is not None
+    predicate: dict[str, Any] = found.statement["predicate"]
+    return predicate
 
 
 def _cases(report_dir: Path) -> list[tuple[str, str, str, str]]:
@@ -241,6 +265,12 @@ def test_the_workflows_jobs_release_a_new_tag_and_join_to_the_one_machine_builds
     assert {v: i["digest"] for v, i in report["images"].items()} == expected
     after = _named(tags_in(registry))
     assert {repo: after[repo] for repo in snap} == snap  # no rolling tag: the gate held them
+    # the registry holds the joined evidence: a signed FAILED test result that names the shards' cases
+    predicate = _test_result(registry, expected["executor"], local_sigstore.trust_config)
+    assert predicate["result"] == "FAILED"
+    assert {"conformance/executor/run-forms", "conformance/executor/scratch-copy"} <= set(
+        predicate["failedTests"]
+    )
 
     # the joined result is the one a single machine gets running the whole suite on the same images
     alone = tmp_path / "alone"
@@ -251,4 +281,14 @@ def test_the_workflows_jobs_release_a_new_tag_and_join_to_the_one_machine_builds
         timeout=600,
     )  # fmt: skip
     assert ran.returncode != 0 and "the conformance suite failed" in ran.stderr, ran.stderr[-3000:]
+    assert "rolling tags were not moved" in ran.stderr
     assert _cases(where / "report") == _cases(alone)
+    # the one-machine release's own report: the stages to the gate, the failed cases, the Markdown section
+    report_file = sorted(alone.glob("release-v1.2.3-*.json"))[-1]
+    stages = {s["name"]: s["status"] for s in json.loads(report_file.read_text())["stages"]}
+    assert list(stages)[-4:] == ["build-image", "conformance", "smoke", "test-result"]
+    assert stages["conformance"] == "failed" and stages["test-result"] == "ok" and "rolling" not in stages
+    failed = {(suite, name, variant) for suite, name, variant, status in _cases(alone) if status == "failed"}
+    assert {("repository", "scratch-copy", "executor"), ("repository", "run-forms", "executor")} <= failed
+    assert "### Conformance:" in report_file.with_suffix(".md").read_text()
+    assert {repo: _named(tags_in(registry))[repo] for repo in snap} == snap

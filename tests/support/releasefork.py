@@ -143,7 +143,8 @@ def release_settings(
 
 
 def release_options(fork: Fork, tmp_path: Path, **extra: Any) -> release.Options:
-    # The fake executor cannot build the conformance suite; test_conformance_failure_... runs that stage.
+    # The fake executor cannot build the conformance suite: test_release_graph.py runs that stage (and fails
+    # there, one machine and in shards), test_release_regression.py with a suite it builds.
     extra.setdefault("conformance", "off")
     return release.Options(busybox=str(fork.busybox), report_dir=tmp_path / "reports", **extra)
 
