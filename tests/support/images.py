@@ -41,7 +41,7 @@ def go_build_cache() -> Path:
     """Go's build cache for the tests' builds of the fixture fork, in the shared test cache: Go keys each
     entry by the content of what it compiled (sources, flags, toolchain), and several `go` processes may
     use one cache at once, so sharing it changes no binary, only the time. The tests that are about a
-    cold cache or a build from scratch (test_caches, the reproducibility checks) keep their own.
+    cold cache or a rebuild from nothing (test_caches, `invoke reproduce`) keep their own.
 
     It is warm before any test uses it (:func:`_warm`)."""
     path = shared_test_cache() / "go-build"
