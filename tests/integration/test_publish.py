@@ -27,6 +27,7 @@ from tests.conftest import require_tool
 from tests.support.cli import run_invoke
 from tests.support.layouts import build_layout
 from tests.support.registries import AuthRegistry
+from tests.support.skopeo import authfile
 
 ACCEPT = ", ".join(sorted(mediatype.ALL_MANIFEST_TYPES))
 
@@ -81,30 +82,33 @@ def test_publish_pushes_every_variant_with_its_tags(registry: LocalRegistry, tmp
         repo = image.repository.split("/", 1)[1]
         for tag in image.tags:
             assert _digest_of(registry.url, repo, tag) == image.digest
-    raw = subprocess.run(
-        [
-            skopeo,
-            "inspect",
-            "--raw",
-            "--tls-verify=false",
-            f"docker://{prefix}/kaniko-executor:v1.25.16-slim",
-        ],
-        capture_output=True,
-        check=True,
-    ).stdout
+    with authfile() as auth:
+        raw = subprocess.run(
+            [
+                skopeo,
+                "inspect",
+                "--raw",
+                "--tls-verify=false",
+                *auth,
+                f"docker://{prefix}/kaniko-executor:v1.25.16-slim",
+            ],
+            capture_output=True,
+            check=True,
+        ).stdout
+        amd64 = subprocess.run(
+            [
+                skopeo,
+                "inspect",
+                "--tls-verify=false",
+                "--override-arch=arm64",
+                *auth,
+                f"docker://{prefix}/kaniko-warmer:latest",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
     assert raw == layout.read_blob(images["slim"].digest)
-    amd64 = subprocess.run(
-        [
-            skopeo,
-            "inspect",
-            "--tls-verify=false",
-            "--override-arch=arm64",
-            f"docker://{prefix}/kaniko-warmer:latest",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
     assert json.loads(amd64)["Architecture"] == "arm64"
 
 

@@ -19,23 +19,25 @@ from tests.conftest import require_tool
 
 
 @contextlib.contextmanager
-def _authfile(host: str, user: str | None, password: str | None) -> Iterator[list[str]]:
-    """skopeo arguments for credentials: an auth file (0600) in a directory deleted afterwards."""
-    if user is None or password is None:
-        yield []
-        return
+def authfile(host: str = "", user: str | None = None, password: str | None = None) -> Iterator[list[str]]:
+    """skopeo arguments for credentials: an auth file (0600) in a directory deleted afterwards, with no
+    entry when anonymous. Always one of its own: without it skopeo reads $XDG_RUNTIME_DIR/containers/
+    auth.json, or /run/containers/UID/auth.json where XDG_RUNTIME_DIR is unset (su, cron, CI jobs), and
+    fails on "permission denied" there once rootful podman has made /run/containers (mode 0700)."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "auth.json"
         path.touch(mode=0o600)
-        auth = base64.b64encode(f"{user}:{password}".encode()).decode()
-        path.write_text(json.dumps({"auths": {host: {"auth": auth}}}))
+        auths = {}
+        if user is not None and password is not None:
+            auths[host] = {"auth": base64.b64encode(f"{user}:{password}".encode()).decode()}
+        path.write_text(json.dumps({"auths": auths}))
         yield ["--authfile", str(path)]
 
 
 def skopeo_raw(ref: str, user: str | None = None, password: str | None = None) -> bytes:
     skopeo = require_tool("skopeo", "an independent client reads back what was pushed")
     host = ref.split("/", 1)[0]
-    with _authfile(host, user, password) as auth:
+    with authfile(host, user, password) as auth:
         done = subprocess.run(
             [skopeo, "inspect", "--raw", "--tls-verify=false", *auth, f"docker://{ref}"],
             capture_output=True,
@@ -50,7 +52,7 @@ def skopeo_copy_all(ref: str, dest: Path, user: str | None = None, password: str
     """Copy every platform of ``ref`` to an OCI layout: skopeo checks every blob's digest."""
     skopeo = require_tool("skopeo", "an independent client reads back what was pushed")
     host = ref.split("/", 1)[0]
-    with _authfile(host, user, password) as auth:
+    with authfile(host, user, password) as auth:
         done = subprocess.run(
             [skopeo, "copy", "--all", "--src-tls-verify=false", *auth, f"docker://{ref}", f"oci:{dest}:copy"],
             capture_output=True,
