@@ -84,7 +84,7 @@ class Graph:
         for artifact in inputs:
             shutil.copytree(artifact, where / artifact.name, dirs_exist_ok=True)
         env = {**self.env(where), **(extra or {})}
-        if workflows.github_job(name).get("permissions", {}).get("id-token") == "write":
+        if workflows.signs(name, "github"):
             env["SIGSTORE_ID_TOKEN"] = localsigstore.mint_identity_token(lifetime=3600)
         started = time.monotonic()
         ran = workflows.run(workflows.github_scripts(name), env, where, timeout=3600)

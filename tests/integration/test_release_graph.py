@@ -92,17 +92,11 @@ class Graph:
         for artifact in inputs:
             shutil.copytree(artifact, where / artifact.name, dirs_exist_ok=True)
         env = {**self.env(where), **(extra or {})}
-        if _signs(name, ci):
+        if workflows.signs(name, ci):
             env["SIGSTORE_ID_TOKEN"] = localsigstore.mint_identity_token()
         scripts = workflows.github_scripts(name) if ci == "github" else workflows.gitlab_scripts(name)
         ran = workflows.run(scripts, env, where)
         return where, ran.stdout + ran.stderr, ran.returncode
-
-
-def _signs(name: str, ci: str) -> bool:
-    if ci == "github":
-        return bool(workflows.github_job(name).get("permissions", {}).get("id-token") == "write")
-    return "SIGSTORE_ID_TOKEN" in (workflows.gitlab_job(name).get("id_tokens") or {})
 
 
 def _json(args: list[str], env: dict[str, str]) -> dict[str, object]:

@@ -47,6 +47,13 @@ def gitlab_job(name: str) -> dict[str, Any]:
     return dict(yaml.safe_load(GITLAB.read_text())[name])
 
 
+def signs(name: str, ci: str) -> bool:
+    """Whether the job may sign: GitHub's `id-token: write`, GitLab's SIGSTORE_ID_TOKEN in `id_tokens`."""
+    if ci == "github":
+        return bool(github_job(name).get("permissions", {}).get("id-token") == "write")
+    return "SIGSTORE_ID_TOKEN" in (gitlab_job(name).get("id_tokens") or {})
+
+
 def github_scripts(name: str) -> list[str]:
     """The job's `run:` steps, the install step left out (see the module docstring)."""
     steps = github_job(name)["steps"]

@@ -187,13 +187,13 @@ def execute(
     the_plan = replace(the_plan, cases=contexts.committed(the_plan.cases, cache_dir))
     proving = any(case.suite in ("repository", "cases") for case in the_plan.cases)
     running = the_plan.cases
+    mine: set[str] | None = None  # the cases this run runs (None: all it prepares)
     if shard is not None:  # its part, and the cases the proofs build when it proves: in the plan's order
         proving = proving and shard.proves
-        kept = {case.name for case in [*shard.select(running), *shard.extra_cases(running)]}
+        mine = {case.name for case in shard.select(running)}
+        kept = mine | {case.name for case in shard.extra_cases(running)}
         running = [case for case in running if case.name in kept]
-        progress.step(
-            f"conformance: shard {shard}, {len(shard.select(the_plan.cases))} of {len(the_plan.cases)} cases"
-        )
+        progress.step(f"conformance: shard {shard}, {len(mine)} of {len(the_plan.cases)} cases")
     executor_name = str(the_plan.executors.get("executor") or next(iter(the_plan.executors.values())))
     result = ConformanceResult(executor=executor_name, reference=the_plan.reference)
     if the_plan.upstream is not None:
@@ -228,9 +228,9 @@ def execute(
             version = found.reference.version() if found.reference else ""
             ctx.memo = Memo(Path(cache_dir) / "conformance" / "memo", version)
             ctx.bases, ctx.case_bases = found.digests, found.case_digests
-        mine = found.cases if shard is None else [c for c in found.cases if c.name in _names(shard, the_plan)]
+        ran = found.cases if mine is None else [case for case in found.cases if case.name in mine]
         try:
-            result.cases += run_cases(ctx, mine, list(builders))
+            result.cases += run_cases(ctx, ran, list(builders))
         finally:
             ctx.pool.shutdown(wait=True, cancel_futures=True)
         if proving:  # the repository suite's own proofs
@@ -305,7 +305,3 @@ def fetch_suites(
         source = suites.named(name, fork_url=settings.fork_url, fork_commit=fork_commit)
         out.append((source.name, suites.fetch(source, settings.cache_dir, progress)))
     return out
-
-
-def _names(shard: Shard, the_plan: Plan) -> set[str]:
-    return {case.name for case in shard.select(the_plan.cases)}
